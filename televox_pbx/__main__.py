@@ -1,0 +1,5 @@
+import sys
+
+from televox_pbx.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""AMI: sans-IO codec, asyncio client, call tracking."""

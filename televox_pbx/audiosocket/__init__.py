@@ -1,0 +1,1 @@
+"""AudioSocket: sans-IO codec, asyncio server, 20 ms pacer."""

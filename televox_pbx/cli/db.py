@@ -1,0 +1,48 @@
+"""`televox db upgrade|version`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from televox_pbx.cli.common import run, settings_from_args
+from televox_pbx.store import Store
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("db", help="manage the store")
+    dsub = p.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    up = dsub.add_parser("upgrade", help="create or migrate the store to the latest schema")
+    up.add_argument("--db", default=None, help="database path (default: from settings)")
+    up.set_defaults(func=_upgrade)
+    ver = dsub.add_parser("version", help="print the store's schema version")
+    ver.add_argument("--db", default=None, help="database path (default: from settings)")
+    ver.set_defaults(func=_version)
+
+
+def _path(args: argparse.Namespace) -> str:
+    return str(args.db or settings_from_args(args).database.path)
+
+
+def _upgrade(args: argparse.Namespace) -> int:
+    async def go() -> tuple[list[int], int]:
+        store = await Store.open(_path(args), migrate=False)
+        try:
+            applied = await store.migrate()
+            return applied, await store.schema_version()
+        finally:
+            await store.close()
+    applied, version = run(go())
+    print(f"store at schema version {version}; applied {len(applied)} migration(s)")
+    return 0
+
+
+def _version(args: argparse.Namespace) -> int:
+    async def go() -> int:
+        store = await Store.open(_path(args), migrate=False)
+        try:
+            return await store.schema_version()
+        finally:
+            await store.close()
+    print(run(go()))
+    return 0

@@ -1,0 +1,76 @@
+"""Injectable clocks: real time for the daemon, a fake one tests advance by hand."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Wall-clock time, timezone-aware UTC."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes backwards."""
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class FakeClock:
+    """A clock that only moves when a test calls `advance`.
+
+    Sleepers wake in deadline order as time passes them; `advance` yields to the loop
+    after each wake-up so woken tasks run before time moves further.
+    """
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._wall0 = start or datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
+        self._t = 0.0
+        self._seq = itertools.count()
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+
+    def now(self) -> datetime:
+        return self._wall0 + timedelta(seconds=self._t)
+
+    def monotonic(self) -> float:
+        return self._t
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self._t + seconds, next(self._seq), fut))
+        await fut
+
+    async def advance(self, seconds: float) -> None:
+        target = self._t + seconds
+        while self._sleepers and self._sleepers[0][0] <= target:
+            when, _, fut = heapq.heappop(self._sleepers)
+            self._t = max(self._t, when)
+            if not fut.done():
+                fut.set_result(None)
+            for _ in range(5):
+                await asyncio.sleep(0)
+        self._t = target
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    def set_now(self, wall: datetime) -> None:
+        """Jump wall time (not monotonic time); for calling-window tests."""
+        self._wall0 = wall - timedelta(seconds=self._t)

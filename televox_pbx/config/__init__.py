@@ -1,0 +1,1 @@
+"""Typed configuration: settings (televox.yaml) and campaigns (campaigns/*.yaml)."""

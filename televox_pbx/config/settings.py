@@ -1,0 +1,88 @@
+"""Daemon settings, loaded from config/televox.yaml."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AmiSettings(_Strict):
+    """AMI connection. No host means: run against the built-in simulator."""
+
+    host: str | None = None
+    port: int = Field(5038, ge=1, le=65535)
+    username: str = "televox"
+    # The secret never lives in the YAML: it comes from an env var or a file.
+    secret_env: str = "TELEVOX_AMI_SECRET"
+    secret_file: Path | None = None
+    ping_interval_s: float = Field(10.0, gt=0)
+    ping_timeout_s: float = Field(5.0, gt=0)
+    reconnect_max_backoff_s: float = Field(30.0, gt=0)
+
+    def secret(self) -> SecretStr | None:
+        if self.secret_file is not None:
+            return SecretStr(self.secret_file.read_text(encoding="utf-8").strip())
+        value = os.environ.get(self.secret_env)
+        return SecretStr(value) if value else None
+
+
+class AudioSocketSettings(_Strict):
+    bind_host: str = "127.0.0.1"
+    port: int = Field(9092, ge=1, le=65535)
+    # What the dialplan dials: the address Asterisk uses to reach us.
+    advertise_host: str = "127.0.0.1"
+
+
+class DatabaseSettings(_Strict):
+    path: Path = Path("var/televox.db")
+
+
+class ModelSettings(_Strict):
+    stt: str = "whisper-tiny.en"
+    llm: str = "qwen2.5-1.5b-instruct-q4_k_m"
+    tts: str = "piper-joe-medium"
+    cache_dir: Path = Path("var/models")
+    llm_threads: int = Field(2, ge=1)
+
+
+class HttpSettings(_Strict):
+    bind_host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    api_token_env: str = "TELEVOX_API_TOKEN"
+
+    def api_token(self) -> SecretStr | None:
+        value = os.environ.get(self.api_token_env)
+        return SecretStr(value) if value else None
+
+
+class EventLogSettings(_Strict):
+    jsonl_path: Path = Path("var/log/ami-events.jsonl")
+    max_bytes: int = Field(10_000_000, gt=0)
+    backups: int = Field(5, ge=0)
+    retention_days: int = Field(30, ge=1)
+    # Event fields whose values are masked before they are stored (Secret is always masked).
+    mask_fields: list[str] = Field(default_factory=lambda: ["Secret", "CallerIDNum",
+                                                            "ConnectedLineNum", "Exten"])
+
+
+class LoggingSettings(_Strict):
+    level: str = "INFO"
+
+
+class Settings(_Strict):
+    ami: AmiSettings = AmiSettings()
+    audiosocket: AudioSocketSettings = AudioSocketSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    models: ModelSettings = ModelSettings()
+    http: HttpSettings = HttpSettings()
+    events: EventLogSettings = EventLogSettings()
+    logging: LoggingSettings = LoggingSettings()
+    campaigns_dir: Path = Path("campaigns")
+    recordings_dir: Path = Path("var/recordings")
+    workspace: str = "default"

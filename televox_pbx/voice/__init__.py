@@ -1,0 +1,1 @@
+"""Voice: engines behind small interfaces, and the real-time turn loop."""

@@ -1,0 +1,79 @@
+"""One small interface per engine. Sessions get engines through their constructor.
+
+Audio inside the voice package is 16-bit signed little-endian mono PCM (`bytes`) with an
+explicit sample rate; `np.ndarray` float32 is used only inside engine adapters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class AudioChunk:
+    pcm: bytes  # s16le mono
+    sample_rate: int
+
+    @property
+    def seconds(self) -> float:
+        return len(self.pcm) / 2 / self.sample_rate
+
+
+class Vad(Protocol):
+    """Frame-level speech probability. Stateless enough to be shared; create one per call
+    with `new_stream()` when state is needed."""
+
+    sample_rate: int  # the rate `speech_prob` expects (8000 or 16000)
+
+    def new_stream(self) -> VadStream: ...
+
+
+class VadStream(Protocol):
+    def speech_prob(self, pcm: bytes) -> float:
+        """Probability that this chunk (any length, typically 20-32 ms) contains speech."""
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    text: str
+    confidence: float | None = None
+
+
+class Stt(Protocol):
+    async def transcribe(self, audio: AudioChunk) -> Transcript:
+        """Full transcription of one utterance (any sample rate; the engine resamples)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LlmDelta:
+    """One streamed piece: text to speak, or a tool call (complete, already validated)."""
+
+    text: str = ""
+    tool_call: ToolCall | None = None
+
+
+class Llm(Protocol):
+    def stream(self, messages: Sequence[ChatMessage],
+               tools_schema: dict[str, Any] | None = None) -> AsyncIterator[LlmDelta]:
+        """Stream the reply. Cancelling the iterator must stop generation promptly."""
+
+
+class Tts(Protocol):
+    sample_rate: int
+
+    def synthesize(self, text: str) -> AsyncIterator[AudioChunk]:
+        """Audio for `text`, yielded as soon as each piece is ready."""
