@@ -23,7 +23,7 @@ _STD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys(
 
 
 def mask_phone(value: str) -> str:
-    """'+15550198000' -> '+1555***8000': enough to correlate, not enough to dial."""
+    """'+15550198000' -> '+1555***00': enough to correlate, not enough to dial."""
     def repl(m: re.Match[str]) -> str:
         digits = re.sub(r"\D", "", m.group(0))
         if len(digits) < 7:
@@ -32,13 +32,28 @@ def mask_phone(value: str) -> str:
     return _PHONE.sub(repl, value)
 
 
-def _mask_field(key: str, value: Any) -> Any:
-    if key.lower() in {"secret", "password", "token"}:
+# Any key containing one of these (ami_secret, api_token, Authorization) is hidden whole.
+_SECRET_PARTS = ("secret", "password", "passwd", "token", "api_key", "apikey",
+                 "authorization", "credential")
+_SPEECH_KEYS = frozenset({"transcript", "text", "utterance"})
+_PHONE_KEYS = frozenset({"phone", "e164", "number", "callerid", "callerid_num", "caller_id"})
+
+
+def _mask_field(key: str, value: Any, depth: int = 0) -> Any:
+    k = key.lower()
+    if any(part in k for part in _SECRET_PARTS):
         return "***"
-    if key.lower() in {"transcript", "text"} and isinstance(value, str):
+    if k in _SPEECH_KEYS and isinstance(value, str):
         return f"<{len(value)} chars>"
     if isinstance(value, str):
         return mask_phone(value)
+    if k in _PHONE_KEYS and isinstance(value, int) and not isinstance(value, bool):
+        return mask_phone(str(value))  # extra={"phone": 15550100001}
+    # Nested structures (AMI fields, payloads) get the same treatment, within reason.
+    if depth < 4 and isinstance(value, dict):
+        return {str(sk): _mask_field(str(sk), sv, depth + 1) for sk, sv in value.items()}
+    if depth < 4 and isinstance(value, list | tuple):
+        return [_mask_field(key, item, depth + 1) for item in value]
     return value
 
 
@@ -55,6 +70,8 @@ class JsonFormatter(logging.Formatter):
                 out[key] = _mask_field(key, value)
         if record.exc_info:
             out["exc"] = mask_phone(self.formatException(record.exc_info))
+        if record.stack_info:
+            out["stack"] = mask_phone(self.formatStack(record.stack_info))
         return json.dumps(out, default=str)
 
 

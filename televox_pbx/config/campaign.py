@@ -5,9 +5,17 @@ from __future__ import annotations
 import re
 from datetime import datetime, time
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 
 # Words that tell the callee they are talking to a machine. An opening line must contain
 # one unless the campaign explicitly opts out (agent.allow_no_ai_disclosure).
@@ -32,99 +40,151 @@ class Weekday(StrEnum):
     SUN = "sun"
 
     @property
-    def index(self) -> int:
+    def index(self) -> int:  # type: ignore[override]  # shadows str.index on purpose
         """Monday is 0, as datetime.weekday()."""
         return list(Weekday).index(self)
 
 
+AI_DISCLOSURE_MESSAGE = (
+    "must disclose that the caller is an AI (e.g. 'I'm an AI "
+    "assistant'); set agent.allow_no_ai_disclosure: true to override")
+
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
+
+
+def has_ai_disclosure(text: str) -> bool:
+    return AI_DISCLOSURE.search(text) is not None
+
+
+def _clock_time(value: Any) -> Any:
+    """Accept 'H:MM' as well as 'HH:MM[:SS]'; refuse bare numbers (seconds? minutes?)."""
+    if isinstance(value, str) and (m := _CLOCK.match(value.strip())):
+        return f"{int(m.group(1)):02d}:{m.group(2)}:{m.group(3) or '00'}"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError("write a clock time as 'HH:MM', e.g. '09:00'")
+    return value
+
+
+# A local wall-clock time, written 'HH:MM' in YAML. The schema says so explicitly because
+# JSON Schema's "format: time" demands seconds and a UTC offset, which editors would flag.
+ClockTime = Annotated[
+    time,
+    BeforeValidator(_clock_time),
+    WithJsonSchema({"type": "string", "pattern": r"^([01]?\d|2[0-3]):[0-5]\d(:[0-5]\d)?$",
+                    "examples": ["09:00", "20:30"]}),
+]
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # YAML reads `exten: 100` or `caller_id: 15550001234` as numbers; they are strings here.
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
 
 class AgentConfig(_Strict):
     persona_name: str = Field(min_length=1)
     business: str = Field(min_length=1)
+    # Declared before opening_line so its validator can see it (pydantic validates in order).
+    allow_no_ai_disclosure: bool = Field(
+        default=False,
+        description="Explicit override: allow an opening line with no AI disclosure.")
     opening_line: str = Field(min_length=1, description="First words; {{NAME}}-style vars.")
     goal: str = Field(min_length=1)
     context: str = ""
-    allow_no_ai_disclosure: bool = Field(
-        False, description="Explicit override: allow an opening line with no AI disclosure.")
 
-    @model_validator(mode="after")
-    def _disclose_ai(self) -> AgentConfig:
-        if not self.allow_no_ai_disclosure and not AI_DISCLOSURE.search(self.opening_line):
-            raise ValueError(
-                "opening_line must disclose that the caller is an AI (e.g. 'I'm an AI "
-                "assistant'); set agent.allow_no_ai_disclosure: true to override")
-        return self
+    # A field validator, not a model validator: it still runs (and reports at
+    # agent.opening_line) when other fields of the campaign have errors.
+    @field_validator("opening_line")
+    @classmethod
+    def _disclose_ai(cls, v: str, info: ValidationInfo) -> str:
+        if not info.data.get("allow_no_ai_disclosure", False) and not has_ai_disclosure(v):
+            raise ValueError(AI_DISCLOSURE_MESSAGE)
+        return v
 
 
 class CallingWindow(_Strict):
-    start: time = time(9, 0)
-    end: time = time(20, 0)
+    # Field validators below (not one model validator) so each error names the field it is
+    # about; legal_override comes first so they can see it.
+    legal_override: bool = Field(
+        default=False,
+        description="Allow a window wider than 08:00-21:00 (you own the legal risk).")
+    start: ClockTime = Field(default=time(9, 0), description="Earliest local time, 'HH:MM'.")
+    end: ClockTime = Field(default=time(20, 0), validate_default=True,
+                           description="Latest local time to start a call, 'HH:MM'.")
     weekdays: list[Weekday] = Field(
         default_factory=lambda: [Weekday.MON, Weekday.TUE, Weekday.WED, Weekday.THU,
-                                 Weekday.FRI, Weekday.SAT])
-    legal_override: bool = Field(
-        False, description="Allow a window wider than 08:00-21:00 (you own the legal risk).")
+                                 Weekday.FRI, Weekday.SAT],
+        min_length=1, description="Days calls may be placed (mon..sun).")
 
-    @model_validator(mode="after")
-    def _check(self) -> CallingWindow:
-        if self.start >= self.end:
-            raise ValueError("start must be before end")
-        if not self.legal_override and (self.start < LEGAL_EARLIEST or self.end > LEGAL_LATEST):
-            raise ValueError("window wider than 08:00-21:00 needs legal_override: true")
-        if not self.weekdays:
-            raise ValueError("weekdays must list at least one day")
-        return self
+    @field_validator("start")
+    @classmethod
+    def _start(cls, v: time, info: ValidationInfo) -> time:
+        if v < LEGAL_EARLIEST and not info.data.get("legal_override", False):
+            raise ValueError("earlier than 08:00 needs calling_window.legal_override: true")
+        return v
+
+    @field_validator("end")
+    @classmethod
+    def _end(cls, v: time, info: ValidationInfo) -> time:
+        if v > LEGAL_LATEST and not info.data.get("legal_override", False):
+            raise ValueError("later than 21:00 needs calling_window.legal_override: true")
+        start = info.data.get("start")
+        if start is not None and start >= v:
+            raise ValueError(f"must be after start ({start:%H:%M})")
+        return v
 
 
 class TimezonePolicy(_Strict):
-    # contact: the contact's timezone column, falling back to the number's zones.
-    # number: only the zones of the number. fixed: one zone for everyone.
-    source: Literal["contact", "number", "fixed"] = "contact"
-    fixed_zone: str | None = None
+    source: Literal["contact", "number", "fixed"] = Field(
+        default="contact",
+        description="contact: the contact's timezone column, else the number's zones; "
+                    "number: only the number's zones; fixed: fixed_zone for everyone.")
+    fixed_zone: str | None = Field(default=None, validate_default=True,
+                                   description="IANA zone, e.g. America/New_York.")
 
-    @model_validator(mode="after")
-    def _check(self) -> TimezonePolicy:
-        if self.source == "fixed" and not self.fixed_zone:
-            raise ValueError("fixed_zone is required when source is 'fixed'")
-        if self.fixed_zone is not None:
-            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    @field_validator("fixed_zone")
+    @classmethod
+    def _zone(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            if info.data.get("source") == "fixed":
+                raise ValueError("required when source is 'fixed'")
+            return v
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-            try:
-                ZoneInfo(self.fixed_zone)
-            except (ZoneInfoNotFoundError, ValueError) as exc:
-                raise ValueError(f"unknown time zone {self.fixed_zone!r}") from exc
-        return self
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r}") from exc
+        return v
 
 
 class Pacing(_Strict):
-    calls_per_minute: float = Field(10.0, gt=0, le=600)
-    max_concurrent: int = Field(2, ge=1, le=500)
+    calls_per_minute: float = Field(default=10.0, gt=0, le=600)
+    max_concurrent: int = Field(default=2, ge=1, le=500)
 
 
 class RetryPolicy(_Strict):
-    retry_interval_minutes: int = Field(60, ge=0)
-    max_attempts_per_phone: int = Field(3, ge=1, le=20)
-    skip_answered_within_hours: int | None = Field(None, ge=1)
+    retry_interval_minutes: int = Field(default=60, ge=0)
+    max_attempts_per_phone: int = Field(default=3, ge=1, le=20)
+    skip_answered_within_hours: int | None = Field(default=None, ge=1)
 
 
 class VoicemailConfig(_Strict):
     action: Literal["hangup", "leave_message"] = "hangup"
-    message: str | None = None
+    message: str | None = Field(default=None, validate_default=True,
+                                description="Spoken after the beep when leaving a message.")
 
-    @model_validator(mode="after")
-    def _check(self) -> VoicemailConfig:
-        if self.action == "leave_message" and not self.message:
-            raise ValueError("message is required when action is 'leave_message'")
-        return self
+    @field_validator("message")
+    @classmethod
+    def _message(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("action") == "leave_message" and not (v and v.strip()):
+            raise ValueError("required when action is 'leave_message'")
+        return v
 
 
 class SilenceConfig(_Strict):
-    reprompt_after_s: float = Field(6.0, gt=0)
-    hangup_after_s: float = Field(15.0, gt=0)
-    max_call_duration_s: float = Field(600.0, gt=0)
+    reprompt_after_s: float = Field(default=6.0, gt=0)
+    hangup_after_s: float = Field(default=15.0, gt=0)
+    max_call_duration_s: float = Field(default=600.0, gt=0)
 
 
 class TransferConfig(_Strict):
@@ -137,37 +197,55 @@ DtmfAction = Literal["opt_out", "transfer", "end_call", "interested", "callback"
 
 
 class Campaign(_Strict):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                      description="Must equal the file name without .yaml.")
     agent: AgentConfig
-    caller_id: str = Field(min_length=1)
+    caller_id: str = Field(min_length=1, description="Number shown to the callee (E.164).")
     trunk: str = Field(min_length=1, description="PJSIP endpoint of the SIP trunk")
-    default_country: str = Field("US", pattern=r"^[A-Z]{2}$")
+    default_country: str = Field(default="US", pattern=r"^[A-Z]{2}$",
+                                 description="Region for numbers written without +country.")
     calling_window: CallingWindow = CallingWindow()
     timezone_policy: TimezonePolicy = TimezonePolicy()
     pacing: Pacing = Pacing()
     retry: RetryPolicy = RetryPolicy()
     voicemail: VoicemailConfig = VoicemailConfig()
-    amd: bool = Field(True, description="Run AMD() before the agent speaks")
-    ring_timeout_s: int = Field(30, ge=5, le=120)
+    amd: bool = Field(default=True, description="Run AMD() before the agent speaks")
+    ring_timeout_s: int = Field(default=30, ge=5, le=120)
     silence: SilenceConfig = SilenceConfig()
     transfer: TransferConfig | None = None
-    dtmf_actions: dict[str, DtmfAction] = Field(default_factory=dict)
-    # CSV header -> field (name, first_name, last_name, email, phone1..phone10, timezone).
-    import_mapping: dict[str, str] = Field(default_factory=dict)
-    scheduled_start: datetime | None = None
+    dtmf_actions: dict[str, DtmfAction] = Field(
+        default_factory=dict, description="Keypad digit -> action; quote the keys.")
+    import_mapping: dict[str, str] = Field(
+        default_factory=dict,
+        description="CSV header -> name, first_name, last_name, email, timezone, phone, "
+                    "phone1..phone10, var:NAME or skip.")
+    scheduled_start: datetime | None = Field(
+        default=None, description="Automatic start, with a UTC offset.")
+
+    @field_validator("dtmf_actions", mode="before")
+    @classmethod
+    def _digit_keys(cls, v: Any) -> Any:
+        # YAML reads `1: opt_out` with an integer key.
+        if isinstance(v, dict):
+            return {str(k) if isinstance(k, int) and not isinstance(k, bool) else k: a
+                    for k, a in v.items()}
+        return v
 
     @field_validator("dtmf_actions")
     @classmethod
-    def _digits(cls, v: dict[str, DtmfAction]) -> dict[str, DtmfAction]:
+    def _digits(cls, v: dict[str, DtmfAction],
+                info: ValidationInfo) -> dict[str, DtmfAction]:
         for key in v:
             if key not in "0123456789*#" or len(key) != 1:
                 raise ValueError(f"{key!r} is not a DTMF digit")
+        # Absent from info.data means transfer: itself failed and is reported already.
+        if "transfer" in v.values() and "transfer" in info.data and info.data["transfer"] is None:
+            raise ValueError("a 'transfer' action needs a transfer: section")
         return v
 
-    @model_validator(mode="after")
-    def _check(self) -> Campaign:
-        if "transfer" in self.dtmf_actions.values() and self.transfer is None:
-            raise ValueError("a dtmf 'transfer' action needs a transfer: section")
-        if self.scheduled_start is not None and self.scheduled_start.tzinfo is None:
-            raise ValueError("scheduled_start needs a UTC offset, e.g. 2026-12-01T09:00:00-05:00")
-        return self
+    @field_validator("scheduled_start")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        if v is not None and v.tzinfo is None:
+            raise ValueError("needs a UTC offset, e.g. 2026-12-01T09:00:00-05:00")
+        return v

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -10,12 +11,14 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from televox_pbx.config import yamlio
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.config.settings import Settings
 
 M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_SETTINGS_PATH = Path("config/televox.yaml")
+SETTINGS_FILE_NAME = "televox.yaml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,71 +39,83 @@ class ConfigError(Exception):
         self.issues = issues
 
 
+# Checks on the raw mapping that must run even when pydantic reports field errors.
+RawCheck = Callable[[Path, yaml.Node | None, dict[str, Any]], list[ConfigIssue]]
+
+
 def _line_of(node: yaml.Node | None, path: tuple[int | str, ...]) -> int | None:
-    """1-based line of the deepest node along `path` (the key line for mapping entries)."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in path:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if key_node.value == str(part):
-                    line = key_node.start_mark.line + 1
-                    node = value_node
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                return line
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
+    return yamlio.line_of(node, path)
 
 
-def load_model(path: Path, model: type[M]) -> M:
+def _issues_from(path: Path, root: yaml.Node | None,
+                 exc: ValidationError) -> list[ConfigIssue]:
+    issues = []
+    for err in exc.errors():
+        # Drop pydantic's validator names ("function-after[...]") from the location.
+        loc = tuple(p for p in err["loc"]
+                    if not (isinstance(p, str) and p.startswith("function-")))
+        field = ".".join(str(p) for p in loc)
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        issues.append(ConfigIssue(path, _line_of(root, loc), field, msg))
+    return issues
+
+
+def read_yaml(path: Path) -> tuple[yaml.Node | None, dict[str, Any]]:
+    """The node tree and the top-level mapping, or ConfigError naming file and line."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([ConfigIssue(path, None, "", f"cannot read: {exc}")]) from exc
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data: Any = yaml.safe_load(text)
+        root, data = yamlio.parse(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise ConfigError([ConfigIssue(path, line, "", f"invalid YAML: {exc}")]) from exc
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([ConfigIssue(path, line, "", f"invalid YAML: {problem}")]) from exc
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError([ConfigIssue(path, 1, "", "top level must be a mapping")])
+    return root, data
+
+
+def load_model(path: Path, model: type[M], checks: tuple[RawCheck, ...] = ()) -> M:
+    """Validate one file; all problems found (YAML, fields, raw checks) in one ConfigError."""
+    root, data = read_yaml(path)
+    issues = [ConfigIssue(path, d.line, ".".join(d.path),
+                          f"duplicate key (first given on line {d.first_line})")
+              for d in yamlio.duplicate_keys(root)]
+    result: M | None = None
     try:
-        return model.model_validate(data)
+        result = model.model_validate(data)
     except ValidationError as exc:
-        issues = []
-        for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(
-                "function-")))
-            field = ".".join(str(p) for p in loc)
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key"
-            issues.append(ConfigIssue(path, _line_of(root, loc), field, msg))
+        issues.extend(_issues_from(path, root, exc))
+    for check in checks:
+        for issue in check(path, root, data):
+            if issue not in issues:
+                issues.append(issue)
+    if issues or result is None:
         issues.sort(key=lambda i: (i.line or 0, i.field))
-        raise ConfigError(issues) from exc
+        raise ConfigError(issues)
+    return result
 
 
 def settings_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     return Path(explicit or os.environ.get("TELEVOX_CONFIG") or DEFAULT_SETTINGS_PATH)
 
 
-def load_settings(path: Path) -> Settings:
-    """Relative paths inside settings resolve against the settings file's directory."""
-    settings = load_model(path, Settings)
-    base = path.parent
+def resolve_settings_paths(settings: Settings, base: Path) -> Settings:
+    """Make every relative path in settings relative to `base` (the settings file's dir)."""
     def rel(p: Path) -> Path:
         return p if p.is_absolute() else (base / p)
+    ami = settings.ami
+    if ami.secret_file is not None:
+        ami = ami.model_copy(update={"secret_file": rel(ami.secret_file)})
     return settings.model_copy(update={
+        "ami": ami,
         "campaigns_dir": rel(settings.campaigns_dir),
         "recordings_dir": rel(settings.recordings_dir),
         "database": settings.database.model_copy(update={"path": rel(settings.database.path)}),
@@ -110,21 +125,39 @@ def load_settings(path: Path) -> Settings:
     })
 
 
-def load_campaign(path: Path) -> Campaign:
-    campaign = load_model(path, Campaign)
-    if campaign.name != path.stem:
-        raise ConfigError([ConfigIssue(path, _line_of(yaml.compose(path.read_text("utf-8"),
-                                                                  Loader=yaml.SafeLoader),
-                                                     ("name",)),
-                                       "name", f"must match the file name {path.stem!r}")])
-    return campaign
+def load_settings(path: Path) -> Settings:
+    """Relative paths inside settings resolve against the settings file's directory."""
+    return resolve_settings_paths(load_model(path, Settings), path.parent)
+
+
+def _name_matches_file(path: Path, root: yaml.Node | None,
+                       data: dict[str, Any]) -> list[ConfigIssue]:
+    # The file name is the campaign's identity (store rows, API URLs); a differing
+    # name: would make two files claim one campaign.
+    name = data.get("name")
+    if isinstance(name, str) and name and name != path.stem:
+        return [ConfigIssue(path, _line_of(root, ("name",)), "name",
+                            f"must match the file name {path.stem!r}")]
+    return []
+
+
+def load_campaign(path: Path, extra_checks: tuple[RawCheck, ...] = ()) -> Campaign:
+    return load_model(path, Campaign, checks=(_name_matches_file, *extra_checks))
+
+
+def campaign_files(directory: Path) -> list[Path]:
+    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
 
 
 def load_campaigns(directory: Path) -> tuple[dict[str, Campaign], list[ConfigIssue]]:
     """Every campaign in the directory; bad files are reported, good ones still load."""
     good: dict[str, Campaign] = {}
     issues: list[ConfigIssue] = []
-    for path in sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml")):
+    for path in campaign_files(directory):
+        if path.stem in good:
+            issues.append(ConfigIssue(path, None, "", f"campaign {path.stem!r} is defined "
+                                                      "twice (.yaml and .yml)"))
+            continue
         try:
             good[path.stem] = load_campaign(path)
         except ConfigError as exc:

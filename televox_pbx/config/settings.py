@@ -4,37 +4,54 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # YAML reads `username: 1001` as a number; string fields take it as text.
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
 
 class AmiSettings(_Strict):
     """AMI connection. No host means: run against the built-in simulator."""
 
     host: str | None = None
-    port: int = Field(5038, ge=1, le=65535)
+    port: int = Field(default=5038, ge=1, le=65535)
     username: str = "televox"
     # The secret never lives in the YAML: it comes from an env var or a file.
     secret_env: str = "TELEVOX_AMI_SECRET"
     secret_file: Path | None = None
-    ping_interval_s: float = Field(10.0, gt=0)
-    ping_timeout_s: float = Field(5.0, gt=0)
-    reconnect_max_backoff_s: float = Field(30.0, gt=0)
+    ping_interval_s: float = Field(default=10.0, gt=0)
+    ping_timeout_s: float = Field(default=5.0, gt=0)
+    reconnect_max_backoff_s: float = Field(default=30.0, gt=0)
 
     def secret(self) -> SecretStr | None:
+        """The AMI secret from secret_file if set, else the env var; None if empty."""
         if self.secret_file is not None:
-            return SecretStr(self.secret_file.read_text(encoding="utf-8").strip())
-        value = os.environ.get(self.secret_env)
+            value: str | None = self.secret_file.read_text(encoding="utf-8").strip()
+        else:
+            value = os.environ.get(self.secret_env)
         return SecretStr(value) if value else None
+
+    def secret_status(self) -> tuple[bool, str]:
+        """Whether a secret is available and from where, in words; never the secret."""
+        if self.secret_file is not None:
+            where = f"secret file {self.secret_file}"
+            try:
+                found = self.secret() is not None
+            except (OSError, UnicodeDecodeError) as exc:
+                return False, f"{where} is unreadable ({type(exc).__name__})"
+            return (True, f"from {where}") if found else (False, f"{where} is empty")
+        if self.secret() is not None:
+            return True, f"from environment variable {self.secret_env}"
+        return False, f"environment variable {self.secret_env} is not set"
 
 
 class AudioSocketSettings(_Strict):
     bind_host: str = "127.0.0.1"
-    port: int = Field(9092, ge=1, le=65535)
+    port: int = Field(default=9092, ge=1, le=65535)
     # What the dialplan dials: the address Asterisk uses to reach us.
     advertise_host: str = "127.0.0.1"
 
@@ -48,12 +65,12 @@ class ModelSettings(_Strict):
     llm: str = "qwen2.5-1.5b-instruct-q4_k_m"
     tts: str = "piper-joe-medium"
     cache_dir: Path = Path("var/models")
-    llm_threads: int = Field(2, ge=1)
+    llm_threads: int = Field(default=2, ge=1)
 
 
 class HttpSettings(_Strict):
     bind_host: str = "127.0.0.1"
-    port: int = Field(8080, ge=1, le=65535)
+    port: int = Field(default=8080, ge=1, le=65535)
     api_token_env: str = "TELEVOX_API_TOKEN"
 
     def api_token(self) -> SecretStr | None:
@@ -63,16 +80,21 @@ class HttpSettings(_Strict):
 
 class EventLogSettings(_Strict):
     jsonl_path: Path = Path("var/log/ami-events.jsonl")
-    max_bytes: int = Field(10_000_000, gt=0)
-    backups: int = Field(5, ge=0)
-    retention_days: int = Field(30, ge=1)
+    max_bytes: int = Field(default=10_000_000, gt=0)
+    backups: int = Field(default=5, ge=0)
+    retention_days: int = Field(default=30, ge=1)
     # Event fields whose values are masked before they are stored (Secret is always masked).
     mask_fields: list[str] = Field(default_factory=lambda: ["Secret", "CallerIDNum",
                                                             "ConnectedLineNum", "Exten"])
 
 
 class LoggingSettings(_Strict):
-    level: str = "INFO"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, v: Any) -> Any:
+        return v.upper() if isinstance(v, str) else v
 
 
 class Settings(_Strict):

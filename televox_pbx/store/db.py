@@ -83,22 +83,45 @@ class Store:
         """Apply every migration newer than the store, each in its own transaction."""
         current = await self.schema_version()
         applied: list[int] = []
-        for mig in migrations if migrations is not None else bundled_migrations():
-            if mig.version <= current or (target is not None and mig.version > target):
-                continue
-            # executescript commits implicitly, so wrap the script itself in BEGIN/COMMIT.
-            script = (f"BEGIN IMMEDIATE;\n{mig.sql}\n"
-                      f"INSERT INTO schema_migrations(version, name) "
-                      f"VALUES ({mig.version}, '{mig.name}');\nCOMMIT;")
-            try:
-                await self.conn.executescript(script)
-            except Exception as exc:
-                if self.conn.in_transaction:
-                    await self.conn.execute("ROLLBACK")
-                raise StoreError(f"migration {mig.name} failed: {exc}") from exc
-            log.info("applied migration", extra={"migration": mig.name})
-            applied.append(mig.version)
+        pending = [mig for mig in (migrations if migrations is not None
+                                   else bundled_migrations())
+                   if mig.version > current and (target is None or mig.version <= target)]
+        if not pending:
+            return applied
+        # A table rebuild (create new, copy, drop old, rename) must not cascade deletes into
+        # child tables, and PRAGMA foreign_keys is a no-op inside a transaction: so keys are
+        # unenforced around each migration and checked by hand before it commits.
+        fk_row = await self.fetchone("PRAGMA foreign_keys")
+        fk_was_on = bool(fk_row and fk_row[0])
+        await self.conn.execute("PRAGMA foreign_keys=OFF")
+        try:
+            for mig in pending:
+                await self._apply(mig)
+                applied.append(mig.version)
+        finally:
+            if fk_was_on:
+                await self.conn.execute("PRAGMA foreign_keys=ON")
         return applied
+
+    async def _apply(self, mig: Migration) -> None:
+        """One migration in one transaction: all of it, or none of it."""
+        # executescript runs the whole file; BEGIN inside it holds the script and the
+        # version row in one transaction, committed only after the key check.
+        script = (f"BEGIN IMMEDIATE;\n{mig.sql}\n"
+                  f"INSERT INTO schema_migrations(version, name) "
+                  f"VALUES ({mig.version}, '{mig.name}');\n")
+        try:
+            await self.conn.executescript(script)
+            broken = await self.fetchall("PRAGMA foreign_key_check")
+            if broken:
+                raise StoreError(f"leaves {len(broken)} row(s) with a dangling foreign key "
+                                 f"(first in table {broken[0][0]})")
+            await self.conn.execute("COMMIT")
+        except Exception as exc:
+            if self.conn.in_transaction:
+                await self.conn.execute("ROLLBACK")
+            raise StoreError(f"migration {mig.name} failed: {exc}") from exc
+        log.info("applied migration", extra={"migration": mig.name})
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:

@@ -1,0 +1,144 @@
+"""`televox check [DIR]`: validate televox.yaml and every campaign file, like a linter.
+
+Prints `OK <file>` per good file and `<file>:<line>: <field.path>: <message>` per problem;
+exit 1 when anything is wrong. Never prints the AMI secret, only whether it is available.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from televox_pbx.config.loader import (
+    SETTINGS_FILE_NAME,
+    ConfigError,
+    ConfigIssue,
+    campaign_files,
+    load_campaign,
+    load_settings,
+    settings_path,
+)
+from televox_pbx.config.settings import Settings
+from televox_pbx.config.yamlio import line_of
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "check", help="validate settings and campaign files (exit 1 on any error)")
+    p.add_argument("dir", nargs="?", default=None, metavar="DIR",
+                   help=f"config directory holding {SETTINGS_FILE_NAME} and campaigns/ "
+                        "(default: the directory of --config, else config/)")
+    p.set_defaults(func=_check)
+
+
+@dataclass(slots=True)
+class CheckReport:
+    ok: list[Path] = field(default_factory=list)
+    issues: list[ConfigIssue] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.issues)
+
+
+def check_settings_file(path: Path, report: CheckReport) -> Settings | None:
+    if not path.is_file():
+        report.issues.append(ConfigIssue(path, None, "", "settings file not found"))
+        return None
+    try:
+        settings = load_settings(path)
+    except ConfigError as exc:
+        report.issues.extend(exc.issues)
+        return None
+    report.ok.append(path)
+    return settings
+
+
+def describe_ami(settings: Settings) -> str:
+    """One line on how the daemon reaches AMI; the secret only as available or not."""
+    ami = settings.ami
+    if ami.host is None:
+        return "AMI: no ami.host set, the built-in PBX simulator will be used"
+    available, where = ami.secret_status()
+    state = f"secret available ({where})" if available else f"secret NOT available ({where})"
+    return f"AMI: {ami.username}@{ami.host}:{ami.port}, {state}"
+
+
+def import_mapping_issues(path: Path, root: yaml.Node | None,
+                          data: dict[str, Any]) -> list[ConfigIssue]:
+    """import_mapping targets the importer would refuse, caught before any upload."""
+    # Imported here, not in config/, because campaigns/ already depends on config/.
+    from televox_pbx.campaigns.mapping import MappingError, parse_target
+
+    mapping = data.get("import_mapping")
+    if not isinstance(mapping, dict):
+        return []
+    issues = []
+    for header, target in mapping.items():
+        if not isinstance(target, str):
+            continue  # pydantic reports the wrong type
+        try:
+            parse_target(target)
+        except MappingError as exc:
+            issues.append(ConfigIssue(path, line_of(root, ("import_mapping", str(header))),
+                                      f"import_mapping.{header}", str(exc)))
+    return issues
+
+
+def check_directory(directory: Path, settings_file: Path | None = None) -> CheckReport:
+    """Validate the settings file and every campaign file it points at."""
+    report = CheckReport()
+    path = settings_file or directory / SETTINGS_FILE_NAME
+    settings = check_settings_file(path, report)
+    # Settings that failed to load still have a default campaigns dir to check.
+    campaigns_dir = (settings.campaigns_dir if settings is not None
+                     else path.parent / Settings().campaigns_dir)
+    if settings is not None:
+        report.notes.append(describe_ami(settings))
+    if not campaigns_dir.is_dir():
+        report.issues.append(ConfigIssue(campaigns_dir, None, "campaigns_dir",
+                                         "campaigns directory not found"))
+        return report
+    files = campaign_files(campaigns_dir)
+    seen: set[str] = set()
+    for file in files:
+        if file.stem in seen:
+            report.issues.append(ConfigIssue(file, None, "", f"campaign {file.stem!r} is "
+                                                              "defined twice (.yaml and .yml)"))
+            continue
+        seen.add(file.stem)
+        try:
+            load_campaign(file, extra_checks=(import_mapping_issues,))
+        except ConfigError as exc:
+            report.issues.extend(exc.issues)
+        else:
+            report.ok.append(file)
+    if not files:
+        report.notes.append(f"no campaign files in {campaigns_dir}")
+    return report
+
+
+def _check(args: argparse.Namespace) -> int:
+    if args.dir is not None:
+        report = check_directory(Path(args.dir))
+    else:  # --config, else $TELEVOX_CONFIG, else config/televox.yaml
+        path = settings_path(args.config)
+        report = check_directory(path.parent, path)
+    for path in report.ok:
+        print(f"OK {path}")
+    for note in report.notes:
+        print(note)
+    for issue in report.issues:
+        print(issue)
+    files_bad = len({i.file for i in report.issues})
+    if report.failed:
+        print(f"{len(report.issues)} error(s) in {files_bad} file(s); "
+              f"{len(report.ok)} file(s) OK")
+        return 1
+    print(f"all {len(report.ok)} file(s) OK")
+    return 0
