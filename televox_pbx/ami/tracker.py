@@ -23,7 +23,7 @@ from televox_pbx.clock import Clock
 from televox_pbx.domain import AmdStatus, CallOutcome, CallStatus, FailureKind
 
 # Channel variables / UserEvent headers that carry our attempt id.
-CALL_ID_VARS = frozenset({"TELEVOX_CALL_ID", "UUID"})
+CALL_ID_VARS = frozenset({"TELEVOX_CALL_ID", "UUID", "CallId"})
 _UNKNOWN_IDS = frozenset({"", "<unknown>"})
 
 # SIP response code -> (status, failure). Checked before the Q.850 cause: it is more precise.

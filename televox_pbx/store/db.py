@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -49,6 +50,11 @@ class Store:
     def __init__(self, conn: aiosqlite.Connection, path: Path | None) -> None:
         self.conn = conn
         self.path = path
+        # One connection is shared by every component: transactions from different tasks
+        # must not interleave ("cannot start a transaction within a transaction"), and a
+        # lone write must not land inside another task's open transaction.
+        self._tx_lock = asyncio.Lock()
+        self._tx_owner: asyncio.Task[Any] | None = None
 
     @classmethod
     async def open(cls, path: Path | str, *, migrate: bool = True) -> Store:
@@ -125,15 +131,23 @@ class Store:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
-        await self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            await self.conn.execute("ROLLBACK")
-            raise
-        else:
-            await self.conn.execute("COMMIT")
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception. Not re-entrant."""
+        me = asyncio.current_task()
+        if me is not None and self._tx_owner is me:
+            raise StoreError("nested Store.transaction() in one task")
+        async with self._tx_lock:
+            self._tx_owner = me
+            try:
+                await self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.conn
+                except BaseException:
+                    await self.conn.execute("ROLLBACK")
+                    raise
+                else:
+                    await self.conn.execute("COMMIT")
+            finally:
+                self._tx_owner = None
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
         async with self.conn.execute(sql, params) as cur:
@@ -144,6 +158,12 @@ class Store:
             return await cur.fetchone()
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run one statement; returns lastrowid."""
+        """Run one statement; returns lastrowid. Waits for other tasks' transactions."""
+        if self._tx_owner is not None and self._tx_owner is asyncio.current_task():
+            return await self._execute(sql, params)
+        async with self._tx_lock:
+            return await self._execute(sql, params)
+
+    async def _execute(self, sql: str, params: Sequence[Any]) -> int:
         async with self.conn.execute(sql, params) as cur:
             return int(cur.lastrowid or 0)

@@ -1,0 +1,81 @@
+"""`televox plan NAME [--hours 4]`: a dry run of the dialer; no call is placed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from televox_pbx.campaigns.plan import Plan, PlanAction, build_plan
+from televox_pbx.cli.common import run, settings_from_args
+from televox_pbx.store import Store
+from televox_pbx.store.campaigns import get_campaign
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "plan", help="dry run: who would be dialled in the next hours, who is held and why")
+    p.add_argument("name", help="campaign name")
+    p.add_argument("--hours", type=float, default=4.0, help="look ahead this long (default 4)")
+    p.add_argument("--limit", type=int, default=50,
+                   help="rows shown per section (default 50; counts are always complete)")
+    p.add_argument("--db", default=None, help="database path (default: from settings)")
+    p.set_defaults(func=_plan)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    db = str(args.db or settings.database.path)
+
+    async def go() -> Plan | str:
+        store = await Store.open(db)
+        try:
+            row = await get_campaign(store, args.name)
+            if row is None:
+                return "not in the store"
+            cfg = row.config()
+            if cfg is None:
+                return "no stored configuration (start or schedule it from YAML first)"
+            return await build_plan(store, row, cfg, datetime.now(UTC), hours=args.hours,
+                                    workspace=settings.workspace)
+        finally:
+            await store.close()
+    plan = run(go())
+    if isinstance(plan, str):
+        print(f"campaign {args.name}: {plan}", file=sys.stderr)
+        return 1
+    print_plan(plan, args.limit)
+    return 0
+
+
+_TITLES = {
+    PlanAction.DIAL: "would dial",
+    PlanAction.HELD: "held by the calling window",
+    PlanAction.WAITING: "waiting (pacing or a later pass)",
+    PlanAction.SUPPRESSED: "suppressed",
+    PlanAction.EXHAUSTED: "exhausted",
+}
+
+
+def print_plan(plan: Plan, limit: int, console: Any = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    console.print(f"[bold]plan for {plan.campaign}[/bold] ({plan.state}) from "
+                  f"{plan.start:%Y-%m-%d %H:%M} to {plan.until:%Y-%m-%d %H:%M} UTC, "
+                  f"one call every {plan.interval_s:.1f} s at most; no call is placed")
+    for action, title in _TITLES.items():
+        rows = plan.by_action(action)
+        if not rows:
+            continue
+        table = Table(title=f"{title}: {len(rows)}", title_justify="left")
+        for col in ("contact", "name", "phone", "when (UTC)", "why"):
+            table.add_column(col)
+        for e in rows[:limit]:
+            table.add_row(str(e.contact_id), e.name or "", e.phone or "",
+                          f"{e.at:%Y-%m-%d %H:%M:%S}" if e.at else "", e.reason)
+        if len(rows) > limit:
+            table.add_row("…", f"{len(rows) - limit} more", "", "", "")
+        console.print(table)
