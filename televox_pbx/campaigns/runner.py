@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import inspect
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from televox_pbx.ami.client import AmiClient, AmiNotConnected, OriginateUnknown
@@ -28,8 +29,11 @@ from televox_pbx.store.campaigns import campaigns_in_states
 
 log = logging.getLogger(__name__)
 
-# What the voice side learned about a finished call: (turns, disposition).
-SessionResults = Callable[[OriginateRequest, CallOutcome], tuple[int | None, Disposition | None]]
+# What the voice side learned about a finished call: (turns, disposition). It may be a
+# coroutine: the voice session often finishes saving just after the Hangup event.
+SessionResult = tuple[int | None, Disposition | None]
+SessionResults = Callable[[OriginateRequest, CallOutcome],
+                          SessionResult | Awaitable[SessionResult]]
 
 
 class CampaignRunner:
@@ -90,7 +94,8 @@ class CampaignRunner:
             if outcome.status.is_final:
                 self._requests.pop(outcome.call_id, None)
                 if req is not None and self._session_results is not None:
-                    turns, disposition = self._session_results(req, outcome)
+                    got = self._session_results(req, outcome)
+                    turns, disposition = await got if inspect.isawaitable(got) else got
             await self.dialer.on_outcome(outcome, turns, disposition)
 
     async def _reconcile_loop(self) -> None:
