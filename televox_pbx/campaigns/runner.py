@@ -98,12 +98,17 @@ class CampaignRunner:
                     turns, disposition = await got if inspect.isawaitable(got) else got
             await self.dialer.on_outcome(outcome, turns, disposition)
 
+    async def reconcile_now(self) -> ReconcileReport:
+        """Settle attempts whose channel is gone (also run after every AMI re-login)."""
+        report = await self.dialer.reconcile()
+        for call_id in report.finalised:
+            self.tracker.reconcile(call_id, live=False)
+        return report
+
     async def _reconcile_loop(self) -> None:
         while True:
             await self._clock.sleep(self._reconcile_every_s)
-            report = await self.dialer.reconcile()
-            for call_id in report.finalised:
-                self.tracker.reconcile(call_id, live=False)
+            await self.reconcile_now()
 
     async def idle(self) -> bool:
         active = await campaigns_in_states(self._store, ("RUNNING", "SCHEDULED"))

@@ -118,6 +118,9 @@ def resolve_settings_paths(settings: Settings, base: Path) -> Settings:
         "ami": ami,
         "campaigns_dir": rel(settings.campaigns_dir),
         "recordings_dir": rel(settings.recordings_dir),
+        "simulator": settings.simulator.model_copy(update={
+            "scenario": rel(settings.simulator.scenario) if settings.simulator.scenario else None,
+            "recordings_dir": rel(settings.simulator.recordings_dir)}),
         "database": settings.database.model_copy(update={"path": rel(settings.database.path)}),
         "models": settings.models.model_copy(update={"cache_dir": rel(settings.models.cache_dir)}),
         "events": settings.events.model_copy(

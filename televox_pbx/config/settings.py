@@ -97,6 +97,13 @@ class LoggingSettings(_Strict):
         return v.upper() if isinstance(v, str) else v
 
 
+class SimulatorSettings(_Strict):
+    """The embedded PBX simulator, started when ami.host is not set."""
+
+    scenario: Path | None = Path("sim-scenario.yaml")
+    recordings_dir: Path = Path("var/sim")
+
+
 class Settings(_Strict):
     ami: AmiSettings = AmiSettings()
     audiosocket: AudioSocketSettings = AudioSocketSettings()
@@ -108,3 +115,7 @@ class Settings(_Strict):
     campaigns_dir: Path = Path("campaigns")
     recordings_dir: Path = Path("var/recordings")
     workspace: str = "default"
+    simulator: SimulatorSettings = SimulatorSettings()
+    # The campaign whose agent answers inbound calls; none means inbound calls are refused.
+    inbound_campaign: str | None = None
+    max_concurrent_calls: int = Field(default=10, ge=1, le=1000)

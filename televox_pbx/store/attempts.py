@@ -186,3 +186,10 @@ async def cancel_unsent(store: Store, call_id: str, contact_id: int, retry_at: d
         await conn.execute(
             "UPDATE callbacks SET status = 'pending' WHERE contact_id = ? AND status = 'dialing'",
             (contact_id,))
+
+
+async def record_inbound(store: Store, call_id: str, caller: str, at: datetime) -> None:
+    """An inbound call gets an attempt row too, so its transcript and result have a home."""
+    await store.execute(
+        "INSERT OR IGNORE INTO call_attempts(id, phone, direction, status, answered_at)"
+        " VALUES (?, ?, 'inbound', 'answered', ?)", (call_id, caller, iso(at)))

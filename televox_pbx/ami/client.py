@@ -1,0 +1,531 @@
+"""Asyncio AMI client: a thin adapter over the sans-IO codec in `ami/codec.py`.
+
+Why our own adapter and not panoramisk: panoramisk re-sends actions that were not answered
+when the connection comes back (after FullyBooted). For an Originate that is a second call
+to a real person. We need per-action control: an Originate is written at most once, and if
+the connection drops before its "queued" Response the attempt is reported as *unknown* so
+the caller reconciles it against CoreShowChannels instead of dialing again.
+
+Owned tasks: one supervisor (connect, log in, reconnect with jittered exponential backoff)
+and, per connection, a reader and a pinger in a TaskGroup. `close()` cancels them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from enum import StrEnum
+from typing import TypeVar
+
+from pydantic import SecretStr
+
+from televox_pbx.ami.codec import AmiBanner, AmiMessage, AmiParser, AmiProtocolError, encode
+from televox_pbx.clock import Clock, SystemClock
+from televox_pbx.config.settings import AmiSettings
+from televox_pbx.domain import OriginateRequest
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                     r"[0-9a-fA-F]{12}$")
+_VAR_UNSAFE = re.compile(r"[\r\n,]")
+_READ_CHUNK = 65536
+
+
+class ConnectionState(StrEnum):
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    LOGGED_IN = "logged_in"
+    RECONNECTING = "reconnecting"
+
+
+class AmiError(Exception):
+    """Base of every AMI client error."""
+
+
+class AmiLoginError(AmiError):
+    """Asterisk refused the login (or no secret is configured)."""
+
+
+class AmiNotConnected(AmiError):
+    """Nothing was sent: the client is not logged in right now."""
+
+
+class AmiConnectionLost(AmiError):
+    """The connection dropped after the action was written, before its Response."""
+
+
+class AmiTimeout(AmiError):
+    """No Response within the deadline."""
+
+
+class AmiActionError(AmiError):
+    """Asterisk answered `Response: Error`."""
+
+    def __init__(self, response: AmiMessage) -> None:
+        super().__init__(response.get("Message") or "AMI action failed")
+        self.response = response
+
+
+class OriginateUnknown(AmiError):
+    """The Originate was written but its fate is unknown (connection lost or no Response).
+
+    Never resend: reconcile with `live_call_ids()` and the event stream instead.
+    """
+
+    def __init__(self, call_id: str, reason: str) -> None:
+        super().__init__(f"originate outcome unknown: {reason}")
+        self.call_id = call_id
+
+
+EventCallback = Callable[[AmiMessage], None]
+StateCallback = Callable[[ConnectionState], None]
+
+
+def looks_like_uuid(value: str | None) -> bool:
+    return bool(value) and UUID_RE.match(value or "") is not None
+
+
+def sanitize_variable(value: str) -> str:
+    """Originate `Variable:` values cannot carry CR/LF (splits the message) or commas
+    (Asterisk splits multiple assignments on them)."""
+    return _VAR_UNSAFE.sub(" ", value)
+
+
+def originate_fields(req: OriginateRequest, *, amd: bool) -> list[tuple[str, str]]:
+    """The wire fields of one Originate (exposed for tests and the event log)."""
+    fields: list[tuple[str, str]] = [
+        ("Action", "Originate"),
+        ("ActionID", req.call_id),
+        ("ChannelId", req.call_id),
+        ("Channel", f"PJSIP/{req.phone}@{req.trunk}"),
+        ("Context", req.context),
+        ("Exten", req.exten),
+        ("Priority", str(req.priority)),
+        ("Timeout", str(int(req.ring_timeout_s * 1000))),
+        ("CallerID", sanitize_variable(req.caller_id)),
+        ("Async", "true"),
+        ("Variable", f"TELEVOX_CALL_ID={req.call_id}"),
+    ]
+    for name, value in req.variables.items():
+        key = re.sub(r"[^A-Za-z0-9_]", "_", name).upper()
+        if not key.startswith("TELEVOX_"):
+            key = f"TELEVOX_VAR_{key}"
+        fields.append(("Variable", f"{key}={sanitize_variable(value)}"))
+    fields.append(("Variable", f"TELEVOX_AMD={'1' if amd else '0'}"))
+    return fields
+
+
+async def wait_with_clock(aw: Awaitable[T], seconds: float, clock: Clock) -> T:
+    """Like asyncio.wait_for, but the deadline runs on the injected clock."""
+    task = asyncio.ensure_future(aw)
+    timer = asyncio.ensure_future(clock.sleep(seconds))
+    try:
+        await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        task.cancel()
+        timer.cancel()
+        raise
+    timer.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    raise TimeoutError
+
+
+class _Pending:
+    """One action awaiting its Response (and, for list actions, its events)."""
+
+    __slots__ = ("complete_event", "events", "future", "response")
+
+    def __init__(self, complete_event: str | None) -> None:
+        self.future: asyncio.Future[tuple[AmiMessage, list[AmiMessage]]] = (
+            asyncio.get_running_loop().create_future())
+        self.complete_event = complete_event.lower() if complete_event else None
+        self.response: AmiMessage | None = None
+        self.events: list[AmiMessage] = []
+
+
+class _HalfOpen(Exception):
+    pass
+
+
+class AmiClient:
+    """Implements `Originator` and `ChannelProbe` (televox_pbx/ports.py)."""
+
+    def __init__(self, settings: AmiSettings, *, clock: Clock | None = None,
+                 host: str | None = None, port: int | None = None,
+                 secret: SecretStr | None = None, amd_contexts: Iterable[str] = ("amd",),
+                 action_timeout_s: float = 10.0, rng: random.Random | None = None) -> None:
+        self._settings = settings
+        self._clock = clock or SystemClock()
+        self._host = host or settings.host or "127.0.0.1"
+        self._port = port or settings.port
+        self._secret = secret
+        self._amd_exts = frozenset(amd_contexts)
+        self._action_timeout = action_timeout_s
+        self._rng = rng or random.Random()
+        self._ids = itertools.count(1)
+        self._state = ConnectionState.DISCONNECTED
+        self._state_listeners: list[StateCallback] = []
+        self._subscribers: list[EventCallback] = []
+        self._pending: dict[str, _Pending] = {}
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader: asyncio.StreamReader | None = None
+        self._parser: AmiParser | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._read_task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._logged_in = asyncio.Event()
+        self.banner: str | None = None
+        self.connections = 0  # successful logins so far (tests, health)
+
+    # -- observable state -------------------------------------------------------------
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._state
+
+    def add_state_listener(self, callback: StateCallback) -> Callable[[], None]:
+        self._state_listeners.append(callback)
+        return lambda: self._state_listeners.remove(callback)
+
+    def _set_state(self, state: ConnectionState) -> None:
+        if state == self._state:
+            return
+        self._state = state
+        if state == ConnectionState.LOGGED_IN:
+            self._logged_in.set()
+        else:
+            self._logged_in.clear()
+        log.info("ami state", extra={"ami_state": state.value})
+        for cb in list(self._state_listeners):
+            try:
+                cb(state)
+            except Exception:
+                log.exception("AMI state listener failed")
+
+    async def wait_logged_in(self, timeout_s: float | None = None) -> None:
+        if timeout_s is None:
+            await self._logged_in.wait()
+        else:
+            await wait_with_clock(self._logged_in.wait(), timeout_s, self._clock)
+
+    # -- events -----------------------------------------------------------------------
+
+    def subscribe(self, callback: EventCallback) -> Callable[[], None]:
+        """Call `callback(msg)` for every event; returns an unsubscribe function."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback)
+
+    async def events(self, max_queue: int = 10000) -> AsyncIterator[AmiMessage]:
+        """Async iterator over events; events beyond `max_queue` unread are dropped."""
+        queue: asyncio.Queue[AmiMessage] = asyncio.Queue(max_queue)
+
+        def put(msg: AmiMessage) -> None:
+            try:
+                queue.put_nowait(msg)
+            except asyncio.QueueFull:
+                log.warning("AMI event iterator is behind; event dropped")
+
+        unsubscribe = self.subscribe(put)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            unsubscribe()
+
+    def _dispatch(self, msg: AmiMessage) -> None:
+        for cb in list(self._subscribers):
+            try:
+                cb(msg)
+            except Exception:
+                log.exception("AMI event subscriber failed", extra={"ami_event": msg.event})
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect and log in once (errors raise), then keep the connection alive."""
+        if self._supervisor is not None:
+            raise RuntimeError("AMI client already started")
+        self._closing = False
+        self._set_state(ConnectionState.CONNECTING)
+        try:
+            await self._connect()
+        except BaseException:
+            self._set_state(ConnectionState.DISCONNECTED)
+            raise
+        self._supervisor = asyncio.create_task(self._supervise(), name="ami-supervisor")
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._writer is not None and self._state == ConnectionState.LOGGED_IN:
+            with contextlib.suppress(Exception):
+                self._writer.write(encode([("Action", "Logoff"), ("ActionID", "logoff")]))
+        task, self._supervisor = self._supervisor, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._drop_connection("client closed")
+        self._set_state(ConnectionState.DISCONNECTED)
+
+    async def __aenter__(self) -> AmiClient:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _connect(self) -> None:
+        secret = self._secret or self._settings.secret()
+        if secret is None:
+            raise AmiLoginError(
+                f"no AMI secret: set ${self._settings.secret_env} or ami.secret_file")
+        reader, writer = await asyncio.open_connection(self._host, self._port)
+        parser = AmiParser(expect_banner=True)
+        try:
+            banner = await wait_with_clock(self._read_banner(reader, parser),
+                                           self._action_timeout, self._clock)
+        except BaseException:
+            writer.close()
+            raise
+        self._reader, self._writer, self._parser = reader, writer, parser
+        self.banner = banner
+        # The reader must run for the login Response to arrive.
+        login_id = f"login-{next(self._ids)}"
+        self._read_task = asyncio.create_task(
+            self._read_loop(reader, parser), name="ami-reader")
+        try:
+            resp, _ = await self._request([
+                ("Action", "Login"), ("Username", self._settings.username),
+                ("Secret", secret.get_secret_value()), ("Events", "on"),
+                ("ActionID", login_id)], None, self._action_timeout)
+        except BaseException:
+            await self._drop_connection("login failed")
+            raise
+        if (resp.response or "").lower() != "success":
+            await self._drop_connection("login rejected")
+            raise AmiLoginError(f"AMI login rejected for user {self._settings.username!r}: "
+                                f"{resp.get('Message') or 'no message'}")
+        self.connections += 1
+        self._set_state(ConnectionState.LOGGED_IN)
+
+    @staticmethod
+    async def _read_banner(reader: asyncio.StreamReader, parser: AmiParser) -> str:
+        line = await reader.readline()
+        if not line:
+            raise ConnectionError("AMI server closed before its banner")
+        items = parser.feed(line)
+        if not items or not isinstance(items[0], AmiBanner):
+            raise AmiProtocolError("no AMI banner")
+        return items[0].text
+
+    async def _supervise(self) -> None:
+        attempt = 0
+        while not self._closing:
+            if self._state == ConnectionState.LOGGED_IN:
+                attempt = 0
+                reason = await self._serve_connection()
+                log.warning("AMI connection lost", extra={"reason": reason})
+                await self._drop_connection(reason)
+                if self._closing:
+                    break
+                self._set_state(ConnectionState.RECONNECTING)
+            delay = self._backoff(attempt)
+            attempt += 1
+            await self._clock.sleep(delay)
+            try:
+                await self._connect()
+            except AmiLoginError:
+                log.error("AMI login rejected on reconnect; will retry")
+            except (OSError, AmiError, AmiProtocolError, TimeoutError) as exc:
+                log.warning("AMI reconnect failed", extra={"error": repr(exc),
+                                                           "attempt": attempt})
+            except Exception:
+                log.exception("AMI reconnect failed unexpectedly; will retry")
+
+    def _backoff(self, attempt: int) -> float:
+        cap = float(self._settings.reconnect_max_backoff_s)
+        base = min(cap, 0.5 * 2.0 ** min(attempt, 20))
+        return base * (0.5 + 0.5 * self._rng.random())  # jitter: 50-100 %
+
+    async def _serve_connection(self) -> str:
+        """Run until the connection fails; returns why."""
+        read_task = self._read_task
+        if read_task is None:
+            return "no reader"
+        ping_task = asyncio.create_task(self._ping_loop(), name="ami-pinger")
+        try:
+            await asyncio.wait({read_task, ping_task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (read_task, ping_task):
+                t.cancel()
+            results = await asyncio.gather(read_task, ping_task, return_exceptions=True)
+        for r in results:
+            if isinstance(r, _HalfOpen):
+                return "ping timeout (half-open)"
+            if isinstance(r, AmiProtocolError):
+                return f"protocol error: {r}"
+            if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
+                return repr(r)
+        return "connection closed by server"
+
+    async def _ping_loop(self) -> None:
+        while True:
+            await self._clock.sleep(self._settings.ping_interval_s)
+            try:
+                await self._request([("Action", "Ping"),
+                                     ("ActionID", f"ping-{next(self._ids)}")],
+                                    None, self._settings.ping_timeout_s)
+            except AmiTimeout:
+                raise _HalfOpen from None
+
+    async def _read_loop(self, reader: asyncio.StreamReader, parser: AmiParser) -> None:
+        try:
+            while True:
+                data = await reader.read(_READ_CHUNK)
+                if not data:
+                    return
+                for item in parser.feed(data):  # AmiProtocolError ends this connection
+                    if isinstance(item, AmiMessage):
+                        self._on_message(item)
+        finally:
+            # Whatever was in flight on this connection will never be answered.
+            self._fail_pending("connection closed")
+
+    def _fail_pending(self, reason: str) -> None:
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(AmiConnectionLost(reason))
+        self._pending.clear()
+
+    def _on_message(self, msg: AmiMessage) -> None:
+        aid = msg.action_id
+        if msg.event is None:
+            pending = self._pending.get(aid or "")
+            if pending is None:
+                return
+            if pending.complete_event is None or (msg.response or "").lower() == "error":
+                del self._pending[aid or ""]
+                if not pending.future.done():
+                    pending.future.set_result((msg, []))
+            else:
+                pending.response = msg
+            return
+        pending = self._pending.get(aid or "")
+        if pending is not None and pending.complete_event is not None:
+            if msg.event.lower() == pending.complete_event:
+                del self._pending[aid or ""]
+                if not pending.future.done() and pending.response is not None:
+                    pending.future.set_result((pending.response, pending.events))
+            else:
+                pending.events.append(msg)
+        self._dispatch(msg)
+
+    async def _drop_connection(self, reason: str) -> None:
+        writer, self._writer = self._writer, None
+        self._reader = self._parser = None
+        task, self._read_task = self._read_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._fail_pending(reason)
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    # -- actions ----------------------------------------------------------------------
+
+    async def _request(self, fields: list[tuple[str, str]], complete_event: str | None,
+                       timeout_s: float) -> tuple[AmiMessage, list[AmiMessage]]:
+        writer = self._writer
+        if writer is None:
+            raise AmiNotConnected("AMI is not connected")
+        aid = next((v for k, v in fields if k.lower() == "actionid"), None)
+        if aid is None:
+            aid = f"tv-{next(self._ids)}"
+            fields = [*fields, ("ActionID", aid)]
+        if aid in self._pending:
+            raise ValueError(f"ActionID {aid!r} already in flight")
+        data = encode(fields)
+        pending = _Pending(complete_event)
+        self._pending[aid] = pending
+        try:
+            writer.write(data)
+            return await wait_with_clock(asyncio.shield(pending.future), timeout_s,
+                                         self._clock)
+        except TimeoutError:
+            raise AmiTimeout(f"no AMI response within {timeout_s}s") from None
+        finally:
+            if self._pending.get(aid) is pending:
+                del self._pending[aid]
+
+    async def send_action(self, fields: Mapping[str, str] | Iterable[tuple[str, str]],
+                          timeout_s: float | None = None) -> AmiMessage:
+        """Send one action, await its Response. `Response: Error` raises AmiActionError."""
+        pairs = list(fields.items()) if isinstance(fields, Mapping) else list(fields)
+        resp, _ = await self._request(pairs, None, timeout_s or self._action_timeout)
+        if (resp.response or "").lower() == "error":
+            raise AmiActionError(resp)
+        return resp
+
+    async def send_collecting(self, fields: Mapping[str, str] | Iterable[tuple[str, str]],
+                              complete_event: str, timeout_s: float | None = None,
+                              ) -> tuple[AmiMessage, list[AmiMessage]]:
+        """Send a list action (CoreShowChannels, Status) and gather its events."""
+        pairs = list(fields.items()) if isinstance(fields, Mapping) else list(fields)
+        resp, events = await self._request(pairs, complete_event,
+                                           timeout_s or self._action_timeout)
+        if (resp.response or "").lower() == "error":
+            raise AmiActionError(resp)
+        return resp, events
+
+    async def core_show_channels(self) -> list[AmiMessage]:
+        _, events = await self.send_collecting({"Action": "CoreShowChannels"},
+                                               "CoreShowChannelsComplete")
+        return events
+
+    async def status(self, channel: str | None = None) -> list[AmiMessage]:
+        fields = {"Action": "Status"}
+        if channel:
+            fields["Channel"] = channel
+        _, events = await self.send_collecting(fields, "StatusComplete")
+        return events
+
+    async def live_call_ids(self) -> set[str]:
+        """ChannelProbe: attempt UUIDs with a live channel (Uniqueid/Linkedid)."""
+        live: set[str] = set()
+        for ev in await self.core_show_channels():
+            for key in ("Uniqueid", "Linkedid"):
+                value = ev.get(key)
+                if value and looks_like_uuid(value):
+                    live.add(value.lower())
+        return live
+
+    async def originate(self, req: OriginateRequest, *, amd: bool | None = None) -> None:
+        """Originator: write exactly one Originate. Never retried here.
+
+        Raises AmiNotConnected (nothing sent: safe to try later), AmiActionError (Asterisk
+        refused it: no call), OriginateUnknown (sent, fate unknown: reconcile).
+        """
+        use_amd = amd if amd is not None else req.exten in self._amd_exts
+        fields = originate_fields(req, amd=use_amd)
+        log.info("originate", extra={"call_id": req.call_id, "phone": req.phone})
+        try:
+            resp, _ = await self._request(fields, None, self._action_timeout)
+        except (AmiConnectionLost, AmiTimeout) as exc:
+            raise OriginateUnknown(req.call_id, str(exc)) from exc
+        if (resp.response or "").lower() == "error":
+            raise AmiActionError(resp)
