@@ -1,0 +1,1 @@
+"""The agent: prompts, contact variables, tools, opt-out detection and dispositions."""

@@ -1,0 +1,75 @@
+"""What a voice session is built from (engines, ports, call facts, tuning) and leaves.
+
+Kept apart from the turn loop so the app can build these without importing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from televox_pbx.agent.ports import CallbackPort, DncPort, TransferPort
+from televox_pbx.agent.prompts import LINES, Lines
+from televox_pbx.config.campaign import Campaign
+from televox_pbx.domain import AmdStatus, Disposition
+from televox_pbx.store.transcripts import CallRecord, TurnRow
+from televox_pbx.voice.endpointing import EndpointConfig
+from televox_pbx.voice.interfaces import Llm, Stt, Tts, Vad
+
+
+@dataclass(frozen=True, slots=True)
+class Engines:
+    vad: Vad
+    stt: Stt
+    llm: Llm
+    tts: Tts
+
+
+class CallLogPort(Protocol):
+    async def save_call(self, record: CallRecord) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CallPorts:
+    dnc: DncPort
+    callbacks: CallbackPort
+    log: CallLogPort
+    transfer: TransferPort | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    call_id: str
+    phone: str  # E.164; never logged as text
+    campaign: Campaign
+    variables: Mapping[str, str] = field(default_factory=dict)
+    zone: str | None = None  # the callee's IANA zone, for callback times
+    amd: AmdStatus | None = None
+    # AMD runs in the dialplan after the handler is registered, so its result is looked
+    # up (from the call tracker) when the audio connects; `amd` wins when given.
+    amd_lookup: Callable[[], AmdStatus | None] | None = None
+    opening: str | None = None  # an inbound or --opening line (disclosure is added)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+    min_clause_chars: int = 12
+    tick_s: float = 0.02
+    preroll_s: float = 0.3
+    voicemail_silence_s: float = 1.5
+    ending_grace_s: float = 15.0  # a goodbye that never drains still ends the call
+    transfer_grace_s: float = 5.0  # wait this long for Asterisk to leave AudioSocket
+    max_followups: int = 1  # extra LLM rounds after a tool call with no speech
+    recordings_dir: Path | None = None
+    lines: Lines = LINES
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    disposition: Disposition
+    turns: list[TurnRow]
+    recording: Path | None
+    ended_by: str  # callee, agent, silence, max_duration, voicemail, opt_out, transfer

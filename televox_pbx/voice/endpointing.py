@@ -1,0 +1,160 @@
+"""Sans-IO turn detection: speech onset, end of utterance, barge-in, echo and beeps.
+
+Time always comes from the caller (the injected clock). End of utterance is decided by
+`tick()` as well as `feed()`, because a far end with silence suppression sends no frames
+at all while the callee is quiet: the silence must be noticed by a timer, not by audio.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointConfig:
+    threshold: float = 0.5  # VAD probability that counts as speech
+    onset_s: float = 0.06  # speech this long starts an utterance
+    silence_s: float = 0.5  # quiet this long ends it
+    # While the agent is talking the callee must be clearer and longer to interrupt, so line
+    # noise and the agent's own echo do not cut it off.
+    barge_in_threshold: float = 0.7
+    barge_in_onset_s: float = 0.12
+    # Incoming audio quieter than this fraction of the loudest frame we played in the last
+    # echo window is taken to be our own voice coming back. 0.35 is -9 dB: hybrid echo
+    # return loss is usually 10-30 dB, and a callee talking over us is rarely 9 dB below
+    # our synthesized voice. Tune per trunk.
+    echo_ratio: float = 0.35
+    echo_window_s: float = 0.3
+
+
+class Edge(Enum):
+    START = "start"
+    END = "end"
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechEdge:
+    edge: Edge
+    at: float  # when speech began (START) or when the last speech was heard (END)
+
+
+class Endpointer:
+    """Feed VAD probabilities with their time; get START/END edges of callee speech."""
+
+    def __init__(self, config: EndpointConfig) -> None:
+        self.config = config
+        self._candidate_since: float | None = None
+        self._speaking = False
+        self._last_speech = 0.0
+
+    @property
+    def speaking(self) -> bool:
+        return self._speaking
+
+    @property
+    def pending_onset(self) -> float | None:
+        """Start time of speech not yet long enough to count."""
+        return self._candidate_since
+
+    def feed(self, prob: float, t: float, duration: float, *, agent_playing: bool
+             ) -> SpeechEdge | None:
+        """One chunk of `duration` seconds that started at `t`."""
+        cfg = self.config
+        threshold = cfg.barge_in_threshold if agent_playing else cfg.threshold
+        onset = cfg.barge_in_onset_s if agent_playing else cfg.onset_s
+        end_t = t + duration
+        if prob >= threshold:
+            if self._speaking:
+                self._last_speech = end_t
+                return None
+            if self._candidate_since is None:
+                self._candidate_since = t
+            if end_t - self._candidate_since >= onset - 1e-9:
+                self._speaking = True
+                self._last_speech = end_t
+                start, self._candidate_since = self._candidate_since, None
+                return SpeechEdge(Edge.START, start)
+            return None
+        self._candidate_since = None
+        return self.tick(end_t)
+
+    def tick(self, now: float) -> SpeechEdge | None:
+        if self._speaking and now - self._last_speech >= self.config.silence_s - 1e-9:
+            self._speaking = False
+            return SpeechEdge(Edge.END, self._last_speech)
+        return None
+
+    def reset(self) -> None:
+        self._candidate_since = None
+        self._speaking = False
+
+
+def rms(pcm: bytes) -> float:
+    if len(pcm) < 2:
+        return 0.0
+    samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2").astype(np.float32)
+    return float(math.sqrt(float(np.mean(samples * samples))))
+
+
+class EchoGate:
+    """Remembers the loudness of what we played, to tell our echo from the callee."""
+
+    def __init__(self, config: EndpointConfig) -> None:
+        self.config = config
+        self._played: deque[tuple[float, float]] = deque()  # (play time, rms)
+
+    def played(self, t: float, level: float) -> None:
+        self._played.append((t, level))
+
+    def is_echo(self, t: float, pcm: bytes) -> bool:
+        window = self.config.echo_window_s
+        while self._played and self._played[0][0] < t - window:
+            self._played.popleft()
+        loudest = max((lvl for when, lvl in self._played if when <= t + 0.02), default=0.0)
+        if loudest <= 0.0:
+            return False
+        return rms(pcm) < self.config.echo_ratio * loudest
+
+
+class BeepDetector:
+    """Finds a voicemail beep: one steady tone (400-2500 Hz) holding most of the energy
+    for at least `min_s`. Reports once, when the tone ends."""
+
+    def __init__(self, sample_rate: int = 8000, min_s: float = 0.15,
+                 purity: float = 0.6, floor_rms: float = 300.0) -> None:
+        self.sample_rate = sample_rate
+        self.min_s = min_s
+        self.purity = purity
+        self.floor_rms = floor_rms
+        self._tone_s = 0.0
+        self._freq: float | None = None
+
+    def _tone(self, pcm: bytes) -> float | None:
+        x = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2").astype(np.float32)
+        if len(x) < 64 or rms(pcm) < self.floor_rms:
+            return None
+        spec = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
+        peak = int(np.argmax(spec))
+        band = float(spec[max(0, peak - 2): peak + 3].sum())
+        freq = peak * self.sample_rate / len(x)
+        if 400.0 <= freq <= 2500.0 and band >= self.purity * float(spec.sum()):
+            return freq
+        return None
+
+    def feed(self, pcm: bytes) -> bool:
+        """True on the first chunk after a long enough tone stopped."""
+        freq = self._tone(pcm)
+        duration = len(pcm) / 2 / self.sample_rate
+        if freq is not None and (self._freq is None or abs(freq - self._freq) < 100.0):
+            self._freq = freq
+            self._tone_s += duration
+            return False
+        done = self._tone_s >= self.min_s
+        self._tone_s = 0.0
+        self._freq = None
+        return done

@@ -1,0 +1,101 @@
+"""The real local models on real synthesized speech (marked `models`; ~1 min on 2 cores)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from televox_pbx.agent.tools import tools_schema
+from televox_pbx.config.settings import ModelSettings
+from televox_pbx.voice.engines import Engines
+from televox_pbx.voice.engines.manifest import load_manifest
+from televox_pbx.voice.interfaces import AudioChunk, ChatMessage
+
+pytestmark = pytest.mark.models
+
+REPO = Path(__file__).resolve().parents[1]
+SENTENCE = "Hello, this is Anna from Acme Solar. Would you like a free roof survey next week?"
+SYSTEM = ("You are Anna, an AI phone assistant calling on behalf of Acme Solar.\n"
+          "Goal of this call: offer a free solar roof survey.\n"
+          "Speak in short, plain sentences. If the person asks not to be called again, "
+          "call the opt_out tool at once; do not argue.")
+
+
+@pytest.fixture(scope="module")
+def engines() -> Iterator[Engines]:
+    eng = Engines(ModelSettings(cache_dir=REPO / "var" / "models"),
+                  manifest=load_manifest(REPO / "models" / "manifest.json"))
+    yield eng
+    eng.close()
+
+
+@pytest.fixture(scope="module")
+def speech(engines: Engines) -> bytes:
+    return engines.tts().synthesize_pcm8k(SENTENCE)
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z]+", text.lower()))
+
+
+async def test_piper_streams_8k_audio_per_piece(engines: Engines) -> None:
+    tts = engines.tts()
+    chunks = [c async for c in tts.synthesize("Good morning. This is a test, and only a test.")]
+    assert len(chunks) >= 2 and all(c.sample_rate == 8000 for c in chunks)
+    assert 1.5 < sum(c.seconds for c in chunks) < 8
+
+
+async def test_piper_speech_is_transcribed_back(engines: Engines, speech: bytes) -> None:
+    result = await engines.stt().transcribe(AudioChunk(speech, 8000))
+    expected = _words(SENTENCE)
+    overlap = len(expected & _words(result.text)) / len(expected)
+    assert overlap >= 0.7, result.text
+    assert result.confidence is not None and 0 < result.confidence <= 1
+
+
+async def test_whisper_on_silence_says_little(engines: Engines) -> None:
+    result = await engines.stt().transcribe(AudioChunk(bytes(2 * 8000 * 2), 8000))
+    assert len(result.text.split()) <= 2
+
+
+def test_vad_finds_speech_in_piper_audio_not_in_silence(engines: Engines,
+                                                        speech: bytes) -> None:
+    vad = engines.vad()
+    assert vad.sample_rate == 8000
+    stream = vad.new_stream()
+    probs = [stream.speech_prob(speech[i:i + 320]) for i in range(0, len(speech), 320)]
+    assert sum(p > 0.5 for p in probs) > 0.4 * len(probs)
+    quiet = vad.new_stream()
+    assert max(quiet.speech_prob(bytes(320)) for _ in range(150)) < 0.2
+
+
+async def test_llm_streams_a_short_reply(engines: Engines) -> None:
+    llm = engines.llm()
+    llm.temperature, llm.max_tokens = 0.0, 40
+    deltas = [d async for d in llm.stream(
+        [ChatMessage("system", "You are a helpful phone assistant. Answer in one sentence."),
+         ChatMessage("user", "What colour is the sky on a clear day?")])]
+    text = "".join(d.text for d in deltas)
+    assert len(deltas) > 2 and "blue" in text.lower()
+
+
+async def test_llm_calls_opt_out_when_asked_not_to_be_called(engines: Engines) -> None:
+    llm = engines.llm()
+    llm.temperature, llm.max_tokens = 0.0, 60
+    msgs = [ChatMessage("system", SYSTEM),
+            ChatMessage("assistant", "Hi, I'm Anna, an AI assistant from Acme Solar. "
+                                     "Do you have a minute?"),
+            ChatMessage("user", "Please stop calling me. Take me off your list.")]
+    deltas = [d async for d in llm.stream(msgs, tools_schema(transfer_available=False))]
+    calls = [d.tool_call for d in deltas if d.tool_call is not None]
+    assert [c.name for c in calls] == ["opt_out"]
+    assert deltas[0].tool_call is not None  # the action comes before the speech
+    assert "".join(d.text for d in deltas).strip()
+
+
+def test_engines_report_loaded(engines: Engines) -> None:
+    status = {s.name: s for s in engines.status()}
+    assert status["tts"].loaded and status["tts"].load_seconds is not None

@@ -1,0 +1,58 @@
+"""Transcripts, recordings and the disposition land in the store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from televox_pbx.clock import FakeClock
+from televox_pbx.store.db import Store
+from televox_pbx.store.dnc import is_on_dnc
+from televox_pbx.store.transcripts import (
+    CallRecord,
+    StoreCallbacks,
+    StoreCallLog,
+    StoreDnc,
+    TurnRow,
+    recordings,
+    transcript,
+)
+
+AT = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
+
+
+async def test_save_call(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "t.db")
+    try:
+        await store.execute("INSERT INTO call_attempts(id, phone) VALUES (?, ?)",
+                            ("a1", "+15550198000"))
+        turns = [TurnRow(1, "agent", "Hi, I'm an AI assistant.", AT, AT),
+                 TurnRow(2, "callee", "Yes please.", AT, AT),
+                 TurnRow(3, "agent", "Great, I", AT, AT, True, {"first_frame_ms": 812.5})]
+        await StoreCallLog(store).save_call(
+            CallRecord("a1", turns, "INTERESTED", tmp_path / "a1.wav", 12.5))
+        got = await transcript(store, "a1")
+        assert got == turns
+        assert await recordings(store, "a1") == [(tmp_path / "a1.wav", 12.5)]
+        row = await store.fetchone("SELECT disposition, turns FROM call_attempts WHERE id='a1'")
+        assert row is not None and (row["disposition"], row["turns"]) == ("INTERESTED", 1)
+    finally:
+        await store.close()
+
+
+async def test_store_ports_for_dnc_and_callbacks(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "t.db")
+    try:
+        await store.execute("INSERT INTO campaigns(id, name) VALUES (1, 'c')")
+        await store.execute("INSERT INTO contacts(id, campaign_id) VALUES (7, 1)")
+        await store.execute("INSERT INTO call_attempts(id, phone, contact_id) VALUES (?, ?, 7)",
+                            ("a1", "+15550198000"))
+        await StoreDnc(store, FakeClock()).add("+15550198000", reason="asked", source="call:x")
+        assert await is_on_dnc(store, "+15550198000")
+        due = datetime(2026, 1, 6, 20, 0, tzinfo=UTC)
+        await StoreCallbacks(store).schedule("a1", due, "America/New_York")
+        row = await store.fetchone("SELECT contact_id, due_at, zone, status FROM callbacks")
+        assert row is not None
+        assert tuple(row) == (7, "2026-01-06T20:00:00.000Z", "America/New_York", "pending")
+    finally:
+        await store.close()
