@@ -22,14 +22,27 @@ _STD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys(
     "message", "asctime", "taskName"}
 
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
 def mask_phone(value: str) -> str:
-    """'+15550198000' -> '+1555***00': enough to correlate, not enough to dial."""
+    """'+15550198000' -> '+1555***00': enough to correlate, not enough to dial.
+
+    Call ids (UUIDs) are left whole: one that starts with digits is not a phone number,
+    and operators need the full id to follow a call through the logs."""
     def repl(m: re.Match[str]) -> str:
         digits = re.sub(r"\D", "", m.group(0))
         if len(digits) < 7:
             return m.group(0)
         return ("+" if m.group(0).startswith("+") else "") + digits[:4] + "***" + digits[-2:]
-    return _PHONE.sub(repl, value)
+    parts = _UUID.split(value)
+    if len(parts) == 1:
+        return _PHONE.sub(repl, value)
+    ids = _UUID.findall(value)
+    out = [_PHONE.sub(repl, parts[0])]
+    for uid, rest in zip(ids, parts[1:], strict=True):
+        out += [uid, _PHONE.sub(repl, rest)]
+    return "".join(out)
 
 
 # Any key containing one of these (ami_secret, api_token, Authorization) is hidden whole.

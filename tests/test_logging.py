@@ -141,3 +141,12 @@ def test_setup_logging_installs_json_on_root() -> None:
     finally:
         root.handlers[:] = saved_handlers
         root.setLevel(saved_level)
+
+
+def test_call_ids_are_not_masked_as_phone_numbers() -> None:
+    from televox_pbx.logs import mask_phone
+
+    text = "call 12345678-1234-1234-1234-123456789012 dialled +15550198000"
+    out = mask_phone(text)
+    assert "12345678-1234-1234-1234-123456789012" in out
+    assert "+15550198000" not in out
