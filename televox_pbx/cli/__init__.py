@@ -9,10 +9,17 @@ from collections.abc import Sequence
 
 # Modules under televox_pbx.cli that each add one top-level subcommand.
 COMMAND_MODULES = (
+    "call",
+    "campaign",
     "check",
     "db",
+    "dnc",
+    "events",
     "models",
+    "plan",
+    "schema",
     "serve",
+    "sim",
 )
 
 

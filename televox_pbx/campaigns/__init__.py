@@ -1,0 +1,1 @@
+"""Campaigns: import, compliance (windows, DNC), scheduling, the dialer loop."""
