@@ -264,3 +264,17 @@ async def test_db_upgrade_cli_from_v1_keeps_data(tmp_path: Path,
         assert names == ["Jane Doe"]
     finally:
         conn.close()
+
+
+async def test_a_skipped_older_migration_is_still_applied(tmp_path: Path) -> None:
+    """A store that recorded 1 and 3 (2 was added later) gets 2, not skipped for being old."""
+    one = Migration(1, "0001_a.sql", "CREATE TABLE a (x INTEGER);")
+    two = Migration(2, "0002_b.sql", "CREATE TABLE b (y INTEGER);")
+    three = Migration(3, "0003_c.sql", "CREATE TABLE c (z INTEGER);")
+    store = await Store.open(tmp_path / "s.db", migrate=False)
+    try:
+        assert await store.migrate([one, three]) == [1, 3]
+        assert await store.migrate([one, two, three]) == [2]
+        assert await store.fetchone("SELECT name FROM sqlite_master WHERE name='b'") is not None
+    finally:
+        await store.close()

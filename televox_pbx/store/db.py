@@ -86,12 +86,15 @@ class Store:
 
     async def migrate(self, migrations: Iterable[Migration] | None = None,
                       target: int | None = None) -> list[int]:
-        """Apply every migration newer than the store, each in its own transaction."""
-        current = await self.schema_version()
+        """Apply every migration the store has not recorded, in version order, each in its
+        own transaction. Recorded versions, not the highest one, decide: a store that got
+        0006 before 0005 existed still receives 0005."""
+        await self.schema_version()  # creates the bookkeeping table on a new store
+        done = {int(r[0]) for r in await self.fetchall("SELECT version FROM schema_migrations")}
         applied: list[int] = []
         pending = [mig for mig in (migrations if migrations is not None
                                    else bundled_migrations())
-                   if mig.version > current and (target is None or mig.version <= target)]
+                   if mig.version not in done and (target is None or mig.version <= target)]
         if not pending:
             return applied
         # A table rebuild (create new, copy, drop old, rename) must not cascade deletes into
