@@ -27,7 +27,8 @@ from televox_pbx.config.loader import ConfigError, load_campaign
 from televox_pbx.config.settings import Settings
 from televox_pbx.domain import AmdStatus, CallOutcome, Disposition, OriginateRequest
 from televox_pbx.store import Store
-from televox_pbx.store.attempts import record_inbound
+from televox_pbx.store.attempts import record_inbound, unfinished_attempts
+from televox_pbx.store.call_lookup import settled
 from televox_pbx.store.campaigns import get_campaign
 from televox_pbx.store.transcripts import (
     CallRecord,
@@ -125,12 +126,15 @@ class Health:
 class App:
     def __init__(self, settings: Settings, *, clock: Clock | None = None,
                  load_models: bool = True, engines: SessionEngines | None = None,
-                 audiosocket_port: int | None = None) -> None:
+                 audiosocket_port: int | None = None, recover: bool = True) -> None:
+        """`recover=False`: a short-lived App beside the daemon (`televox call`) leaves the
+        daemon's unfinished attempts alone."""
         self.settings = settings
         self.clock = clock or SystemClock()
         self.load_models = load_models or engines is not None
         self._engines = engines
         self._audiosocket_port = audiosocket_port
+        self._recover = recover
         self.store: Store | None = None
         self.sim: Any = None  # televox_pbx.sim.pbx.Simulator when no Asterisk is configured
         self.client: AmiClient | None = None
@@ -186,9 +190,10 @@ class App:
         await client.start()
         with contextlib.suppress(TimeoutError):
             await client.wait_logged_in(timeout_s=10.0)
-        report = await self.runner.recover()
-        log.info("recovered unfinished attempts",
-                 extra={"kept": len(report.kept), "finalised": len(report.finalised)})
+        if self._recover:
+            report = await self.runner.recover()
+            log.info("recovered unfinished attempts",
+                     extra={"kept": len(report.kept), "finalised": len(report.finalised)})
 
     async def _load_engines(self) -> SessionEngines | None:
         if self._engines is not None:
@@ -317,7 +322,28 @@ class App:
         async with asyncio.TaskGroup() as tg:
             events = tg.create_task(self.eventlog.run(), name="eventlog")
             await self.runner.run(stop, exit_when_idle=exit_when_idle)
+            await self._drain_calls()
             events.cancel()
+
+    async def _drain_calls(self) -> None:
+        """Dialing has stopped but calls already up go on: keep feeding their results to
+        the dialer until none is in flight (at most DRAIN_CALLS_S), so a SIGTERM mid-call
+        still closes the attempt and moves the contact on."""
+        assert self.runner is not None and self.store is not None
+        store = self.store
+        loop = asyncio.get_running_loop()
+        pump = loop.create_task(self.runner.pump(), name="drain")
+        deadline = loop.time() + DRAIN_CALLS_S
+        calls = [a.id for a in await unfinished_attempts(store)]
+        try:
+            while loop.time() < deadline:
+                if await settled(store, calls):
+                    break
+                await asyncio.sleep(0.1)  # results land in the store; poll it
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
 
     def health(self) -> Health:
         h = Health(ami_state=self.client.state.value if self.client else "disconnected",

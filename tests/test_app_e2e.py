@@ -1,0 +1,170 @@
+"""The whole daemon in one process: App with the embedded simulator over real TCP (AMI and
+AudioSocket on 127.0.0.1, ephemeral ports), scripted fake engines instead of models.
+
+The campaign's calling window is open around the clock (legal_override, every weekday,
+fixed zone UTC), so these tests do not depend on the time of day they run at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from app_support import fake_engines, make_campaign, write_settings
+
+from televox_pbx.app import App
+from televox_pbx.campaigns.controls import Action, apply
+from televox_pbx.campaigns.importer import import_records
+from televox_pbx.config.campaign import Campaign
+from televox_pbx.config.settings import Settings
+from televox_pbx.domain import Disposition
+from televox_pbx.store import Store
+from televox_pbx.store.campaigns import upsert_campaign
+from televox_pbx.store.dnc import is_on_dnc
+from televox_pbx.store.transcripts import recordings, transcript
+from televox_pbx.voice.fakes import ScriptedLlm
+from televox_pbx.voice.interfaces import ToolCall
+from televox_pbx.voice.session import Engines
+
+ANSWER = "+12125550101"
+BUSY = "+12125550102"
+NO_ANSWER = "+12125550103"
+OPT_OUT = "+12125550104"
+LONG_CALL = "+12125550105"
+
+# The callee's line; the fake STT decides what it "said" (the audio is only a tone).
+CALLEE_LINE = "Yes, that sounds good, tell me a bit more about it please."
+
+
+async def seed(app: App, campaign: Campaign, phones: Sequence[str]) -> None:
+    """Import the contacts with the importer, then start the campaign (operator action)."""
+    assert app.store is not None
+    campaign_id = await upsert_campaign(app.store, campaign)
+    await import_records(app.store, campaign, campaign_id,
+                         [{"name": f"Lead {i}", "phone": p} for i, p in enumerate(phones)],
+                         source="test", actor="test")
+    row = await apply(app.store, campaign.name, Action.START, datetime.now(UTC))
+    assert row.state == "RUNNING"
+
+
+async def run_app(settings: Settings, engines: Engines, campaign: Campaign,
+                  phones: Sequence[str], limit_s: float = 20.0) -> int:
+    """Run the daemon until the campaign is done; returns the Originates the sim saw."""
+    app = App(settings, engines=engines, audiosocket_port=0)
+    await app.start()
+    try:
+        await seed(app, campaign, phones)
+        await asyncio.wait_for(app.run(asyncio.Event(), exit_when_idle=True), limit_s)
+        return len(app.sim.actions_named("Originate"))
+    finally:
+        await app.stop()
+
+
+async def contact_statuses(store: Store) -> dict[str, str]:
+    rows = await store.fetchall(
+        "SELECT p.e164, c.status FROM contacts c JOIN contact_phones p ON p.contact_id = c.id")
+    return {str(r["e164"]): str(r["status"]) for r in rows}
+
+
+async def test_campaign_end_to_end(tmp_path: Path) -> None:
+    settings = write_settings(tmp_path, {
+        ANSWER: {"behaviour": "answer", "ring_s": 0.2, "script": [{"say": CALLEE_LINE}]},
+        BUSY: {"behaviour": "busy"},
+        NO_ANSWER: {"behaviour": "no_listener"},
+    })
+    engines = fake_engines(
+        ["Yes, that sounds good, tell me more."],
+        [["Great, someone will email you the details. Goodbye! ",
+          ToolCall("set_disposition", {"disposition": "interested"}),
+          ToolCall("end_call", {"reason": "done"})]])
+    originates = await run_app(settings, engines, make_campaign(), [ANSWER, BUSY, NO_ANSWER])
+
+    assert originates == 3  # exactly one per attempt, never re-sent
+    store = await Store.open(settings.database.path)
+    try:
+        assert await contact_statuses(store) == {
+            ANSWER: "completed", BUSY: "busy", NO_ANSWER: "no_answer"}
+        attempts = await store.fetchall("SELECT id, phone, status, disposition FROM call_attempts")
+        assert len(attempts) == 3
+        by_phone = {str(a["phone"]): a for a in attempts}
+        answered = by_phone[ANSWER]
+        assert answered["status"] == "completed"
+        assert answered["disposition"] == Disposition.INTERESTED.value
+        turns = await transcript(store, str(answered["id"]))
+        speakers = [t.speaker for t in turns]
+        assert speakers[:3] == ["agent", "callee", "agent"], turns
+        assert "AI assistant" in turns[0].text and "Lead 0" in turns[0].text
+        assert turns[1].text == "Yes, that sounds good, tell me more."
+        [(path, seconds)] = await recordings(store, str(answered["id"]))
+        assert path.exists() and seconds and seconds > 1.0
+        assert by_phone[BUSY]["status"] == "busy"
+        assert by_phone[NO_ANSWER]["status"] == "no_answer"
+        for phone in (BUSY, NO_ANSWER):
+            assert not await transcript(store, str(by_phone[phone]["id"]))
+        events = await store.fetchall("SELECT event, call_id FROM ami_events")
+        names = {str(e["event"]) for e in events}
+        assert {"OriginateResponse", "Hangup"} <= names
+        logged_calls = {str(e["call_id"]) for e in events if e["call_id"]}
+        assert str(answered["id"]) in logged_calls
+    finally:
+        await store.close()
+
+
+async def test_opt_out_on_the_call_puts_the_number_on_dnc(tmp_path: Path) -> None:
+    settings = write_settings(tmp_path, {
+        OPT_OUT: {"behaviour": "answer", "ring_s": 0.2, "script": [{"say": CALLEE_LINE}]}})
+    # The phrase alone decides (before the LLM), so the model is never asked.
+    engines = fake_engines(["Please take me off your list."], [])
+    originates = await run_app(settings, engines, make_campaign(), [OPT_OUT])
+
+    assert originates == 1
+    assert isinstance(engines.llm, ScriptedLlm) and engines.llm.calls == []
+    store = await Store.open(settings.database.path)
+    try:
+        assert await is_on_dnc(store, OPT_OUT)
+        assert await contact_statuses(store) == {OPT_OUT: "opted_out"}
+        row = await store.fetchone("SELECT status, disposition FROM call_attempts")
+        assert row is not None and row["disposition"] == Disposition.OPT_OUT.value
+    finally:
+        await store.close()
+
+
+async def test_stop_mid_call_shuts_down_cleanly(tmp_path: Path) -> None:
+    """SIGTERM while a call is up: dialing stops, the call finishes, its result is
+    stored, and every socket and the store close."""
+    settings = write_settings(tmp_path, {
+        LONG_CALL: {"behaviour": "answer", "ring_s": 0.2, "hangup_after_s": 3.0,
+                    "script": [{"pause_s": 0.1}]},
+        ANSWER: {"behaviour": "answer", "ring_s": 0.2}})
+    engines = fake_engines([], [])
+    campaign = make_campaign(pacing={"calls_per_minute": 1, "max_concurrent": 1})
+    app = App(settings, engines=engines, audiosocket_port=0)
+    await app.start()
+    stop = asyncio.Event()
+    try:
+        await seed(app, campaign, [LONG_CALL, ANSWER])
+        running = asyncio.create_task(app.run(stop))
+
+        for _ in range(200):  # until the call is up (AudioSocket connected)
+            if app.audiosocket is not None and app.audiosocket.stats().active:
+                break
+            await asyncio.sleep(0.05)
+        assert app.audiosocket is not None and app.audiosocket.stats().active == 1
+        stop.set()
+        await asyncio.wait_for(running, 10)
+    finally:
+        await asyncio.wait_for(app.stop(), 15)
+    assert app.store is None
+    assert len(app.sim.actions_named("Originate")) == 1  # nothing new after the stop
+    store = await Store.open(settings.database.path)
+    try:
+        rows = await store.fetchall("SELECT phone, status FROM call_attempts")
+        assert [(r["phone"], r["status"]) for r in rows] == [(LONG_CALL, "completed")]
+        statuses = await contact_statuses(store)
+        assert statuses[ANSWER] == "pending"
+        # Nobody spoke on it: a no-answer, and with one attempt per phone, final.
+        assert statuses[LONG_CALL] == "no_answer"
+    finally:
+        await store.close()
