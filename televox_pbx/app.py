@@ -27,7 +27,12 @@ from televox_pbx.config.loader import ConfigError, load_campaign
 from televox_pbx.config.settings import Settings
 from televox_pbx.domain import AmdStatus, CallOutcome, Disposition, OriginateRequest
 from televox_pbx.store import Store
-from televox_pbx.store.attempts import record_inbound, unfinished_attempts
+from televox_pbx.store.attempts import (
+    close_stale_inbound,
+    finish_inbound,
+    record_inbound,
+    unfinished_attempts,
+)
 from televox_pbx.store.call_lookup import settled
 from televox_pbx.store.campaigns import get_campaign
 from televox_pbx.store.transcripts import (
@@ -191,6 +196,7 @@ class App:
         with contextlib.suppress(TimeoutError):
             await client.wait_logged_in(timeout_s=10.0)
         if self._recover:
+            await close_stale_inbound(store, self.clock.now())
             report = await self.runner.recover()
             log.info("recovered unfinished attempts",
                      extra={"kept": len(report.kept), "finalised": len(report.finalised)})
@@ -301,9 +307,12 @@ class App:
                 await call.hangup()
                 return
             assert self.store is not None
-            await record_inbound(self.store, call.call_id, call.caller_id or "",
-                                 self.clock.now())
-            await self.factory.inbound_handler(campaign)(call)
+            store = self.store
+            await record_inbound(store, call.call_id, call.caller_id or "", self.clock.now())
+            try:
+                await self.factory.inbound_handler(campaign)(call)
+            finally:
+                await finish_inbound(store, call.call_id, self.clock.now())
         return handle
 
     async def _session_results(self, req: OriginateRequest,

@@ -168,3 +168,66 @@ async def test_stop_mid_call_shuts_down_cleanly(tmp_path: Path) -> None:
         assert statuses[LONG_CALL] == "no_answer"
     finally:
         await store.close()
+
+
+async def test_inbound_call_is_answered_by_the_inbound_campaign(tmp_path: Path) -> None:
+    """The simulator rings the daemon: the AMI announcement lets the AudioSocket UUID in,
+    the inbound campaign's agent answers, and the call is stored as an inbound attempt."""
+    from app_support import campaign_data, write_campaign
+
+    from televox_pbx.sim.scenario import Callee
+
+    settings = write_settings(tmp_path, {})
+    write_campaign(settings, campaign_data("frontdesk"))
+    settings = settings.model_copy(update={"inbound_campaign": "frontdesk"})
+    engines = fake_engines([CALLEE_LINE], ["Sure, I can help with that. Goodbye."])
+    app = App(settings, engines=engines, audiosocket_port=0)
+    await app.start()
+    stop = asyncio.Event()
+    running = asyncio.create_task(app.run(stop))
+    try:
+        caller = Callee(behaviour="answer", script=[{"say": CALLEE_LINE}], hangup_after_s=4.0)
+        call_id = await app.sim.start_inbound("+12125550199", callee=caller)
+        await asyncio.wait_for(app.sim.wait_call_ended(call_id), 15)
+        assert app.audiosocket is not None and app.audiosocket.stats().refused == 0
+        assert app.store is not None
+        for _ in range(100):  # the session saves its result just after the hang-up
+            rows = await transcript(app.store, call_id)
+            if rows:
+                break
+            await asyncio.sleep(0.05)
+        assert rows and rows[0].speaker == "agent" and "AI assistant" in rows[0].text
+        for _ in range(100):  # closed once the session has returned
+            row = await app.store.fetchone(
+                "SELECT direction, phone, status FROM call_attempts WHERE id = ?", (call_id,))
+            if row is not None and row["status"] == "completed":
+                break
+            await asyncio.sleep(0.05)
+        assert row is not None and row["direction"] == "inbound"
+        assert row["phone"] == "+12125550199" and row["status"] == "completed"
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 10)
+        await asyncio.wait_for(app.stop(), 15)
+
+
+async def test_unannounced_audiosocket_uuid_is_refused(tmp_path: Path) -> None:
+    """A connection whose UUID nobody expects (no attempt, no inbound announcement) is
+    refused; the daemon keeps running."""
+    import uuid
+
+    from televox_pbx.audiosocket.codec import encode_uuid
+
+    settings = write_settings(tmp_path, {})
+    app = App(settings, engines=fake_engines([], []), audiosocket_port=0)
+    await app.start()
+    try:
+        assert app.audiosocket is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", app.audiosocket.port)
+        writer.write(encode_uuid(uuid.uuid4()))
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed on us
+        writer.close()
+        assert app.audiosocket.stats().refused == 1
+    finally:
+        await app.stop()

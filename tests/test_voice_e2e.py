@@ -129,7 +129,7 @@ async def test_booking_call(models: ModelHolder, tmp_path: Path) -> None:
         rows = await transcript(call.store, call.call_id)
         callee = [r.text for r in rows if r.speaker == "callee"]
         assert callee and re.search(r"tuesday", callee[0], re.IGNORECASE), rows
-        assert any(r.speaker == "agent" and r.latency for r in rows)
+        assert any(r.speaker == "agent" and r.latency for r in rows), rows
         assert call.result.disposition in {Disposition.INTERESTED, Disposition.CALLBACK,
                                            Disposition.COMPLETED}
         row = await call.store.fetchone("SELECT disposition FROM call_attempts WHERE id = ?",

@@ -122,7 +122,8 @@ async def get_attempt(store: Store, call_id: str) -> AttemptRow | None:
 
 async def unfinished_attempts(store: Store) -> list[AttemptRow]:
     rows = await store.fetchall(
-        f"SELECT {_COLS} FROM call_attempts WHERE status IN {_UNFINISHED_SQL}")
+        f"SELECT {_COLS} FROM call_attempts WHERE status IN {_UNFINISHED_SQL}"
+        " AND direction = 'outbound'")
     return [_row(r) for r in rows]
 
 
@@ -193,3 +194,21 @@ async def record_inbound(store: Store, call_id: str, caller: str, at: datetime) 
     await store.execute(
         "INSERT OR IGNORE INTO call_attempts(id, phone, direction, status, answered_at)"
         " VALUES (?, ?, 'inbound', 'answered', ?)", (call_id, caller, iso(at)))
+
+
+async def finish_inbound(store: Store, call_id: str, at: datetime) -> None:
+    """The inbound call's session ended: close its row (no dialer owns inbound calls)."""
+    await store.execute(
+        "UPDATE call_attempts SET status = 'completed', hangup_at = ?,"
+        " duration_s = ROUND((julianday(?) - julianday(answered_at)) * 86400.0, 3)"
+        " WHERE id = ? AND direction = 'inbound' AND status = 'answered'",
+        (iso(at), iso(at), call_id))
+
+
+async def close_stale_inbound(store: Store, at: datetime) -> int:
+    """After a crash: inbound calls still 'answered' died with the daemon's sockets."""
+    rows = await store.fetchall(
+        "SELECT id FROM call_attempts WHERE direction = 'inbound' AND status = 'answered'")
+    for r in rows:
+        await finish_inbound(store, str(r["id"]), at)
+    return len(rows)
