@@ -23,7 +23,7 @@ from televox_pbx.audiosocket.session import CallAudio, SessionHandler
 from televox_pbx.campaigns.runner import CampaignRunner, SessionResult
 from televox_pbx.clock import Clock, SystemClock
 from televox_pbx.config.campaign import Campaign
-from televox_pbx.config.loader import ConfigError, load_campaign
+from televox_pbx.config.loader import ConfigError, find_campaign
 from televox_pbx.config.settings import Settings
 from televox_pbx.domain import AmdStatus, CallOutcome, Disposition, OriginateRequest
 from televox_pbx.store import Store
@@ -298,9 +298,11 @@ class App:
         if name is None:
             return None
         try:
-            campaign = load_campaign(self.settings.campaigns_dir / f"{name}.yaml")
+            campaign = find_campaign(self.settings, name)
         except ConfigError as exc:
             raise RuntimeError(f"inbound_campaign {name!r} does not load: {exc}") from exc
+        if campaign is None:
+            raise RuntimeError(f"inbound_campaign {name!r}: no {name}.yaml in campaigns_dir")
 
         async def handle(call: CallAudio) -> None:
             if self.factory is None:

@@ -6,8 +6,11 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 class Clock(Protocol):
@@ -74,3 +77,24 @@ class FakeClock:
     def set_now(self, wall: datetime) -> None:
         """Jump wall time (not monotonic time); for calling-window tests."""
         self._wall0 = wall - timedelta(seconds=self._t)
+
+
+async def wait_for(clock: Clock, aw: Awaitable[T], seconds: float) -> T:
+    """Like `asyncio.wait_for`, on `clock`: the result of `aw`, or TimeoutError after
+    `seconds` on the clock (then `aw` is cancelled and awaited)."""
+    task = asyncio.ensure_future(aw)
+    timer = asyncio.ensure_future(clock.sleep(seconds))
+    try:
+        await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        task.cancel()
+        timer.cancel()
+        raise
+    timer.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    await asyncio.wait({task})  # let it unwind; our own cancellation still propagates
+    if not task.cancelled():
+        task.exception()  # mark retrieved: a timeout is what we report
+    raise TimeoutError

@@ -18,14 +18,14 @@ import itertools
 import logging
 import random
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from enum import StrEnum
 from typing import TypeVar
 
 from pydantic import SecretStr
 
 from televox_pbx.ami.codec import AmiBanner, AmiMessage, AmiParser, AmiProtocolError, encode
-from televox_pbx.clock import Clock, SystemClock
+from televox_pbx.clock import Clock, SystemClock, wait_for
 from televox_pbx.config.settings import AmiSettings
 from televox_pbx.domain import OriginateRequest
 
@@ -123,25 +123,6 @@ def originate_fields(req: OriginateRequest, *, amd: bool) -> list[tuple[str, str
     return fields
 
 
-async def wait_with_clock(aw: Awaitable[T], seconds: float, clock: Clock) -> T:
-    """Like asyncio.wait_for, but the deadline runs on the injected clock."""
-    task = asyncio.ensure_future(aw)
-    timer = asyncio.ensure_future(clock.sleep(seconds))
-    try:
-        await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
-        task.cancel()
-        timer.cancel()
-        raise
-    timer.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
-    raise TimeoutError
-
-
 class _Pending:
     """One action awaiting its Response (and, for list actions, its events)."""
 
@@ -218,7 +199,7 @@ class AmiClient:
         if timeout_s is None:
             await self._logged_in.wait()
         else:
-            await wait_with_clock(self._logged_in.wait(), timeout_s, self._clock)
+            await wait_for(self._clock, self._logged_in.wait(), timeout_s)
 
     # -- events -----------------------------------------------------------------------
 
@@ -294,8 +275,8 @@ class AmiClient:
         reader, writer = await asyncio.open_connection(self._host, self._port)
         parser = AmiParser(expect_banner=True)
         try:
-            banner = await wait_with_clock(self._read_banner(reader, parser),
-                                           self._action_timeout, self._clock)
+            banner = await wait_for(self._clock, self._read_banner(reader, parser),
+                                    self._action_timeout)
         except BaseException:
             writer.close()
             raise
@@ -464,8 +445,7 @@ class AmiClient:
         self._pending[aid] = pending
         try:
             writer.write(data)
-            return await wait_with_clock(asyncio.shield(pending.future), timeout_s,
-                                         self._clock)
+            return await wait_for(self._clock, asyncio.shield(pending.future), timeout_s)
         except TimeoutError:
             raise AmiTimeout(f"no AMI response within {timeout_s}s") from None
         finally:

@@ -37,8 +37,7 @@ from televox_pbx.audiosocket.session import (
     RecordingTap,
     SessionHandler,
 )
-from televox_pbx.audiosocket.timeouts import wait_for
-from televox_pbx.clock import Clock
+from televox_pbx.clock import Clock, wait_for
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from televox_pbx.audiosocket.session import SessionHandler
-from televox_pbx.audiosocket.timeouts import wait_for
-from televox_pbx.clock import Clock
+from televox_pbx.clock import Clock, wait_for
 
 log = logging.getLogger(__name__)
 

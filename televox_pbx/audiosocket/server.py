@@ -18,8 +18,7 @@ from televox_pbx.audiosocket.codec import AudioSocketProtocolError, Frame, Frame
 from televox_pbx.audiosocket.connection import CallConnection
 from televox_pbx.audiosocket.router import Refused, Router
 from televox_pbx.audiosocket.session import SessionHandler
-from televox_pbx.audiosocket.timeouts import wait_for
-from televox_pbx.clock import Clock
+from televox_pbx.clock import Clock, wait_for
 from televox_pbx.config.settings import AudioSocketSettings
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from televox_pbx.cli.campaign_import import default_actor
 from televox_pbx.cli.common import settings_from_args
 from televox_pbx.clock import Clock, SystemClock
 from televox_pbx.config.campaign import Campaign
-from televox_pbx.config.loader import ConfigError, campaign_files, load_campaign
+from televox_pbx.config.loader import ConfigError, campaign_files, find_campaign, load_campaign
 from televox_pbx.config.settings import Settings
 from televox_pbx.store import Store
 from televox_pbx.store.attempts import is_final_status
@@ -160,13 +160,13 @@ async def _main(settings: Settings, req: CallRequest, *, load_models: bool) -> i
 def campaign_for(settings: Settings, req: CallRequest) -> Campaign:
     """The named campaign's YAML, or an ad-hoc one (default calling window and zones)."""
     if req.campaign is not None:
-        path = settings.campaigns_dir / f"{req.campaign}.yaml"
-        if not path.exists():
-            raise CallError(f"{path}: no such campaign")
         try:
-            return load_campaign(path)
+            found = find_campaign(settings, req.campaign)
         except ConfigError as exc:
             raise CallError("\n".join(str(i) for i in exc.issues)) from exc
+        if found is None:
+            raise CallError(f"{settings.campaigns_dir / req.campaign}.yaml: no such campaign")
+        return found
     if not req.opening or not req.goal:
         raise CallError("an ad-hoc call needs --opening and --goal")
     from televox_pbx.agent.prompts import ensure_disclosure

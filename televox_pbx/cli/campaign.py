@@ -9,14 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from televox_pbx.campaigns.controls import Action, ControlError, apply
 from televox_pbx.cli.campaign_import import add_import_commands
 from televox_pbx.cli.common import run, settings_from_args
 from televox_pbx.config.campaign import Campaign
-from televox_pbx.config.loader import ConfigError, load_campaign
+from televox_pbx.config.loader import ConfigError, find_campaign
 from televox_pbx.store import Store
 from televox_pbx.store.attempts import Kpis, in_flight, kpis
 from televox_pbx.store.campaigns import CampaignRow, get_campaign
@@ -59,12 +58,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _yaml(args: argparse.Namespace) -> Campaign | None:
-    settings = settings_from_args(args)
-    path = Path(settings.campaigns_dir) / f"{args.name}.yaml"
-    if not path.exists():
-        return None
     try:
-        return load_campaign(path)
+        return find_campaign(settings_from_args(args), args.name)
     except ConfigError as exc:
         for issue in exc.issues:
             print(str(issue), file=sys.stderr)

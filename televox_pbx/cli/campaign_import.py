@@ -32,7 +32,7 @@ from televox_pbx.campaigns.mapping import (
 )
 from televox_pbx.cli.common import run, settings_from_args
 from televox_pbx.config.campaign import Campaign
-from televox_pbx.config.loader import ConfigError, load_campaign
+from televox_pbx.config.loader import ConfigError, find_campaign
 from televox_pbx.store import Store
 from televox_pbx.store.campaigns import get_campaign, upsert_campaign
 from televox_pbx.store.contacts import contacts_for_export, results_for_export
@@ -89,16 +89,15 @@ def add_import_commands(csub: Any) -> None:
 def _campaign(args: argparse.Namespace) -> Campaign | None:
     """The campaign's YAML, or None after saying on stderr why it cannot be used."""
     settings = settings_from_args(args)
-    path = Path(settings.campaigns_dir) / f"{args.name}.yaml"
-    if not path.exists():
-        print(f"{path}: no such campaign", file=sys.stderr)
-        return None
     try:
-        return load_campaign(path)
+        campaign = find_campaign(settings, args.name)
     except ConfigError as exc:
         for issue in exc.issues:
             print(str(issue), file=sys.stderr)
         return None
+    if campaign is None:
+        print(f"{settings.campaigns_dir / args.name}.yaml: no such campaign", file=sys.stderr)
+    return campaign
 
 
 def template_headers(campaign: Campaign) -> list[str]:

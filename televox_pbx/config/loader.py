@@ -166,3 +166,10 @@ def load_campaigns(directory: Path) -> tuple[dict[str, Campaign], list[ConfigIss
         except ConfigError as exc:
             issues.extend(exc.issues)
     return good, issues
+
+
+def find_campaign(settings: Settings, name: str) -> Campaign | None:
+    """campaigns_dir/NAME.yaml loaded and checked; None if there is no such file.
+    A file that exists but does not validate raises ConfigError."""
+    path = settings.campaigns_dir / f"{name}.yaml"
+    return load_campaign(path) if path.exists() else None
