@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -68,12 +69,20 @@ class LegConfig:
     max_turn_wait_s: float = 8.0
     hangup_after_s: float | None = None
     consumed_s: float = 0.0  # audio AMD() already swallowed before AudioSocket started
+    # A callee who waits to be answered: before each line (not barging in), wait for the
+    # agent to start talking after the callee's previous speech, then for it to finish.
+    await_reply: bool = False
+
+
+# (direction "said" or "heard", monotonic time, one frame's PCM): for latency benchmarks.
+FrameObserver = Callable[[str, float, bytes], None]
 
 
 class AudioLeg:
     def __init__(self, call_id: str, segments: list[Segment], config: LegConfig,
-                 clock: Clock) -> None:
+                 clock: Clock, observer: FrameObserver | None = None) -> None:
         self.call_id = call_id
+        self._observer = observer
         self._segments = _skip_consumed(segments, config.consumed_s)
         self._cfg = config
         self._clock = clock
@@ -86,6 +95,7 @@ class AudioLeg:
         self._dtmf: list[str] = []
         self._last_rx = 0.0
         self._last_voice = -1e9
+        self._last_said_voice = -1e9
         self._start = 0.0
         self._end: asyncio.Future[LegEnd] | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -142,6 +152,11 @@ class AudioLeg:
                     self._drained.set()
                 writer.write(encode_audio(chunk))
                 self._said += chunk
+                now = self._clock.monotonic()
+                if rms(chunk) > _VOICE_RMS:
+                    self._last_said_voice = now
+                if self._observer is not None:
+                    self._observer("said", now, chunk)
                 next_t += step
                 await self._clock.sleep(next_t - self._clock.monotonic())
         except (ConnectionError, RuntimeError):
@@ -164,6 +179,8 @@ class AudioLeg:
                         self._heard += frame.payload
                         if rms(frame.payload) > _VOICE_RMS:
                             self._last_voice = self._last_rx
+                        if self._observer is not None:
+                            self._observer("heard", self._last_rx, frame.payload)
                     else:
                         # Asterisk ends the session on kinds it does not accept from us.
                         self._finish(LegEnd.PROTOCOL_ERROR)
@@ -211,6 +228,10 @@ class AudioLeg:
     async def _wait_agent_quiet(self) -> None:
         gap, cap = self._cfg.turn_gap_s, self._cfg.max_turn_wait_s
         waited_from = self._clock.monotonic()
+        while self._cfg.await_reply and self._last_voice <= self._last_said_voice:
+            if self._clock.monotonic() - waited_from >= cap:
+                return
+            await self._clock.sleep(0.02)
         while True:
             now = self._clock.monotonic()
             quiet_for = now - self._last_voice

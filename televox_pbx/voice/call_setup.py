@@ -57,6 +57,12 @@ class CallInfo:
 class SessionConfig:
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
     min_clause_chars: int = 12
+    # The first clause of a reply may be shorter ("Sure," alone starts the audio sooner);
+    # None: the same as min_clause_chars.
+    first_clause_chars: int | None = None
+    # Start transcribing once the callee has paused this long (before the endpoint is
+    # sure), so the transcript is ready when it is; None turns it off.
+    speculate_after_s: float | None = 0.2
     tick_s: float = 0.02
     preroll_s: float = 0.3
     voicemail_silence_s: float = 1.5

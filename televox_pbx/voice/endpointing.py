@@ -57,6 +57,11 @@ class Endpointer:
         return self._speaking
 
     @property
+    def last_speech(self) -> float:
+        """End of the last speech heard in the current (or last) utterance."""
+        return self._last_speech
+
+    @property
     def pending_onset(self) -> float | None:
         """Start time of speech not yet long enough to count."""
         return self._candidate_since

@@ -68,6 +68,7 @@ from televox_pbx.voice.endpointing import (
     rms,
 )
 from televox_pbx.voice.engines.resample import resample_pcm16 as to_rate
+from televox_pbx.voice.engines.stt_speculative import SpeculativeTranscriber
 from televox_pbx.voice.interfaces import AudioChunk, ChatMessage
 from televox_pbx.voice.recording import StereoRecorder
 from televox_pbx.voice.turns import ClauseSplitter, SpokenPiece, heard_prefix
@@ -156,6 +157,11 @@ class VoiceSession:
         self._echo = EchoGate(self.config.endpoint)
         self._beep = BeepDetector(RATE)
         self._vad = engines.vad.new_stream()
+        self._stt = SpeculativeTranscriber(engines.stt)
+        # Only engines with a fixed cost per call (Whisper) are worth a wasted decode.
+        self._speculative_stt = bool(getattr(engines.stt, "worth_speculating", False))
+        self._spec_for: float | None = None  # the speech end the speculation covers
+        self._spec_audio = b""
         self._preroll: deque[bytes] = deque()
         self._preroll_bytes = 0
         self._utt = bytearray()
@@ -210,6 +216,7 @@ class VoiceSession:
             self._ended_by = "error"
         finally:
             await self._cancel_task()
+            self._stt.cancel()
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
@@ -375,6 +382,7 @@ class VoiceSession:
         edge = self._endpointer.tick(now)
         if edge is not None:
             await self._on_edge(edge)
+        self._maybe_speculate(now)
         if self._mode == "voicemail":
             if now - self._last_voice >= self.config.voicemail_silence_s:
                 self._leave_voicemail()
@@ -437,6 +445,20 @@ class VoiceSession:
         edge = self._endpointer.feed(prob, t, duration, agent_playing=agent_audible)
         if edge is not None:
             await self._on_edge(edge)
+        self._maybe_speculate(t + duration)
+
+    def _maybe_speculate(self, now: float) -> None:
+        """At the callee's first short pause, start transcribing what they said so far:
+        if the pause turns out to be the end, the transcript is (nearly) ready."""
+        after = self.config.speculate_after_s
+        ep = self._endpointer
+        if after is None or not self._speculative_stt or self._mode != "conversation" \
+                or not ep.speaking \
+                or now - ep.last_speech < after or self._spec_for == ep.last_speech:
+            return
+        self._spec_for = ep.last_speech
+        self._spec_audio = self._pending_audio + bytes(self._utt)
+        self._stt.speculate(AudioChunk(self._spec_audio, RATE))
 
     async def _on_edge(self, edge: SpeechEdge) -> None:
         if edge.edge is Edge.START:
@@ -454,8 +476,13 @@ class VoiceSession:
         self._anchor = edge.at
         if self._mode != "conversation":
             return
-        turn = _CalleeTurn(self._pending_audio + audio, self._utt_start, edge.at,
-                           self.clock.monotonic())
+        audio = self._pending_audio + audio
+        if self._spec_for == edge.at:
+            # Nothing was said after the speculative cut: its audio (minus trailing
+            # silence) is the utterance, and its transcript is reused.
+            audio = self._spec_audio
+        self._spec_for, self._spec_audio = None, b""
+        turn = _CalleeTurn(audio, self._utt_start, edge.at, self.clock.monotonic())
         self._pending_audio = b""
         if self._task is not None:
             # Talking over a line that must be heard (the opening with its AI disclosure):
@@ -587,7 +614,7 @@ class VoiceSession:
         await self._synth_clause(reply, text)
 
     async def _callee_turn(self, turn: _CalleeTurn) -> _Outcome:
-        text = (await self.engines.stt.transcribe(AudioChunk(turn.audio, RATE))).text.strip()
+        text = (await self._stt.final(AudioChunk(turn.audio, RATE))).text.strip()
         turn.transcribed = True
         transcript_ms = _ms(self.clock.monotonic() - turn.ended)
         if not text:
@@ -610,7 +637,8 @@ class VoiceSession:
         reply.latency.update(latency)
         clauses: asyncio.Queue[str | None] = asyncio.Queue()
         actions: list[ToolAction] = []
-        splitter = ClauseSplitter(self.config.min_clause_chars)
+        splitter = ClauseSplitter(self.config.min_clause_chars,
+                                   self.config.first_clause_chars)
         messages = list(self._messages)
 
         async def produce() -> None:

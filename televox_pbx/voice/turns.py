@@ -12,10 +12,14 @@ _ABBREV = re.compile(r"\b(Mr|Mrs|Ms|Dr|St|Jr|Sr|vs|etc|e\.g|i\.e|a\.m|p\.m)\.$",
 
 
 class ClauseSplitter:
-    """Push LLM text deltas; get clauses of at least `min_chars` as soon as they end."""
+    """Push LLM text deltas; get clauses of at least `min_chars` as soon as they end.
+    The first clause may be shorter (`first_min_chars`): "Sure," can be playing while the
+    rest is still being generated."""
 
-    def __init__(self, min_chars: int = 12) -> None:
+    def __init__(self, min_chars: int = 12, first_min_chars: int | None = None) -> None:
         self.min_chars = min_chars
+        self.first_min_chars = min_chars if first_min_chars is None else first_min_chars
+        self._emitted = False
         self._buf = ""
 
     def push(self, delta: str) -> list[str]:
@@ -25,9 +29,11 @@ class ClauseSplitter:
         for m in _BOUNDARY.finditer(self._buf):
             end = m.end()
             piece = self._buf[start:end].strip()
-            if len(piece) < self.min_chars or _ABBREV.search(piece):
+            least = self.min_chars if self._emitted else self.first_min_chars
+            if len(piece) < least or _ABBREV.search(piece):
                 continue
             out.append(piece)
+            self._emitted = True
             start = end
         self._buf = self._buf[start:]
         return out

@@ -5,6 +5,13 @@ time) and hands text back through an asyncio queue; closing or cancelling the co
 sets a flag the thread checks after every token, so it stops within one token. The
 prompt cache of llama.cpp reuses the longest common token prefix of consecutive prompts,
 so the reply-format block goes first and the system prompt stays byte-identical.
+
+With tools, a real model is driven in two steps over the raw chat-template text, so no
+forward pass is spent on the reply's fixed JSON: the prompt already ends in `{"tool": `,
+the model picks the tool value under a small grammar (usually one token, `null`), then
+`, "say": "` is appended as prompt text and the speech is sampled without a grammar (a
+grammar is checked against the whole 150k-token vocabulary at every step) until the
+string closes. Objects without a chat template (test doubles) get the one-call path.
 """
 
 from __future__ import annotations
@@ -13,9 +20,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,22 +36,32 @@ from televox_pbx.voice.engines.llm_reply import (
     reply_schema,
     wrap_assistant,
 )
+from televox_pbx.voice.engines.llm_states import KvStates
 from televox_pbx.voice.interfaces import ChatMessage, LlmDelta
 
 log = logging.getLogger(__name__)
 
 _DONE = object()
+# The head stops before the space: " null" is one token, and a prompt ending in a space
+# would push the model off its usual tokens (it then chose a tool far too often).
+_HEAD = '{"tool":'
+_SAY = ', "say": "'
 
 
 class LlamaLlm:
-    def __init__(self, llama: Any, *, max_tokens: int = 160, temperature: float = 0.2) -> None:
-        """`llama` is a llama_cpp.Llama (or anything with its create_chat_completion)."""
+    def __init__(self, llama: Any, *, max_tokens: int = 160, temperature: float = 0.2,
+                 state_cache_bytes: int = 0) -> None:
+        """`llama` is a llama_cpp.Llama (or anything with its create_chat_completion).
+        `state_cache_bytes`: RAM for saved KV states (see llm_states), real models only."""
         self._llama = llama
         self.max_tokens = max_tokens
         self.temperature = temperature
         self._grammars: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm")
+        self._template = _chat_template(llama)
+        self._states = (KvStates(llama, state_cache_bytes)
+                        if state_cache_bytes > 0 and self._template is not None else None)
 
     @classmethod
     def load(cls, model_path: Path, *, n_ctx: int = 2048, n_threads: int = 2,
@@ -52,13 +71,10 @@ class LlamaLlm:
         if not model_path.is_file():
             raise FileNotFoundError(f"LLM model file missing: {model_path}")
         from llama_cpp import Llama  # loads the native library: paid at load time only
-        from llama_cpp.llama_cache import LlamaRAMCache
 
         llama = Llama(str(model_path), n_ctx=n_ctx, n_threads=n_threads,
                       n_threads_batch=n_threads, verbose=False)
-        if state_cache_bytes > 0:
-            llama.set_cache(LlamaRAMCache(capacity_bytes=state_cache_bytes))
-        return cls(llama, **kwargs)
+        return cls(llama, state_cache_bytes=state_cache_bytes, **kwargs)
 
     async def stream(self, messages: Sequence[ChatMessage],
                      tools_schema: dict[str, Any] | None = None) -> AsyncIterator[LlmDelta]:
@@ -66,10 +82,18 @@ class LlamaLlm:
         a validated ToolCall delta (if any) first, then the speech as it is generated."""
         tools = normalize_tools(tools_schema)
         prompt = self._messages(messages, tools)
-        grammar = self._grammar(tools) if tools else None
         parser = ReplyStreamParser({t.name for t in tools}) if tools else None
+        if tools and self._template is not None:
+            text = self._template(prompt)
+            tool_grammar = self._grammar(_tool_schema(tools), lead_space=True)
+            run: Callable[[], Generator[str, None, None]] = partial(
+                self._two_step, text, tool_grammar)
+        else:
+            grammar = self._grammar(reply_schema(tools)) if tools else None
+            run = partial(self._chat, prompt, grammar)
+        spoken: list[str] = []
         # aclosing: stop the worker the moment our consumer goes away, not at GC time.
-        async with contextlib.aclosing(self._generate(prompt, grammar, self.max_tokens)) as gen:
+        async with contextlib.aclosing(self._generate(run)) as gen:
             async for piece in gen:
                 if parser is None:
                     yield LlmDelta(text=piece)
@@ -78,7 +102,17 @@ class LlamaLlm:
                 for call in calls:
                     yield LlmDelta(tool_call=call)
                 if said:
+                    spoken.append(said)
                     yield LlmDelta(text=said)
+                if parser.say_done:
+                    parser.feed("}")
+                    break
+        if parser is not None and parser.say_done and parser.tool_seen and parser.tool is None \
+                and parser.tool_error is None:
+            # The next prompt will replay this reply (as the session records it, clauses
+            # joined by single spaces): evaluate it now, while it is being spoken.
+            said_text = " ".join("".join(spoken).split())
+            self._warm([*prompt, {"role": "assistant", "content": wrap_assistant(said_text)}])
         if parser is not None and (parser.tool_error or not parser.complete):
             log.warning("LLM reply was not complete valid JSON",
                         extra={"tool_error": parser.tool_error, "complete": parser.complete})
@@ -87,10 +121,38 @@ class LlamaLlm:
                       tools_schema: dict[str, Any] | None = None) -> None:
         """Evaluate a prompt (e.g. just the system message) so the next reply that starts
         with it only pays for the new tokens. Useful while the phone is ringing."""
-        prompt = self._messages(messages, normalize_tools(tools_schema))
-        async with contextlib.aclosing(self._generate(prompt, None, 1)) as gen:
+        tools = normalize_tools(tools_schema)
+        prompt = self._messages(messages, tools)
+        template = self._template
+        if tools and template is not None:
+            # The same text the next reply's prompt starts with, up to its turn.
+            text = template(prompt)
+            run: Callable[[], Generator[str, None, None]] = partial(
+                self._complete, text, None, 1)
+        else:
+            run = partial(self._chat, prompt, None, 1)
+        async with contextlib.aclosing(self._generate(run)) as gen:
             async for _ in gen:
                 pass
+
+    def _warm(self, prompt: list[dict[str, str]]) -> None:
+        """Evaluate `prompt` on the LLM thread in the background (real models only)."""
+        template = self._template
+        if template is None:
+            return
+        text = template(prompt)
+
+        def work() -> None:
+            with self._lock:
+                for _ in self._complete(text, None, 1):
+                    pass
+
+        def done(future: Future[None]) -> None:
+            if not future.cancelled() and future.exception() is not None:
+                log.warning("LLM warm-up of the next prompt failed",
+                            exc_info=future.exception())
+        with contextlib.suppress(RuntimeError):  # the executor is closed: nothing to do
+            self._executor.submit(work).add_done_callback(done)
 
     def _messages(self, messages: Sequence[ChatMessage],
                   tools: list[ToolSpec]) -> list[dict[str, str]]:
@@ -105,20 +167,66 @@ class LlamaLlm:
         return [{"role": m["role"], "content": wrap_assistant(m["content"])}
                 if m["role"] == "assistant" else m for m in out]
 
-    def _grammar(self, tools: list[ToolSpec]) -> Any:
-        schema = json.dumps(reply_schema(tools), sort_keys=False)
-        grammar = self._grammars.get(schema)
+    def _grammar(self, schema_obj: dict[str, Any], *, lead_space: bool = False) -> Any:
+        schema = json.dumps(schema_obj, sort_keys=False)
+        key = f"{lead_space}:{schema}"
+        grammar = self._grammars.get(key)
         if grammar is None:
-            from llama_cpp.llama_grammar import LlamaGrammar
+            from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
 
-            grammar = LlamaGrammar.from_json_schema(schema, verbose=False)
+            gbnf = json_schema_to_gbnf(schema)
+            if lead_space:  # the value follows `"tool":`, so it starts with its space
+                gbnf = re.sub(r"^root ::= (.*)$", r'root ::= " " ( \1 )', gbnf, count=1,
+                              flags=re.MULTILINE)
+            grammar = LlamaGrammar.from_string(gbnf, verbose=False)
             if len(self._grammars) > 16:  # tool sets are per campaign: a handful at most
                 self._grammars.clear()
-            self._grammars[schema] = grammar
+            self._grammars[key] = grammar
         return grammar
 
-    async def _generate(self, prompt: list[dict[str, str]], grammar: Any,
-                        max_tokens: int) -> AsyncGenerator[str, None]:
+    def _chat(self, prompt: list[dict[str, str]], grammar: Any,
+              max_tokens: int | None = None) -> Generator[str, None, None]:
+        chunks = self._llama.create_chat_completion(
+            prompt, grammar=grammar, stream=True, max_tokens=max_tokens or self.max_tokens,
+            temperature=self.temperature)
+        try:
+            for chunk in chunks:
+                text = chunk["choices"][0]["delta"].get("content")
+                if text:
+                    yield text
+        finally:
+            chunks.close()
+
+    def _complete(self, text: str, grammar: Any, max_tokens: int, *,
+                  save: bool = True) -> Generator[str, None, None]:
+        states = self._states
+        if states is not None:
+            states.restore_for(self._llama.tokenize(text.encode("utf-8"), special=True))
+        chunks = self._llama.create_completion(
+            text, grammar=grammar, stream=True, max_tokens=max_tokens,
+            temperature=self.temperature)
+        try:
+            for chunk in chunks:
+                piece = chunk["choices"][0]["text"]
+                if piece:
+                    yield piece
+        finally:
+            chunks.close()
+            if states is not None and save:
+                states.save()
+
+    def _two_step(self, text: str, tool_grammar: Any) -> Generator[str, None, None]:
+        """The reply JSON, with its fixed parts given rather than generated."""
+        yield _HEAD
+        value = ""
+        for piece in self._complete(text + _HEAD, tool_grammar, 96, save=False):
+            value += piece
+            yield piece
+        yield _SAY
+        yield from self._complete(text + _HEAD + value + _SAY, None, self.max_tokens)
+
+    async def _generate(self, run: Callable[[], Generator[str, None, None]]
+                        ) -> AsyncGenerator[str, None]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         stop = threading.Event()
@@ -134,18 +242,14 @@ class LlamaLlm:
                 with self._lock:
                     if stop.is_set():
                         return
-                    chunks = self._llama.create_chat_completion(
-                        prompt, grammar=grammar, stream=True, max_tokens=max_tokens,
-                        temperature=self.temperature)
+                    pieces = run()
                     try:
-                        for chunk in chunks:
+                        for piece in pieces:
                             if stop.is_set():
                                 break
-                            text = chunk["choices"][0]["delta"].get("content")
-                            if text:
-                                put(text)
+                            put(piece)
                     finally:
-                        chunks.close()
+                        pieces.close()
             except BaseException as exc:  # delivered to the consumer, not lost in a thread
                 put(exc)
             finally:
@@ -167,3 +271,28 @@ class LlamaLlm:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _tool_schema(tools: list[ToolSpec]) -> dict[str, Any]:
+    """Just the "tool" value of the reply schema."""
+    schema: dict[str, Any] = reply_schema(tools)["properties"]["tool"]
+    return schema
+
+
+def _chat_template(llama: Any) -> Callable[[list[dict[str, str]]], str] | None:
+    """The model's own chat template as text (what create_chat_completion would build),
+    ending with the assistant's turn; None when `llama` carries none."""
+    metadata = getattr(llama, "metadata", None)
+    if not isinstance(metadata, dict) or "tokenizer.chat_template" not in metadata:
+        return None
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    def token(tid: int) -> str:
+        return str(llama._model.token_get_text(tid)) if tid != -1 else ""
+    formatter: Any = Jinja2ChatFormatter(template=metadata["tokenizer.chat_template"],
+                                    eos_token=token(llama.token_eos()),
+                                    bos_token=token(llama.token_bos()))
+
+    def render(messages: list[dict[str, str]]) -> str:
+        return str(formatter(messages=messages).prompt)
+    return render

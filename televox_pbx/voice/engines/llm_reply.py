@@ -112,6 +112,7 @@ class ReplyStreamParser:
         self.tool: ToolCall | None = None
         self.tool_error: str | None = None
         self.complete = False
+        self.say_done = False  # the "say" string has been closed
 
     def feed(self, text: str) -> tuple[str, list[ToolCall]]:
         """Returns (new speech text, tool calls completed by this text)."""
@@ -203,6 +204,7 @@ class ReplyStreamParser:
 
     def _end_value_marker(self) -> None:
         # The "say" string is done; its value needs no further parsing.
+        self.say_done = True
         self._value_start = None
         self._expect_value = False
 

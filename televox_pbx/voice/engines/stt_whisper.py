@@ -22,6 +22,10 @@ WHISPER_RATE = 16000
 
 
 class WhisperStt:
+    # Every decode costs about the same (the 30 s window), so starting one at a pause that
+    # may not be the end of the turn is worth it: see stt_speculative.
+    worth_speculating = True
+
     def __init__(self, model_dir: Path, *, cpu_threads: int = 0, language: str = "en",
                  beam_size: int = 1) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
