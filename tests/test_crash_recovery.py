@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import pytest
 from dialer_support import FakeOriginator, FakeProbe, make_campaign, seed
 
 from televox_pbx.campaigns.dialer import Dialer
@@ -24,12 +22,6 @@ def camp() -> object:
         pacing={"calls_per_minute": 60, "max_concurrent": 5},
         retry={"retry_interval_minutes": 0, "max_attempts_per_phone": 1})
 
-
-@pytest.fixture
-async def store() -> AsyncIterator[Store]:
-    s = await Store.open(":memory:")
-    yield s
-    await s.close()
 
 
 class Boom(Exception):

@@ -9,11 +9,9 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from dialer_support import FakeOriginator, add_dnc, make_campaign, seed
 
 from televox_pbx.campaigns.dialer import Dialer
@@ -110,12 +108,6 @@ EXPECTED = {0: ("completed", 1), 1: ("no_answer", 2), 2: ("completed", 2),
 def phones_for(i: int) -> list[str]:
     return [phone(i, 1), phone(i, 2)] if i % 7 in (3, 5) else [phone(i, 1)]
 
-
-@pytest.fixture
-async def store() -> AsyncIterator[Store]:
-    s = await Store.open(":memory:")
-    yield s
-    await s.close()
 
 
 async def drive(store: Store, dialer: Dialer, pbx: FakePbx, clock: FakeClock,

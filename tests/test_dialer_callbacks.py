@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import pytest
 from dialer_support import FakeOriginator, add_dnc, make_campaign, seed
 
 from televox_pbx.campaigns.dialer import Dialer
@@ -25,12 +23,6 @@ def camp() -> object:
         pacing={"calls_per_minute": 60, "max_concurrent": 2},
         retry={"retry_interval_minutes": 0, "max_attempts_per_phone": 1})
 
-
-@pytest.fixture
-async def store() -> AsyncIterator[Store]:
-    s = await Store.open(":memory:")
-    yield s
-    await s.close()
 
 
 async def test_callback_waits_for_its_time_and_the_window(store: Store) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -26,12 +25,6 @@ def camp() -> object:
         pacing={"calls_per_minute": 60, "max_concurrent": 5},
         retry={"retry_interval_minutes": 0, "max_attempts_per_phone": 1})
 
-
-@pytest.fixture
-async def store() -> AsyncIterator[Store]:
-    s = await Store.open(":memory:")
-    yield s
-    await s.close()
 
 
 def test_transitions() -> None:

@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import pytest
 from dialer_support import add_dnc, make_campaign, seed
 from pydantic import SecretStr
 
@@ -60,12 +58,6 @@ def session_results(req: OriginateRequest, outcome: CallOutcome) -> tuple[
         int | None, Disposition | None]:
     return SESSION.get(int(req.phone[-3:]) % 7, (None, None))
 
-
-@pytest.fixture
-async def store() -> AsyncIterator[Store]:
-    s = await Store.open(":memory:")
-    yield s
-    await s.close()
 
 
 async def test_fifty_contacts_against_the_simulator(store: Store) -> None:

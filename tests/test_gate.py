@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -13,12 +12,6 @@ from televox_pbx.store import Store
 
 MONDAY_NOON_NY = datetime(2026, 1, 5, 17, 0, tzinfo=UTC)
 
-
-@pytest.fixture
-async def store() -> AsyncIterator[Store]:
-    s = await Store.open(":memory:")
-    yield s
-    await s.close()
 
 
 @pytest.mark.parametrize("written", ["+12125550188", "(212) 555-0188", "212.555.0188",

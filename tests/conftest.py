@@ -1,0 +1,17 @@
+"""Fixtures shared by many test modules."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from televox_pbx.store import Store
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[Store]:
+    """A migrated in-memory store, closed after the test."""
+    s = await Store.open(":memory:")
+    yield s
+    await s.close()
