@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -149,7 +150,6 @@ class App:
         self.factory: VoiceSessionFactory | None = None
         self._holder: Any = None  # televox_pbx.voice.engines.holder.Engines
         self._results: ResultLog | None = None
-        self._amd: dict[str, AmdStatus] = {}
         self._logins = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -164,11 +164,6 @@ class App:
         self.store = store = await Store.open(s.database.path)
         engines = await self._load_engines()
         self._results = ResultLog(store)
-        if engines is not None:
-            ports = CallPorts(dnc=StoreDnc(store, self.clock, s.workspace),
-                              callbacks=StoreCallbacks(store), log=self._results)
-            self.factory = VoiceSessionFactory(
-                engines, ports, self.clock, SessionConfig(recordings_dir=s.recordings_dir))
         port = self._audiosocket_port if self._audiosocket_port is not None else \
             s.audiosocket.port
         self.audiosocket = AudioSocketServer(self.clock, host=s.audiosocket.bind_host,
@@ -177,11 +172,12 @@ class App:
         host, ami_port, secret = await self._start_pbx(engines)
         self.client = client = AmiClient(s.ami, clock=self.clock, host=host, port=ami_port,
                                          secret=secret)
-        if self.factory is not None:
-            self.factory.ports = CallPorts(dnc=self.factory.ports.dnc,
-                                           callbacks=self.factory.ports.callbacks,
-                                           log=self.factory.ports.log,
-                                           transfer=AmiTransfer(client))
+        if engines is not None:
+            ports = CallPorts(dnc=StoreDnc(store, self.clock, s.workspace),
+                              callbacks=StoreCallbacks(store), log=self._results,
+                              transfer=AmiTransfer(client))
+            self.factory = VoiceSessionFactory(
+                engines, ports, self.clock, SessionConfig(recordings_dir=s.recordings_dir))
         self.eventlog = EventLog(store, s.events, self.clock)
         client.subscribe(self.eventlog.record)
         client.subscribe(self._on_event)
@@ -256,17 +252,12 @@ class App:
             log.exception("reconcile after AMI reconnect failed")
 
     def _on_event(self, msg: AmiMessage) -> None:
-        if msg.event != "UserEvent":
+        """The inbound dialplan announces each call's AudioSocket UUID before connecting."""
+        if msg.event != "UserEvent" or (msg.get("UserEvent") or "").lower() != "televoxinbound":
             return
-        name = (msg.get("UserEvent") or "").lower()
-        call_id = msg.get("CallId") or msg.get("TELEVOX_CALL_ID") or msg.get("Uniqueid")
-        if not call_id:
-            return
-        if name == "televoxinbound" and self.audiosocket is not None:
+        call_id = msg.get("CallId")
+        if call_id and self.audiosocket is not None:
             self.audiosocket.announce_inbound(call_id.lower(), msg.get("CallerID"))
-        status = msg.get("AMDSTATUS")
-        if status is not None and status in AmdStatus.__members__:
-            self._amd[call_id.lower()] = AmdStatus(status)
 
     async def _campaign_for(self, req: OriginateRequest) -> Campaign | None:
         name = req.variables.get("TELEVOX_CAMPAIGN")
@@ -289,9 +280,14 @@ class App:
             session = self.factory.create(
                 campaign=campaign, call_id=call_id, phone=req.phone, variables=variables,
                 zone=req.variables.get("TELEVOX_ZONE") or None,
-                amd_lookup=lambda: self._amd.get(call_id))
+                amd_lookup=lambda: self._amd_status(req.call_id))
             await session(call)
         return handle
+
+    def _amd_status(self, call_id: str) -> AmdStatus | None:
+        """AMD() ran in the dialplan; the call tracker read its UserEvent."""
+        outcome = self.runner.tracker.outcome(call_id) if self.runner is not None else None
+        return outcome.amd_status if outcome is not None else None
 
     def _inbound_handler(self) -> SessionHandler | None:
         name = self.settings.inbound_campaign
@@ -319,7 +315,6 @@ class App:
 
     async def _session_results(self, req: OriginateRequest,
                                outcome: CallOutcome) -> SessionResult:
-        self._amd.pop(req.call_id.lower(), None)
         if self.audiosocket is not None:
             self.audiosocket.discard(req.call_id.lower())
         if outcome.answered_at is None or self._results is None or self.factory is None:
@@ -360,9 +355,7 @@ class App:
         h = Health(ami_state=self.client.state.value if self.client else "disconnected",
                    ami_mode=self.ami_mode)
         if self._holder is not None:
-            h.models = [vars(st) if hasattr(st, "__dict__") else {
-                "name": st.name, "model": st.model, "loaded": st.loaded}
-                for st in self._holder.status()]
+            h.models = [dataclasses.asdict(st) for st in self._holder.status()]
         if self.audiosocket is not None:
             stats = self.audiosocket.stats()
             h.calls_active, h.audiosocket_refused = stats.active, stats.refused
