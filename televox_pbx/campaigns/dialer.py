@@ -219,7 +219,7 @@ class Dialer:
                 callback_id=cand.callback_id), now)
         req = Req(call_id=call_id, phone=decision.e164 or cand.e164, trunk=cfg.trunk,
                   caller_id=cfg.caller_id, ring_timeout_s=cfg.ring_timeout_s,
-                  variables=self._variables(cfg, cand, call_id))
+                  variables=self._variables(cfg, cand, call_id, decision.zones))
         try:
             await self._originator.originate(req)
         except self._not_sent as exc:
@@ -265,12 +265,15 @@ class Dialer:
         result = Result.DNC if status == "dnc" else Result.WRONG_NUMBER
         await self._apply_result(cand.contact_id, cfg, result, cand.position, None, now)
 
-    def _variables(self, cfg: Campaign, cand: dq.Candidate, call_id: str) -> dict[str, str]:
+    def _variables(self, cfg: Campaign, cand: dq.Candidate, call_id: str,
+                   zones: tuple[str, ...]) -> dict[str, str]:
         out = {f"TELEVOX_VAR_{_VAR_NAME.sub('_', k).upper()}":
                v.replace("\r", " ").replace("\n", " ") for k, v in cand.variables.items()}
         out.update({"TELEVOX_CALL_ID": call_id, "TELEVOX_CAMPAIGN": cfg.name,
                     "TELEVOX_CONTACT_ID": str(cand.contact_id),
                     "TELEVOX_AMD": "1" if cfg.amd else "0"})
+        if len(zones) == 1:  # the agent books callbacks in it; a guess would be worse
+            out["TELEVOX_ZONE"] = zones[0]
         return out
 
     async def call_now(self, contact_id: int) -> CallNowResult:

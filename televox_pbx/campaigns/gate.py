@@ -50,6 +50,7 @@ class GateDecision:
     detail: str
     next_open_at: datetime | None = None  # set when held by the window
     e164: str | None = None  # the normalised number that was checked
+    zones: tuple[str, ...] = ()  # the callee's candidate zones (IANA), when known
 
     @property
     def held(self) -> bool:
@@ -72,15 +73,16 @@ def decide_window(ctx: GateContext, e164: str) -> GateDecision:
         return GateDecision(False, GateReason.UNKNOWN_TIMEZONE,
                             "no time zone known for the callee; held", None, e164)
     window = ctx.campaign.calling_window
-    names = ",".join(sorted(z.key for z in res.zones))
+    keys = tuple(sorted(z.key for z in res.zones))
+    names = ",".join(keys)
     if in_window_everywhere(window, res.zones, ctx.now):
         return GateDecision(True, GateReason.OK, f"in window ({res.source}: {names})",
-                            None, e164)
+                            None, e164, keys)
     opens = next_open(window, res.zones, ctx.now)
     detail = f"outside window ({res.source}: {names})"
     if opens is None:
         detail += "; windows never overlap in all candidate zones"
-    return GateDecision(False, GateReason.OUTSIDE_WINDOW, detail, opens, e164)
+    return GateDecision(False, GateReason.OUTSIDE_WINDOW, detail, opens, e164, keys)
 
 
 async def check(store: Store, ctx: GateContext) -> GateDecision:
