@@ -78,6 +78,10 @@ class ResultLog:
             if not fut.done():
                 fut.set_result((callee_turns, disposition))
 
+    def forget(self, call_id: str) -> None:
+        """Nobody will wait for this call's result (inbound calls have no dialer)."""
+        self._results.pop(call_id, None)
+
     async def wait(self, call_id: str, timeout_s: float) -> SessionResult:
         try:
             return await asyncio.wait_for(asyncio.shield(self._future(call_id)), timeout_s)
@@ -311,6 +315,8 @@ class App:
                 await self.factory.inbound_handler(campaign)(call)
             finally:
                 await finish_inbound(store, call.call_id, self.clock.now())
+                if self._results is not None:
+                    self._results.forget(call.call_id)
         return handle
 
     async def _session_results(self, req: OriginateRequest,

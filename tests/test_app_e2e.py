@@ -205,6 +205,7 @@ async def test_inbound_call_is_answered_by_the_inbound_campaign(tmp_path: Path) 
             await asyncio.sleep(0.05)
         assert row is not None and row["direction"] == "inbound"
         assert row["phone"] == "+12125550199" and row["status"] == "completed"
+        assert app._results is not None and not app._results._results  # nothing kept
     finally:
         stop.set()
         await asyncio.wait_for(running, 10)
