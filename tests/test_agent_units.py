@@ -93,6 +93,7 @@ def test_tools_schema() -> None:
     "Don't call me again.", "Put me on your do not call list", "I want to opt out",
     "Take my number off your list please", "Never call here again.", "unsubscribe",
     "Don’t call me anymore",
+    "me off your list.", "and my number off the calling list please",
 ])
 def test_opt_out_phrases(text: str) -> None:
     assert is_opt_out(text)
@@ -101,6 +102,7 @@ def test_opt_out_phrases(text: str) -> None:
 @pytest.mark.parametrize("text", [
     "Yes, Tuesday at three works.", "Who is this?", "Take me to the next step",
     "Can you call me back later?", "I'm not interested right now.", "Stop, I'm driving",
+    "Could you send me off a copy of the list?",
 ])
 def test_not_opt_out(text: str) -> None:
     assert not is_opt_out(text)

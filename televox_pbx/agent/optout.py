@@ -12,6 +12,9 @@ _PATTERNS = [
     r"\b(take|remove|delete|get|cross|strike)\s+(me|my\s+(phone\s+)?number|us|this\s+number)"
     r"\s+(off|from)\b",
     r"\bremove\s+my\s+(phone\s+)?number\b",
+    # The tail alone: speech over the opening can lose the verb ("...me off your list").
+    r"\b(me|my\s+(phone\s+)?number|us|this\s+number)\s+off\s+(of\s+)?(your|the|this)\s+"
+    r"((calling|call|contact|phone|mailing)\s+)?list\b",
     r"\b(stop|quit|don'?t|do\s+not|never)\s+(calling|call|ringing|phoning|contact(ing)?)\s+"
     r"(me|us|this\s+number|here|again)\b",
     r"\bdo\s+not\s+call\b",
