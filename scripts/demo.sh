@@ -15,6 +15,16 @@ if [[ " $* " != *" --no-models "* ]]; then $tv models check; fi
 $tv campaign import demo config/demo/contacts.csv
 # A second run starts the demo over (restart keeps DNC); the first one just starts it.
 $tv campaign restart demo >/dev/null 2>&1 || $tv campaign start demo
-$tv serve --exit-when-idle "$@"
+# Normally the campaign completes in about a minute. A callback the agent booked keeps
+# it RUNNING until the callback is due (days away), so the demo stops the daemon
+# (SIGTERM, a clean shutdown) after 3 minutes at most; `televox plan demo` shows it.
+rc=0
+timeout --signal=TERM 180 $tv serve --exit-when-idle "$@" || rc=$?
+if [[ $rc -eq 124 ]]; then
+  echo "demo: stopped the daemon after 3 minutes; a booked callback keeps the campaign open"
+elif [[ $rc -ne 0 ]]; then
+  exit "$rc"
+fi
 $tv campaign status demo
+$tv plan demo
 $tv events tail --limit 12
