@@ -30,7 +30,6 @@ from televox_pbx.sim.audio_leg import AudioLeg, LegConfig, Segment
 from televox_pbx.sim.speech import rms, silence, speech_from_tts
 from televox_pbx.store.db import Store
 from televox_pbx.store.transcripts import StoreCallbacks, StoreCallLog, StoreDnc, transcript
-from televox_pbx.voice.endpointing import EndpointConfig
 from televox_pbx.voice.engines.holder import Engines as ModelHolder
 from televox_pbx.voice.session import CallPorts, Engines, SessionConfig, VoiceSessionFactory
 
@@ -195,13 +194,14 @@ async def main(args: argparse.Namespace) -> None:
     tts = speech_from_tts(models.tts())
     speech = {line: await tts(line) for script in SCRIPTS for line in script}
     config = SessionConfig()
-    if args.tuned:
-        # Shorter endpoint silence (0.4 s, still above most mid-sentence pauses) and a
-        # first clause that may be a single word ("Sure,").
-        config = SessionConfig(endpoint=EndpointConfig(silence_s=0.4), first_clause_chars=4)
+    if args.baseline:
+        # The session as it was before provisional turns and word-cut first clauses were
+        # tuned: a turn that starts at 0.2 s, a first clause of >= 12 characters.
+        config = SessionConfig(first_clause_chars=None, first_clause_max_words=None)
     print(f"session config: endpoint silence {config.endpoint.silence_s} s, first clause "
-          f">= {config.first_clause_chars or config.min_clause_chars} chars, speculative STT "
-          f"after {config.speculate_after_s} s")
+          f">= {config.first_clause_chars or config.min_clause_chars} chars and <= "
+          f"{config.first_clause_max_words} words, turn starts provisionally after "
+          f"{config.speculate_after_s} s of pause")
     with tempfile.TemporaryDirectory() as tmp:
         store = await Store.open(Path(tmp) / "bench.db")
         if args.calls:
@@ -222,6 +222,6 @@ if __name__ == "__main__":
     parser.add_argument("--concurrent-calls", type=int, default=8,
                         help="calls run 4 at a time")
     parser.add_argument("--show", action="store_true", help="print the transcripts")
-    parser.add_argument("--tuned", action="store_true",
-                        help="endpoint silence 0.4 s and a short first clause")
+    parser.add_argument("--baseline", action="store_true",
+                        help="first clause >= 12 chars and no word cut (for comparison)")
     asyncio.run(main(parser.parse_args()))

@@ -1,10 +1,11 @@
-"""The latency levers: speculative transcription at a pause, short first clauses, and the
-KV-state helper of the LLM engine. Fake engines on a FakeClock; no models."""
+"""The latency levers: a turn started provisionally at the callee's first pause, short
+first clauses, and the KV-state helper of the LLM engine. Fake engines on a FakeClock; no models."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+
+import pytest
 
 from televox_pbx.clock import FakeClock
 from televox_pbx.config.campaign import Campaign
@@ -20,7 +21,13 @@ from televox_pbx.voice.fakes import (
     ScriptedTts,
     Timeline,
 )
-from televox_pbx.voice.session import CallPorts, Engines, SessionConfig, VoiceSessionFactory
+from televox_pbx.voice.session import (
+    CallPorts,
+    Engines,
+    SessionConfig,
+    VoiceSession,
+    VoiceSessionFactory,
+)
 from televox_pbx.voice.turns import ClauseSplitter
 
 CAMPAIGN = Campaign.model_validate({
@@ -30,17 +37,13 @@ CAMPAIGN = Campaign.model_validate({
               "goal": "Book a consultation."}})
 
 
-@dataclass
-class WhisperLikeStt(ScriptedStt):
-    worth_speculating: bool = True
-
-
-async def _session(said: list[str]) -> tuple[FakeClock, Timeline, WhisperLikeStt, ScriptedLlm,
-                                              asyncio.Task[None], asyncio.Task[None]]:
+async def _session(said: list[str], replies: list[str]
+                   ) -> tuple[FakeClock, FakeCall, Timeline, ScriptedStt, ScriptedLlm,
+                              VoiceSession, asyncio.Task[None], asyncio.Task[None]]:
     clock = FakeClock()
     call = FakeCall(clock)
-    stt = WhisperLikeStt(said, clock=clock, delay_s=0.1)
-    llm = ScriptedLlm(["Great."], clock=clock)
+    stt = ScriptedStt(said, clock=clock, delay_s=0.1)
+    llm = ScriptedLlm(replies, clock=clock, first_token_s=0.05)
     factory = VoiceSessionFactory(
         Engines(LoudnessVad(), stt, llm, ScriptedTts(clock=clock)),
         CallPorts(FakeDnc(clock), FakeCallbacks(), MemoryCallLog()), clock, SessionConfig())
@@ -50,7 +53,7 @@ async def _session(said: list[str]) -> tuple[FakeClock, Timeline, WhisperLikeStt
     tl = Timeline(clock, call)
     await clock.advance(0.02)
     await tl.until(lambda: call.output.queued_seconds == 0 and session._task is None)
-    return clock, tl, stt, llm, task, pacer
+    return clock, call, tl, stt, llm, session, task, pacer
 
 
 async def _stop(*tasks: asyncio.Task[None]) -> None:
@@ -59,25 +62,42 @@ async def _stop(*tasks: asyncio.Task[None]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def test_transcription_starts_at_the_pause_and_is_reused_at_the_endpoint() -> None:
-    _clock, tl, stt, llm, task, pacer = await _session(["Yes, tell me more."])
+async def test_turn_starts_at_the_pause_but_is_held_until_the_endpoint() -> None:
+    clock, call, tl, stt, llm, session, task, pacer = await _session(
+        ["Yes, tell me more."], ["Great."])
+    frames = len(call.output.audio_frames())
     await tl.say(1.0)
-    await tl.wait(0.3)
-    assert len(stt.heard) == 1, "a 0.2 s pause starts a speculative transcription"
-    await tl.until(lambda: bool(llm.calls))
-    assert len(stt.heard) == 1, "the endpoint reuses it instead of transcribing again"
+    spoke_until = clock.monotonic()
+    await tl.wait(0.4)
+    assert len(stt.heard) == 1 and len(llm.calls) == 1, "the turn starts at a 0.2 s pause"
     assert llm.calls[0][-1].content == "Yes, tell me more."
+    assert len(call.output.audio_frames()) == frames, "nothing is said before the endpoint"
+    assert session._messages[-1].role == "assistant", "nor put in the context"
+    await tl.until(lambda: len(call.output.audio_frames()) > frames)
+    # The reply was ready before the endpoint (0.5 s), so it plays right after it.
+    assert clock.monotonic() - spoke_until == pytest.approx(0.52, abs=0.05)
+    assert len(stt.heard) == 1 and len(llm.calls) == 1, "the provisional turn was the turn"
+    assert [m.role for m in session._messages[-2:]] == ["user", "assistant"]
     await _stop(task, pacer)
 
 
-async def test_speech_after_the_pause_discards_the_speculation() -> None:
-    _clock, tl, stt, llm, task, pacer = await _session(["Yes,", "Yes, tell me more."])
+async def test_speech_after_the_pause_cancels_the_provisional_turn() -> None:
+    _clock, call, tl, stt, llm, session, task, pacer = await _session(
+        ["Yes,", "Yes, tell me more."], ["Wrong.", "Great."])
+    frames = len(call.output.audio_frames())
     await tl.say(1.0)
-    await tl.wait(0.3)
+    await tl.wait(0.35)  # transcribed "Yes," and the LLM was asked
+    assert llm.calls and llm.calls[0][-1].content == "Yes,"
     await tl.say(0.6)
-    await tl.until(lambda: bool(llm.calls))
-    assert llm.calls[0][-1].content == "Yes, tell me more.", "the whole utterance counts"
+    assert len(call.output.audio_frames()) == frames, "the held reply was never played"
+    await tl.until(lambda: len(call.output.audio_frames()) > frames and session._task is None
+                   and call.output.queued_seconds == 0)
+    assert llm.calls[-1][-1].content == "Yes, tell me more.", "the whole utterance counts"
     assert stt.heard[-1].seconds > stt.heard[0].seconds
+    users = [m.content for m in session._messages if m.role == "user"]
+    assert users == ["Yes, tell me more."], "the dropped turn left nothing in the context"
+    assert session._messages[-1].content == "Great."
+    assert all(m.content != "Wrong." for m in session._messages)
     await _stop(task, pacer)
 
 
@@ -85,6 +105,32 @@ def test_first_clause_may_be_short() -> None:
     sp = ClauseSplitter(min_chars=12, first_min_chars=4)
     assert sp.push("Sure, I can do that, ok. Then") == ["Sure,", "I can do that,"]
     assert ClauseSplitter(12).push("Sure, I can do that. ") == ["Sure, I can do that."]
+
+
+def _split(text: str, max_words: int = 6) -> list[str]:
+    sp = ClauseSplitter(12, 4, max_words)
+    out = [c for word in text.split(" ") for c in sp.push(word + " ")]
+    rest = sp.flush()
+    return out + ([rest] if rest else [])
+
+
+def test_a_long_first_sentence_is_cut_before_a_phrase_word() -> None:
+    assert _split("The consultation involves checking the roof and getting an engineer "
+                  "out. It is free.") == [
+        "The consultation involves checking the roof", "and getting an engineer out.",
+        "It is free."]
+    assert _split("He would need to visit the home.") == ["He would need",
+                                                          "to visit the home."]
+
+
+def test_a_forced_first_cut_never_ends_on_a_small_word() -> None:
+    assert _split("I got your number from the phone system.") == [
+        "I got your number", "from the phone system."]
+    assert _split("Yes, that is a problem.") == ["Yes,", "that is a problem."]
+    assert _split("One two three.") == ["One two three."]
+    # only the first clause is cut by words; later ones wait for punctuation
+    assert _split("Sure, we install panels made by Acme in most homes here") == [
+        "Sure,", "we install panels made by Acme in most homes here"]
 
 
 def test_common_prefix() -> None:

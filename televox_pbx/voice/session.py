@@ -4,6 +4,13 @@ One `VoiceSession` per call is the AudioSocket server's `SessionHandler`. A sing
 consumes caller events and clock ticks in order, so state changes never race; the slow
 work of an agent turn (STT, LLM, TTS) runs in one owned task that a barge-in cancels.
 Time comes from the injected clock (and the `t` of events), never from real sleeps.
+
+A turn starts *provisionally* at the callee's first short pause: it transcribes, runs the
+LLM and synthesizes the first clauses while the endpointer is still making sure the callee
+has finished, but it changes nothing (context, transcript, output) until the endpoint
+confirms the turn. If the callee speaks again first, the provisional turn is cancelled and
+a new one starts at the next pause. So the endpoint's silence is no longer on top of
+STT + LLM + TTS; the agent answers as soon as both are done.
 """
 
 from __future__ import annotations
@@ -68,7 +75,6 @@ from televox_pbx.voice.endpointing import (
     rms,
 )
 from televox_pbx.voice.engines.resample import resample_pcm16 as to_rate
-from televox_pbx.voice.engines.stt_speculative import SpeculativeTranscriber
 from televox_pbx.voice.interfaces import AudioChunk, ChatMessage
 from televox_pbx.voice.recording import StereoRecorder
 from televox_pbx.voice.turns import ClauseSplitter, SpokenPiece, heard_prefix
@@ -100,6 +106,8 @@ class _Reply:
     speech_end: float | None = None  # callee speech end this replies to (for latency)
     latency: dict[str, float] = field(default_factory=dict)
     first_frame: float | None = None
+    live: bool = True  # False while its turn is provisional: audio is held, not queued
+    held: list[tuple[str, bytes, bool]] = field(default_factory=list)  # clause, pcm, first
 
     @property
     def text(self) -> str:
@@ -111,8 +119,14 @@ class _CalleeTurn:
     audio: bytes
     started: float
     ended: float  # last speech heard
-    detected: float  # when the endpointer decided
+    detected: float = 0.0  # when the endpointer decided
     transcribed: bool = False
+    # Set when the endpoint confirms the turn; until then its reply is held back.
+    confirmed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def confirm(self, at: float) -> None:
+        self.detected = at
+        self.confirmed.set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,11 +171,7 @@ class VoiceSession:
         self._echo = EchoGate(self.config.endpoint)
         self._beep = BeepDetector(RATE)
         self._vad = engines.vad.new_stream()
-        self._stt = SpeculativeTranscriber(engines.stt)
-        # Only engines with a fixed cost per call (Whisper) are worth a wasted decode.
-        self._speculative_stt = bool(getattr(engines.stt, "worth_speculating", False))
-        self._spec_for: float | None = None  # the speech end the speculation covers
-        self._spec_audio = b""
+        self._spec_for: float | None = None  # the speech end a provisional turn covers
         self._preroll: deque[bytes] = deque()
         self._preroll_bytes = 0
         self._utt = bytearray()
@@ -216,7 +226,6 @@ class VoiceSession:
             self._ended_by = "error"
         finally:
             await self._cancel_task()
-            self._stt.cancel()
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
@@ -443,22 +452,31 @@ class VoiceSession:
             self._leave_voicemail()
             return
         edge = self._endpointer.feed(prob, t, duration, agent_playing=agent_audible)
+        if self._spec_for is not None and self._endpointer.last_speech != self._spec_for:
+            await self._drop_provisional()  # the callee went on talking
         if edge is not None:
             await self._on_edge(edge)
         self._maybe_speculate(t + duration)
 
     def _maybe_speculate(self, now: float) -> None:
-        """At the callee's first short pause, start transcribing what they said so far:
-        if the pause turns out to be the end, the transcript is (nearly) ready."""
+        """At the callee's first short pause, start the turn provisionally (see the module
+        docstring): if the pause is the end, the reply is ready or nearly so."""
         after = self.config.speculate_after_s
         ep = self._endpointer
-        if after is None or not self._speculative_stt or self._mode != "conversation" \
-                or not ep.speaking \
+        if after is None or self._mode != "conversation" or not ep.speaking \
+                or self._task is not None \
                 or now - ep.last_speech < after or self._spec_for == ep.last_speech:
             return
         self._spec_for = ep.last_speech
-        self._spec_audio = self._pending_audio + bytes(self._utt)
-        self._stt.speculate(AudioChunk(self._spec_audio, RATE))
+        turn = _CalleeTurn(self._pending_audio + bytes(self._utt), self._utt_start,
+                           ep.last_speech)
+        self._start_turn(turn)
+
+    async def _drop_provisional(self) -> None:
+        turn = self._task_turn
+        if turn is not None and not turn.confirmed.is_set():
+            await self._cancel_task()
+        self._spec_for = None
 
     async def _on_edge(self, edge: SpeechEdge) -> None:
         if edge.edge is Edge.START:
@@ -476,13 +494,18 @@ class VoiceSession:
         self._anchor = edge.at
         if self._mode != "conversation":
             return
-        audio = self._pending_audio + audio
-        if self._spec_for == edge.at:
-            # Nothing was said after the speculative cut: its audio (minus trailing
-            # silence) is the utterance, and its transcript is reused.
-            audio = self._spec_audio
-        self._spec_for, self._spec_audio = None, b""
-        turn = _CalleeTurn(audio, self._utt_start, edge.at, self.clock.monotonic())
+        now = self.clock.monotonic()
+        provisional = self._task_turn
+        if self._spec_for == edge.at and provisional is not None \
+                and not provisional.confirmed.is_set():
+            # Nothing was said after the pause the provisional turn started at: it is the
+            # turn. Its reply may already be waiting.
+            self._spec_for, self._pending_audio = None, b""
+            provisional.confirm(now)
+            return
+        await self._drop_provisional()
+        turn = _CalleeTurn(self._pending_audio + audio, self._utt_start, edge.at)
+        turn.confirm(now)
         self._pending_audio = b""
         if self._task is not None:
             # Talking over a line that must be heard (the opening with its AI disclosure):
@@ -514,7 +537,7 @@ class VoiceSession:
         played = output.played_position  # before clear(), which counts dropped audio
         turn = self._task_turn
         await self._cancel_task()
-        if turn is not None and not turn.transcribed:
+        if turn is not None and not turn.transcribed and turn.confirmed.is_set():
             self._pending_audio = turn.audio  # cut off while thinking: hear it again
         if output.queued_seconds > 0:
             output.clear()
@@ -605,41 +628,72 @@ class VoiceSession:
     def _new_reply(self, *, interruptible: bool, speech_end: float | None = None) -> _Reply:
         reply = _Reply(started=self.clock.monotonic(), interruptible=interruptible,
                        speech_end=speech_end)
+        self._open_reply(reply)
+        return reply
+
+    def _open_reply(self, reply: _Reply) -> None:
+        """The reply becomes the one being said: logged, and its held audio queued."""
         self._reply = reply
         self._log.append(reply)
-        return reply
+        reply.live = True
+        held, reply.held = reply.held, []
+        for clause, pcm, first in held:
+            self._enqueue(reply, clause, pcm, first)
 
     async def _synth(self, reply: _Reply, text: str) -> None:
         reply.text_parts.append(text)
         await self._synth_clause(reply, text)
 
     async def _callee_turn(self, turn: _CalleeTurn) -> _Outcome:
-        text = (await self._stt.final(AudioChunk(turn.audio, RATE))).text.strip()
-        turn.transcribed = True
+        """Transcribe and answer; nothing is recorded or said before `turn.confirmed`."""
+        text = (await self.engines.stt.transcribe(AudioChunk(turn.audio, RATE))).text.strip()
         transcript_ms = _ms(self.clock.monotonic() - turn.ended)
-        if not text:
-            return _Outcome()
+        if not text or is_opt_out(text):
+            await turn.confirmed.wait()
+            turn.transcribed = True
+            if not text:
+                return _Outcome()
+            self._record_callee(turn, text)
+            # The law, not the model, decides this one: act before the LLM runs.
+            return _Outcome(OptOut(), source="optout")
+        user = ChatMessage("user", text)
+
+        def confirmed() -> None:
+            turn.transcribed = True
+            self._record_callee(turn, text)
+            self._messages.append(user)
+            reply.latency["endpoint_ms"] = _ms(turn.detected - turn.ended)
+
+        reply = _Reply(started=self.clock.monotonic(), speech_end=turn.ended,
+                       latency={"transcript_ms": transcript_ms})
+        return await self._respond(reply, messages=[*self._messages, user],
+                                   gate=(turn.confirmed, confirmed))
+
+    def _record_callee(self, turn: _CalleeTurn, text: str) -> None:
         self._log.append(TurnRow(0, "callee", text, self._wall(turn.started),
                                  self._wall(turn.ended)))
         self._callee_texts.append(text)
-        if is_opt_out(text):
-            # The law, not the model, decides this one: act before the LLM runs.
-            return _Outcome(OptOut(), source="optout")
-        self._messages.append(ChatMessage("user", text))
-        latency = {"endpoint_ms": _ms(turn.detected - turn.ended),
-                   "transcript_ms": transcript_ms}
-        return await self._respond(turn.ended, latency)
 
-    async def _respond(self, speech_end: float | None, latency: dict[str, float],
-                       followups: int = 0) -> _Outcome:
-        """One LLM round: stream text into clauses spoken as they complete, collect tools."""
-        reply = self._new_reply(interruptible=True, speech_end=speech_end)
-        reply.latency.update(latency)
+    async def _respond(self, reply: _Reply, followups: int = 0, *,
+                       messages: list[ChatMessage] | None = None,
+                       gate: tuple[asyncio.Event, Callable[[], None]] | None = None
+                       ) -> _Outcome:
+        """One LLM round: stream text into clauses spoken as they complete, collect tools.
+        With a `gate`, the reply is prepared but held (nothing recorded or queued) until
+        the event is set; then the callback runs and the reply goes live."""
+        speech_end = reply.speech_end
         clauses: asyncio.Queue[str | None] = asyncio.Queue()
         actions: list[ToolAction] = []
         splitter = ClauseSplitter(self.config.min_clause_chars,
-                                   self.config.first_clause_chars)
-        messages = list(self._messages)
+                                   self.config.first_clause_chars,
+                                   self.config.first_clause_max_words)
+        messages = list(self._messages) if messages is None else messages
+        if gate is None or gate[0].is_set():
+            if gate is not None:
+                gate[1]()
+            self._open_reply(reply)
+        else:
+            reply.live = False
 
         async def produce() -> None:
             stream = self.engines.llm.stream(messages, self._tools)
@@ -670,9 +724,16 @@ class VoiceSession:
             while (clause := await clauses.get()) is not None:
                 await self._synth_clause(reply, clause)
 
+        async def release(event: asyncio.Event, on_confirm: Callable[[], None]) -> None:
+            await event.wait()
+            on_confirm()
+            self._open_reply(reply)
+
         async with asyncio.TaskGroup() as tg:
             tg.create_task(produce())
             tg.create_task(consume())
+            if not reply.live and gate is not None:
+                tg.create_task(release(*gate))
         spoken = " ".join(p.text for p in reply.pieces)
         self._commit(reply, spoken)
         terminal: OptOut | EndCall | Transfer | None = None
@@ -685,26 +746,32 @@ class VoiceSession:
         if terminal is not None:
             return _Outcome(terminal, source="tool", spoke=bool(spoken))
         if not spoken and actions and followups < self.config.max_followups:
-            return await self._respond(None, {}, followups + 1)
+            return await self._respond(_Reply(started=self.clock.monotonic()), followups + 1)
         return _Outcome(spoke=bool(spoken))
 
     async def _synth_clause(self, reply: _Reply, clause: str) -> None:
-        assert self._call is not None
-        output = self._call.output
-        start: int | None = None
+        first = True
         async for chunk in self.engines.tts.synthesize(clause):
             pcm = to_rate(chunk.pcm, chunk.sample_rate, RATE)
             if not pcm:
                 continue
-            end = output.enqueue(pcm)
-            if start is None:
-                start = end - len(pcm)
-                if reply.speech_end is not None and "first_audio_ms" not in reply.latency:
-                    reply.latency["first_audio_ms"] = _ms(
-                        self.clock.monotonic() - reply.speech_end)
-                reply.pieces.append(SpokenPiece(clause, start, end))
+            if reply.speech_end is not None and "first_audio_ms" not in reply.latency:
+                reply.latency["first_audio_ms"] = _ms(self.clock.monotonic() - reply.speech_end)
+            if reply.live:
+                self._enqueue(reply, clause, pcm, first)
             else:
-                reply.pieces[-1] = SpokenPiece(clause, start, end)
+                reply.held.append((clause, pcm, first))
+            first = False
+
+    def _enqueue(self, reply: _Reply, clause: str, pcm: bytes, first: bool) -> None:
+        """Queue audio to the pacer; `first` starts a new piece, else extends the last."""
+        assert self._call is not None
+        end = self._call.output.enqueue(pcm)
+        if first or not reply.pieces:
+            reply.pieces.append(SpokenPiece(clause, end - len(pcm), end))
+        else:
+            last = reply.pieces[-1]
+            reply.pieces[-1] = SpokenPiece(clause, last.start, end)
 
     async def _apply_tool(self, action: ToolAction) -> str | None:
         """Side effects of non-terminal tools; returns the result shown to the LLM."""
@@ -803,7 +870,8 @@ class VoiceSession:
             return
         await self._interrupt()
         self._messages.append(ChatMessage("user", note))
-        self._start_task(self._respond(self.clock.monotonic(), {}))
+        now = self.clock.monotonic()
+        self._start_task(self._respond(_Reply(started=now, speech_end=now)))
 
     def _leave_voicemail(self) -> None:
         message = self.campaign.voicemail.message or ""

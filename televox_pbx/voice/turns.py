@@ -11,14 +11,33 @@ _BOUNDARY = re.compile(r"[.!?,;:](?=\s)")
 _ABBREV = re.compile(r"\b(Mr|Mrs|Ms|Dr|St|Jr|Sr|vs|etc|e\.g|i\.e|a\.m|p\.m)\.$", re.IGNORECASE)
 
 
+# Words a phrase commonly starts with: a reply's first piece may end before one of them
+# when no punctuation comes soon ("The visit takes about an hour | and is free").
+_PHRASE_START = frozenset((
+    "and", "but", "or", "so", "because", "to", "that", "which", "who", "if", "when", "while",
+    "for", "with", "about", "at", "on", "in", "from", "by", "as", "after", "before", "until",
+    "than"))
+# A forced cut never leaves one of these hanging at the end ("from the | phone system").
+_NO_END = _PHRASE_START | frozenset((
+    "the", "a", "an", "my", "your", "our", "their", "his", "her", "its", "this", "these",
+    "those", "of", "is", "are", "was", "were", "be", "will", "can", "could", "would",
+    "should", "i", "you", "we", "they", "he", "she", "it", "not", "no", "very"))
+_MIN_WORDS_BEFORE_PHRASE = 3
+
+
 class ClauseSplitter:
     """Push LLM text deltas; get clauses of at least `min_chars` as soon as they end.
     The first clause may be shorter (`first_min_chars`): "Sure," can be playing while the
-    rest is still being generated."""
+    rest is still being generated. With `first_max_words`, a first clause that has no
+    punctuation yet is cut before a phrase-starting word once it has 3 words, or at
+    `first_max_words` words, so a reply with a long first sentence starts speaking after
+    a few words instead of after the whole sentence."""
 
-    def __init__(self, min_chars: int = 12, first_min_chars: int | None = None) -> None:
+    def __init__(self, min_chars: int = 12, first_min_chars: int | None = None,
+                 first_max_words: int | None = None) -> None:
         self.min_chars = min_chars
         self.first_min_chars = min_chars if first_min_chars is None else first_min_chars
+        self.first_max_words = first_max_words
         self._emitted = False
         self._buf = ""
 
@@ -36,7 +55,33 @@ class ClauseSplitter:
             self._emitted = True
             start = end
         self._buf = self._buf[start:]
+        if not self._emitted and self.first_max_words is not None:
+            cut = self._first_cut(self.first_max_words)
+            if cut is not None:
+                out.append(cut)
+                self._emitted = True
         return out
+
+    def _first_cut(self, max_words: int) -> str | None:
+        # Only words followed by a space are complete; the last one may still grow.
+        words = self._buf.split(" ")
+        done = [w for w in words[:-1] if w]
+        n = None
+        for i, word in enumerate(done[_MIN_WORDS_BEFORE_PHRASE:max_words],
+                                 _MIN_WORDS_BEFORE_PHRASE):
+            if word.lower() in _PHRASE_START:
+                n = i
+                break
+        if n is None and len(done) > max_words:
+            n = next((i for i in range(max_words, _MIN_WORDS_BEFORE_PHRASE - 1, -1)
+                      if done[i - 1].lower().strip("'\"") not in _NO_END), None)
+            if n is None and len(done) > 2 * max_words:
+                n = max_words  # nothing better turned up: a long run of small words
+        if n is None:
+            return None
+        piece = " ".join(done[:n])
+        self._buf = " ".join([*done[n:], words[-1]])
+        return piece
 
     def flush(self) -> str | None:
         piece, self._buf = self._buf.strip(), ""
