@@ -56,6 +56,22 @@ async def test_piper_speech_is_transcribed_back(engines: Engines, speech: bytes)
     assert result.confidence is not None and 0 < result.confidence <= 1
 
 
+async def test_whisper_short_window_transcribes_short_utterances(engines: Engines) -> None:
+    stt, tts = engines.stt(), engines.tts()
+    short_before, fallbacks_before = stt.short_decodes, stt.fallbacks
+    utterances = ["Yes.", "Okay.", "Please take me off your list.",
+                  "Could the engineer come on a Saturday?"]
+    for said in utterances:
+        result = await stt.transcribe(AudioChunk(tts.synthesize_pcm8k(said), 8000))
+        got = re.findall(r"[a-z]+", result.text.lower())
+        expected = _words(said)
+        assert len(expected & set(got)) / len(expected) >= 0.7, result.text
+        assert len(got) <= len(re.findall(r"[a-z]+", said.lower())) + 1, result.text  # no echo
+        assert result.confidence is not None and 0 < result.confidence <= 1
+    assert stt.short_decodes - short_before == len(utterances)
+    assert stt.fallbacks == fallbacks_before  # the short window's own result was kept
+
+
 async def test_whisper_on_silence_says_little(engines: Engines) -> None:
     result = await engines.stt().transcribe(AudioChunk(bytes(2 * 8000 * 2), 8000))
     assert len(result.text.split()) <= 2
@@ -89,11 +105,27 @@ async def test_llm_calls_opt_out_when_asked_not_to_be_called(engines: Engines) -
             ChatMessage("assistant", "Hi, I'm Anna, an AI assistant from Acme Solar. "
                                      "Do you have a minute?"),
             ChatMessage("user", "Please stop calling me. Take me off your list.")]
+    fast_before = llm.null_by_logits
     deltas = [d async for d in llm.stream(msgs, tools_schema(transfer_available=False))]
     calls = [d.tool_call for d in deltas if d.tool_call is not None]
     assert [c.name for c in calls] == ["opt_out"]
     assert deltas[0].tool_call is not None  # the action comes before the speech
     assert "".join(d.text for d in deltas).strip()
+    assert llm.null_by_logits == fast_before  # the logits said `{`: the grammar wrote it
+
+
+async def test_llm_ordinary_line_takes_the_logits_path_to_no_tool(engines: Engines) -> None:
+    llm = engines.llm()
+    llm.temperature, llm.max_tokens = 0.0, 60
+    msgs = [ChatMessage("system", SYSTEM),
+            ChatMessage("assistant", "Hi, I'm Anna, an AI assistant from Acme Solar. "
+                                     "Would you like a free roof survey?"),
+            ChatMessage("user", "What does it cost?")]
+    fast_before = llm.null_by_logits
+    deltas = [d async for d in llm.stream(msgs, tools_schema(transfer_available=False))]
+    assert all(d.tool_call is None for d in deltas)
+    assert "".join(d.text for d in deltas).strip()
+    assert llm.null_by_logits == fast_before + 1
 
 
 def test_engines_report_loaded(engines: Engines) -> None:

@@ -17,7 +17,7 @@ import pytest
 from televox_pbx.agent.tools import tools_schema
 from televox_pbx.config.settings import ModelSettings
 from televox_pbx.voice.engines import Engines
-from televox_pbx.voice.engines.llm_llama import LlamaLlm
+from televox_pbx.voice.engines.llm_llama import LlamaLlm, _eval_prompt, _tool_starts
 from televox_pbx.voice.engines.llm_reply import (
     ReplyStreamParser,
     format_instructions,
@@ -32,9 +32,8 @@ from televox_pbx.voice.engines.resample import (
     pcm16_to_float,
     resample_pcm16,
 )
-from televox_pbx.voice.engines.stt_speculative import SpeculativeTranscriber
 from televox_pbx.voice.engines.text_split import split_for_tts
-from televox_pbx.voice.interfaces import AudioChunk, ChatMessage, ToolCall, Transcript
+from televox_pbx.voice.interfaces import ChatMessage, ToolCall
 
 REPLY = ('{"tool": {"name": "schedule_callback", "arguments": {"when": "2026-03-03T15:00"}}, '
          '"say": "Sure \\"tomorrow\\", at 3 \\u2014 bye \\ud83d\\ude00.\\nOk"}')
@@ -212,6 +211,75 @@ async def test_llm_worker_errors_reach_the_consumer() -> None:
     llm.close()
 
 
+class _VocabLlama:
+    """Just a tokenizer: token i is VOCAB[i]."""
+
+    VOCAB = (b" null", b" {", b' {"', b" ", b" n", b" nul", b" null ", b" nothing", b"null",
+             b"{", b"", b" no")
+
+    def n_vocab(self) -> int:
+        return len(self.VOCAB)
+
+    def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
+        return [self.VOCAB.index(text)]
+
+    def detokenize(self, tokens: list[int]) -> bytes:
+        return b"".join(self.VOCAB[t] for t in tokens)
+
+
+def test_tool_starts_are_null_and_every_token_that_could_begin_another_value() -> None:
+    starts = _tool_starts(_VocabLlama())
+    assert starts is not None
+    null_id, rivals = starts
+    assert null_id == 0
+    # ` {`-tokens, pieces of ` null`, and ` null` with more after it; not other words.
+    assert [_VocabLlama.VOCAB[t] for t in rivals] == [b" {", b' {"', b" ", b" n", b" nul",
+                                                      b" null "]
+
+
+class _CacheLlama:
+    """The parts of llama_cpp.Llama that prefix reuse touches, recording what was done."""
+
+    def __init__(self, cached: list[int], *, requires_eval: bool = False) -> None:
+        self.input_ids = np.zeros(64, dtype=np.intc)
+        self.input_ids[: len(cached)] = cached
+        self.n_tokens = len(cached)
+        self._requires_eval = requires_eval
+        self.removed_from: list[int] = []
+        self.evaluated: list[list[int]] = []
+        self._ctx = self
+
+    def kv_cache_seq_rm(self, seq_id: int, p0: int, p1: int) -> bool:
+        self.removed_from.append(p0)
+        return True
+
+    def reset(self) -> None:
+        self.n_tokens = 0
+
+    def eval(self, tokens: list[int]) -> None:
+        self.evaluated.append(list(tokens))
+        self.input_ids[self.n_tokens: self.n_tokens + len(tokens)] = tokens
+        self.n_tokens += len(tokens)
+        self._requires_eval = False
+
+
+@pytest.mark.parametrize(("cached", "requires_eval", "evaluated"), [
+    ([1, 2, 3], False, [[4, 5]]),         # a prefix hit: only the new tokens
+    ([1, 2, 9, 9], False, [[3, 4, 5]]),   # diverged: rewind to the common prefix
+    ([1, 2, 3, 4, 5], False, []),         # evaluated by a live decode: logits current
+    ([1, 2, 3, 4, 5], True, [[5]]),       # restored state: replay the last token
+    ([1, 2, 3, 4, 5, 6], False, [[5]]),   # cached with more after: replay the last
+    ([7], False, [[1, 2, 3, 4, 5]]),      # nothing shared: from scratch
+    ([], False, [[1, 2, 3, 4, 5]]),
+])
+def test_eval_prompt_reuses_the_cached_prefix_like_llama_generate(
+        cached: list[int], requires_eval: bool, evaluated: list[list[int]]) -> None:
+    llama = _CacheLlama(cached, requires_eval=requires_eval)
+    _eval_prompt(llama, [1, 2, 3, 4, 5])
+    assert llama.evaluated == evaluated
+    assert llama.n_tokens == 5 and llama.input_ids[:5].tolist() == [1, 2, 3, 4, 5]
+
+
 def test_engines_report_a_missing_model_by_file(tmp_path: Path) -> None:
     manifest_path = tmp_path / "manifest.json"
     manifest_path.write_text(json.dumps({"version": 1, "models": [
@@ -227,38 +295,6 @@ def test_engines_report_a_missing_model_by_file(tmp_path: Path) -> None:
     assert not status["llm"].loaded and status["llm"].error is None
 
 
-class _CountingStt:
-    def __init__(self) -> None:
-        self.calls: list[bytes] = []
-
-    async def transcribe(self, audio: AudioChunk) -> Transcript:
-        self.calls.append(audio.pcm)
-        await asyncio.sleep(0)
-        return Transcript(f"{len(audio.pcm)} bytes")
-
-
-async def test_speculative_transcript_is_reused_when_audio_is_unchanged() -> None:
-    stt = _CountingStt()
-    spec = SpeculativeTranscriber(stt)
-    audio = AudioChunk(b"\x01\x00" * 800, 8000)
-    spec.speculate(audio)
-    spec.speculate(audio)  # the same pause reported twice: still one transcription
-    assert (await spec.final(audio)).text == "1600 bytes"
-    assert len(stt.calls) == 1 and spec.reused == 1
-
-
-async def test_speculation_is_discarded_when_the_caller_kept_talking() -> None:
-    stt = _CountingStt()
-    spec = SpeculativeTranscriber(stt)
-    spec.speculate(AudioChunk(b"\x01\x00" * 800, 8000))
-    longer = AudioChunk(b"\x01\x00" * 1600, 8000)
-    assert (await spec.final(longer)).text == "3200 bytes"
-    assert spec.reused == 0 and stt.calls[-1] == longer.pcm
-    spec.speculate(longer)
-    spec.cancel()
-    assert (await spec.final(longer)).text == "3200 bytes" and spec.reused == 0
-
-
 def test_engines_fail_fast_on_missing_files_without_any_hub(tmp_path: Path) -> None:
     from televox_pbx.voice.engines.stt_whisper import WhisperStt
     from televox_pbx.voice.engines.tts_piper import PiperTts
@@ -269,3 +305,20 @@ def test_engines_fail_fast_on_missing_files_without_any_hub(tmp_path: Path) -> N
         PiperTts(tmp_path / "voice.onnx")
     with pytest.raises(FileNotFoundError, match=r"m\.gguf"):
         LlamaLlm.load(tmp_path / "m.gguf")
+
+
+@pytest.mark.parametrize(("text", "n_tokens", "degenerate"), [
+    ("Yes.", 2, False),
+    ("Could the engineer come on a Saturday?", 8, False),
+    ("No, no, no.", 6, False),  # one word said three times: not a 3-word run said twice
+    ("Please take me off your list. Please take me off your list.", 14, True),
+    ("I don't know. I DON'T know!", 9, True),  # normalised: case and punctuation ignored
+    ("yes yes yes yes", 4, True),  # overlapping runs count
+    ("ha" * 60, 30, True),  # gzip ratio far above 2.0
+    ("Hello, this is a perfectly normal sentence", 99, True),  # hit the token limit
+    ("", 0, False),
+])
+def test_whisper_degenerate_decode_check(text: str, n_tokens: int, degenerate: bool) -> None:
+    from televox_pbx.voice.engines.stt_whisper import looks_degenerate
+
+    assert looks_degenerate(text, n_tokens, max_tokens=99) is degenerate

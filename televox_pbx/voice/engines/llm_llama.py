@@ -6,12 +6,19 @@ sets a flag the thread checks after every token, so it stops within one token. T
 prompt cache of llama.cpp reuses the longest common token prefix of consecutive prompts,
 so the reply-format block goes first and the system prompt stays byte-identical.
 
-With tools, a real model is driven in two steps over the raw chat-template text, so no
-forward pass is spent on the reply's fixed JSON: the prompt already ends in `{"tool": `,
-the model picks the tool value under a small grammar (usually one token, `null`), then
-`, "say": "` is appended as prompt text and the speech is sampled without a grammar (a
-grammar is checked against the whole 150k-token vocabulary at every step) until the
-string closes. Objects without a chat template (test doubles) get the one-call path.
+With tools, a real model is driven over the raw chat-template text, so no forward pass
+is spent on the reply's fixed JSON: the prompt already ends in `{"tool":`. Its next-token
+logits are read straight after evaluating it, with no grammar and no sampling call: when
+` null` beats every other token the tool grammar allows first (` {`-tokens, ` `, ` n`,
+...), which is nearly every turn, ` null, "say": "` is appended as prompt text and the
+speech is sampled without a grammar in one completion. Otherwise the model writes the tool
+object under a small grammar (checked against the whole 150k-token vocabulary at every
+step, so used only there), then the speech as above. Either way the speech streams until
+its string closes. Objects without a chat template (test doubles) get the one-call path.
+
+Prefill and the background warm-up after each reply also evaluate the header of the
+callee's next turn (`<|im_start|>user\n`), so a reply's critical path holds only the
+callee's words, the end of their turn and `{"tool":`.
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from televox_pbx.voice.engines.llm_reply import (
     ReplyStreamParser,
     ToolSpec,
@@ -36,7 +46,7 @@ from televox_pbx.voice.engines.llm_reply import (
     reply_schema,
     wrap_assistant,
 )
-from televox_pbx.voice.engines.llm_states import KvStates
+from televox_pbx.voice.engines.llm_states import KvStates, common_prefix
 from televox_pbx.voice.interfaces import ChatMessage, LlmDelta
 
 log = logging.getLogger(__name__)
@@ -45,6 +55,7 @@ _DONE = object()
 # The head stops before the space: " null" is one token, and a prompt ending in a space
 # would push the model off its usual tokens (it then chose a tool far too often).
 _HEAD = '{"tool":'
+_NULL = " null"  # one token in Qwen2.5, the very text the tool grammar yields for it
 _SAY = ', "say": "'
 
 
@@ -62,6 +73,10 @@ class LlamaLlm:
         self._template = _chat_template(llama)
         self._states = (KvStates(llama, state_cache_bytes)
                         if state_cache_bytes > 0 and self._template is not None else None)
+        # Off: always take the grammar path for the tool value (kept for comparisons).
+        self.logit_tool_step = True
+        self.null_by_logits = 0  # replies whose `null` was read off the logits
+        self._tool_starts = _tool_starts(llama) if self._template is not None else None
 
     @classmethod
     def load(cls, model_path: Path, *, n_ctx: int = 2048, n_threads: int = 2,
@@ -125,8 +140,8 @@ class LlamaLlm:
         prompt = self._messages(messages, tools)
         template = self._template
         if tools and template is not None:
-            # The same text the next reply's prompt starts with, up to its turn.
-            text = template(prompt)
+            # The same text the next reply's prompt starts with, up to the callee's words.
+            text = _upto_next_turn(template, prompt)
             run: Callable[[], Generator[str, None, None]] = partial(
                 self._complete, text, None, 1)
         else:
@@ -140,7 +155,7 @@ class LlamaLlm:
         template = self._template
         if template is None:
             return
-        text = template(prompt)
+        text = _upto_next_turn(template, prompt)
 
         def work() -> None:
             with self._lock:
@@ -218,12 +233,37 @@ class LlamaLlm:
     def _two_step(self, text: str, tool_grammar: Any) -> Generator[str, None, None]:
         """The reply JSON, with its fixed parts given rather than generated."""
         yield _HEAD
+        if self.logit_tool_step and self._null_is_next(text + _HEAD):
+            self.null_by_logits += 1
+            yield _NULL
+            yield _SAY
+            # The cache holds `text + _HEAD`: only ` null, "say": "` is evaluated here.
+            yield from self._complete(text + _HEAD + _NULL + _SAY, None, self.max_tokens)
+            return
         value = ""
         for piece in self._complete(text + _HEAD, tool_grammar, 96, save=False):
             value += piece
             yield piece
         yield _SAY
         yield from self._complete(text + _HEAD + value + _SAY, None, self.max_tokens)
+
+    def _null_is_next(self, prompt: str) -> bool:
+        """Evaluate `prompt` and say whether the tool value's most likely first token is
+        ` null`. Greedy, where the grammar path samples at our temperature (0.2): the model
+        is near-greedy there anyway, and this saves the grammar-masked sample over the whole
+        vocabulary plus one more decode and completion set-up before the speech starts."""
+        starts = self._tool_starts
+        if starts is None:
+            return False
+        null_id, rivals = starts
+        llama = self._llama
+        tokens = llama.tokenize(prompt.encode("utf-8"), special=True)
+        if self._states is not None:
+            self._states.restore_for(tokens)
+        _eval_prompt(llama, tokens)
+        logits = np.ctypeslib.as_array(llama._ctx.get_logits_ith(-1), shape=(llama.n_vocab(),))
+        # Ties go to the grammar path: it is always correct, just slower.
+        return bool(rivals.size == 0 or logits[null_id] > logits[rivals].max())
 
     async def _generate(self, run: Callable[[], Generator[str, None, None]]
                         ) -> AsyncGenerator[str, None]:
@@ -277,6 +317,58 @@ def _tool_schema(tools: list[ToolSpec]) -> dict[str, Any]:
     """Just the "tool" value of the reply schema."""
     schema: dict[str, Any] = reply_schema(tools)["properties"]["tool"]
     return schema
+
+
+def _tool_starts(llama: Any) -> tuple[int, npt.NDArray[np.intp]] | None:
+    """The ` null` token, and every other token the tool grammar could start its value
+    with: those beginning ` {` (a tool call; some, like ` {}`, the grammar would refuse),
+    the pieces of ` null` (` `, ` n`, ` nu`) and ` null` with more after it (` null `).
+    Counting a token too many only sends a turn down the slower grammar path, which is
+    always right. None when ` null` is not one token. Scans the vocabulary: ~0.4 s, once,
+    at load time."""
+    null = llama.tokenize(_NULL.encode("utf-8"), add_bos=False, special=False)
+    if len(null) != 1 or llama.detokenize(null) != _NULL.encode("utf-8"):
+        return None
+    whole = _NULL.encode("utf-8")
+    rivals = [t for t in range(int(llama.n_vocab())) if t != null[0]
+              and _rival(bytes(llama.detokenize([t])), whole)]
+    return null[0], np.asarray(rivals, dtype=np.intp)
+
+
+def _rival(piece: bytes, null: bytes) -> bool:
+    return bool(piece) and (piece.startswith(b" {") or null.startswith(piece)
+                            or piece.startswith(null))
+
+
+def _eval_prompt(llama: Any, tokens: list[int]) -> None:
+    """Leave `tokens` evaluated with the last one's logits live, reusing the longest cached
+    prefix exactly as Llama.generate does (keep in step with llama-cpp-python 0.3.x)."""
+    have = common_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)
+    if have == len(tokens) == llama.n_tokens and not llama._requires_eval:
+        return  # already evaluated by a live decode: its logits are still current
+    # All of it is cached but its logits are not current (a restored state, or the cache
+    # runs on past it): replay the last token to get them back.
+    reuse = have - 1 if have == len(tokens) else have
+    if reuse > 0 and llama._ctx.kv_cache_seq_rm(-1, reuse, -1):
+        llama.n_tokens = reuse
+    else:
+        reuse = 0
+        llama.reset()
+    # eval sets _requires_eval False: a following create_completion that starts with
+    # these tokens evaluates only what it adds.
+    llama.eval(tokens[reuse:])
+
+
+def _upto_next_turn(template: Callable[[list[dict[str, str]]], str],
+                    prompt: list[dict[str, str]]) -> str:
+    """`prompt` as text followed by the header of the turn that comes next, the callee's
+    (tool results are user turns too): `<|im_start|>user\n` for Qwen. Rendered as is, the
+    text would end in a reply header the next prompt does not have; this way the header's
+    ~3 tokens are evaluated in the background, not after the callee has spoken."""
+    marker = "\u2063\u2063"  # invisible separators: in no real prompt
+    text = template([*prompt, {"role": "user", "content": marker}])
+    end = text.rfind(marker)
+    return text[:end] if end >= 0 else template(prompt)
 
 
 def _chat_template(llama: Any) -> Callable[[list[dict[str, str]]], str] | None:
