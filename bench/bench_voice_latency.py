@@ -18,7 +18,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from televox_pbx.audiosocket.server import AudioSocketServer
@@ -198,6 +198,8 @@ async def main(args: argparse.Namespace) -> None:
         # The session as it was before provisional turns and word-cut first clauses were
         # tuned: a turn that starts at 0.2 s, a first clause of >= 12 characters.
         config = SessionConfig(first_clause_chars=None, first_clause_max_words=None)
+    if args.speculate_after is not None:
+        config = replace(config, speculate_after_s=args.speculate_after)
     print(f"session config: endpoint silence {config.endpoint.silence_s} s, first clause "
           f">= {config.first_clause_chars or config.min_clause_chars} chars and <= "
           f"{config.first_clause_max_words} words, turn starts provisionally after "
@@ -222,6 +224,8 @@ if __name__ == "__main__":
     parser.add_argument("--concurrent-calls", type=int, default=8,
                         help="calls run 4 at a time")
     parser.add_argument("--show", action="store_true", help="print the transcripts")
+    parser.add_argument("--speculate-after", type=float, default=None,
+                        help="pause (s) after which a turn starts provisionally")
     parser.add_argument("--baseline", action="store_true",
                         help="first clause >= 12 chars and no word cut (for comparison)")
     asyncio.run(main(parser.parse_args()))

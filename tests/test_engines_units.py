@@ -17,7 +17,12 @@ import pytest
 from televox_pbx.agent.tools import tools_schema
 from televox_pbx.config.settings import ModelSettings
 from televox_pbx.voice.engines import Engines
-from televox_pbx.voice.engines.llm_llama import LlamaLlm, _eval_prompt, _tool_starts
+from televox_pbx.voice.engines.llm_llama import (
+    LlamaLlm,
+    _eval_prompt,
+    _Stopped,
+    _tool_starts,
+)
 from televox_pbx.voice.engines.llm_reply import (
     ReplyStreamParser,
     format_instructions,
@@ -278,6 +283,23 @@ def test_eval_prompt_reuses_the_cached_prefix_like_llama_generate(
     _eval_prompt(llama, [1, 2, 3, 4, 5])
     assert llama.evaluated == evaluated
     assert llama.n_tokens == 5 and llama.input_ids[:5].tolist() == [1, 2, 3, 4, 5]
+
+
+def test_eval_prompt_gives_up_between_slices_once_stopped() -> None:
+    llama = _CacheLlama([])
+    stop = threading.Event()
+    original = llama.eval
+
+    def eval_then_stop(tokens: list[int]) -> None:
+        original(tokens)
+        stop.set()  # the consumer left while the first slice was being evaluated
+    llama.eval = eval_then_stop  # type: ignore[method-assign]
+    with pytest.raises(_Stopped):
+        _eval_prompt(llama, list(range(1, 41)), stop)
+    assert llama.evaluated == [list(range(1, 17))], "one 16-token slice, then no more"
+    whole = _CacheLlama([])
+    _eval_prompt(whole, list(range(1, 41)), threading.Event())
+    assert [len(s) for s in whole.evaluated] == [16, 16, 8]
 
 
 def test_engines_report_a_missing_model_by_file(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import wave
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from televox_pbx.voice.endpointing import (
     BeepDetector,
@@ -36,6 +37,28 @@ def test_endpointer_onset_and_timer_end() -> None:
     end = ep.tick(t + 0.5)
     assert end is not None and end.edge is Edge.END and abs(end.at - t) < 1e-9
     assert not ep.speaking
+
+
+def test_endpointer_times_the_end_where_the_energy_ends_not_the_vad_hangover() -> None:
+    ep = Endpointer(EndpointConfig(onset_s=0.06, silence_s=0.5))
+    t = 0.0
+    for _ in range(25):  # 0.5 s of speech at level 3000 (one quieter consonant: 600)
+        ep.feed(0.9, t, F, agent_playing=False, level=600.0 if t == 0.2 else 3000.0)
+        t += F
+    voice_end = t
+    assert ep.last_speech == voice_end
+    edges = []
+    for _ in range(10):  # the VAD still says speech, but the level is at -26 dB
+        edges.append(ep.feed(0.9, t, F, agent_playing=False, level=150.0))
+        t += F
+    assert ep.last_speech == voice_end and edges == [None] * 10
+    end = ep.tick(voice_end + 0.5)
+    assert end is not None and end.edge is Edge.END and end.at == voice_end
+    # without levels (or with the ratio off) the VAD alone decides, as before
+    plain = Endpointer(EndpointConfig(tail_level_ratio=None))
+    for i in range(10):
+        plain.feed(0.9, i * F, F, agent_playing=False, level=3000.0 if i < 5 else 10.0)
+    assert plain.last_speech == pytest.approx(10 * F)
 
 
 def test_endpointer_needs_more_while_agent_plays() -> None:

@@ -64,9 +64,10 @@ class SessionConfig:
     # many words (before "and", "to", "with"... when it can), so speech starts sooner.
     # The cost is a slight pause in the prosody there; None turns it off.
     first_clause_max_words: int | None = 6
-    # Start transcribing once the callee has paused this long (before the endpoint is
-    # sure), so the transcript is ready when it is; None turns it off.
-    speculate_after_s: float | None = 0.2
+    # Start the turn provisionally once the callee has paused this long (the endpoint is
+    # not sure yet; see session.py). A false start costs CPU only: a ~0.15 s transcription
+    # and at most a slice of LLM prompt. None: a turn starts at the endpoint.
+    speculate_after_s: float | None = 0.1
     tick_s: float = 0.02
     preroll_s: float = 0.3
     voicemail_silence_s: float = 1.5

@@ -30,6 +30,11 @@ class EndpointConfig:
     # our synthesized voice. Tune per trunk.
     echo_ratio: float = 0.35
     echo_window_s: float = 0.3
+    # Silero VAD keeps saying "speech" for ~0.15-0.25 s after the voice has died away (its
+    # LSTM's hangover). Inside an utterance, a chunk this far below the utterance's loudest
+    # (0.1 = -20 dB) counts as silence, so the end is timed where the energy ends. None:
+    # trust the VAD alone.
+    tail_level_ratio: float | None = 0.1
 
 
 class Edge(Enum):
@@ -51,6 +56,7 @@ class Endpointer:
         self._candidate_since: float | None = None
         self._speaking = False
         self._last_speech = 0.0
+        self._peak = 0.0  # loudest chunk of the current utterance
 
     @property
     def speaking(self) -> bool:
@@ -66,19 +72,25 @@ class Endpointer:
         """Start time of speech not yet long enough to count."""
         return self._candidate_since
 
-    def feed(self, prob: float, t: float, duration: float, *, agent_playing: bool
-             ) -> SpeechEdge | None:
-        """One chunk of `duration` seconds that started at `t`."""
+    def feed(self, prob: float, t: float, duration: float, *, agent_playing: bool,
+             level: float | None = None) -> SpeechEdge | None:
+        """One chunk of `duration` seconds that started at `t`; `level` is its RMS."""
         cfg = self.config
         threshold = cfg.barge_in_threshold if agent_playing else cfg.threshold
         onset = cfg.barge_in_onset_s if agent_playing else cfg.onset_s
         end_t = t + duration
         if prob >= threshold:
             if self._speaking:
+                if level is not None and cfg.tail_level_ratio is not None:
+                    self._peak = max(self._peak, level)
+                    if level < self._peak * cfg.tail_level_ratio:
+                        return self.tick(end_t)  # the VAD's hangover, not a voice
                 self._last_speech = end_t
                 return None
             if self._candidate_since is None:
                 self._candidate_since = t
+                self._peak = 0.0
+            self._peak = max(self._peak, level or 0.0)
             if end_t - self._candidate_since >= onset - 1e-9:
                 self._speaking = True
                 self._last_speech = end_t

@@ -451,7 +451,8 @@ class VoiceSession:
         if self._mode == "voicemail" and self._beep.feed(pcm):
             self._leave_voicemail()
             return
-        edge = self._endpointer.feed(prob, t, duration, agent_playing=agent_audible)
+        edge = self._endpointer.feed(prob, t, duration, agent_playing=agent_audible,
+                                     level=rms(pcm))
         if self._spec_for is not None and self._endpointer.last_speech != self._spec_for:
             await self._drop_provisional()  # the callee went on talking
         if edge is not None:
