@@ -432,7 +432,7 @@ async def test_transcript_latency_recording_and_classified_disposition(
     assert [t.turn for t in rec.turns] == [1, 2, 3]
     lat = rec.turns[2].latency
     assert lat is not None
-    assert lat["endpoint_ms"] == pytest.approx(500, abs=25)
+    assert lat["endpoint_ms"] == pytest.approx(700, abs=25)
     # The turn started provisionally at the 0.2 s pause, so the transcript was ready before
     # the endpoint; nothing was played before it.
     assert lat["transcript_ms"] < lat["endpoint_ms"]

@@ -19,7 +19,11 @@ import numpy as np
 class EndpointConfig:
     threshold: float = 0.5  # VAD probability that counts as speech
     onset_s: float = 0.06  # speech this long starts an utterance
-    silence_s: float = 0.5  # quiet this long ends it
+    # Quiet this long ends it. Measured from where the voice's energy ends (see
+    # tail_level_ratio), so 0.7 s here is what 0.5 s of VAD silence plus Silero's ~0.2 s
+    # hangover was: a comma pause ("Yes, | Tuesday at three") must not end the turn.
+    # Latency does not wait on it: the turn starts provisionally at the first pause.
+    silence_s: float = 0.7
     # While the agent is talking the callee must be clearer and longer to interrupt, so line
     # noise and the agent's own echo do not cut it off.
     barge_in_threshold: float = 0.7
