@@ -131,7 +131,8 @@ async def test_booking_call(models: ModelHolder, tmp_path: Path) -> None:
         assert callee and re.search(r"tuesday", callee[0], re.IGNORECASE), rows
         assert any(r.speaker == "agent" and r.latency for r in rows), rows
         assert call.result.disposition in {Disposition.INTERESTED, Disposition.CALLBACK,
-                                           Disposition.COMPLETED}
+                                           Disposition.COMPLETED}, [
+            (r.speaker, r.text) for r in rows]
         row = await call.store.fetchone("SELECT disposition FROM call_attempts WHERE id = ?",
                                         (call.call_id,))
         assert row is not None and row["disposition"] == call.result.disposition.value

@@ -101,6 +101,20 @@ async def test_speech_after_the_pause_cancels_the_provisional_turn() -> None:
     await _stop(task, pacer)
 
 
+async def test_a_word_still_fading_out_when_the_turn_took_its_audio_is_heard_again() -> None:
+    _clock, _call, tl, stt, llm, session, task, pacer = await _session(
+        ["Yes, that work.", "Yes, that works."], ["Wrong.", "Great."])
+    await tl.say(1.0)
+    await tl.wait(0.15)  # the provisional turn takes the audio so far
+    assert len(stt.heard) == 1
+    await tl.say(0.1, amplitude=120.0)  # a faint final "s": -34 dB, not speech to the VAD
+    await tl.until(lambda: session._task is None and len(llm.calls) == 2)
+    assert llm.calls[-1][-1].content == "Yes, that works.", "redone on the whole utterance"
+    assert stt.heard[-1].seconds > stt.heard[0].seconds
+    assert [m.content for m in session._messages if m.role == "user"] == ["Yes, that works."]
+    await _stop(task, pacer)
+
+
 def test_first_clause_may_be_short() -> None:
     sp = ClauseSplitter(min_chars=12, first_min_chars=4)
     assert sp.push("Sure, I can do that, ok. Then") == ["Sure,", "I can do that,"]

@@ -42,14 +42,14 @@ def test_endpointer_onset_and_timer_end() -> None:
 def test_endpointer_times_the_end_where_the_energy_ends_not_the_vad_hangover() -> None:
     ep = Endpointer(EndpointConfig(onset_s=0.06, silence_s=0.5))
     t = 0.0
-    for _ in range(25):  # 0.5 s of speech at level 3000 (one quieter consonant: 600)
-        ep.feed(0.9, t, F, agent_playing=False, level=600.0 if t == 0.2 else 3000.0)
+    for _ in range(25):  # 0.5 s of speech at level 3000 (one quiet consonant: 100, -30 dB)
+        ep.feed(0.9, t, F, agent_playing=False, level=100.0 if t == 0.2 else 3000.0)
         t += F
     voice_end = t
     assert ep.last_speech == voice_end
     edges = []
-    for _ in range(10):  # the VAD still says speech, but the level is at -26 dB
-        edges.append(ep.feed(0.9, t, F, agent_playing=False, level=150.0))
+    for _ in range(10):  # the VAD still says speech, but the level is at -32 dB
+        edges.append(ep.feed(0.9, t, F, agent_playing=False, level=75.0))
         t += F
     assert ep.last_speech == voice_end and edges == [None] * 10
     end = ep.tick(voice_end + 0.5)

@@ -36,9 +36,14 @@ class EndpointConfig:
     echo_window_s: float = 0.3
     # Silero VAD keeps saying "speech" for ~0.15-0.25 s after the voice has died away (its
     # LSTM's hangover). Inside an utterance, a chunk this far below the utterance's loudest
-    # (0.1 = -20 dB) counts as silence, so the end is timed where the energy ends. None:
-    # trust the VAD alone.
-    tail_level_ratio: float | None = 0.1
+    # (0.03 = -30 dB) counts as silence, so the end is timed where the energy ends. At
+    # -20 dB a final fricative was cut off ("works" heard as "work"). Line noise sits well
+    # below -30 dB of speech. None: trust the VAD alone.
+    tail_level_ratio: float | None = 0.03
+    # Audio this loud (-40 dB of the utterance's loudest) after the point a provisional
+    # turn took its audio means the callee's last sound was still fading in (a final "s"):
+    # the turn is redone on the whole utterance rather than answer a clipped word.
+    clipped_level_ratio: float = 0.01
 
 
 class Edge(Enum):
@@ -65,6 +70,11 @@ class Endpointer:
     @property
     def speaking(self) -> bool:
         return self._speaking
+
+    @property
+    def peak(self) -> float:
+        """Level (RMS) of the loudest chunk of the current (or last) utterance."""
+        return self._peak
 
     @property
     def last_speech(self) -> float:

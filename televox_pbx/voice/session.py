@@ -172,6 +172,7 @@ class VoiceSession:
         self._beep = BeepDetector(RATE)
         self._vad = engines.vad.new_stream()
         self._spec_for: float | None = None  # the speech end a provisional turn covers
+        self._spec_clipped = 0  # sounding chunks after the provisional turn took its audio
         self._preroll: deque[bytes] = deque()
         self._preroll_bytes = 0
         self._utt = bytearray()
@@ -451,10 +452,14 @@ class VoiceSession:
         if self._mode == "voicemail" and self._beep.feed(pcm):
             self._leave_voicemail()
             return
+        level = rms(pcm)
         edge = self._endpointer.feed(prob, t, duration, agent_playing=agent_audible,
-                                     level=rms(pcm))
-        if self._spec_for is not None and self._endpointer.last_speech != self._spec_for:
-            await self._drop_provisional()  # the callee went on talking
+                                     level=level)
+        if self._spec_for is not None:
+            if self._endpointer.last_speech != self._spec_for:
+                await self._drop_provisional()  # the callee went on talking
+            elif level >= self.config.endpoint.clipped_level_ratio * self._endpointer.peak:
+                self._spec_clipped += 1
         if edge is not None:
             await self._on_edge(edge)
         self._maybe_speculate(t + duration)
@@ -468,7 +473,7 @@ class VoiceSession:
                 or self._task is not None \
                 or now - ep.last_speech < after or self._spec_for == ep.last_speech:
             return
-        self._spec_for = ep.last_speech
+        self._spec_for, self._spec_clipped = ep.last_speech, 0
         turn = _CalleeTurn(self._pending_audio + bytes(self._utt), self._utt_start,
                            ep.last_speech)
         self._start_turn(turn)
@@ -498,7 +503,7 @@ class VoiceSession:
         now = self.clock.monotonic()
         provisional = self._task_turn
         if self._spec_for == edge.at and provisional is not None \
-                and not provisional.confirmed.is_set():
+                and not provisional.confirmed.is_set() and self._spec_clipped < 2:
             # Nothing was said after the pause the provisional turn started at: it is the
             # turn. Its reply may already be waiting.
             self._spec_for, self._pending_audio = None, b""
