@@ -694,12 +694,10 @@ class VoiceSession:
                                    self.config.first_clause_chars,
                                    self.config.first_clause_max_words)
         messages = list(self._messages) if messages is None else messages
-        if gate is None or gate[0].is_set():
-            if gate is not None:
-                gate[1]()
+        if gate is None:
             self._open_reply(reply)
         else:
-            reply.live = False
+            reply.live = False  # held until release() opens it
 
         async def produce() -> None:
             stream = self.engines.llm.stream(messages, self._tools)
@@ -738,7 +736,7 @@ class VoiceSession:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(produce())
             tg.create_task(consume())
-            if not reply.live and gate is not None:
+            if gate is not None:
                 tg.create_task(release(*gate))
         spoken = " ".join(p.text for p in reply.pieces)
         self._commit(reply, spoken)
