@@ -344,3 +344,15 @@ def test_whisper_degenerate_decode_check(text: str, n_tokens: int, degenerate: b
     from televox_pbx.voice.engines.stt_whisper import looks_degenerate
 
     assert looks_degenerate(text, n_tokens, max_tokens=99) is degenerate
+
+
+def test_whisper_decode_that_stopped_early_is_degenerate() -> None:
+    from televox_pbx.voice.engines.stt_whisper import looks_degenerate, voiced_seconds
+
+    assert looks_degenerate("Hi Sam.", 3, 99, voiced_s=5.5)
+    assert not looks_degenerate("Yes.", 2, 99, voiced_s=0.5)
+    assert not looks_degenerate("Could the engineer come on a Saturday?", 8, 99, voiced_s=2.0)
+    tone = np.sin(np.arange(16000, dtype=np.float32) / 5.0) * 0.5
+    clip = np.concatenate([np.zeros(16000, np.float32), tone, np.zeros(8000, np.float32)])
+    assert voiced_seconds(clip) == pytest.approx(1.0, abs=0.04)
+    assert voiced_seconds(np.zeros(100, np.float32)) == 0.0

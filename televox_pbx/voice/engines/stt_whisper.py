@@ -27,22 +27,40 @@ HOP = 160  # samples per mel frame: 100 frames per second
 FULL_FRAMES = 3000  # whisper's native 30 s window
 TAIL_FRAMES = 100  # silence kept after the speech in a short window
 NO_SPEECH_PROB, LOW_LOGPROB = 0.6, -1.0  # faster-whisper's defaults for dropping a silent clip
+# Speech runs at ~3 words per second of sounding audio; under 1 the decode stopped early
+# (a short window once gave "Hi Sam." for 6 s of "Hi Sam, this is Ava, an AI assistant...").
+MIN_WORDS_PER_VOICED_S = 1.0
+VOICED_LEVEL = 0.03  # a 20 ms frame this close to the clip's loudest (-30 dB) is sounding
+
+
+def voiced_seconds(samples: np.ndarray) -> float:
+    """Seconds of 20 ms frames within -30 dB of the clip's loudest frame (16 kHz float)."""
+    n = samples.size // (2 * HOP)
+    if n == 0:
+        return 0.0
+    frames = samples[: n * 2 * HOP].reshape(n, 2 * HOP)
+    levels = np.sqrt(np.mean(frames * frames, axis=1))
+    return float(np.count_nonzero(levels >= VOICED_LEVEL * levels.max())) * 0.02
 
 
 def _norm_words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9']+", text.lower())
 
 
-def looks_degenerate(text: str, n_tokens: int, max_tokens: int) -> bool:
+def looks_degenerate(text: str, n_tokens: int, max_tokens: int,
+                     voiced_s: float = 0.0) -> bool:
     """Whisper's failure modes on a window it was not trained on: looping text (gzip ratio
-    above 2.0, whisper's own test; or a run of 3+ words said twice) or a decode that only
-    stopped at the token limit."""
+    above 2.0, whisper's own test; or a run of 3+ words said twice), a decode that only
+    stopped at the token limit, or one that stopped early (far fewer words than
+    `voiced_s` seconds of sound hold)."""
     if n_tokens >= max_tokens:
         return True
     raw = text.encode()
     if raw and len(raw) / len(zlib.compress(raw)) > 2.0:
         return True
     words = _norm_words(text)
+    if len(words) < voiced_s * MIN_WORDS_PER_VOICED_S:
+        return True
     trigrams = [tuple(words[i:i + 3]) for i in range(len(words) - 2)]
     return len(set(trigrams)) < len(trigrams)  # any run of >= 3 words has a repeated 3-gram
 
@@ -126,7 +144,7 @@ class WhisperStt:
             return Transcript("", None)  # faster-whisper's no-speech rule
         # Silent yet confident: whisper's stock hallucination ("you" on digital silence,
         # which the 30 s window drops). Piper speech stayed <= 0.25 no-speech, so it is rare.
-        if silent or looks_degenerate(text, len(tokens), max_new):
+        if silent or looks_degenerate(text, len(tokens), max_new, voiced_seconds(samples)):
             self.fallbacks += 1
             return None
         return Transcript(text, round(math.exp(mean_logprob), 3))
