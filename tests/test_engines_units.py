@@ -189,6 +189,19 @@ async def test_llm_cancel_stops_generation_promptly() -> None:
     llm.close()
 
 
+async def test_llm_makes_each_piece_only_when_the_consumer_asks() -> None:
+    """A consumer that stops pulling frees the CPU (TTS of the first clause needs it)."""
+    fake = _FakeLlama(["tok "] * 10)
+    llm = LlamaLlm(fake)
+    agen = llm.stream([ChatMessage("user", "x")])
+    for n in (1, 2, 3):
+        await agen.__anext__()
+        await asyncio.sleep(0.05)  # real time: the worker thread would have raced ahead
+        assert fake.produced == n
+    await agen.aclose()
+    llm.close()
+
+
 async def test_llm_task_cancellation_also_stops() -> None:
     fake = _FakeLlama(["tok "] * 1000, delay=0.005)
     llm = LlamaLlm(fake)

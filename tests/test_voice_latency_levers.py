@@ -28,6 +28,7 @@ from televox_pbx.voice.session import (
     VoiceSession,
     VoiceSessionFactory,
 )
+from televox_pbx.voice.trim import trim_leading_silence
 from televox_pbx.voice.turns import ClauseSplitter
 
 CAMPAIGN = Campaign.model_validate({
@@ -150,3 +151,39 @@ def test_a_forced_first_cut_never_ends_on_a_small_word() -> None:
 def test_common_prefix() -> None:
     assert common_prefix([1, 2, 3], [1, 2, 4, 5]) == 2
     assert common_prefix([], [1]) == 0
+
+
+async def test_the_llm_is_not_asked_for_more_while_the_first_clause_renders() -> None:
+    """LLM decoding and Piper share two cores: while the callee waits on the first clause's
+    audio, the session pulls no more text (on the real engine: decodes no more tokens)."""
+    clock = FakeClock()
+    call = FakeCall(clock)
+    llm = ScriptedLlm(["Sure, the visit takes thirty minutes and costs nothing at all."],
+                      clock=clock, first_token_s=0.05, per_token_s=0.01)
+    tts = ScriptedTts(clock=clock, delay_s=0.2)
+    factory = VoiceSessionFactory(
+        Engines(LoudnessVad(), ScriptedStt(["Hi"], clock=clock, delay_s=0.1), llm, tts),
+        CallPorts(FakeDnc(clock), FakeCallbacks(), MemoryCallLog()), clock, SessionConfig())
+    session = factory.create(campaign=CAMPAIGN, call_id=call.call_id, phone="+15550198000")
+    task = asyncio.create_task(session(call))
+    pacer = asyncio.create_task(call.pacer())
+    tl = Timeline(clock, call)
+    await clock.advance(0.02)
+    await tl.until(lambda: call.output.queued_seconds == 0 and session._task is None)
+    await tl.say(0.8)
+    await tl.until(lambda: len(tts.renders) >= 3, limit_s=10)
+    start, end = tts.renders[1]  # [0] is the opening; [1] the reply's first clause
+    assert tts.spoken[1] == "Sure,"
+    assert llm.pulled_at, "the reply streamed in more than one piece"
+    assert not [t for t in llm.pulled_at if start <= t < end]
+    assert [t for t in llm.pulled_at if t >= end], "it resumes once the clause is rendered"
+    await _stop(task, pacer)
+
+
+def test_leading_silence_is_cut_to_a_short_margin() -> None:
+    quiet, voice = b"\x05\x00" * 400, b"\x00\x10" * 800  # 50 ms near-silence, then voice
+    trimmed = trim_leading_silence(quiet + voice, 8000)
+    assert trimmed.endswith(voice) and len(trimmed) == len(voice) + 2 * 80  # 10 ms kept
+    assert trim_leading_silence(voice, 8000) == voice
+    assert trim_leading_silence(quiet, 8000) == quiet  # all quiet: a deliberate pause
+    assert trim_leading_silence(b"", 8000) == b""

@@ -110,6 +110,7 @@ class ScriptedLlm:
     schemas: list[dict[str, Any] | None] = field(default_factory=list)
     prefills: list[list[ChatMessage]] = field(default_factory=list)
     cancelled: int = 0
+    pulled_at: list[float] = field(default_factory=list)  # clock time of each later request
 
     async def prefill(self, messages: Sequence[ChatMessage],
                       tools_schema: dict[str, Any] | None = None) -> None:
@@ -132,6 +133,8 @@ class ScriptedLlm:
             await self._wait(self.first_token_s)
             for i, part in enumerate(parts):
                 if i:
+                    if self.clock is not None:  # the consumer asked for the next piece
+                        self.pulled_at.append(self.clock.monotonic())
                     await self._wait(self.per_token_s)
                 if isinstance(part, ToolCall):
                     yield LlmDelta(tool_call=part)
@@ -152,11 +155,14 @@ class ScriptedTts:
     clock: FakeClock | None = None
     delay_s: float = 0.0
     spoken: list[str] = field(default_factory=list)
+    renders: list[tuple[float, float]] = field(default_factory=list)  # start, end
 
     async def synthesize(self, text: str) -> AsyncIterator[AudioChunk]:
         self.spoken.append(text)
         if self.clock is not None and self.delay_s:
+            start = self.clock.monotonic()
             await self.clock.sleep(self.delay_s)
+            self.renders.append((start, self.clock.monotonic()))
         yield AudioChunk(tone(len(text) * self.seconds_per_char, self.amplitude,
                               rate=self.sample_rate), self.sample_rate)
 

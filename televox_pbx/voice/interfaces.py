@@ -69,7 +69,9 @@ class LlmDelta:
 class Llm(Protocol):
     def stream(self, messages: Sequence[ChatMessage],
                tools_schema: dict[str, Any] | None = None) -> AsyncIterator[LlmDelta]:
-        """Stream the reply. Cancelling the iterator must stop generation promptly."""
+        """Stream the reply. Cancelling the iterator must stop generation promptly.
+        Engines should compute a piece only when it is asked for: the session stops
+        asking while it synthesizes the first clause, to give TTS the CPU."""
 
 
 class Tts(Protocol):

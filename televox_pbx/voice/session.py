@@ -77,6 +77,7 @@ from televox_pbx.voice.endpointing import (
 from televox_pbx.voice.engines.resample import resample_pcm16 as to_rate
 from televox_pbx.voice.interfaces import AudioChunk, ChatMessage
 from televox_pbx.voice.recording import StereoRecorder
+from televox_pbx.voice.trim import trim_leading_silence
 from televox_pbx.voice.turns import ClauseSplitter, SpokenPiece, heard_prefix
 
 __all__ = ["CallInfo", "CallLogPort", "CallPorts", "CallResult", "Engines", "SessionConfig",
@@ -699,6 +700,8 @@ class VoiceSession:
         else:
             reply.live = False  # held until release() opens it
 
+        first_said = asyncio.Event()  # the first clause is synthesized
+
         async def produce() -> None:
             stream = self.engines.llm.stream(messages, self._tools)
             try:
@@ -707,8 +710,13 @@ class VoiceSession:
                         reply.latency["first_token_ms"] = _ms(self.clock.monotonic() - speech_end)
                     if delta.text:
                         reply.text_parts.append(delta.text)
-                        for clause in splitter.push(delta.text):
+                        ready = splitter.push(delta.text)
+                        for clause in ready:
                             clauses.put_nowait(clause)
+                        if ready and not first_said.is_set():
+                            # The callee waits on this clause's audio alone: ask the LLM
+                            # for nothing more until it is rendered (they share the CPU).
+                            await first_said.wait()
                     if delta.tool_call is not None:
                         action = parse_tool_call(delta.tool_call, zone=self.info.zone,
                                                  now=self.clock.now())
@@ -727,6 +735,8 @@ class VoiceSession:
         async def consume() -> None:
             while (clause := await clauses.get()) is not None:
                 await self._synth_clause(reply, clause)
+                first_said.set()
+            first_said.set()
 
         async def release(event: asyncio.Event, on_confirm: Callable[[], None]) -> None:
             await event.wait()
@@ -757,6 +767,8 @@ class VoiceSession:
         first = True
         async for chunk in self.engines.tts.synthesize(clause):
             pcm = to_rate(chunk.pcm, chunk.sample_rate, RATE)
+            if first and not reply.pieces and not reply.held:
+                pcm = trim_leading_silence(pcm, RATE)  # the callee is waiting for this
             if not pcm:
                 continue
             if reply.speech_end is not None and "first_audio_ms" not in reply.latency:
