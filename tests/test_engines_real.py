@@ -6,11 +6,13 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from televox_pbx.agent.tools import tools_schema
 from televox_pbx.config.settings import ModelSettings
 from televox_pbx.voice.engines import Engines
+from televox_pbx.voice.engines.llm_eval import eval_prompt, plan_slices
 from televox_pbx.voice.engines.manifest import load_manifest
 from televox_pbx.voice.interfaces import AudioChunk, ChatMessage
 
@@ -126,6 +128,32 @@ async def test_llm_ordinary_line_takes_the_logits_path_to_no_tool(engines: Engin
     assert all(d.tool_call is None for d in deltas)
     assert "".join(d.text for d in deltas).strip()
     assert llm.null_by_logits == fast_before + 1
+
+
+def test_padded_fused_evaluation_matches_plain_eval(engines: Engines) -> None:
+    """One padded pass that also reads logits mid-prompt gives what Llama.eval gives."""
+    llama = engines.llm()._llama
+    head = llama.tokenize(b"<|im_start|>user\nHi there<|im_end|>\n"
+                          b"<|im_start|>assistant\n", special=True)
+    tail = llama.tokenize(b"I am fine", add_bos=False)
+    with engines.llm()._lock:
+        llama.reset()
+        llama.eval(head)
+        at_head = np.ctypeslib.as_array(llama._ctx.get_logits_ith(-1),
+                                        shape=(llama.n_vocab(),)).copy()
+        llama.eval(tail)
+        at_end = np.ctypeslib.as_array(llama._ctx.get_logits_ith(-1),
+                                       shape=(llama.n_vocab(),)).copy()
+        llama.reset()
+        assert plan_slices(len(head) + len(tail))[-1][1] > plan_slices(
+            len(head) + len(tail))[-1][0], "the case under test pads its last slice"
+        got = eval_prompt(llama, head + tail, logits_at=[len(head) - 1])
+        live = np.ctypeslib.as_array(llama._ctx.get_logits_ith(-1), shape=(llama.n_vocab(),))
+        assert llama.n_tokens == len(head) + len(tail)
+        for ours, ref in ((got[len(head) - 1], at_head), (live, at_end)):
+            assert int(ours.argmax()) == int(ref.argmax())
+            assert float(np.corrcoef(ours, ref)[0, 1]) > 0.999
+        llama.reset()
 
 
 def test_engines_report_loaded(engines: Engines) -> None:

@@ -17,12 +17,8 @@ import pytest
 from televox_pbx.agent.tools import tools_schema
 from televox_pbx.config.settings import ModelSettings
 from televox_pbx.voice.engines import Engines
-from televox_pbx.voice.engines.llm_llama import (
-    LlamaLlm,
-    _eval_prompt,
-    _Stopped,
-    _tool_starts,
-)
+from televox_pbx.voice.engines.llm_eval import Stopped, eval_prompt, plan_slices
+from televox_pbx.voice.engines.llm_llama import LlamaLlm, _tool_starts
 from televox_pbx.voice.engines.llm_reply import (
     ReplyStreamParser,
     format_instructions,
@@ -293,7 +289,7 @@ class _CacheLlama:
 def test_eval_prompt_reuses_the_cached_prefix_like_llama_generate(
         cached: list[int], requires_eval: bool, evaluated: list[list[int]]) -> None:
     llama = _CacheLlama(cached, requires_eval=requires_eval)
-    _eval_prompt(llama, [1, 2, 3, 4, 5])
+    eval_prompt(llama, [1, 2, 3, 4, 5])
     assert llama.evaluated == evaluated
     assert llama.n_tokens == 5 and llama.input_ids[:5].tolist() == [1, 2, 3, 4, 5]
 
@@ -307,11 +303,11 @@ def test_eval_prompt_gives_up_between_slices_once_stopped() -> None:
         original(tokens)
         stop.set()  # the consumer left while the first slice was being evaluated
     llama.eval = eval_then_stop  # type: ignore[method-assign]
-    with pytest.raises(_Stopped):
-        _eval_prompt(llama, list(range(1, 41)), stop)
+    with pytest.raises(Stopped):
+        eval_prompt(llama, list(range(1, 41)), stop)
     assert llama.evaluated == [list(range(1, 17))], "one 16-token slice, then no more"
     whole = _CacheLlama([])
-    _eval_prompt(whole, list(range(1, 41)), threading.Event())
+    eval_prompt(whole, list(range(1, 41)), threading.Event())
     assert [len(s) for s in whole.evaluated] == [16, 16, 8]
 
 
@@ -369,3 +365,11 @@ def test_whisper_decode_that_stopped_early_is_degenerate() -> None:
     clip = np.concatenate([np.zeros(16000, np.float32), tone, np.zeros(8000, np.float32)])
     assert voiced_seconds(clip) == pytest.approx(1.0, abs=0.04)
     assert voiced_seconds(np.zeros(100, np.float32)) == 0.0
+
+
+@pytest.mark.parametrize(("n", "plan"), [
+    (0, []), (1, [(1, 1)]), (9, [(9, 9)]), (10, [(10, 16)]), (15, [(15, 16)]),
+    (16, [(16, 16)]), (17, [(16, 16), (1, 1)]), (30, [(16, 16), (14, 16)]),
+])
+def test_slices_are_padded_to_the_fast_batch_size(n: int, plan: list[tuple[int, int]]) -> None:
+    assert plan_slices(n) == plan

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from televox_pbx.voice.engines.llm_eval import Stopped, eval_prompt
 from televox_pbx.voice.engines.llm_reply import (
     ReplyStreamParser,
     ToolSpec,
@@ -47,7 +48,7 @@ from televox_pbx.voice.engines.llm_reply import (
     reply_schema,
     wrap_assistant,
 )
-from televox_pbx.voice.engines.llm_states import KvStates, common_prefix
+from televox_pbx.voice.engines.llm_states import KvStates
 from televox_pbx.voice.interfaces import ChatMessage, LlmDelta
 
 log = logging.getLogger(__name__)
@@ -145,8 +146,7 @@ class LlamaLlm:
         if tools and template is not None:
             # The same text the next reply's prompt starts with, up to the callee's words.
             text = _upto_next_turn(template, prompt)
-            run: Callable[[], Generator[str, None, None]] = partial(
-                self._complete, text, None, 1)
+            run: Callable[[], Generator[str, None, None]] = partial(self._evaluate, text)
         else:
             run = partial(self._chat, prompt, None, 1)
         async with contextlib.aclosing(self._generate(run)) as gen:
@@ -162,7 +162,7 @@ class LlamaLlm:
 
         def work() -> None:
             with self._lock:
-                for _ in self._complete(text, None, 1):
+                for _ in self._evaluate(text, threading.Event()):
                     pass
 
         def done(future: Future[None]) -> None:
@@ -233,15 +233,29 @@ class LlamaLlm:
             if states is not None and save:
                 states.save()
 
+    def _evaluate(self, text: str, stop: threading.Event | None = None
+                  ) -> Generator[str, None, None]:
+        """Leave `text` evaluated and saved, sampling nothing (a generator, to run like
+        the others). `stop` defaults to the running generation's flag."""
+        llama = self._llama
+        tokens = llama.tokenize(text.encode("utf-8"), special=True)
+        if self._states is not None:
+            self._states.restore_for(tokens)
+        eval_prompt(llama, tokens, self._stop_flag if stop is None else stop)
+        if self._states is not None:
+            self._states.save()
+        yield from ()
+
     def _two_step(self, text: str, tool_grammar: Any) -> Generator[str, None, None]:
         """The reply JSON, with its fixed parts given rather than generated."""
         yield _HEAD
-        if self.logit_tool_step and self._null_is_next(text + _HEAD):
+        said = text + _HEAD + _NULL + _SAY
+        if self.logit_tool_step and self._null_is_next(text + _HEAD, said):
             self.null_by_logits += 1
             yield _NULL
             yield _SAY
-            # The cache holds `text + _HEAD`: only ` null, "say": "` is evaluated here.
-            yield from self._complete(text + _HEAD + _NULL + _SAY, None, self.max_tokens)
+            # The context already holds `said` with its logits live: sampling starts now.
+            yield from self._complete(said, None, self.max_tokens)
             return
         value = ""
         for piece in self._complete(text + _HEAD, tool_grammar, 96, save=False):
@@ -250,23 +264,35 @@ class LlamaLlm:
         yield _SAY
         yield from self._complete(text + _HEAD + value + _SAY, None, self.max_tokens)
 
-    def _null_is_next(self, prompt: str) -> bool:
+    def _null_is_next(self, prompt: str, then: str) -> bool:
         """Evaluate `prompt` and say whether the tool value's most likely first token is
         ` null`. Greedy, where the grammar path samples at our temperature (0.2): the model
         is near-greedy there anyway, and this saves the grammar-masked sample over the whole
-        vocabulary plus one more decode and completion set-up before the speech starts."""
+        vocabulary plus one more decode and completion set-up before the speech starts.
+        `then` (the prompt with ` null, "say": "` after it) is evaluated in the same pass,
+        its logits read at the end of `prompt`: a separate pass for those ~6 tokens cost
+        ~150 ms. If the answer is no, the context is cut back to `prompt`."""
         starts = self._tool_starts
         if starts is None:
             return False
         null_id, rivals = starts
         llama = self._llama
         tokens = llama.tokenize(prompt.encode("utf-8"), special=True)
+        full = llama.tokenize(then.encode("utf-8"), special=True)
+        if full[:len(tokens)] != tokens:
+            full = tokens  # the two texts tokenize apart at the seam: decide first
         if self._states is not None:
-            self._states.restore_for(tokens)
-        _eval_prompt(llama, tokens, self._stop_flag)
-        logits = np.ctypeslib.as_array(llama._ctx.get_logits_ith(-1), shape=(llama.n_vocab(),))
+            self._states.restore_for(full)
+        at = len(tokens) - 1
+        logits = eval_prompt(llama, full, self._stop_flag, logits_at=[at])[at]
         # Ties go to the grammar path: it is always correct, just slower.
-        return bool(rivals.size == 0 or logits[null_id] > logits[rivals].max())
+        if rivals.size == 0 or logits[null_id] > logits[rivals].max():
+            return True
+        if llama.n_tokens > len(tokens):
+            llama._ctx.kv_cache_seq_rm(-1, len(tokens), -1)
+            llama.n_tokens = len(tokens)
+            llama._requires_eval = True  # its live logits are those of `then`, not ours
+        return False
 
     async def _generate(self, run: Callable[[], Generator[str, None, None]]
                         ) -> AsyncGenerator[str, None]:
@@ -299,7 +325,7 @@ class LlamaLlm:
                             put(piece)
                     finally:
                         pieces.close()
-            except _Stopped:
+            except Stopped:
                 pass  # the consumer left mid-prompt; nobody waits for an answer
             except BaseException as exc:  # delivered to the consumer, not lost in a thread
                 put(exc)
@@ -357,39 +383,6 @@ def _tool_starts(llama: Any) -> tuple[int, npt.NDArray[np.intp]] | None:
 def _rival(piece: bytes, null: bytes) -> bool:
     return bool(piece) and (piece.startswith(b" {") or null.startswith(piece)
                             or piece.startswith(null))
-
-
-class _Stopped(Exception):
-    """The generation was abandoned while its prompt was being evaluated."""
-
-
-# A provisional turn the callee talks on through is dropped: evaluating its prompt in
-# slices lets the LLM thread give up within one slice (~0.3 s for 16 tokens on 2 cores)
-# instead of finishing a prompt nobody will use while the next turn waits for the lock.
-_EVAL_SLICE = 16
-
-
-def _eval_prompt(llama: Any, tokens: list[int], stop: threading.Event | None = None) -> None:
-    """Leave `tokens` evaluated with the last one's logits live, reusing the longest cached
-    prefix exactly as Llama.generate does (keep in step with llama-cpp-python 0.3.x).
-    Raises _Stopped if `stop` is set between slices."""
-    have = common_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)
-    if have == len(tokens) == llama.n_tokens and not llama._requires_eval:
-        return  # already evaluated by a live decode: its logits are still current
-    # All of it is cached but its logits are not current (a restored state, or the cache
-    # runs on past it): replay the last token to get them back.
-    reuse = have - 1 if have == len(tokens) else have
-    if reuse > 0 and llama._ctx.kv_cache_seq_rm(-1, reuse, -1):
-        llama.n_tokens = reuse
-    else:
-        reuse = 0
-        llama.reset()
-    # eval sets _requires_eval False: a following create_completion that starts with
-    # these tokens evaluates only what it adds.
-    for i in range(reuse, len(tokens), _EVAL_SLICE):
-        if stop is not None and stop.is_set():
-            raise _Stopped
-        llama.eval(tokens[i:i + _EVAL_SLICE])
 
 
 def _upto_next_turn(template: Callable[[list[dict[str, str]]], str],
