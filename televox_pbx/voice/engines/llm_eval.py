@@ -43,7 +43,8 @@ def plan_slices(n: int, *, slice_len: int = SLICE, pad_from: int = PAD_FROM
 
 
 def eval_prompt(llama: Any, tokens: Sequence[int], stop: threading.Event | None = None, *,
-                logits_at: Sequence[int] = ()) -> dict[int, npt.NDArray[np.float32]]:
+                logits_at: Sequence[int] = (), slice_len: int = SLICE
+                ) -> dict[int, npt.NDArray[np.float32]]:
     """Leave `tokens` evaluated with the last one's logits live; return copies of the
     logits at the positions `logits_at` (for a real context; test doubles give none).
     Raises Stopped if `stop` is set between slices."""
@@ -63,7 +64,7 @@ def eval_prompt(llama: Any, tokens: Sequence[int], stop: threading.Event | None 
         llama.reset()
     out: dict[int, npt.NDArray[np.float32]] = {}
     pos = reuse
-    for real, padded in plan_slices(len(tokens) - reuse):
+    for real, padded in plan_slices(len(tokens) - reuse, slice_len=slice_len):
         if stop is not None and stop.is_set():
             raise Stopped
         wanted = [i - pos for i in logits_at if pos <= i < pos + real]

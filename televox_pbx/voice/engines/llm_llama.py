@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from televox_pbx.voice.engines.llm_eval import Stopped, eval_prompt
+from televox_pbx.voice.engines.llm_eval import SLICE, Stopped, eval_prompt
 from televox_pbx.voice.engines.llm_reply import (
     ReplyStreamParser,
     ToolSpec,
@@ -241,7 +241,10 @@ class LlamaLlm:
         tokens = llama.tokenize(text.encode("utf-8"), special=True)
         if self._states is not None:
             self._states.restore_for(tokens)
-        eval_prompt(llama, tokens, self._stop_flag if stop is None else stop)
+        # Whole batches, as create_completion would: nothing waits on this but the next
+        # reply, and 16-token slices made a 500-token first prompt slower (9.9 s, not 8.5).
+        eval_prompt(llama, tokens, self._stop_flag if stop is None else stop,
+                    slice_len=int(getattr(llama, "n_batch", SLICE)))
         if self._states is not None:
             self._states.save()
         yield from ()
