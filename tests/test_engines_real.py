@@ -100,13 +100,18 @@ async def test_llm_streams_a_short_reply(engines: Engines) -> None:
     assert len(deltas) > 2 and "blue" in text.lower()
 
 
+def _after_opening(question: str, answer: str) -> list[ChatMessage]:
+    """A call where the agent opened with `question` and the callee said `answer`."""
+    return [ChatMessage("system", SYSTEM),
+            ChatMessage("assistant", f"Hi, I'm Anna, an AI assistant from Acme Solar. {question}"),
+            ChatMessage("user", answer)]
+
+
 async def test_llm_calls_opt_out_when_asked_not_to_be_called(engines: Engines) -> None:
     llm = engines.llm()
     llm.temperature, llm.max_tokens = 0.0, 60
-    msgs = [ChatMessage("system", SYSTEM),
-            ChatMessage("assistant", "Hi, I'm Anna, an AI assistant from Acme Solar. "
-                                     "Do you have a minute?"),
-            ChatMessage("user", "Please stop calling me. Take me off your list.")]
+    msgs = _after_opening("Do you have a minute?",
+                          "Please stop calling me. Take me off your list.")
     fast_before = llm.null_by_logits
     deltas = [d async for d in llm.stream(msgs, tools_schema(transfer_available=False))]
     calls = [d.tool_call for d in deltas if d.tool_call is not None]
@@ -119,10 +124,7 @@ async def test_llm_calls_opt_out_when_asked_not_to_be_called(engines: Engines) -
 async def test_llm_ordinary_line_takes_the_logits_path_to_no_tool(engines: Engines) -> None:
     llm = engines.llm()
     llm.temperature, llm.max_tokens = 0.0, 60
-    msgs = [ChatMessage("system", SYSTEM),
-            ChatMessage("assistant", "Hi, I'm Anna, an AI assistant from Acme Solar. "
-                                     "Would you like a free roof survey?"),
-            ChatMessage("user", "What does it cost?")]
+    msgs = _after_opening("Would you like a free roof survey?", "What does it cost?")
     fast_before = llm.null_by_logits
     deltas = [d async for d in llm.stream(msgs, tools_schema(transfer_available=False))]
     assert all(d.tool_call is None for d in deltas)

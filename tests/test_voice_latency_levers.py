@@ -38,15 +38,16 @@ CAMPAIGN = Campaign.model_validate({
               "goal": "Book a consultation."}})
 
 
-async def _session(said: list[str], replies: list[str]
+async def _session(said: list[str], replies: list[str], *, per_token_s: float = 0.0,
+                   tts_delay_s: float = 0.0
                    ) -> tuple[FakeClock, FakeCall, Timeline, ScriptedStt, ScriptedLlm,
                               VoiceSession, asyncio.Task[None], asyncio.Task[None]]:
     clock = FakeClock()
     call = FakeCall(clock)
     stt = ScriptedStt(said, clock=clock, delay_s=0.1)
-    llm = ScriptedLlm(replies, clock=clock, first_token_s=0.05)
+    llm = ScriptedLlm(replies, clock=clock, first_token_s=0.05, per_token_s=per_token_s)
     factory = VoiceSessionFactory(
-        Engines(LoudnessVad(), stt, llm, ScriptedTts(clock=clock)),
+        Engines(LoudnessVad(), stt, llm, ScriptedTts(clock=clock, delay_s=tts_delay_s)),
         CallPorts(FakeDnc(clock), FakeCallbacks(), MemoryCallLog()), clock, SessionConfig())
     session = factory.create(campaign=CAMPAIGN, call_id=call.call_id, phone="+15550198000")
     task = asyncio.create_task(session(call))
@@ -156,20 +157,11 @@ def test_common_prefix() -> None:
 async def test_the_llm_is_not_asked_for_more_while_the_first_clause_renders() -> None:
     """LLM decoding and Piper share two cores: while the callee waits on the first clause's
     audio, the session pulls no more text (on the real engine: decodes no more tokens)."""
-    clock = FakeClock()
-    call = FakeCall(clock)
-    llm = ScriptedLlm(["Sure, the visit takes thirty minutes and costs nothing at all."],
-                      clock=clock, first_token_s=0.05, per_token_s=0.01)
-    tts = ScriptedTts(clock=clock, delay_s=0.2)
-    factory = VoiceSessionFactory(
-        Engines(LoudnessVad(), ScriptedStt(["Hi"], clock=clock, delay_s=0.1), llm, tts),
-        CallPorts(FakeDnc(clock), FakeCallbacks(), MemoryCallLog()), clock, SessionConfig())
-    session = factory.create(campaign=CAMPAIGN, call_id=call.call_id, phone="+15550198000")
-    task = asyncio.create_task(session(call))
-    pacer = asyncio.create_task(call.pacer())
-    tl = Timeline(clock, call)
-    await clock.advance(0.02)
-    await tl.until(lambda: call.output.queued_seconds == 0 and session._task is None)
+    _clock, _call, tl, _stt, llm, session, task, pacer = await _session(
+        ["Hi"], ["Sure, the visit takes thirty minutes and costs nothing at all."],
+        per_token_s=0.01, tts_delay_s=0.2)
+    tts = session.engines.tts
+    assert isinstance(tts, ScriptedTts)
     await tl.say(0.8)
     await tl.until(lambda: len(tts.renders) >= 3, limit_s=10)
     start, end = tts.renders[1]  # [0] is the opening; [1] the reply's first clause
