@@ -305,10 +305,10 @@ def test_eval_prompt_gives_up_between_slices_once_stopped() -> None:
     llama.eval = eval_then_stop  # type: ignore[method-assign]
     with pytest.raises(Stopped):
         eval_prompt(llama, list(range(1, 41)), stop)
-    assert llama.evaluated == [list(range(1, 17))], "one 16-token slice, then no more"
+    assert llama.evaluated == [list(range(1, 33))], "one 32-token slice, then no more"
     whole = _CacheLlama([])
     eval_prompt(whole, list(range(1, 41)), threading.Event())
-    assert [len(s) for s in whole.evaluated] == [16, 16, 8]
+    assert [len(s) for s in whole.evaluated] == [32, 8]
 
 
 def test_engines_report_a_missing_model_by_file(tmp_path: Path) -> None:
@@ -369,7 +369,8 @@ def test_whisper_decode_that_stopped_early_is_degenerate() -> None:
 
 @pytest.mark.parametrize(("n", "plan"), [
     (0, []), (1, [(1, 1)]), (9, [(9, 9)]), (10, [(10, 16)]), (15, [(15, 16)]),
-    (16, [(16, 16)]), (17, [(16, 16), (1, 1)]), (30, [(16, 16), (14, 16)]),
+    (16, [(16, 16)]), (17, [(17, 17)]), (25, [(25, 25)]), (26, [(26, 32)]), (31, [(31, 32)]),
+    (32, [(32, 32)]), (33, [(32, 32), (1, 1)]), (45, [(32, 32), (13, 16)]),
 ])
 def test_slices_are_padded_to_the_fast_batch_size(n: int, plan: list[tuple[int, int]]) -> None:
     assert plan_slices(n) == plan

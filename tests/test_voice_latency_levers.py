@@ -149,6 +149,28 @@ def test_a_forced_first_cut_never_ends_on_a_small_word() -> None:
         "Sure,", "we install panels made by Acme in most homes here"]
 
 
+def _cut_at(tokens: list[str]) -> list[tuple[int, str]]:
+    """Clauses out of a token stream, each with the index of the token that released it."""
+    sp = ClauseSplitter(12, 4, 6)
+    return [(i, c) for i, tok in enumerate(tokens) for c in sp.push(tok)]
+
+
+def test_a_clause_is_released_by_its_punctuation_token_not_the_next_one() -> None:
+    """The LLM streams "." and "," as tokens of their own: waiting for the next token's
+    space would put one more decode (~50 ms) before the first audio."""
+    assert _cut_at(["Yes", ",", " it", " is"]) == [(1, "Yes,")]
+    assert _cut_at(["I", " said", " Ac", "me", " Solar", "."]) == [(5, "I said Acme Solar.")]
+    # A 6-word first cut is made as soon as the 7th word starts (the 6th is then whole).
+    assert _cut_at(["I", " need", " the", " address", " of", " the", " property"]) == [
+        (6, "I need the address")]
+    # Punctuation that may be inside a token-split word waits for the space after it.
+    assert _cut_at(["It", " costs", " $1", ",", "200", " today", ",", " ok"]) == [
+        (6, "It costs $1,200 today,")]
+    assert _cut_at(["From", " the", " U", ".", "S", ".", " to", " here"]) == [
+        (6, "From the U.S.")]
+    assert _cut_at(["Hi", " Dr", ".", " Smith", ",", " ok"]) == [(4, "Hi Dr. Smith,")]
+
+
 def test_common_prefix() -> None:
     assert common_prefix([1, 2, 3], [1, 2, 4, 5]) == 2
     assert common_prefix([], [1]) == 0

@@ -2,10 +2,13 @@
 
 - The longest cached prefix is reused exactly as Llama.generate does (keep in step with
   llama-cpp-python 0.3.x), so a following create_completion evaluates only what it adds.
-- The rest goes in slices, so a prompt nobody needs any more (a dropped provisional turn)
-  is abandoned between slices instead of holding the context for its whole length.
-- A slice is padded up to the batch size the CPU kernels are fast at: on the 2-core AVX2
-  box llama.cpp evaluates 16 tokens in 285 ms but 10-15 tokens in 284-385 ms
+- The rest goes in slices of up to 32 tokens, so a prompt nobody needs any more (a
+  dropped provisional turn) is abandoned between slices instead of holding the context
+  for its whole length. A reply's critical path (the callee's words, the end of their
+  turn and the reply's fixed JSON head) is 17-32 tokens on nearly every turn: one pass.
+- A slice is padded up to the next multiple of 16, which the CPU kernels are fast at,
+  when it is 10-15 tokens past one: on the 2-core AVX2 box llama.cpp evaluates 16 tokens
+  in ~300 ms but 10-15 in 290-400 ms, and 32 in ~540 ms but 27-31 in 550-635 ms
   (`bench/bench_llm_batch_sizes.py` prints the table). Padding tokens sit after the real
   ones, which never attend to them, and their KV cells are removed straight after.
 - Logits can be read at chosen positions of the same pass, so one pass can both decide
@@ -23,8 +26,9 @@ import numpy.typing as npt
 
 from televox_pbx.voice.engines.llm_states import common_prefix
 
-SLICE = 16  # tokens per slice: ~0.3 s on 2 cores, the longest a dropped turn holds on
-PAD_FROM = 10  # a last slice this long or longer is padded up to SLICE
+SLICE = 32  # tokens per slice: ~0.55 s on 2 cores, the longest a dropped turn holds on
+PAD_UNIT = 16  # the kernels' fast batch multiple
+PAD_FROM = 10  # a slice this many tokens past a multiple of PAD_UNIT is padded to the next
 
 
 class Stopped(Exception):
@@ -33,12 +37,15 @@ class Stopped(Exception):
 
 def plan_slices(n: int, *, slice_len: int = SLICE, pad_from: int = PAD_FROM
                 ) -> list[tuple[int, int]]:
-    """`n` tokens as (real, evaluated) slices: full slices, and a last one padded up to
-    `slice_len` when it holds at least `pad_from` tokens."""
+    """`n` tokens as (real, evaluated) slices of at most `slice_len`, each padded up to the
+    next multiple of PAD_UNIT (never past `slice_len`) when it is at least `pad_from`
+    tokens past one."""
     plan: list[tuple[int, int]] = []
     for start in range(0, n, slice_len):
         real = min(slice_len, n - start)
-        plan.append((real, slice_len if pad_from <= real < slice_len else real))
+        over = real % PAD_UNIT
+        padded = real + PAD_UNIT - over if over >= pad_from else real
+        plan.append((real, max(real, min(padded, slice_len))))
     return plan
 
 
@@ -82,6 +89,7 @@ def _decode(llama: Any, piece: list[int], padded: int, wanted: list[int]
         llama.eval(piece)
         return {}
     n_past = int(llama.n_tokens)
+    padded = max(len(piece), min(padded, int(llama.n_ctx()) - n_past))  # room in the context
     llama._ctx.kv_cache_seq_rm(-1, n_past, -1)
     batch = holder.batch
     last = len(piece) - 1
