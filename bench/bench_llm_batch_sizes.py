@@ -1,10 +1,10 @@
 """What one llama.cpp pass costs for n prompt tokens, with the real model.
 
-The LLM engine pads a prompt's last slice up to a size the CPU kernels handle faster
-(`televox_pbx/voice/engines/llm_eval.py`: slices of 16, padded from 10). This prints the
-table behind that rule, median of 5 passes per size, so it can be checked on other
-hardware. On the 2-core AVX2 box: 1 -> 46 ms, 7 -> 178, 8 -> 246, 15 -> 385, 16 -> 285,
-17 -> 337, 32 -> 528.
+The LLM engine pads a prompt slice up to a size the CPU kernels handle faster
+(`televox_pbx/voice/engines/llm_eval.py`: slices of up to 32, padded to a multiple of 16
+when 10-15 past one). This prints the table behind that rule, median of 5 passes per
+size, so it can be checked on other hardware. On the 2-core AVX2 box: 1 -> 52 ms,
+7 -> 187, 8 -> 265, 15 -> 400, 16 -> 297, 17 -> 345, 24 -> 494, 31 -> 635, 32 -> 537.
 
 Usage: .venv/bin/python bench/bench_llm_batch_sizes.py [--max 32]
 """
@@ -41,7 +41,7 @@ def main() -> None:
             llama._ctx.kv_cache_seq_rm(-1, len(base), -1)
             llama.n_tokens = len(base)
         cost[n] = statistics.median(times)
-    print(" n   one pass   per token   as planned (slices of 16, padded from 10)")
+    print(" n   one pass   per token   as planned (slices <= 32, padded to 16k from +10)")
     for n, seconds in cost.items():
         planned = sum(cost[padded] for _, padded in plan_slices(n))
         print(f"{n:2d} {seconds * 1000:8.0f} ms {seconds * 1000 / n:7.1f} ms "
