@@ -104,16 +104,26 @@ async def test_speech_after_the_pause_cancels_the_provisional_turn() -> None:
 
 
 async def test_a_word_still_fading_out_when_the_turn_took_its_audio_is_heard_again() -> None:
-    _clock, _call, tl, stt, llm, session, task, pacer = await _session(
+    """...and heard again as soon as the sound has died away, not at the endpoint."""
+    clock, call, tl, stt, llm, session, task, pacer = await _session(
         ["Yes, that work.", "Yes, that works."], ["Wrong.", "Great."])
+    frames = len(call.output.audio_frames())
     await tl.say(1.0)
-    await tl.wait(0.15)  # the provisional turn takes the audio so far
-    assert len(stt.heard) == 1
+    voice_end = clock.monotonic()
+    await tl.wait(0.25)  # the provisional turn took the audio so far and asked the LLM
+    assert len(stt.heard) == 1 and len(llm.calls) == 1
     await tl.say(0.1, amplitude=120.0)  # a faint final "s": -34 dB, not speech to the VAD
-    await tl.until(lambda: session._task is None and len(llm.calls) == 2)
+    await tl.until(lambda: len(stt.heard) == 2, limit_s=1.0)
+    # 0.1 s after the faint sound ended, well before the endpoint (0.7 s after the voice).
+    assert clock.monotonic() - voice_end == pytest.approx(0.45, abs=0.03)
+    await tl.until(lambda: len(call.output.audio_frames()) > frames)
+    assert clock.monotonic() - voice_end == pytest.approx(0.72, abs=0.05), \
+        "the redone turn was ready at the endpoint"
     assert llm.calls[-1][-1].content == "Yes, that works.", "redone on the whole utterance"
-    assert stt.heard[-1].seconds > stt.heard[0].seconds
+    assert len(stt.heard) == 2 and stt.heard[-1].seconds > stt.heard[0].seconds
+    await tl.until(lambda: session._task is None)
     assert [m.content for m in session._messages if m.role == "user"] == ["Yes, that works."]
+    assert all(m.content != "Wrong." for m in session._messages)
     await _stop(task, pacer)
 
 
