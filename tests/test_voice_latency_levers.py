@@ -39,7 +39,7 @@ CAMPAIGN = Campaign.model_validate({
 
 
 async def _session(said: list[str], replies: list[str], *, per_token_s: float = 0.0,
-                   tts_delay_s: float = 0.0
+                   tts_delay_s: float = 0.0, config: SessionConfig | None = None
                    ) -> tuple[FakeClock, FakeCall, Timeline, ScriptedStt, ScriptedLlm,
                               VoiceSession, asyncio.Task[None], asyncio.Task[None]]:
     clock = FakeClock()
@@ -48,7 +48,8 @@ async def _session(said: list[str], replies: list[str], *, per_token_s: float = 
     llm = ScriptedLlm(replies, clock=clock, first_token_s=0.05, per_token_s=per_token_s)
     factory = VoiceSessionFactory(
         Engines(LoudnessVad(), stt, llm, ScriptedTts(clock=clock, delay_s=tts_delay_s)),
-        CallPorts(FakeDnc(clock), FakeCallbacks(), MemoryCallLog()), clock, SessionConfig())
+        CallPorts(FakeDnc(clock), FakeCallbacks(), MemoryCallLog()), clock,
+        config or SessionConfig())
     session = factory.create(campaign=CAMPAIGN, call_id=call.call_id, phone="+15550198000")
     task = asyncio.create_task(session(call))
     pacer = asyncio.create_task(call.pacer())
@@ -201,6 +202,35 @@ async def test_the_llm_is_not_asked_for_more_while_the_first_clause_renders() ->
     assert llm.pulled_at, "the reply streamed in more than one piece"
     assert not [t for t in llm.pulled_at if start <= t < end]
     assert [t for t in llm.pulled_at if t >= end], "it resumes once the clause is rendered"
+    await _stop(task, pacer)
+
+
+LONG_SECOND = ("Sure, the savings from a consultation can vary depending on the size of "
+               "your home and the type of roof you have.")
+
+
+@pytest.mark.parametrize("starve_s", [0.3, None])
+async def test_a_long_sentence_is_cut_when_the_reply_audio_runs_out(
+        starve_s: float | None) -> None:
+    """"Sure," plays for 0.25 s; the sentence after it takes 2.2 s to write. Waiting for
+    its full stop leaves the line silent long enough for the callee to take the turn."""
+    _clock, _call, tl, _stt, _llm, session, task, pacer = await _session(
+        ["Hi"], [LONG_SECOND], per_token_s=0.1,
+        config=SessionConfig(starve_s=starve_s))
+    tts = session.engines.tts
+    assert isinstance(tts, ScriptedTts)
+    await tl.say(0.8)
+    await tl.until(lambda: len(tts.spoken) > 1)
+    await tl.until(lambda: session._task is None, limit_s=20)
+    pieces = tts.spoken[1:]  # [0] is the opening
+    assert " ".join(pieces) == LONG_SECOND, "every word is said, once, in order"
+    assert pieces[0] == "Sure,"
+    if starve_s is None:
+        assert pieces == ["Sure,", LONG_SECOND.removeprefix("Sure, ")]
+    else:
+        # Once the line has been quiet for 0.3 s; at the last word that may end a piece.
+        assert pieces[1:] == ["the savings from a consultation can vary depending",
+                              "on the size of your home and the type of roof you have."]
     await _stop(task, pacer)
 
 

@@ -64,6 +64,11 @@ class SessionConfig:
     # many words (before "and", "to", "with"... when it can), so speech starts sooner.
     # The cost is a slight pause in the prosody there; None turns it off.
     first_clause_max_words: int | None = 6
+    # When a reply has been silent this long mid-reply while its next sentence is still
+    # being written, the words so far are cut into a clause (ClauseSplitter.cut_early): a
+    # long sentence after a short first clause left the line silent for 1-1.5 s, and a
+    # callee who hears a pause that long takes the turn. None: wait for punctuation.
+    starve_s: float | None = 0.3
     # Start the turn provisionally once the callee has paused this long (the endpoint is
     # not sure yet; see session.py). A false start costs CPU only: a ~0.15 s transcription
     # and at most a slice of LLM prompt. None: a turn starts at the endpoint.

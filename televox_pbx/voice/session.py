@@ -719,6 +719,16 @@ class VoiceSession:
             reply.live = False  # held until release() opens it
 
         first_said = asyncio.Event()  # the first clause is synthesized
+        rendering = [False]  # consume() is synthesizing a clause
+
+        def starving() -> bool:
+            """This reply has been silent on the line for `starve_s` mid-reply, with
+            nothing on the way: the next clause should not wait for its full stop."""
+            starve = self.config.starve_s
+            return (starve is not None and reply.live and bool(reply.pieces)
+                    and not rendering[0] and clauses.empty() and self._call is not None
+                    and self._call.output.queued_seconds == 0
+                    and self.clock.monotonic() - self._last_agent_audio >= starve)
 
         async def produce() -> None:
             stream = self.engines.llm.stream(messages, self._tools)
@@ -729,6 +739,8 @@ class VoiceSession:
                     if delta.text:
                         reply.text_parts.append(delta.text)
                         ready = splitter.push(delta.text)
+                        if not ready and starving():
+                            ready = [c for c in (splitter.cut_early(),) if c]
                         for clause in ready:
                             clauses.put_nowait(clause)
                         if ready and not first_said.is_set():
@@ -752,7 +764,11 @@ class VoiceSession:
 
         async def consume() -> None:
             while (clause := await clauses.get()) is not None:
-                await self._synth_clause(reply, clause)
+                rendering[0] = True
+                try:
+                    await self._synth_clause(reply, clause)
+                finally:
+                    rendering[0] = False
                 first_said.set()
             first_said.set()
 

@@ -87,6 +87,15 @@ class ClauseSplitter:
         self._buf = " ".join([*done[n:], words[-1]])
         return piece
 
+    def cut_early(self) -> str | None:
+        """A clause out of the words written so far (at least 3, cut before a phrase word
+        when there is one, never on a small word), for a reply whose audio is running out
+        before the sentence ends; None when there is no good place yet."""
+        done = [w for w in self._buf.split(" ")[:-1] if w]
+        if len(done) < _MIN_WORDS_BEFORE_PHRASE:
+            return None
+        return self._first_cut(len(done))
+
     def flush(self) -> str | None:
         piece, self._buf = self._buf.strip(), ""
         return piece or None
