@@ -66,10 +66,13 @@ class ClauseSplitter:
                 self._emitted = True
         return out
 
-    def _first_cut(self, max_words: int) -> str | None:
-        # Only words followed by a space are complete; the last one may still grow.
+    def _complete_words(self) -> tuple[list[str], str]:
+        """Words followed by a space (complete), and the last one (it may still grow)."""
         words = self._buf.split(" ")
-        done = [w for w in words[:-1] if w]
+        return [w for w in words[:-1] if w], words[-1]
+
+    def _first_cut(self, max_words: int) -> str | None:
+        done, last = self._complete_words()
         n = None
         for i, word in enumerate(done[_MIN_WORDS_BEFORE_PHRASE:max_words],
                                  _MIN_WORDS_BEFORE_PHRASE):
@@ -84,17 +87,15 @@ class ClauseSplitter:
         if n is None:
             return None
         piece = " ".join(done[:n])
-        self._buf = " ".join([*done[n:], words[-1]])
+        self._buf = " ".join([*done[n:], last])
         return piece
 
     def cut_early(self) -> str | None:
         """A clause out of the words written so far (at least 3, cut before a phrase word
         when there is one, never on a small word), for a reply whose audio is running out
         before the sentence ends; None when there is no good place yet."""
-        done = [w for w in self._buf.split(" ")[:-1] if w]
-        if len(done) < _MIN_WORDS_BEFORE_PHRASE:
-            return None
-        return self._first_cut(len(done))
+        n_done = len(self._complete_words()[0])
+        return self._first_cut(n_done) if n_done >= _MIN_WORDS_BEFORE_PHRASE else None
 
     def flush(self) -> str | None:
         piece, self._buf = self._buf.strip(), ""

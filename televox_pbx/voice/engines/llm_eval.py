@@ -45,7 +45,7 @@ def plan_slices(n: int, *, slice_len: int = SLICE, pad_from: int = PAD_FROM
         real = min(slice_len, n - start)
         over = real % PAD_UNIT
         padded = real + PAD_UNIT - over if over >= pad_from else real
-        plan.append((real, max(real, min(padded, slice_len))))
+        plan.append((real, min(padded, slice_len)))  # real <= slice_len already
     return plan
 
 

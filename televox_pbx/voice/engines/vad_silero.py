@@ -57,14 +57,12 @@ class SileroVadStream:
         self._vad = vad
         self._resampler = StreamResampler(vad.sample_rate, MODEL_RATE)
         self._pending = np.zeros(0, dtype=np.float32)
-        self._context = np.zeros(CONTEXT, dtype=np.float32)
-        self._h = np.zeros((1, 1, 128), dtype=np.float32)
-        self._c = np.zeros((1, 1, 128), dtype=np.float32)
         self._last = 0.0
-        self._quiet = 0  # quiet windows in a row
         self._lock = threading.Lock()  # a stream may be fed from a worker thread
+        self._reset()
 
     def _reset(self) -> None:
+        """The model's initial state; `_quiet` counts quiet windows in a row."""
         self._context = np.zeros(CONTEXT, dtype=np.float32)
         self._h = np.zeros((1, 1, 128), dtype=np.float32)
         self._c = np.zeros((1, 1, 128), dtype=np.float32)
