@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import signal
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,6 +23,30 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 class StoreError(Exception):
     pass
+
+
+# Fault injection for the crash tests: TELEVOX_CRASH_AT="TAG:N:before|after" makes the
+# process SIGKILL itself at the Nth commit of transactions tagged TAG (before: the
+# transaction dies uncommitted; after: it is durable). Read once; unset in production.
+def _crash_spec() -> tuple[str, int, str] | None:
+    raw = os.environ.get("TELEVOX_CRASH_AT", "")
+    parts = raw.split(":")
+    if len(parts) != 3 or parts[2] not in ("before", "after") or not parts[1].isdigit():
+        return None
+    return parts[0], int(parts[1]), parts[2]
+
+
+_CRASH = _crash_spec()
+_commits: dict[str, int] = {}
+
+
+def _maybe_crash(tag: str, when: str) -> None:
+    if _CRASH is None or _CRASH[0] != tag:
+        return
+    if when == "before":
+        _commits[tag] = _commits.get(tag, 0) + 1
+    if _CRASH[2] == when and _commits.get(tag, 0) == _CRASH[1]:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +159,9 @@ class Store:
         log.info("applied migration", extra={"migration": mig.name})
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception. Not re-entrant."""
+    async def transaction(self, tag: str = "") -> AsyncIterator[aiosqlite.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception. Not re-entrant.
+        `tag` names the commit point for the crash tests' fault injection."""
         me = asyncio.current_task()
         if me is not None and self._tx_owner is me:
             raise StoreError("nested Store.transaction() in one task")
@@ -148,7 +175,9 @@ class Store:
                     await self.conn.execute("ROLLBACK")
                     raise
                 else:
+                    _maybe_crash(tag, "before")
                     await self.conn.execute("COMMIT")
+                    _maybe_crash(tag, "after")
             finally:
                 self._tx_owner = None
 
