@@ -21,6 +21,8 @@ from televox_pbx.ami.codec import AmiMessage
 from televox_pbx.ami.eventlog import EventLog
 from televox_pbx.audiosocket.server import AudioSocketServer
 from televox_pbx.audiosocket.session import CallAudio, SessionHandler
+from televox_pbx.campaigns.dnc import CallDnc, DncService
+from televox_pbx.campaigns.phones import normalize_phone
 from televox_pbx.campaigns.runner import CampaignRunner, SessionResult
 from televox_pbx.clock import Clock, SystemClock
 from televox_pbx.config.campaign import Campaign
@@ -36,12 +38,7 @@ from televox_pbx.store.attempts import (
 )
 from televox_pbx.store.call_lookup import settled
 from televox_pbx.store.campaigns import get_campaign
-from televox_pbx.store.transcripts import (
-    CallRecord,
-    StoreCallbacks,
-    StoreCallLog,
-    StoreDnc,
-)
+from televox_pbx.store.transcripts import CallRecord, StoreCallbacks, StoreCallLog
 from televox_pbx.voice.session import CallPorts, SessionConfig, VoiceSessionFactory
 from televox_pbx.voice.session import Engines as SessionEngines
 
@@ -177,7 +174,8 @@ class App:
         self.client = client = AmiClient(s.ami, clock=self.clock, host=host, port=ami_port,
                                          secret=secret)
         if engines is not None:
-            ports = CallPorts(dnc=StoreDnc(store, self.clock, s.workspace),
+            dnc = CallDnc(DncService(store, s.workspace, s.default_country, self.clock))
+            ports = CallPorts(dnc=dnc,
                               callbacks=StoreCallbacks(store), log=self._results,
                               transfer=AmiTransfer(client))
             self.factory = VoiceSessionFactory(
@@ -196,7 +194,7 @@ class App:
         with contextlib.suppress(TimeoutError):
             await client.wait_logged_in(timeout_s=10.0)
         if self._recover:
-            await close_stale_inbound(store, self.clock.now())
+            await close_stale_inbound(store)
             report = await self.runner.recover()
             log.info("recovered unfinished attempts",
                      extra={"kept": len(report.kept), "finalised": len(report.finalised)})
@@ -310,7 +308,11 @@ class App:
                 return
             assert self.store is not None
             store = self.store
-            await record_inbound(store, call.call_id, call.caller_id or "", self.clock.now())
+            caller = call.caller_id or ""
+            # E.164, like every number in the store: the live-attempt guard and an opt-out
+            # on this call must match the same person in the campaigns.
+            e164 = normalize_phone(caller, self.settings.default_country).e164
+            await record_inbound(store, call.call_id, e164 or caller, self.clock.now())
             try:
                 await self.factory.inbound_handler(campaign)(call)
             finally:

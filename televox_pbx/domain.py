@@ -21,6 +21,7 @@ class CallStatus(StrEnum):
     BUSY = "busy"
     FAILED = "failed"
     VOICEMAIL = "voicemail"
+    DROPPED = "dropped"  # answered, then cut by a PBX restart or fault (or our own crash)
 
     @property
     def is_final(self) -> bool:
@@ -28,7 +29,7 @@ class CallStatus(StrEnum):
 
 
 _FINAL = {CallStatus.COMPLETED, CallStatus.NO_ANSWER, CallStatus.BUSY, CallStatus.FAILED,
-          CallStatus.VOICEMAIL}
+          CallStatus.VOICEMAIL, CallStatus.DROPPED}
 
 
 class FailureKind(StrEnum):
@@ -36,6 +37,8 @@ class FailureKind(StrEnum):
     CONGESTION = "congestion"  # Q.850 34 / SIP 503
     NETWORK = "network"  # Q.850 38
     NO_CHANNEL = "no_channel"  # endpoint not configured, originate never made a channel
+    PBX_FAULT = "pbx_fault"  # the PBX restarted or the link died under the call
+    DAEMON_RESTART = "daemon_restart"  # our process died; what followed is not known
     OTHER = "other"
 
 

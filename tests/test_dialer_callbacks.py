@@ -79,13 +79,16 @@ async def test_call_now_respects_gate_and_concurrency(store: Store) -> None:
     d = Dialer(store, orig, clock)
     r1 = await d.call_now(1)
     assert r1.call_id is not None
-    assert (await d.call_now(1)).reason == "already on a call"
+    again = await d.call_now(1)
+    assert (again.reason, again.code) == ("already in a call", "in_call")
     assert (await d.call_now(4)).call_id is None  # DNC
     assert (await d.call_now(2)).call_id is not None
     assert "concurrency" in (await d.call_now(3)).reason
     clock.set_now(datetime(2026, 1, 5, 3, 0, tzinfo=UTC))  # 22:00 New York
     await d.on_outcome(CallOutcome(r1.call_id, CallStatus.NO_ANSWER))
     r3 = await d.call_now(3)
-    assert r3.call_id is None and "outside window" in r3.reason
+    assert r3.call_id is None and r3.code == "window"
+    assert r3.reason == ("outside the calling window in America/New_York;"
+                         " it opens at 2026-01-05 09:00 America/New_York")
     details = [r["detail"] for r in await store.fetchall("SELECT detail FROM gate_decisions")]
     assert all(x.startswith("call_now:") for x in details)

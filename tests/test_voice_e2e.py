@@ -15,6 +15,7 @@ import pytest
 
 from televox_pbx.audiosocket.server import AudioSocketServer
 from televox_pbx.audiosocket.session import CallAudio
+from televox_pbx.campaigns.dnc import CallDnc, DncService
 from televox_pbx.clock import SystemClock
 from televox_pbx.config.campaign import AI_DISCLOSURE, Campaign
 from televox_pbx.config.settings import ModelSettings
@@ -26,7 +27,6 @@ from televox_pbx.store.dnc import is_on_dnc
 from televox_pbx.store.transcripts import (
     StoreCallbacks,
     StoreCallLog,
-    StoreDnc,
     recordings,
     transcript,
 )
@@ -74,8 +74,12 @@ class Call:
     leg_end_at: float
 
 
-class TimedDnc(StoreDnc):
+class TimedDnc(CallDnc):
     at: float | None = None
+
+    def __init__(self, store: Store, clock: SystemClock) -> None:
+        super().__init__(DncService(store, clock=clock))
+        self.clock = clock
 
     async def add(self, phone: str, *, reason: str, source: str) -> None:
         await super().add(phone, reason=reason, source=source)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from televox_pbx.campaigns.dnc import CallDnc, DncService
 from televox_pbx.clock import FakeClock
 from televox_pbx.store.db import Store
 from televox_pbx.store.dnc import is_on_dnc
@@ -12,7 +13,6 @@ from televox_pbx.store.transcripts import (
     CallRecord,
     StoreCallbacks,
     StoreCallLog,
-    StoreDnc,
     TurnRow,
     recordings,
     transcript,
@@ -47,7 +47,9 @@ async def test_store_ports_for_dnc_and_callbacks(tmp_path: Path) -> None:
         await store.execute("INSERT INTO contacts(id, campaign_id) VALUES (7, 1)")
         await store.execute("INSERT INTO call_attempts(id, phone, contact_id) VALUES (?, ?, 7)",
                             ("a1", "+15550198000"))
-        await StoreDnc(store, FakeClock()).add("+15550198000", reason="asked", source="call:x")
+        dnc = CallDnc(DncService(store, clock=FakeClock()))
+        # A caller ID as Asterisk gives it is normalised, like every other DNC write.
+        await dnc.add("(555) 019-8000", reason="asked", source="call:x")
         assert await is_on_dnc(store, "+15550198000")
         due = datetime(2026, 1, 6, 20, 0, tzinfo=UTC)
         await StoreCallbacks(store).schedule("a1", due, "America/New_York")

@@ -107,6 +107,7 @@ class _Call:
     reason: int | None = None
     dial_status: str | None = None
     request_cause: int | None = None  # from (Soft)HangupRequest, a fallback for Hangup's
+    pbx_fault: bool = False  # the PBX announced a shutdown/restart while the call was up
 
     @property
     def call_id(self) -> str:
@@ -147,6 +148,12 @@ class CallTracker:
 
     def feed(self, msg: AmiMessage) -> list[CallOutcome]:
         """Apply one AMI message; return the outcome of the attempt it changed, if any."""
+        if msg.event == "Shutdown":
+            # `core restart` / `core stop`: every call up now is being cut by the PBX, and
+            # its Hangup (Cause 0, like a far-end BYE) must not read as a normal end.
+            for c in self._calls.values():
+                c.pbx_fault = c.pbx_fault or c.answered
+            return []
         call = self._match(msg)
         if call is None:
             return []
@@ -162,14 +169,21 @@ class CallTracker:
     def reconcile(self, call_id: str, live: bool) -> CallOutcome | None:
         """After an AMI reconnect: close an attempt whose channel is gone.
 
-        Events may have been lost while disconnected, so decide from what was seen.
+        Events may have been lost while disconnected, so decide from what was seen. An
+        answered call that vanished without its Hangup was cut under us (the PBX restarted
+        or the link died): `dropped`, with no end time, since none was seen.
         Returns the final outcome, or None when the call is live or not tracked.
         """
         call = self._calls.get(call_id)
         if call is None or live:
             return None
-        if call.answered:
+        if call.answered and call.hangup_seen:
             return self._finish(call, self._answered_status(call), None)
+        if call.answered:
+            call.outcome = replace(call.outcome, status=CallStatus.DROPPED,
+                                   failure=FailureKind.PBX_FAULT)
+            self._forget(call)
+            return call.outcome
         if call.hangup_seen or call.originate_failed:
             return self._finish_failed(call)
         return self._finish(call, CallStatus.FAILED, FailureKind.OTHER)
@@ -310,7 +324,10 @@ class CallTracker:
 
     @staticmethod
     def _answered_status(call: _Call) -> CallStatus:
-        # Cause 0 after an answer is the far end's BYE, a normal end, not a failure.
+        # Cause 0 after an answer is the far end's BYE, a normal end, not a failure,
+        # unless the PBX said it was shutting down while the call was up.
+        if call.pbx_fault:
+            return CallStatus.DROPPED
         if call.outcome.amd_status == AmdStatus.MACHINE:
             return CallStatus.VOICEMAIL
         return CallStatus.COMPLETED
@@ -327,6 +344,8 @@ class CallTracker:
 
     def _finish(self, call: _Call, status: CallStatus, failure: FailureKind | None) -> CallOutcome:
         o = call.outcome
+        if status is CallStatus.DROPPED:
+            failure = FailureKind.PBX_FAULT
         hangup_at = o.hangup_at if o.hangup_at is not None else self._clock.now()
         call.outcome = replace(o, status=status, failure=failure, hangup_at=hangup_at)
         self._forget(call)

@@ -18,11 +18,14 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from televox_pbx.campaigns import gate
+from televox_pbx.campaigns.outcomes import OutcomeApplier
 from televox_pbx.campaigns.pacing import Pacer
-from televox_pbx.campaigns.retry import UNCOUNTED, Result, classify, next_step
+from televox_pbx.campaigns.recovery import ReconcileReport, Recovery
+from televox_pbx.campaigns.retry import Result
 from televox_pbx.clock import Clock
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.domain import CallOutcome, CallStatus, Disposition, FailureKind
@@ -31,7 +34,6 @@ from televox_pbx.ports import ChannelProbe, Originator
 from televox_pbx.store import attempts as att
 from televox_pbx.store import campaigns as camp
 from televox_pbx.store import dial_queue as dq
-from televox_pbx.store import gate_log
 from televox_pbx.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -41,8 +43,9 @@ log = logging.getLogger(__name__)
 _MAX_GATE_CHECKS = 50
 # How old an unfinished attempt must be before a live reconcile may finalise it.
 _RECONCILE_GRACE_S = 60.0
-# How long a contact waits when the PBX link was down and nothing was sent.
-_NOT_SENT_RETRY_S = 30.0
+# How long a contact waits when its number is already in a call (another campaign, a
+# callback, an inbound call) before it is looked at again.
+_IN_CALL_HOLD_S = 120.0
 # Channel variable names AMI and the dialplan accept.
 _VAR_NAME = re.compile(r"[^A-Za-z0-9_]")
 
@@ -59,12 +62,14 @@ class TickReport:
 class CallNowResult:
     call_id: str | None  # None: not dialled, see reason
     reason: str
+    # Machine-readable: originated, in_call, dnc, window, unknown_tz, invalid, capacity,
+    # not_ready, no_contact, no_phone, no_config, not_sent, failed.
+    code: str = "originated"
 
 
-@dataclass(frozen=True, slots=True)
-class ReconcileReport:
-    kept: list[str]
-    finalised: list[str]
+_GATE_CODES = {gate.GateReason.DNC: "dnc", gate.GateReason.OUTSIDE_WINDOW: "window",
+               gate.GateReason.UNKNOWN_TIMEZONE: "unknown_tz",
+               gate.GateReason.INVALID_NUMBER: "invalid"}
 
 
 class Dialer:
@@ -89,11 +94,12 @@ class Dialer:
         self._new_id = new_id
         self._not_sent = not_sent
         self._fate_unknown = fate_unknown
-        self._link_down_until = float("-inf")  # monotonic; set when an originate was unsent
         self._pacers: dict[int, Pacer] = {}
         self._configs: dict[int, tuple[str, Campaign]] = {}  # parsed once per stored JSON
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        self.outcomes = OutcomeApplier(store, clock, self._config, workspace=workspace)
+        self._recovery = Recovery(store, clock, self.outcomes, probe)
 
     # ---- the loop -------------------------------------------------------------------
 
@@ -122,10 +128,15 @@ class Dialer:
         waits = [p.wait_s(mono) for p in self._pacers.values()]
         return min([self._tick_s, *[w for w in waits if w > 0]])
 
+    def _ready(self) -> bool:
+        """The PBX link is up and reconciled: only then may an Originate go out."""
+        ready = getattr(self._originator, "ready", None)
+        return bool(ready()) if callable(ready) else True
+
     async def tick(self) -> TickReport:
         report = TickReport()
-        now = self._clock.now()
         for row in await camp.campaigns_in_states(self._store, ("SCHEDULED", "RUNNING")):
+            now = self._clock.now()
             if row.state == "SCHEDULED":
                 if row.scheduled_at is None or row.scheduled_at > now:
                     continue
@@ -151,15 +162,15 @@ class Dialer:
         pacer = self._pacers.setdefault(row.id, Pacer(cfg.pacing.calls_per_minute))
         pacer.set_rate(cfg.pacing.calls_per_minute)
         run_now = row.run_now_requested
+        if not self._ready():
+            return  # AMI down or not yet reconciled: nothing may be sent, run-now waits
         if run_now:
             await self.reconcile()
             async with self._lock:
                 await camp.set_run_now(self._store, row.id, False)
-        mono = self._clock.monotonic()
-        if mono < self._link_down_until or (not run_now and not pacer.ready(mono)):
+        if not run_now and not pacer.ready(self._clock.monotonic()):
             return
-        free = min(cfg.pacing.max_concurrent - await att.in_flight(self._store, row.id),
-                   self._max_global - await att.in_flight(self._store))
+        free = await self._free_lines(row.id, cfg)
         budget = min(free, cfg.pacing.max_concurrent if run_now else 1)
         dialled = 0
         if budget > 0:
@@ -169,14 +180,18 @@ class Dialer:
         else:
             await self._advance(row, cfg, report)
 
+    async def _free_lines(self, campaign_id: int, cfg: Campaign) -> int:
+        return min(cfg.pacing.max_concurrent - await att.in_flight(self._store, campaign_id),
+                   self._max_global - await att.in_flight(self._store))
+
     # ---- choosing and dialling -------------------------------------------------------
 
     async def _dial(self, row: camp.CampaignRow, cfg: Campaign, budget: int,
                     report: TickReport) -> int:
-        now = self._clock.now()
         dialled = checks = 0
-        pass_open = row.pass_started_at is None or row.pass_started_at <= now
         while dialled < budget and checks < _MAX_GATE_CHECKS:
+            now = self._clock.now()
+            pass_open = row.pass_started_at is None or row.pass_started_at <= now
             want = min(budget - dialled, _MAX_GATE_CHECKS - checks)
             batch = await dq.due_callbacks(self._store, row.id, now, want)
             if not batch and pass_open:
@@ -185,22 +200,28 @@ class Dialer:
             if not batch:
                 break
             for cand in batch:
-                if self._clock.monotonic() < self._link_down_until:
+                if not self._ready():
                     return dialled
                 checks += 1
-                if await self._try(row, cfg, cand, now, report):
+                code = (await self._try(row, cfg, cand, report)).code
+                if code == "not_sent":
+                    return dialled  # the link is down: nothing more this tick
+                if code == "originated":
                     dialled += 1
                     if dialled >= budget:
                         break
         return dialled
 
     async def _try(self, row: camp.CampaignRow, cfg: Campaign, cand: dq.Candidate,
-                   now: datetime, report: TickReport, purpose: str | None = None) -> bool:
+                   report: TickReport, purpose: str | None = None) -> CallNowResult:
+        # The window is judged at the moment of this claim, never at a batch's start.
+        now = self._clock.now()
         if cand.e164 is None or cand.position is None:
-            async with self._lock:  # no phone left to try
-                await self._apply_result(cand.contact_id, cfg, Result.FAILED,
-                                         cand.phone_index, None, now)
-            return False
+            async with self._lock, self._store.transaction(tag="refuse"):
+                await self.outcomes.apply_result(cand.contact_id, cfg, Result.FAILED,
+                                                 cand.phone_index, None, now,
+                                                 event="no_phone_left")
+            return CallNowResult(None, "no phone left to try", "no_phone")
         purpose = purpose or ("callback" if cand.callback_id is not None else (
             "retry" if cand.retry_pass > 1 or cand.position > 1 else "campaign"))
         async with self._lock:
@@ -210,25 +231,30 @@ class Dialer:
                 purpose=purpose))
             if not decision.allowed:
                 await self._refuse(cfg, cand, decision, now, report)
-                return False
+                return CallNowResult(None, _refusal_text(decision),
+                                     _GATE_CODES.get(decision.reason, "refused"))
             call_id = self._new_id()
-            await att.write_intent(self._store, att.Intent(
-                call_id=call_id, campaign_id=row.id, contact_id=cand.contact_id,
-                phone=decision.e164 or cand.e164, phone_position=cand.position,
-                retry_pass=cand.retry_pass, gate_reason=decision.detail,
-                callback_id=cand.callback_id), now)
-        req = Req(call_id=call_id, phone=decision.e164 or cand.e164, trunk=cfg.trunk,
+            phone = decision.e164 or cand.e164
+            try:
+                await att.claim(self._store, att.Intent(
+                    call_id=call_id, campaign_id=row.id, contact_id=cand.contact_id,
+                    phone=phone, phone_position=cand.position, retry_pass=cand.retry_pass,
+                    gate_reason=decision.detail, callback_id=cand.callback_id), now,
+                    self._workspace)
+            except att.ClaimRefused as refused:
+                return await self._claim_refused(cfg, cand, refused, now, report)
+        req = Req(call_id=call_id, phone=phone, trunk=cfg.trunk,
                   caller_id=cfg.caller_id, ring_timeout_s=cfg.ring_timeout_s,
                   variables=self._variables(cfg, cand, call_id, decision.zones))
         try:
             await self._originator.originate(req)
         except self._not_sent as exc:
+            # Nothing went out (link down, PBX refusing): not an attempt. The contact is
+            # back in line at once; dialing resumes when the link is up and reconciled.
             log.warning("originate not sent", extra={"call_id": call_id, "error": str(exc)})
-            self._link_down_until = self._clock.monotonic() + _NOT_SENT_RETRY_S
             async with self._lock:
-                await att.cancel_unsent(self._store, call_id, cand.contact_id,
-                                        now + timedelta(seconds=_NOT_SENT_RETRY_S), str(exc))
-            return False
+                await att.cancel_unsent(self._store, call_id, cand.contact_id, now, str(exc))
+            return CallNowResult(None, "the PBX link is down; nothing was sent", "not_sent")
         except self._fate_unknown as exc:
             log.warning("originate fate unknown", extra={"call_id": call_id,
                                                          "error": str(exc)})
@@ -236,13 +262,28 @@ class Dialer:
             log.warning("originate failed", extra={"call_id": call_id, "error": str(exc)})
             await self.on_outcome(CallOutcome(call_id, CallStatus.FAILED,
                                               failure=FailureKind.OTHER))
-            return True
+            return CallNowResult(None, "the PBX refused the call", "failed")
         async with self._lock:
             await att.mark_originated(self._store, call_id, self._clock.now())
         report.originated.append(call_id)
         log.info("originated", extra={"call_id": call_id, "campaign": cfg.name,
                                       "contact_id": cand.contact_id})
-        return True
+        return CallNowResult(call_id, "originated")
+
+    async def _claim_refused(self, cfg: Campaign, cand: dq.Candidate,
+                             refused: att.ClaimRefused, now: datetime,
+                             report: TickReport) -> CallNowResult:
+        """The store refused the claim after the gate allowed it: a race the database won."""
+        if refused.code == "dnc":  # listed between the gate and the claim
+            await self._refuse(cfg, cand, gate.GateDecision(
+                False, gate.GateReason.DNC, "on DNC list", None, cand.e164), now, report)
+            return CallNowResult(None, "the number is on the DNC list", "dnc")
+        if refused.code == "in_call" and cand.callback_id is None:
+            # Live in another campaign or an inbound call: look again a little later.
+            await dq.hold_contact(self._store, cand.contact_id,
+                                  now + timedelta(seconds=_IN_CALL_HOLD_S))
+        report.held += 1
+        return CallNowResult(None, "already in a call", "in_call")
 
     async def _refuse(self, cfg: Campaign, cand: dq.Candidate, decision: gate.GateDecision,
                       now: datetime, report: TickReport) -> None:
@@ -259,11 +300,14 @@ class Dialer:
         assert cand.position is not None
         # DNC or not a number at all: that phone is dead for this campaign, try the next.
         status = "dnc" if decision.reason is gate.GateReason.DNC else "wrong_number"
-        await dq.mark_phone(self._store, cand.contact_id, cand.position, status, counted=False)
-        if cand.callback_id is not None:
-            await dq.set_callback_status(self._store, cand.callback_id, "suppressed")
         result = Result.DNC if status == "dnc" else Result.WRONG_NUMBER
-        await self._apply_result(cand.contact_id, cfg, result, cand.position, None, now)
+        async with self._store.transaction(tag="refuse"):
+            await dq.mark_phone(self._store, cand.contact_id, cand.position, status,
+                                counted=False)
+            if cand.callback_id is not None:
+                await dq.set_callback_status(self._store, cand.callback_id, "suppressed")
+            await self.outcomes.apply_result(cand.contact_id, cfg, result, cand.position,
+                                             None, now, event=f"refused:{status}")
 
     def _variables(self, cfg: Campaign, cand: dq.Candidate, call_id: str,
                    zones: tuple[str, ...]) -> dict[str, str]:
@@ -278,30 +322,24 @@ class Dialer:
 
     async def call_now(self, contact_id: int) -> CallNowResult:
         """Dial one contact right away (operator or API), skipping the pacing wait but
-        never the gate or the concurrency limits."""
+        never the gate, the one-live-attempt claim or the concurrency limits."""
         found = await dq.candidate_for(self._store, contact_id)
         if found is None:
-            return CallNowResult(None, "no such contact")
+            return CallNowResult(None, "no such contact", "no_contact")
         cand, status = found
         if status in ("calling", "connected"):
-            return CallNowResult(None, "already on a call")
+            return CallNowResult(None, "already in a call", "in_call")
         if status in ("opted_out", "dnc"):
-            return CallNowResult(None, f"contact is {status}")
+            return CallNowResult(None, "the contact opted out (DNC list)", "dnc")
         row = await camp.get_campaign_by_id(self._store, cand.campaign_id)
-        cfg = row.config() if row else None
+        cfg = self._config(row) if row else None
         if row is None or cfg is None:
-            return CallNowResult(None, "campaign has no stored configuration")
-        free = min(cfg.pacing.max_concurrent - await att.in_flight(self._store, row.id),
-                   self._max_global - await att.in_flight(self._store))
-        if free <= 0:
-            return CallNowResult(None, "all lines busy (concurrency limit)")
-        report = TickReport()
-        await self._try(row, cfg, cand, self._clock.now(), report, purpose="call_now")
-        if report.originated:
-            return CallNowResult(report.originated[0], "originated")
-        last = await gate_log.recent_decisions(self._store, contact_id, limit=1)
-        detail = str(last[0]["detail"]) if last else "not dialled"
-        return CallNowResult(None, detail)
+            return CallNowResult(None, "campaign has no stored configuration", "no_config")
+        if not self._ready():
+            return CallNowResult(None, "the PBX link is down or reconnecting", "not_ready")
+        if await self._free_lines(row.id, cfg) <= 0:
+            return CallNowResult(None, "all lines busy (concurrency limit)", "capacity")
+        return await self._try(row, cfg, cand, TickReport(), purpose="call_now")
 
     # ---- passes and completion ------------------------------------------------------
 
@@ -326,102 +364,53 @@ class Dialer:
 
     # ---- results ----------------------------------------------------------------------
 
+    async def on_ended(self, outcome: CallOutcome) -> None:
+        """The PBX reported the end; the result (the voice session's) may come later.
+        Keeps the real end time now, so a crash before the result cannot lose it."""
+        async with self._lock:
+            await att.mark_ended(self._store, outcome)
+
     async def on_outcome(self, outcome: CallOutcome, turns: int | None = None,
                          disposition: Disposition | None = None) -> None:
-        """Progress or the final result of one attempt, from the tracker/voice session."""
+        """Progress or the final result of one attempt, from the tracker/voice session:
+        applied in one transaction (see campaigns/outcomes.py)."""
         async with self._lock:
-            await self._on_outcome(outcome, turns, disposition)
+            await self.outcomes.apply(outcome, turns, disposition)
         self.poke()
-
-    async def _on_outcome(self, outcome: CallOutcome, turns: int | None,
-                          disposition: Disposition | None, notes: str | None = None,
-                          force_completed: bool = False) -> None:
-        now = self._clock.now()
-        attempt = await att.get_attempt(self._store, outcome.call_id)
-        if attempt is None or att.is_final_status(attempt.status):
-            return  # not ours (inbound, another daemon) or a duplicate
-        if not outcome.status.is_final:
-            await att.mark_progress(self._store, outcome)
-            if outcome.status is CallStatus.ANSWERED and attempt.contact_id is not None:
-                await dq.set_contact_status(self._store, attempt.contact_id, "connected", now)
-            return
-        if disposition is None and attempt.disposition:
-            disposition = Disposition(attempt.disposition)
-        if not await att.finish(self._store, outcome, turns=turns,
-                                disposition=disposition.value if disposition else None,
-                                notes=notes):
-            return
-        if attempt.contact_id is None or attempt.campaign_id is None:
-            return
-        row = await camp.get_campaign_by_id(self._store, attempt.campaign_id)
-        cfg = self._config(row) if row else None
-        if cfg is None:
-            return
-        stored_turns = turns if turns is not None else attempt.turns
-        result = Result.COMPLETED if force_completed else classify(
-            outcome.status, disposition, stored_turns, outcome.amd_status)
-        answered = outcome.answered_at or attempt.answered_at
-        position = attempt.phone_position or 1
-        phone_status = "wrong_number" if result is Result.WRONG_NUMBER else result.value
-        await dq.mark_phone(self._store, attempt.contact_id, position, phone_status,
-                            counted=result not in UNCOUNTED)
-        await dq.finish_dialing_callbacks(self._store, attempt.contact_id)
-        await self._apply_result(attempt.contact_id, cfg, result, position,
-                                 disposition.value if disposition else None, now, answered)
-
-    async def _apply_result(self, contact_id: int, cfg: Campaign, result: Result,
-                            position: int, disposition: str | None,
-                            now: datetime, answered_at: datetime | None = None) -> None:
-        state = await dq.contact_retry_state(self._store, contact_id)
-        if state is None:
-            return
-        upd = next_step(
-            result, position=position,
-            live_positions=await dq.live_positions(self._store, contact_id),
-            retry_pass=int(state["retry_pass"]), policy=cfg.retry,
-            last_disposition=disposition or result.value.upper(),
-            now=now, answered_at=answered_at,
-            has_callback=await dq.has_pending_callback(self._store, contact_id))
-        await dq.update_contact(self._store, contact_id, upd, now, answered_at)
 
     # ---- crash recovery --------------------------------------------------------------
 
     async def recover(self) -> ReconcileReport:
-        """On startup: settle attempts a previous run left unfinished. Never re-originates."""
-        return await self.reconcile(grace_s=0.0)
+        """On startup: settle what a previous run left open, by the written rules of
+        campaigns/recovery.py. Never re-originates."""
+        async with self._lock:
+            return await self._recovery.at_start()
 
     async def reconcile(self, grace_s: float = _RECONCILE_GRACE_S) -> ReconcileReport:
-        """Attempts not finished in the store are checked against the PBX: live ones stay
-        tracked; gone ones are finalised (answered: completed; else failed, counted).
+        """While running (and after each AMI re-login): attempts older than `grace_s`
+        whose channel the PBX no longer has are settled (an Originate just sent may not
+        have a channel yet)."""
+        async with self._lock:
+            return await self._recovery.live(grace_s)
 
-        While running, attempts younger than `grace_s` are left alone: an Originate just
-        sent may not have a channel yet.
-        """
-        cutoff = self._clock.now() - timedelta(seconds=grace_s)
-        unfinished = [a for a in await att.unfinished_attempts(self._store)
-                      if grace_s <= 0 or a.created_at is None or a.created_at <= cutoff]
-        if not unfinished:
-            return ReconcileReport([], [])
-        live = await self._probe.live_call_ids() if self._probe is not None else None
-        kept: list[str] = []
-        gone: list[str] = []
-        for a in unfinished:
-            if live is None or a.id in live:
-                kept.append(a.id)
-                continue
-            gone.append(a.id)
-            async with self._lock:
-                if a.answered_at is not None:
-                    await self._on_outcome(
-                        CallOutcome(a.id, CallStatus.COMPLETED, answered_at=a.answered_at,
-                                    hangup_at=self._clock.now()),
-                        None, None, notes="reconciled: channel gone", force_completed=True)
-                else:
-                    await self._on_outcome(
-                        CallOutcome(a.id, CallStatus.FAILED, failure=FailureKind.OTHER,
-                                    hangup_at=self._clock.now()),
-                        None, None, notes="reconciled: no live channel after restart")
-        if gone:
-            log.warning("reconciled unfinished attempts",
-                        extra={"finalised": len(gone), "kept": len(kept)})
-        return ReconcileReport(kept, gone)
+
+def _refusal_text(decision: gate.GateDecision) -> str:
+    """The gate's refusal in words an operator can act on."""
+    zones = ", ".join(decision.zones)
+    if decision.reason is gate.GateReason.DNC:
+        return "the number is on the DNC list"
+    if decision.reason is gate.GateReason.OUTSIDE_WINDOW:
+        text = f"outside the calling window in {zones or 'the callee zone'}"
+        opens = decision.next_open_at
+        if opens is not None and len(decision.zones) == 1:
+            local = opens.astimezone(ZoneInfo(decision.zones[0]))
+            text += f"; it opens at {local:%Y-%m-%d %H:%M} {decision.zones[0]}"
+        elif opens is not None:
+            text += f"; it opens at {opens.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+        return text
+    if decision.reason is gate.GateReason.UNKNOWN_TIMEZONE:
+        return ("the callee's time zone is unknown; set the contact's timezone column "
+                "(an IANA name such as America/New_York) and import again")
+    if decision.reason is gate.GateReason.INVALID_NUMBER:
+        return "not a valid phone number"
+    return decision.detail

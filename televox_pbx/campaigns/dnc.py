@@ -120,6 +120,21 @@ class DncService:
             (e.e164, e.reason, e.source, e.added_by, e.added_at) for e in entries))
 
 
+class CallDnc:
+    """The voice session's DncPort: an opt-out heard on a call (outbound or inbound) goes
+    through the same normaliser as every other DNC write, so "(212) 555-0100" from a caller
+    ID and "+12125550100" from a CSV are one entry."""
+
+    def __init__(self, service: DncService) -> None:
+        self._service = service
+
+    async def add(self, phone: str, *, reason: str, source: str) -> None:
+        result = await self._service.add_entries([(phone, reason)], source=source,
+                                                 actor="agent")
+        if result.invalid:
+            raise ValueError("opt-out for a caller ID that is not a phone number")
+
+
 def read_dnc_file(path: Path, default_reason: str = "",
                   default_country: str = "US") -> list[DncItem]:
     """(number, reason, error) per row of a DNC file: a CSV with a phone column (guessed)

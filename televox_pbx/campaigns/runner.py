@@ -19,7 +19,8 @@ from pathlib import Path
 from televox_pbx.ami.client import AmiClient, AmiNotConnected, OriginateUnknown
 from televox_pbx.ami.codec import AmiMessage
 from televox_pbx.ami.tracker import CallTracker
-from televox_pbx.campaigns.dialer import Dialer, ReconcileReport
+from televox_pbx.campaigns.dialer import Dialer
+from televox_pbx.campaigns.recovery import ReconcileReport
 from televox_pbx.clock import Clock, SystemClock
 from televox_pbx.config.settings import AmiSettings
 from televox_pbx.domain import CallOutcome, Disposition, OriginateRequest
@@ -92,6 +93,7 @@ class CampaignRunner:
             disposition: Disposition | None = None
             req = self._requests.get(outcome.call_id)
             if outcome.status.is_final:
+                await self.dialer.on_ended(outcome)  # the real end time, before any wait
                 self._requests.pop(outcome.call_id, None)
                 if req is not None and self._session_results is not None:
                     got = self._session_results(req, outcome)

@@ -166,6 +166,9 @@ class RetryPolicy(_Strict):
     retry_interval_minutes: int = Field(default=60, ge=0)
     max_attempts_per_phone: int = Field(default=3, ge=1, le=20)
     skip_answered_within_hours: int | None = Field(default=None, ge=1)
+    dropped_retries: int = Field(
+        default=1, ge=0, le=5,
+        description="Redials of a contact whose answered call the PBX cut (restart, fault).")
 
 
 class VoicemailConfig(_Strict):

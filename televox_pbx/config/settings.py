@@ -115,6 +115,8 @@ class Settings(_Strict):
     campaigns_dir: Path = Path("campaigns")
     recordings_dir: Path = Path("var/recordings")
     workspace: str = "default"
+    # Country for numbers written without one (inbound caller IDs, the DNC list).
+    default_country: str = Field(default="US", pattern=r"^[A-Z]{2}$")
     simulator: SimulatorSettings = SimulatorSettings()
     # The campaign whose agent answers inbound calls; none means inbound calls are refused.
     inbound_campaign: str | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,6 +42,15 @@ class AttemptRow:
     turns: int
     answered_at: datetime | None
     created_at: datetime | None
+    direction: str = "outbound"
+    originated_at: datetime | None = None
+    ringing_at: datetime | None = None
+    hangup_at: datetime | None = None
+    hangup_cause: int | None = None
+    sip_code: int | None = None
+    end_status: str | None = None  # the PBX's verdict, kept before the result is applied
+    end_failure: str | None = None
+    amd_status: str | None = None
 
 
 def _row(r: Row) -> AttemptRow:
@@ -48,31 +58,68 @@ def _row(r: Row) -> AttemptRow:
         id=str(r["id"]), campaign_id=r["campaign_id"], contact_id=r["contact_id"],
         phone=str(r["phone"]), phone_position=r["phone_position"], retry_pass=r["retry_pass"],
         status=str(r["status"]), disposition=r["disposition"], turns=int(r["turns"] or 0),
-        answered_at=parse_iso(r["answered_at"]), created_at=parse_iso(r["created_at"]))
+        answered_at=parse_iso(r["answered_at"]), created_at=parse_iso(r["created_at"]),
+        direction=str(r["direction"]), originated_at=parse_iso(r["originated_at"]),
+        ringing_at=parse_iso(r["ringing_at"]), hangup_at=parse_iso(r["hangup_at"]),
+        hangup_cause=r["hangup_cause"], sip_code=r["sip_code"], end_status=r["end_status"],
+        end_failure=r["end_failure"], amd_status=r["amd_status"])
 
 
 _COLS = ("id, campaign_id, contact_id, phone, phone_position, retry_pass, status, disposition,"
-         " turns, answered_at, created_at")
+         " turns, answered_at, created_at, direction, originated_at, ringing_at, hangup_at,"
+         " hangup_cause, sip_code, end_status, end_failure, amd_status")
 
 
-async def write_intent(store: Store, intent: Intent, now: datetime) -> None:
-    """One transaction: the attempt row in 'intent' and the contact 'calling'.
+class ClaimRefused(Exception):
+    """The store refused the claim. `code`: in_call (a live attempt to this number already
+    exists, in any campaign, on any node), dnc (the number went on the DNC list), or
+    contact_busy (the contact is already on a call on another of its phones)."""
 
-    Written BEFORE the Originate, so a crash can never leave a call we do not know of.
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+async def claim(store: Store, intent: Intent, now: datetime, workspace: str) -> None:
+    """Claim one dial: the attempt row in 'intent' and the contact 'calling', in one
+    transaction, written BEFORE the Originate (a crash never leaves a call we don't know).
+
+    The INSERT is the claim: one conditional statement that the database refuses when the
+    number is on the DNC list or the contact is already calling, and that the partial
+    unique index call_attempts_one_live refuses when the number has a live attempt (a
+    second process on the same database included).
     """
-    async with store.transaction() as conn:
-        await conn.execute(
-            "INSERT INTO call_attempts(id, campaign_id, contact_id, phone, phone_position,"
-            " retry_pass, status, created_at, gate_reason) VALUES (?,?,?,?,?,?, 'intent', ?, ?)",
-            (intent.call_id, intent.campaign_id, intent.contact_id, intent.phone,
-             intent.phone_position, intent.retry_pass, iso(now), intent.gate_reason))
-        await conn.execute(
-            "UPDATE contacts SET status = 'calling', last_attempt_at = ?, updated_at = ?"
-            " WHERE id = ?", (iso(now), iso(now), intent.contact_id))
-        if intent.callback_id is not None:
+    try:
+        async with store.transaction(tag="claim") as conn:
+            cur = await conn.execute(
+                "INSERT INTO call_attempts(id, campaign_id, contact_id, phone, phone_position,"
+                " retry_pass, status, created_at, gate_reason)"
+                " SELECT ?,?,?,?,?,?, 'intent', ?, ?"
+                " WHERE NOT EXISTS (SELECT 1 FROM dnc WHERE workspace = ? AND e164 = ?)"
+                " AND NOT EXISTS (SELECT 1 FROM contacts WHERE id = ?"
+                "                 AND status IN ('calling','connected'))",
+                (intent.call_id, intent.campaign_id, intent.contact_id, intent.phone,
+                 intent.phone_position, intent.retry_pass, iso(now), intent.gate_reason,
+                 workspace, intent.phone, intent.contact_id))
+            if cur.rowcount != 1:
+                on_dnc = await store.fetchone(
+                    "SELECT 1 FROM dnc WHERE workspace = ? AND e164 = ?",
+                    (workspace, intent.phone))
+                if on_dnc is not None:
+                    raise ClaimRefused("dnc", "on the DNC list")
+                raise ClaimRefused("contact_busy", "already in a call")
             await conn.execute(
-                "UPDATE callbacks SET status = 'dialing', attempt_id = COALESCE(attempt_id, ?)"
-                " WHERE id = ?", (intent.call_id, intent.callback_id))
+                "UPDATE contacts SET status = 'calling', last_attempt_at = ?, updated_at = ?"
+                " WHERE id = ?", (iso(now), iso(now), intent.contact_id))
+            if intent.callback_id is not None:
+                await conn.execute(
+                    "UPDATE callbacks SET status = 'dialing',"
+                    " attempt_id = COALESCE(attempt_id, ?) WHERE id = ? AND status = 'pending'",
+                    (intent.call_id, intent.callback_id))
+    except sqlite3.IntegrityError as exc:
+        if "call_attempts.phone" not in str(exc):
+            raise
+        raise ClaimRefused("in_call", "already in a call") from exc
 
 
 async def mark_originated(store: Store, call_id: str, at: datetime) -> None:
@@ -80,6 +127,19 @@ async def mark_originated(store: Store, call_id: str, at: datetime) -> None:
     await store.execute(
         "UPDATE call_attempts SET status = 'originated', originated_at = COALESCE(originated_at,?)"
         " WHERE id = ? AND status = 'intent'", (iso(at), call_id))
+
+
+async def mark_ended(store: Store, outcome: CallOutcome) -> None:
+    """The PBX reported the end: keep its timestamps and verdict at once, while the attempt
+    stays live until its result is applied, so a crash in between loses no real time."""
+    await store.execute(
+        f"UPDATE call_attempts SET end_status = ?, end_failure = ?, hangup_cause = ?,"
+        f" sip_code = ?, ringing_at = COALESCE(ringing_at, ?),"
+        f" answered_at = COALESCE(answered_at, ?), hangup_at = ?"
+        f" WHERE id = ? AND status IN {_UNFINISHED_SQL}",
+        (outcome.status.value, outcome.failure.value if outcome.failure else None,
+         outcome.hangup_cause, outcome.sip_code, _t(outcome.ringing_at),
+         _t(outcome.answered_at), _t(outcome.hangup_at), outcome.call_id))
 
 
 async def mark_progress(store: Store, outcome: CallOutcome) -> None:
@@ -96,15 +156,17 @@ async def mark_progress(store: Store, outcome: CallOutcome) -> None:
 
 async def finish(store: Store, outcome: CallOutcome, *, turns: int | None,
                  disposition: str | None, notes: str | None = None) -> bool:
-    """Record the final result; False when the attempt was already final (a duplicate)."""
+    """Record the final result; False when the attempt was already final (a duplicate).
+    Runs inside the caller's outcome transaction (Dialer), never on its own."""
     assert outcome.status.is_final
+    assert store.in_transaction(), "finish() belongs inside the outcome transaction"
     async with store.conn.execute(
         f"UPDATE call_attempts SET status = ?, failure = ?, hangup_cause = ?, sip_code = ?,"
         f" amd_status = COALESCE(?, amd_status), amd_cause = COALESCE(?, amd_cause),"
         f" disposition = COALESCE(?, disposition), turns = COALESCE(?, turns),"
         f" duration_s = ?, originated_at = COALESCE(originated_at, ?),"
         f" ringing_at = COALESCE(ringing_at, ?), answered_at = COALESCE(answered_at, ?),"
-        f" hangup_at = ?, notes = COALESCE(?, notes)"
+        f" hangup_at = COALESCE(?, hangup_at), notes = COALESCE(?, notes)"
         f" WHERE id = ? AND status IN {_UNFINISHED_SQL}",
         (outcome.status.value, outcome.failure.value if outcome.failure else None,
          outcome.hangup_cause, outcome.sip_code,
@@ -189,26 +251,41 @@ async def cancel_unsent(store: Store, call_id: str, contact_id: int, retry_at: d
             (contact_id,))
 
 
-async def record_inbound(store: Store, call_id: str, caller: str, at: datetime) -> None:
-    """An inbound call gets an attempt row too, so its transcript and result have a home."""
-    await store.execute(
-        "INSERT OR IGNORE INTO call_attempts(id, phone, direction, status, answered_at)"
-        " VALUES (?, ?, 'inbound', 'answered', ?)", (call_id, caller, iso(at)))
+async def record_inbound(store: Store, call_id: str, phone: str, at: datetime) -> bool:
+    """An inbound call gets an attempt row too, so its transcript and result have a home.
+    `phone` is the caller in E.164 (or as given when it is no number). The row is live, so
+    the dialer cannot call that number while they talk to us. False when an outbound
+    attempt to them was already live: the call is still answered, its row is 'overlap'."""
+    sql = ("INSERT INTO call_attempts(id, phone, direction, status, answered_at, created_at)"
+           " VALUES (?, ?, 'inbound', ?, ?, ?)")
+    try:
+        async with store.transaction(tag="inbound") as conn:
+            await conn.execute(sql, (call_id, phone, "answered", iso(at), iso(at)))
+        return True
+    except sqlite3.IntegrityError as exc:
+        if "call_attempts.phone" not in str(exc):
+            raise
+    await store.execute(sql, (call_id, phone, "overlap", iso(at), iso(at)))
+    return False
 
 
 async def finish_inbound(store: Store, call_id: str, at: datetime) -> None:
     """The inbound call's session ended: close its row (no dialer owns inbound calls)."""
+    row = await store.fetchone("SELECT answered_at FROM call_attempts WHERE id = ?", (call_id,))
+    answered = parse_iso(row["answered_at"]) if row is not None else None
+    duration = round((at - answered).total_seconds(), 3) if answered is not None else None
     await store.execute(
-        "UPDATE call_attempts SET status = 'completed', hangup_at = ?,"
-        " duration_s = ROUND((julianday(?) - julianday(answered_at)) * 86400.0, 3)"
-        " WHERE id = ? AND direction = 'inbound' AND status = 'answered'",
-        (iso(at), iso(at), call_id))
+        "UPDATE call_attempts SET status = 'completed', hangup_at = ?, duration_s = ?"
+        " WHERE id = ? AND direction = 'inbound' AND status IN ('answered', 'overlap')",
+        (iso(at), duration, call_id))
 
 
-async def close_stale_inbound(store: Store, at: datetime) -> int:
-    """After a crash: inbound calls still 'answered' died with the daemon's sockets."""
-    rows = await store.fetchall(
-        "SELECT id FROM call_attempts WHERE direction = 'inbound' AND status = 'answered'")
-    for r in rows:
-        await finish_inbound(store, str(r["id"]), at)
-    return len(rows)
+async def close_stale_inbound(store: Store) -> int:
+    """After a crash: inbound calls still open died with the daemon's sockets. Their end
+    time is unknown (never the time of recovery), so hangup and duration stay NULL."""
+    async with store.transaction(tag="recover") as conn:
+        cur = await conn.execute(
+            "UPDATE call_attempts SET status = 'dropped',"
+            " notes = 'daemon restarted during the call; end time unknown'"
+            " WHERE direction = 'inbound' AND status IN ('answered', 'overlap')")
+        return int(cur.rowcount)

@@ -181,6 +181,10 @@ class Store:
             finally:
                 self._tx_owner = None
 
+    def in_transaction(self) -> bool:
+        """True inside this task's own transaction()."""
+        return self._tx_owner is not None and self._tx_owner is asyncio.current_task()
+
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
         async with self.conn.execute(sql, params) as cur:
             return list(await cur.fetchall())

@@ -19,7 +19,7 @@ from televox_pbx.store.timefmt import iso, parse_iso
 OPEN_STATUSES = ("pending", "calling", "connected", "callback")
 FINAL_STATUSES = ("completed", "no_answer", "busy", "failed", "voicemail", "opted_out", "dnc")
 # Phones never dialled again once they produced one of these.
-DEAD_PHONE_STATUSES = ("wrong_number", "dnc")
+DEAD_PHONE_STATUSES = ("wrong_number", "dnc", "invalid")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ class Candidate:
 _NEXT_PHONE = (
     "(SELECT p.position FROM contact_phones p WHERE p.contact_id = c.id"
     " AND p.position >= c.phone_index"
-    " AND (p.last_status IS NULL OR p.last_status NOT IN ('wrong_number','dnc'))"
+    " AND (p.last_status IS NULL OR p.last_status NOT IN ('wrong_number','dnc','invalid'))"
     " ORDER BY p.position LIMIT 1)")
 
 _CANDIDATE_COLS = (
@@ -133,7 +133,7 @@ async def hold_contact(store: Store, contact_id: int, until: datetime) -> None:
 async def live_positions(store: Store, contact_id: int) -> list[int]:
     rows = await store.fetchall(
         "SELECT position FROM contact_phones WHERE contact_id = ?"
-        " AND (last_status IS NULL OR last_status NOT IN ('wrong_number','dnc'))"
+        " AND (last_status IS NULL OR last_status NOT IN ('wrong_number','dnc','invalid'))"
         " ORDER BY position", (contact_id,))
     return [int(r["position"]) for r in rows]
 
@@ -237,6 +237,16 @@ async def requeue_contacts(store: Store, campaign_id: int, current_pass: int,
             " WHERE campaign_id = ? AND status IN ('no_answer','failed')",
             (current_pass, iso(now), campaign_id))
         return int(cur.rowcount)
+
+
+async def record_contact_event(store: Store, contact_id: int, attempt_id: str | None,
+                               event: str, from_status: str | None, to_status: str,
+                               detail: str, at: datetime) -> None:
+    """The audit row of a change to a contact, in the same transaction as the change."""
+    await store.execute(
+        "INSERT INTO contact_events(contact_id, attempt_id, event, from_status, to_status,"
+        " detail, at) VALUES (?,?,?,?,?,?,?)",
+        (contact_id, attempt_id, event, from_status, to_status, detail, iso(at)))
 
 
 async def finish_dialing_callbacks(store: Store, contact_id: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -58,22 +59,40 @@ async def _present(store: Store, workspace: str, numbers: Sequence[str]) -> set[
     return found
 
 
+# The store takes E.164 only: every DNC write is normalised first, by the one normaliser
+# (campaigns.dnc.DncService / campaigns.phones). A raw caller ID here is a bug, refused.
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+def _check_e164(numbers: Sequence[str]) -> None:
+    bad = sum(1 for e in numbers if not _E164.match(e))
+    if bad:
+        raise ValueError(f"{bad} DNC number(s) not in E.164: normalise before storing")
+
+
 async def add_numbers(store: Store, workspace: str, entries: Sequence[tuple[str, str]],
                       source: str, actor: str, at: str) -> list[str]:
     """Add (e164, reason) pairs; returns the numbers that were not already listed.
     Numbers already on the list are left as they are (no change, so no audit row)."""
-    async with store.transaction():
-        wanted: dict[str, str] = {}
-        for e164, reason in entries:
-            wanted.setdefault(e164, reason)
-        present = await _present(store, workspace, list(wanted))
-        new = [(e, r) for e, r in wanted.items() if e not in present]
-        await store.conn.executemany(
-            "INSERT INTO dnc(e164, workspace, reason, source, added_by, added_at)"
-            " VALUES (?,?,?,?,?,?)", [(e, workspace, r, source, actor, at) for e, r in new])
-        await store.conn.executemany(
-            "INSERT INTO dnc_audit(workspace, e164, action, reason, source, actor, at)"
-            " VALUES (?,?,'add',?,?,?,?)", [(workspace, e, r, source, actor, at) for e, r in new])
+    async with store.transaction(tag="dnc"):
+        return await add_numbers_in_tx(store, workspace, entries, source, actor, at)
+
+
+async def add_numbers_in_tx(store: Store, workspace: str, entries: Sequence[tuple[str, str]],
+                            source: str, actor: str, at: str) -> list[str]:
+    """add_numbers inside the caller's transaction (an outcome's, for one)."""
+    wanted: dict[str, str] = {}
+    for e164, reason in entries:
+        wanted.setdefault(e164, reason)
+    _check_e164(list(wanted))
+    present = await _present(store, workspace, list(wanted))
+    new = [(e, r) for e, r in wanted.items() if e not in present]
+    await store.conn.executemany(
+        "INSERT INTO dnc(e164, workspace, reason, source, added_by, added_at)"
+        " VALUES (?,?,?,?,?,?)", [(e, workspace, r, source, actor, at) for e, r in new])
+    await store.conn.executemany(
+        "INSERT INTO dnc_audit(workspace, e164, action, reason, source, actor, at)"
+        " VALUES (?,?,'add',?,?,?,?)", [(workspace, e, r, source, actor, at) for e, r in new])
     return [e for e, _ in new]
 
 

@@ -9,9 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from televox_pbx.clock import Clock
 from televox_pbx.store.db import Store
-from televox_pbx.store.dnc import add_numbers
 from televox_pbx.store.timefmt import iso, parse_iso
 
 Speaker = Literal["agent", "callee", "system"]
@@ -114,16 +112,3 @@ class StoreCallbacks:
 
     async def schedule(self, call_id: str, due_at: datetime, zone: str | None) -> None:
         await add_callback(self.store, call_id, due_at, zone)
-
-
-class StoreDnc:
-    """The session's DncPort: an opt-out on a call goes on the workspace's DNC list."""
-
-    def __init__(self, store: Store, clock: Clock, workspace: str = "default") -> None:
-        self.store = store
-        self.clock = clock
-        self.workspace = workspace
-
-    async def add(self, phone: str, *, reason: str, source: str) -> None:
-        await add_numbers(self.store, self.workspace, [(phone, reason)], source=source,
-                          actor="agent", at=iso(self.clock.now()))
