@@ -62,7 +62,7 @@ async def test_inbound_opt_out_is_stored_in_e164_and_blocks_the_next_campaign(
 
 
 async def test_store_refuses_a_dnc_number_that_was_not_normalised(store: Store) -> None:
-    with pytest.raises(ValueError, match="E.164"):
+    with pytest.raises(ValueError, match=r"E\.164"):
         await add_numbers(store, "default", [("2125550100", "raw")], source="x", actor="y",
                           at="2026-01-05T15:00:00.000Z")
     assert await store.fetchone("SELECT 1 FROM dnc") is None
