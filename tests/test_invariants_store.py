@@ -14,7 +14,6 @@ from dialer_support import FakeOriginator, FakeProbe, make_campaign, seed
 
 from televox_pbx.ami.codec import AmiMessage
 from televox_pbx.ami.tracker import CallTracker
-from televox_pbx.campaigns import dialer as dialer_mod
 from televox_pbx.campaigns.dialer import Dialer
 from televox_pbx.campaigns.dnc import CallDnc, DncService
 from televox_pbx.clock import FakeClock
@@ -285,8 +284,3 @@ async def test_the_window_is_checked_at_each_claim(store: Store) -> None:
     await Dialer(store, orig, clock).tick()
     assert len(orig.sent) == 1
 
-
-def test_dialer_module_keeps_the_claim_in_the_store() -> None:
-    # The dialer never writes call_attempts itself: the claim is the store's statement.
-    source = Path(dialer_mod.__file__).read_text()
-    assert "INSERT INTO call_attempts" not in source
