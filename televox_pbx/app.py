@@ -38,7 +38,12 @@ from televox_pbx.store.attempts import (
 )
 from televox_pbx.store.call_lookup import settled
 from televox_pbx.store.campaigns import get_campaign
-from televox_pbx.store.transcripts import CallRecord, StoreCallbacks, StoreCallLog
+from televox_pbx.store.transcripts import (
+    CallRecord,
+    StoreCallbacks,
+    StoreCallLog,
+    callee_turns,
+)
 from televox_pbx.voice.session import CallPorts, SessionConfig, VoiceSessionFactory
 from televox_pbx.voice.session import Engines as SessionEngines
 
@@ -69,11 +74,11 @@ class ResultLog:
         try:
             await self._inner.save_call(record)
         finally:
-            callee_turns = sum(1 for t in record.turns if t.speaker == "callee" and t.text.strip())
+            turns = callee_turns(record.turns)
             disposition = Disposition(record.disposition) if record.disposition else None
             fut = self._future(record.attempt_id)
             if not fut.done():
-                fut.set_result((callee_turns, disposition))
+                fut.set_result((turns, disposition))
 
     def forget(self, call_id: str) -> None:
         """Nobody will wait for this call's result (inbound calls have no dialer)."""

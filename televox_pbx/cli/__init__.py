@@ -10,6 +10,7 @@ from collections.abc import Sequence
 # Modules under televox_pbx.cli that each add one top-level subcommand.
 COMMAND_MODULES = (
     "call",
+    "calls",
     "campaign",
     "check",
     "db",

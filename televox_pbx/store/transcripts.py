@@ -36,6 +36,12 @@ class CallRecord:
     recording_seconds: float | None = None
 
 
+def callee_turns(turns: Sequence[TurnRow]) -> int:
+    """THE turn count (attempt rows, the log, `calls show`, exports): turns in which the
+    callee said something."""
+    return sum(1 for t in turns if t.speaker == "callee" and t.text.strip())
+
+
 async def save_call(store: Store, record: CallRecord) -> None:
     """Everything at once, in one transaction; the attempt row must already exist."""
     async with store.transaction() as conn:
@@ -51,11 +57,11 @@ async def save_call(store: Store, record: CallRecord) -> None:
             await conn.execute(
                 "INSERT INTO recordings(attempt_id, path, seconds) VALUES (?, ?, ?)",
                 (record.attempt_id, str(record.recording_path), record.recording_seconds))
-        callee_turns = sum(1 for t in record.turns if t.speaker == "callee")
+        n = callee_turns(record.turns)
         await conn.execute(
             "UPDATE call_attempts SET disposition = COALESCE(?, disposition),"
-            " turns = MAX(turns, ?) WHERE id = ?",
-            (record.disposition, callee_turns, record.attempt_id))
+            " turns = CASE WHEN turns > ? THEN turns ELSE ? END WHERE id = ?",
+            (record.disposition, n, n, record.attempt_id))
 
 
 async def transcript(store: Store, attempt_id: str) -> list[TurnRow]:
