@@ -44,6 +44,7 @@ from televox_pbx.store.transcripts import (
     StoreCallLog,
     callee_turns,
 )
+from televox_pbx.voice.amd import await_verdict
 from televox_pbx.voice.session import CallPorts, SessionConfig, VoiceSessionFactory
 from televox_pbx.voice.session import Engines as SessionEngines
 
@@ -287,12 +288,14 @@ class App:
             session = self.factory.create(
                 campaign=campaign, call_id=call_id, phone=req.phone, variables=variables,
                 zone=req.variables.get("TELEVOX_ZONE") or None,
-                amd_lookup=lambda: self._amd_status(req.call_id))
+                amd_wait=lambda timeout_s: await_verdict(
+                    lambda: self._amd_status(req.call_id), self.clock, timeout_s))
             await session(call)
         return handle
 
     def _amd_status(self, call_id: str) -> AmdStatus | None:
-        """AMD() ran in the dialplan; the call tracker read its UserEvent."""
+        """AMD() ran in the dialplan; the call tracker reads its UserEvent, which may come
+        after the audio has connected (the session waits for it, bounded)."""
         outcome = self.runner.tracker.outcome(call_id) if self.runner is not None else None
         return outcome.amd_status if outcome is not None else None
 

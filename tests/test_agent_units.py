@@ -57,7 +57,9 @@ def test_opening_line_renders_and_keeps_disclosure() -> None:
 
 def test_override_without_disclosure_is_prefixed() -> None:
     assert opening_line(camp(), {}, "Hello {{NAME}}.") == "I'm an AI assistant. Hello there."
-    assert ensure_disclosure("This is an automated call.") == "This is an automated call."
+    assert ensure_disclosure("This is an AI call.") == "This is an AI call."
+    assert ensure_disclosure("This is an automated call.") == \
+        "I'm an AI assistant. This is an automated call."
 
 
 def test_allow_no_disclosure_is_respected() -> None:
@@ -116,26 +118,25 @@ NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 
 def test_parse_tool_calls() -> None:
     assert parse_tool_call(ToolCall("set_disposition", {"disposition": "callback"}),
-                           zone=None, now=NOW) == SetDisposition(Disposition.CALLBACK)
+                           now=NOW) == SetDisposition(Disposition.CALLBACK)
     assert isinstance(parse_tool_call(ToolCall("set_disposition", {"disposition": "MAYBE"}),
-                                      zone=None, now=NOW), InvalidTool)
-    assert parse_tool_call(ToolCall("opt_out"), zone=None, now=NOW) == OptOut()
-    assert parse_tool_call(ToolCall("end_call", {"reason": "done"}), zone=None,
-                           now=NOW) == EndCall("done")
-    assert isinstance(parse_tool_call(ToolCall("fly"), zone=None, now=NOW), InvalidTool)
+                                      now=NOW), InvalidTool)
+    assert parse_tool_call(ToolCall("opt_out"), now=NOW) == OptOut()
+    assert parse_tool_call(ToolCall("end_call", {"reason": "done"}), now=NOW) == EndCall("done")
+    assert isinstance(parse_tool_call(ToolCall("fly"), now=NOW), InvalidTool)
 
 
 def test_callback_time_is_in_callee_zone() -> None:
     action = parse_tool_call(ToolCall("schedule_callback", {"when": "2026-01-06T15:00"}),
-                             zone="America/Chicago", now=NOW)
+                             zones=("America/Chicago",), now=NOW)
     assert isinstance(action, ScheduleCallback)
     assert action.due_at.astimezone(UTC) == datetime(2026, 1, 6, 21, 0, tzinfo=UTC)
     assert action.zone == "America/Chicago"
     past = parse_tool_call(ToolCall("schedule_callback", {"when": "2026-01-01T15:00"}),
-                           zone="America/Chicago", now=NOW)
+                           zones=("America/Chicago",), now=NOW)
     assert isinstance(past, InvalidTool) and "past" in past.error
     bad = parse_tool_call(ToolCall("schedule_callback", {"when": "next tuesday"}),
-                          zone=None, now=NOW)
+                          now=NOW)
     assert isinstance(bad, InvalidTool)
 
 

@@ -131,8 +131,8 @@ def test_disclosure_override(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("line", [
-    "I'm an AI assistant", "this is an automated call", "a virtual agent speaking",
-    "I am an artificial intelligence"])
+    "I'm an AI assistant", "an AI-powered assistant", "I am an artificial intelligence",
+    "your Artificial Intelligence helper"])
 def test_disclosure_phrasings_accepted(tmp_path: Path, line: str) -> None:
     path = write(tmp_path, "c.yaml", GOOD.format(name="c").replace(
         "this is Ava, an AI assistant from Bright Smile Dental", line))

@@ -250,19 +250,21 @@ async def test_run_now_ignores_pacing_but_not_concurrency(store: Store) -> None:
 
 
 async def test_originate_carries_the_callee_zone_only_when_unambiguous(store: Store) -> None:
-    """The agent books callbacks in the callee's zone: the contact's column wins, a
-    one-zone number gives its zone, and a number spanning zones gives none, not a guess."""
+    """The agent books callbacks in the callee's zone: the contact's column narrows a
+    number spanning zones, a one-zone number gives its zone, and a number spanning zones
+    gives none, not a guess. A column the number contradicts holds the contact."""
     clock = FakeClock(START + timedelta(hours=3))  # 13:00 New York, 10:00 Los Angeles
     c = make_campaign(calling_window={"start": "09:00", "end": "20:00"},
                       pacing={"calls_per_minute": 60, "max_concurrent": 5})
     # +1 212 is New York only; +1 208 is Boise and Los Angeles.
-    await seed(store, c, [["+12125550100"], ["+12125550101"], ["+12085550102"]],
-               timezones=["America/Chicago", None, None])
+    await seed(store, c, [["+12125550100"], ["+12125550101"], ["+12085550102"],
+                          ["+12085550104"]],
+               timezones=["America/Chicago", None, None, "America/Los_Angeles"])
     orig = FakeOriginator(clock)
     dialer = Dialer(store, orig, clock)
-    for _ in range(4):
+    for _ in range(5):
         await dialer.tick()
         await clock.advance(2)
     zones = {s.req.phone: s.req.variables.get("TELEVOX_ZONE") for s in orig.sent}
-    assert zones == {"+12125550100": "America/Chicago", "+12125550101": "America/New_York",
-                     "+12085550102": None}
+    assert zones == {"+12125550101": "America/New_York", "+12085550102": None,
+                     "+12085550104": "America/Los_Angeles"}

@@ -35,11 +35,20 @@ async def test_outside_window_is_held_with_next_open(store: Store) -> None:
     assert d.next_open_at == datetime(2026, 1, 5, 14, 0, tzinfo=UTC)
 
 
-async def test_contact_timezone_overrides_number(store: Store) -> None:
+async def test_trusted_contact_timezone_overrides_number(store: Store) -> None:
     # 12:00 New York is 09:00 LA: open; at 16:30 UTC LA is still 08:30: held.
-    ctx = GateContext(make_campaign(), "+12125550100", datetime(2026, 1, 5, 16, 30, tzinfo=UTC),
+    camp = make_campaign(timezone_policy={"source": "contact", "trust_contact_timezone": True})
+    ctx = GateContext(camp, "+12125550100", datetime(2026, 1, 5, 16, 30, tzinfo=UTC),
                       contact_tz="America/Los_Angeles")
     assert (await check(store, ctx)).reason is GateReason.OUTSIDE_WINDOW
+
+
+async def test_contact_timezone_the_number_is_not_in_is_held(store: Store) -> None:
+    ctx = GateContext(make_campaign(), "+12125550100", MONDAY_NOON_NY,
+                      contact_tz="America/Los_Angeles")
+    d = await check(store, ctx)
+    assert not d.allowed and d.reason is GateReason.UNKNOWN_TIMEZONE
+    assert "America/New_York" in d.detail and "trust_contact_timezone" in d.detail
 
 
 async def test_unknown_zone_is_held_never_called(store: Store) -> None:

@@ -149,7 +149,8 @@ async def test_opening_line_with_variables_and_disclosure(rig: RigFactory) -> No
 
 async def test_opening_override_without_disclosure_gets_one(rig: RigFactory) -> None:
     r = await rig(opening="Thanks for calling Acme, {{NAME}}.", variables={})
-    assert r.tts.spoken == ["I'm an AI assistant. Thanks for calling Acme, there."]
+    # The disclosure is a piece of its own: the session knows when it has been heard.
+    assert r.tts.spoken == ["I'm an AI assistant.", "Thanks for calling Acme, there."]
 
 
 # --- endpointing and streaming ------------------------------------------------------------
@@ -504,7 +505,7 @@ async def test_inbound_handler_uses_caller_id_and_discloses() -> None:
     tasks = [asyncio.create_task(call.pacer()), asyncio.create_task(run())]
     tl = Timeline(clock, call)
     await clock.advance(0.1)
-    assert tts.spoken == ["I'm an AI assistant. Thanks for calling Acme Solar."]
+    assert tts.spoken == ["I'm an AI assistant.", "Thanks for calling Acme Solar."]
     call.push_dtmf("9")
     await tl.until(lambda: tasks[1].done())
     assert dnc.added[0][0] == "+15550111222"

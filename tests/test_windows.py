@@ -26,10 +26,15 @@ def test_unknown_region_number_has_no_zone() -> None:
     assert zones_for_number("not a number") == ()
 
 
-def test_contact_zone_wins_then_falls_back_to_number() -> None:
+def test_contact_zone_is_checked_against_the_number() -> None:
     policy = TimezonePolicy()
-    assert resolve_zones(policy, "America/Los_Angeles", "+12125550100").zones == (LA,)
+    conflict = resolve_zones(policy, "America/Los_Angeles", "+12125550100")
+    assert (conflict.zones, conflict.source) == ((), "conflict")
+    assert resolve_zones(policy, "America/New_York", "+12125550100").zones == (NY,)
+    assert resolve_zones(policy, "US/Eastern", "+12125550100").zones == (NY,)  # an alias
     assert resolve_zones(policy, "Mars/Olympus", "+12125550100").zones == (NY,)
+    trusted = TimezonePolicy(trust_contact_timezone=True)
+    assert resolve_zones(trusted, "America/Los_Angeles", "+12125550100").zones == (LA,)
     assert resolve_zones(TimezonePolicy(source="number"), "America/Los_Angeles",
                          "+12125550100").zones == (NY,)
     fixed = TimezonePolicy(source="fixed", fixed_zone="Europe/Paris")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from televox_pbx.agent.dispositions import parse_disposition
+from televox_pbx.campaigns.windows import in_window_everywhere
+from televox_pbx.config.campaign import CallingWindow
 from televox_pbx.domain import Disposition
 from televox_pbx.voice.interfaces import ToolCall
 
@@ -64,7 +67,7 @@ class OptOut:
 @dataclass(frozen=True, slots=True)
 class ScheduleCallback:
     due_at: datetime  # aware
-    zone: str | None
+    zone: str | None  # the candidate zone the callee's words were read in
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +89,12 @@ class InvalidTool:
 ToolAction = SetDisposition | OptOut | ScheduleCallback | Transfer | EndCall | InvalidTool
 
 
-def parse_tool_call(call: ToolCall, *, zone: str | None, now: datetime) -> ToolAction:
-    """Turn a model's tool call into a typed action, or say exactly what was wrong."""
+def parse_tool_call(call: ToolCall, *, now: datetime, zones: Sequence[str] = (),
+                    window: CallingWindow | None = None) -> ToolAction:
+    """Turn a model's tool call into a typed action, or say exactly what was wrong.
+
+    `zones` are the callee's candidate zones, the ones the gate checks the window in for
+    that number; `window` the campaign's calling window a callback must fall inside."""
     args = call.arguments
     match call.name:
         case ToolName.SET_DISPOSITION:
@@ -98,7 +105,7 @@ def parse_tool_call(call: ToolCall, *, zone: str | None, now: datetime) -> ToolA
         case ToolName.OPT_OUT:
             return OptOut()
         case ToolName.SCHEDULE_CALLBACK:
-            return _parse_callback(args.get("when"), zone, now)
+            return _parse_callback(args.get("when"), zones, window, now)
         case ToolName.TRANSFER:
             return Transfer()
         case ToolName.END_CALL:
@@ -106,16 +113,49 @@ def parse_tool_call(call: ToolCall, *, zone: str | None, now: datetime) -> ToolA
     return InvalidTool(call.name, "no such tool")
 
 
-def _parse_callback(raw: object, zone: str | None, now: datetime) -> ToolAction:
+_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def _parse_callback(raw: object, zones: Sequence[str], window: CallingWindow | None,
+                    now: datetime) -> ToolAction:
+    """A local time, read in each candidate zone of the callee (never in UTC by default).
+    When the zones disagree, the latest reading that is inside the calling window in
+    every zone is booked (the latest, so that it is early only where the window leaves
+    no other choice); when no reading is, the booking is refused with a reason the agent
+    can say, and it offers another time."""
+    name = ToolName.SCHEDULE_CALLBACK
     if not isinstance(raw, str):
-        return InvalidTool(ToolName.SCHEDULE_CALLBACK, "'when' must be an ISO date-time")
+        return InvalidTool(name, "'when' must be an ISO date-time")
     try:
         when = datetime.fromisoformat(raw.strip())
     except ValueError:
-        return InvalidTool(ToolName.SCHEDULE_CALLBACK, f"cannot read {raw!r} as a date-time")
-    tz = ZoneInfo(zone) if zone else ZoneInfo("UTC")
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=tz)  # the callee's own local time
-    if when <= now:
-        return InvalidTool(ToolName.SCHEDULE_CALLBACK, "that time is in the past")
-    return ScheduleCallback(when, zone)
+        return InvalidTool(name, f"cannot read {raw!r} as a date-time")
+    try:
+        tzs = [ZoneInfo(z) for z in zones]
+    except (ZoneInfoNotFoundError, ValueError):
+        tzs = []  # one unknown candidate makes the whole answer unsafe
+    if not tzs:
+        return InvalidTool(name, "the person's time zone is not known, so no call back can "
+                                 "be booked; ask them to call us back instead")
+    if when.tzinfo is not None:
+        readings = [(when, tzs[0].key)]
+    else:  # the callee's own local time, in whichever candidate zone they are
+        readings = [(when.replace(tzinfo=tz), tz.key) for tz in tzs]
+    future = [r for r in readings if r[0] > now]
+    if not future:
+        return InvalidTool(name, "that time is in the past")
+    if window is not None:
+        future = [r for r in future if in_window_everywhere(window, tuple(tzs), r[0])]
+        if not future:
+            return InvalidTool(name, _outside_hours(window, [tz.key for tz in tzs]))
+    due, zone = max(future)
+    return ScheduleCallback(due, zone)
+
+
+def _outside_hours(window: CallingWindow, zones: list[str]) -> str:
+    days = [d.index for d in window.weekdays]
+    names = ", ".join(_DAY_NAMES[i] for i in sorted(days))
+    where = (f"in the person's time zone ({zones[0]})" if len(zones) == 1 else
+             f"in every time zone the person may be in ({', '.join(zones)})")
+    return (f"that time is outside the hours we may call: {window.start:%H:%M} to "
+            f"{window.end:%H:%M}, {names}, {where}. Offer a time inside those hours.")

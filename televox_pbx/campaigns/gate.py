@@ -14,7 +14,12 @@ from datetime import datetime
 from enum import StrEnum
 
 from televox_pbx.campaigns.phones import normalize_phone
-from televox_pbx.campaigns.windows import in_window_everywhere, next_open, resolve_zones
+from televox_pbx.campaigns.windows import (
+    in_window_everywhere,
+    next_open,
+    resolve_zones,
+    zones_for_number,
+)
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.store.db import Store
 from televox_pbx.store.dnc import is_on_dnc
@@ -69,6 +74,12 @@ def normalise(phone: str, default_country: str) -> str | None:
 def decide_window(ctx: GateContext, e164: str) -> GateDecision:
     """The window half of the gate; pure (no store)."""
     res = resolve_zones(ctx.campaign.timezone_policy, ctx.contact_tz, e164)
+    if res.source == "conflict":
+        number = ",".join(sorted(z.key for z in zones_for_number(e164)))
+        return GateDecision(False, GateReason.UNKNOWN_TIMEZONE,
+                            f"the contact's timezone {ctx.contact_tz} is not one of the "
+                            f"number's ({number}); held: correct the contact's timezone, or "
+                            "set timezone_policy.trust_contact_timezone", None, e164)
     if not res.zones:
         return GateDecision(False, GateReason.UNKNOWN_TIMEZONE,
                             "no time zone known for the callee; held", None, e164)

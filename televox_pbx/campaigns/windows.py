@@ -24,7 +24,9 @@ _SEARCH_DAYS = 9
 @dataclass(frozen=True, slots=True)
 class ZoneResolution:
     zones: tuple[ZoneInfo, ...]  # empty: unknown, hold the contact
-    source: str  # "contact", "number", "fixed" or "unknown"
+    # "contact", "number", "fixed", "unknown", or "conflict": the contact's declared zone
+    # is none of the number's zones (and the campaign does not trust it)
+    source: str
 
 
 @lru_cache(maxsize=1024)
@@ -49,15 +51,38 @@ def zones_for_number(e164: str) -> tuple[ZoneInfo, ...]:
 
 
 def resolve_zones(policy: TimezonePolicy, contact_tz: str | None, e164: str) -> ZoneResolution:
+    """The zones the callee may be in. With source "contact", the contact's declared zone
+    is intersected with the number's zones: a declared zone narrows a number that spans
+    several zones, but cannot move it somewhere the number is not (a typo, a stale
+    column), unless `trust_contact_timezone` says so: a contact whose declared zone is
+    none of the number's is held ("conflict"). A number with no known zone takes the
+    declared one."""
     if policy.source == "fixed" and policy.fixed_zone:
         zone = _zone(policy.fixed_zone)
         return ZoneResolution((zone,), "fixed") if zone else ZoneResolution((), "unknown")
-    if policy.source == "contact" and contact_tz:
-        zone = _zone(contact_tz.strip())
-        if zone is not None:
-            return ZoneResolution((zone,), "contact")
     zones = zones_for_number(e164)
+    declared = _zone(contact_tz.strip()) if policy.source == "contact" and contact_tz else None
+    if declared is not None:
+        if policy.trust_contact_timezone or not zones:
+            return ZoneResolution((declared,), "contact")
+        same = [z for z in zones if _same_clock(z, declared)]
+        return ZoneResolution((same[0],), "contact") if same else ZoneResolution((), "conflict")
     return ZoneResolution(zones, "number") if zones else ZoneResolution((), "unknown")
+
+
+# Alias zones (US/Eastern, America/New_York) name the same clock: compare their UTC
+# offsets at local noon every day over three years instead of their names. Zones that
+# agree on every one of those days give the same local time for any window.
+_SAME_CLOCK_FROM = datetime(2024, 1, 1, 12)  # naive: a local wall time in each zone
+_SAME_CLOCK_DAYS = 3 * 366
+
+
+@lru_cache(maxsize=1024)
+def _same_clock(a: ZoneInfo, b: ZoneInfo) -> bool:
+    if a.key == b.key:
+        return True
+    return all(a.utcoffset(t) == b.utcoffset(t) for t in (
+        _SAME_CLOCK_FROM + timedelta(days=d) for d in range(_SAME_CLOCK_DAYS)))
 
 
 def in_window(window: CallingWindow, zone: ZoneInfo, at: datetime) -> bool:

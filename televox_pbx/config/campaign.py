@@ -17,13 +17,12 @@ from pydantic import (
     field_validator,
 )
 
-# Words that tell the callee they are talking to a machine. An opening line must contain
-# one unless the campaign explicitly opts out (agent.allow_no_ai_disclosure).
-AI_DISCLOSURE = re.compile(
-    r"\b(AI|A\.I\.|artificial intelligence|automated (assistant|agent|call|system)|"
-    r"virtual (assistant|agent)|a robot|a bot)\b",
-    re.IGNORECASE,
-)
+# The words that tell the callee they are talking to an AI: "AI" as a word (upper case:
+# TTS reads a lower-case "ai" as "eye") or "artificial intelligence". "An automated
+# assistant" or "a virtual agent" does not say it, and our promise is that the agent does.
+# An opening line must contain one unless the campaign explicitly opts out
+# (agent.allow_no_ai_disclosure).
+AI_DISCLOSURE = re.compile(r"\bAI\b|\b(?i:artificial intelligence)\b")
 
 # TCPA quiet hours: never before 08:00 or after 21:00 local time without a legal override.
 LEGAL_EARLIEST = time(8, 0)
@@ -46,8 +45,9 @@ class Weekday(StrEnum):
 
 
 AI_DISCLOSURE_MESSAGE = (
-    "must disclose that the caller is an AI (e.g. 'I'm an AI "
-    "assistant'); set agent.allow_no_ai_disclosure: true to override")
+    "must disclose that the caller is an AI, with the word 'AI' or 'artificial "
+    "intelligence' (e.g. 'I'm an AI assistant'); set agent.allow_no_ai_disclosure: true "
+    "to override")
 
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 
@@ -136,10 +136,15 @@ class CallingWindow(_Strict):
 class TimezonePolicy(_Strict):
     source: Literal["contact", "number", "fixed"] = Field(
         default="contact",
-        description="contact: the contact's timezone column, else the number's zones; "
-                    "number: only the number's zones; fixed: fixed_zone for everyone.")
+        description="contact: the contact's timezone column where it is one of the "
+                    "number's zones, else the number's zones; number: only the number's "
+                    "zones; fixed: fixed_zone for everyone.")
     fixed_zone: str | None = Field(default=None, validate_default=True,
                                    description="IANA zone, e.g. America/New_York.")
+    trust_contact_timezone: bool = Field(
+        default=False, validate_default=True,
+        description="source contact only: use the contact's timezone even where the "
+                    "number says otherwise (a moved mobile). Off: such a contact is held.")
 
     @field_validator("fixed_zone")
     @classmethod
@@ -154,6 +159,13 @@ class TimezonePolicy(_Strict):
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {v!r}") from exc
+        return v
+
+    @field_validator("trust_contact_timezone")
+    @classmethod
+    def _trust(cls, v: bool, info: ValidationInfo) -> bool:
+        if v and info.data.get("source", "contact") != "contact":
+            raise ValueError("only applies when source is 'contact'")
         return v
 
 

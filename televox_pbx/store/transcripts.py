@@ -97,8 +97,14 @@ class StoreCallLog:
 
 async def add_callback(store: Store, attempt_id: str, due_at: datetime,
                        zone: str | None) -> int:
-    """A callback booked on the call, for the attempt's contact; the dialer picks it up."""
+    """A callback booked on the call, for the attempt's contact; the dialer picks it up.
+
+    One call books at most one callback: a second one ("actually, make it Thursday")
+    replaces the first, in the same transaction, so the contact is never dialed twice."""
     async with store.transaction() as conn:
+        await conn.execute(
+            "UPDATE callbacks SET status = 'replaced' WHERE attempt_id = ? AND status = 'pending'",
+            (attempt_id,))
         cur = await conn.execute(
             "INSERT INTO callbacks(attempt_id, contact_id, due_at, zone)"
             " SELECT id, contact_id, ?, ? FROM call_attempts WHERE id = ?",

@@ -5,13 +5,17 @@ Kept apart from the turn loop so the app can build these without importing it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from televox_pbx.agent.ports import CallbackPort, DncPort, TransferPort
 from televox_pbx.agent.prompts import LINES, Lines
+from televox_pbx.campaigns.phones import normalize_phone
+from televox_pbx.campaigns.windows import resolve_zones
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.domain import AmdStatus, Disposition
 from televox_pbx.store.transcripts import CallRecord, TurnRow
@@ -39,6 +43,10 @@ class CallPorts:
     transfer: TransferPort | None = None
 
 
+# Waits at most the given seconds for the call's AMD verdict; None when none came.
+AmdWait = Callable[[float], Awaitable[AmdStatus | None]]
+
+
 @dataclass(frozen=True, slots=True)
 class CallInfo:
     call_id: str
@@ -47,9 +55,10 @@ class CallInfo:
     variables: Mapping[str, str] = field(default_factory=dict)
     zone: str | None = None  # the callee's IANA zone, for callback times
     amd: AmdStatus | None = None
-    # AMD runs in the dialplan after the handler is registered, so its result is looked
-    # up (from the call tracker) when the audio connects; `amd` wins when given.
-    amd_lookup: Callable[[], AmdStatus | None] | None = None
+    # AMD runs in the dialplan just before the audio connects; its verdict comes over
+    # AMI, often after the audio. With the campaign's AMD on, the session awaits it
+    # (SessionConfig.amd_wait_s at most); `amd` wins when given.
+    amd_wait: AmdWait | None = None
     opening: str | None = None  # an inbound or --opening line (disclosure is added)
 
 
@@ -79,6 +88,9 @@ class SessionConfig:
     ending_grace_s: float = 15.0  # a goodbye that never drains still ends the call
     transfer_grace_s: float = 5.0  # wait this long for Asterisk to leave AudioSocket
     max_followups: int = 1  # extra LLM rounds after a tool call with no speech
+    # How long the session waits for an AMD verdict that has not arrived when the audio
+    # connects (it is sent just before, over AMI); then the callee is taken for a person.
+    amd_wait_s: float = 1.0
     recordings_dir: Path | None = None
     lines: Lines = LINES
 
@@ -89,3 +101,24 @@ class CallResult:
     turns: list[TurnRow]
     recording: Path | None
     ended_by: str  # callee, agent, silence, max_duration, voicemail, opt_out, transfer
+
+
+def callee_zones(info: CallInfo, phone: str) -> tuple[str, ...]:
+    """The zones the gate checks the window in for this number: the dialer's one zone,
+    else the campaign's policy on the number (the dialer passes a single zone only).
+    Empty when unknown: callbacks are then refused, never booked in UTC."""
+    if info.zone:
+        return (info.zone,)
+    e164 = normalize_phone(phone, info.campaign.default_country).e164 if phone else None
+    if e164 is None:
+        return ()
+    return tuple(z.key for z in resolve_zones(info.campaign.timezone_policy, None, e164).zones)
+
+
+def local_now(now: datetime, zones: tuple[str, ...]) -> datetime | None:
+    """The callee's local time, for the prompt (in the first zone when several may
+    apply; the callback tool reads the answer in each). None when no zone is known."""
+    try:
+        return now.astimezone(ZoneInfo(zones[0])) if zones else None
+    except (ZoneInfoNotFoundError, ValueError):
+        return None

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from televox_pbx.agent.classify import classify, completed_or_no_answer
 from televox_pbx.agent.dispositions import DispositionState
@@ -59,13 +58,17 @@ from televox_pbx.config.campaign import Campaign
 from televox_pbx.domain import AmdStatus, Disposition
 from televox_pbx.store.transcripts import CallRecord, TurnRow
 from televox_pbx.voice.call_setup import (
+    AmdWait,
     CallInfo,
     CallLogPort,
     CallPorts,
     CallResult,
     Engines,
     SessionConfig,
+    callee_zones,
+    local_now,
 )
+from televox_pbx.voice.disclosure import Disclosure
 from televox_pbx.voice.endpointing import (
     BeepDetector,
     EchoGate,
@@ -78,7 +81,7 @@ from televox_pbx.voice.engines.resample import resample_pcm16 as to_rate
 from televox_pbx.voice.interfaces import AudioChunk, ChatMessage
 from televox_pbx.voice.recording import StereoRecorder
 from televox_pbx.voice.trim import trim_leading_silence
-from televox_pbx.voice.turns import ClauseSplitter, SpokenPiece, heard_prefix
+from televox_pbx.voice.turns import ClauseSplitter, SpokenPiece, heard_prefix, split_disclosure
 
 __all__ = ["CallInfo", "CallLogPort", "CallPorts", "CallResult", "Engines", "SessionConfig",
            "VoiceSession", "VoiceSessionFactory"]
@@ -111,6 +114,7 @@ class _Reply:
     first_frame: float | None = None
     live: bool = True  # False while its turn is provisional: audio is held, not queued
     held: list[tuple[str, bytes, bool]] = field(default_factory=list)  # clause, pcm, first
+    discloses: bool = False  # the AI disclosure is rendered whole in it
 
     @property
     def text(self) -> str:
@@ -162,8 +166,8 @@ class VoiceSession:
         self.campaign: Campaign = info.campaign
         self.result: CallResult | None = None
         self._lines = self.config.lines
-        self._messages: list[ChatMessage] = [ChatMessage("system", system_prompt(
-            self.campaign, info.variables, _local_now(clock.now(), info.zone)))]
+        self._zones = callee_zones(info, info.phone)
+        self._messages: list[ChatMessage] = [self._system_message()]
         self._tools = tools_schema(transfer_available=self.campaign.transfer is not None
                                    and ports.transfer is not None)
         self._disp = DispositionState()
@@ -205,15 +209,21 @@ class VoiceSession:
         self._call: CallAudio | None = None
         self._phone = info.phone
         self._amd = info.amd
+        self._discl = Disclosure()  # the opening sets what to disclose
+
+    def _system_message(self) -> ChatMessage:
+        return ChatMessage("system", system_prompt(
+            self.campaign, self.info.variables, local_now(self.clock.now(), self._zones)))
 
     # --- the SessionHandler ------------------------------------------------------------
 
     async def __call__(self, call: CallAudio) -> None:
         self._call = call
         self._phone = self.info.phone or call.caller_id or ""
+        if not self.info.phone:  # inbound: the caller's zones are known only now
+            self._zones = callee_zones(self.info, self._phone)
+            self._messages[0] = self._system_message()
         self._amd = self.info.amd
-        if self._amd is None and self.info.amd_lookup is not None:
-            self._amd = self.info.amd_lookup()
         self._t0 = self.clock.monotonic()
         self._wall0 = self.clock.now()
         self._anchor = self._last_voice = self._t0
@@ -225,6 +235,8 @@ class VoiceSession:
         helpers += [asyncio.create_task(self._pump(call), name=f"pump-{self.info.call_id}"),
                     asyncio.create_task(self._ticker(), name=f"tick-{self.info.call_id}")]
         try:
+            if self._amd is None and self.campaign.amd and self.info.amd_wait is not None:
+                self._amd = await self._await_amd(self.info.amd_wait)
             await self._start()
             while not self._done:
                 await self._handle(await self._events.get())
@@ -272,7 +284,21 @@ class VoiceSession:
 
     # --- start and end -----------------------------------------------------------------
 
+    async def _await_amd(self, wait: AmdWait) -> AmdStatus | None:
+        """AMD() ran in the dialplan before the audio connected, but its verdict travels
+        over AMI and may come after the audio: wait for it, `amd_wait_s` at most. With no
+        verdict by then (AMI slow or down) a person may be listening: treat it as HUMAN,
+        so the agent speaks (disclosure first) rather than stay silent or hang up."""
+        try:
+            return await wait(self.config.amd_wait_s)
+        except Exception:
+            log.warning("AMD verdict lookup failed; treated as human", exc_info=True,
+                        extra={"call_id": self.info.call_id})
+            return None
+
     async def _start(self) -> None:
+        # NOTSURE, HANGUP and no verdict at all are answered as a person: the opening,
+        # with its AI disclosure, is spoken. Only a MACHINE verdict skips it.
         if self._amd is AmdStatus.MACHINE:
             self._disp.set(Disposition.VOICEMAIL, "amd")
             if self.campaign.voicemail.action == "hangup":
@@ -282,10 +308,46 @@ class VoiceSession:
                 self._mode = "voicemail"
             return
         text = opening_line(self.campaign, self.info.variables, self.info.opening)
+        before, sentence, after = split_disclosure(text)
+        self._discl = Disclosure(sentence)
+
         # Not interruptible by voice: the AI disclosure in it must be heard ("Hello?" over
-        # it is answered afterwards). DTMF still cuts it short.
-        self._speak(text, interruptible=False)
+        # it is answered afterwards). DTMF still cuts it short; then the disclosure is
+        # owed and said first at the agent's next turn (voice/disclosure.py).
+        async def run() -> _Outcome:
+            reply = self._new_reply(interruptible=False)
+            reply.text_parts.append(text)
+            if before:
+                await self._synth_clause(reply, before)
+            if self._discl.claim(reply) is not None:
+                await self._speak_disclosure(reply)
+            if after:
+                await self._synth_clause(reply, after)
+            self._commit(reply, text)
+            return _Outcome()
+        self._start_task(run())
         self._prefill([*self._messages, ChatMessage("assistant", text)])
+
+    def _claim_disclosure(self, reply: _Reply) -> bool:
+        """Make `reply` start with the AI disclosure when it is owed."""
+        text = self._discl.claim(reply)
+        if text is not None:
+            reply.text_parts.append(text + " ")
+        return text is not None
+
+    async def _speak_disclosure(self, reply: _Reply) -> None:
+        assert self._call is not None and self._discl.text is not None
+        await self._synth_clause(reply, self._discl.text)
+        reply.discloses = True
+        if reply.live:
+            self._discl.queued(reply, reply.pieces, self._call.output.played_position)
+
+    async def _say(self, reply: _Reply, line: str) -> None:
+        """A fixed line (the owed disclosure first), recorded as said."""
+        if self._claim_disclosure(reply):
+            await self._speak_disclosure(reply)
+        await self._synth(reply, line)
+        self._commit(reply, reply.text)
 
     def _prefill(self, messages: list[ChatMessage]) -> None:
         """While the opening plays, let the LLM evaluate the prompt prefix (if it can), so
@@ -313,9 +375,7 @@ class VoiceSession:
     async def _say_then_hangup(self, line: str | None) -> _Outcome:
         assert self._call is not None
         if line:
-            reply = self._new_reply(interruptible=False)
-            await self._synth(reply, line)
-            self._commit(reply, line)
+            await self._say(self._new_reply(interruptible=False), line)
         await self._call.hangup(drain=True)
         return _Outcome()
 
@@ -328,11 +388,7 @@ class VoiceSession:
     async def _after_call(self, recorder: StereoRecorder) -> None:
         call = self._call
         assert call is not None
-        played = call.output.played_position
-        reply = self._reply
-        if reply is not None and (reply.final_text is None or (
-                reply.pieces and played < reply.pieces[-1].end)):
-            self._commit_heard(reply, played)
+        self._commit_cut(call.output.played_position)
         disposition = self._disp.value
         if disposition is None:
             disposition = classify(self._callee_texts, self._amd)
@@ -425,6 +481,7 @@ class VoiceSession:
     # --- caller audio --------------------------------------------------------------------
 
     def _on_frame(self, frame: FrameSent) -> None:
+        self._discl.played(frame.position)
         if frame.silent:
             return
         self._last_agent_audio = frame.t
@@ -547,9 +604,10 @@ class VoiceSession:
         self._start_task(self._callee_turn(turn))
 
     def _agent_active(self) -> bool:
+        """Speaking, and a callee's voice may cut it (the disclosure it may not)."""
         assert self._call is not None
         reply = self._reply
-        if reply is not None and not reply.interruptible:
+        if (reply is not None and not reply.interruptible) or self._discl.playing:
             return False
         return self._task is not None or self._call.output.queued_seconds > 0
 
@@ -566,11 +624,19 @@ class VoiceSession:
             self._pending_audio = turn.audio  # cut off while thinking: hear it again
         if output.queued_seconds > 0:
             output.clear()
-        reply = self._reply
-        if reply is not None and reply.in_context and (
-                reply.final_text is None or (reply.pieces and played < reply.pieces[-1].end)):
-            self._commit_heard(reply, played)
+        self._discl.cut(played)
+        self._commit_cut(played)
         self._reply = None
+
+    def _commit_cut(self, played: int) -> None:
+        """Record, of every reply whose audio went past `played`, only what was heard: a
+        reply queued behind another (an answer behind the opening) takes the earlier
+        one's tail with it, though that one was recorded whole when it was queued."""
+        for item in self._log:
+            if isinstance(item, _Reply) and (
+                    (item is self._reply and item.final_text is None)
+                    or (item.pieces and played < item.pieces[-1].end)):
+                self._commit_heard(item, played)
 
     def _commit_heard(self, reply: _Reply, played: int) -> None:
         heard, cut = heard_prefix(reply.pieces, played)
@@ -611,6 +677,7 @@ class VoiceSession:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            self._discl.abandoned()
 
     async def _on_task_done(self, task: asyncio.Task[_Outcome]) -> None:
         if task is not self._task:
@@ -622,6 +689,7 @@ class VoiceSession:
         exc = task.exception()
         if exc is not None:
             log.error("agent turn failed", exc_info=exc, extra={"call_id": self.info.call_id})
+            self._discl.abandoned()  # e.g. the opening's render failed: say it next turn
             if self._mode == "ending":
                 self._done = True
             return
@@ -644,9 +712,7 @@ class VoiceSession:
 
     def _speak(self, text: str, *, interruptible: bool, restart_silence: bool = True) -> None:
         async def run() -> _Outcome:
-            reply = self._new_reply(interruptible=interruptible)
-            await self._synth(reply, text)
-            self._commit(reply, text)
+            await self._say(self._new_reply(interruptible=interruptible), text)
             return _Outcome(restart_silence=restart_silence)
         self._start_task(run())
 
@@ -664,6 +730,8 @@ class VoiceSession:
         held, reply.held = reply.held, []
         for clause, pcm, first in held:
             self._enqueue(reply, clause, pcm, first)
+        if reply.discloses and self._call is not None:
+            self._discl.queued(reply, reply.pieces, self._call.output.played_position)
 
     async def _synth(self, reply: _Reply, text: str) -> None:
         reply.text_parts.append(text)
@@ -717,6 +785,7 @@ class VoiceSession:
             self._open_reply(reply)
         else:
             reply.live = False  # held until release() opens it
+        disclose = self._claim_disclosure(reply)  # owed: said before the reply's words
 
         first_said = asyncio.Event()  # the first clause is synthesized
         rendering = [False]  # consume() is synthesizing a clause
@@ -748,8 +817,9 @@ class VoiceSession:
                             # for nothing more until it is rendered (they share the CPU).
                             await first_said.wait()
                     if delta.tool_call is not None:
-                        action = parse_tool_call(delta.tool_call, zone=self.info.zone,
-                                                 now=self.clock.now())
+                        action = parse_tool_call(delta.tool_call, now=self.clock.now(),
+                                                 zones=self._zones,
+                                                 window=self.campaign.calling_window)
                         actions.append(action)
                         if isinstance(action, OptOut):
                             return  # stop talking; the loop confirms and hangs up
@@ -763,6 +833,8 @@ class VoiceSession:
                     await aclose()
 
         async def consume() -> None:
+            if disclose:
+                await self._speak_disclosure(reply)
             while (clause := await clauses.get()) is not None:
                 rendering[0] = True
                 try:
@@ -784,6 +856,10 @@ class VoiceSession:
                 tg.create_task(release(*gate))
         spoken = " ".join(p.text for p in reply.pieces)
         self._commit(reply, spoken)
+        own = reply.pieces
+        if disclose and own and own[0].text == self._discl.text:
+            own = own[1:]  # the owed disclosure is not an answer: a tool result still needs one
+        said = bool(own)
         terminal: OptOut | EndCall | Transfer | None = None
         for action in actions:
             result = await self._apply_tool(action)
@@ -792,10 +868,10 @@ class VoiceSession:
             elif result is not None:
                 self._messages.append(ChatMessage("tool", result))
         if terminal is not None:
-            return _Outcome(terminal, source="tool", spoke=bool(spoken))
-        if not spoken and actions and followups < self.config.max_followups:
+            return _Outcome(terminal, source="tool", spoke=said)
+        if not said and actions and followups < self.config.max_followups:
             return await self._respond(_Reply(started=self.clock.monotonic()), followups + 1)
-        return _Outcome(spoke=bool(spoken))
+        return _Outcome(spoke=said)
 
     async def _synth_clause(self, reply: _Reply, clause: str) -> None:
         first = True
@@ -872,17 +948,14 @@ class VoiceSession:
     async def _do_transfer(self, port: TransferPort, speak: bool) -> _Outcome:
         assert self._call is not None and self.campaign.transfer is not None
         if speak:
-            reply = self._new_reply(interruptible=False)
-            await self._synth_clause(reply, self._lines.transfer)
-            self._commit(reply, self._lines.transfer)
+            await self._say(self._new_reply(interruptible=False), self._lines.transfer)
         await self._call.output.wait_drained()
         try:
             await port.transfer(self.info.call_id, self.campaign.transfer)
         except Exception:
             log.exception("transfer failed", extra={"call_id": self.info.call_id})
-            reply = self._new_reply(interruptible=False)
-            await self._synth_clause(reply, self._lines.transfer_unavailable)
-            self._commit(reply, self._lines.transfer_unavailable)
+            await self._say(self._new_reply(interruptible=False),
+                            self._lines.transfer_unavailable)
             await self._call.hangup(drain=True)
             return _Outcome()
         self._ended_by = "transfer"
@@ -929,13 +1002,6 @@ class VoiceSession:
         self._end(render(message, self.info.variables))
 
 
-def _local_now(now: datetime, zone: str | None) -> datetime:
-    try:
-        return now.astimezone(ZoneInfo(zone)) if zone else now
-    except (ZoneInfoNotFoundError, ValueError):
-        return now
-
-
 def _ms(seconds: float) -> float:
     return round(seconds * 1000.0, 1)
 
@@ -952,14 +1018,13 @@ class VoiceSessionFactory:
 
     def create(self, *, campaign: Campaign, call_id: str, phone: str,
                variables: Mapping[str, str] | None = None, zone: str | None = None,
-               amd: AmdStatus | None = None,
-               amd_lookup: Callable[[], AmdStatus | None] | None = None,
+               amd: AmdStatus | None = None, amd_wait: AmdWait | None = None,
                opening: str | None = None) -> VoiceSession:
         """One session (a SessionHandler) per call. For inbound calls pass phone="" and
         the caller's number is taken from the connection."""
         info = CallInfo(call_id=call_id, phone=phone, campaign=campaign,
                         variables=dict(variables or {}), zone=zone, amd=amd,
-                        amd_lookup=amd_lookup, opening=opening)
+                        amd_wait=amd_wait, opening=opening)
         return VoiceSession(info, self.engines, self.ports, self.clock, self.config)
 
     def inbound_handler(self, campaign: Campaign, *, opening: str | None = None,

@@ -6,6 +6,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from televox_pbx.config.campaign import has_ai_disclosure
+
 # A clause ends at . ! ? , ; : followed by whitespace (so "3.5" and "a.m." mid-word stay),
 # or at the end of the text so far when a word of two or more letters ends there: the LLM
 # streams "." as its own token, and waiting for the next token's space cost a decode
@@ -100,6 +102,28 @@ class ClauseSplitter:
     def flush(self) -> str | None:
         piece, self._buf = self._buf.strip(), ""
         return piece or None
+
+
+_SENTENCE_END = re.compile(r"[.!?](?=\s)")
+
+
+def split_disclosure(text: str) -> tuple[str, str | None, str]:
+    """(before, the sentence that says the caller is an AI, after). The session plays the
+    sentence as a piece of its own so it knows when the callee has heard all of it.
+    (text, None, "") when no sentence says it."""
+    sentences: list[str] = []
+    start = 0
+    for m in _SENTENCE_END.finditer(text):
+        piece = text[start:m.end()].strip()
+        if piece and not _ABBREV.search(piece):  # "Dr. Lee" is one sentence
+            sentences.append(piece)
+            start = m.end()
+    if text[start:].strip():
+        sentences.append(text[start:].strip())
+    for i, sentence in enumerate(sentences):
+        if has_ai_disclosure(sentence):
+            return " ".join(sentences[:i]), sentence, " ".join(sentences[i + 1:])
+    return text, None, ""
 
 
 @dataclass(frozen=True, slots=True)
