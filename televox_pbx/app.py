@@ -28,6 +28,8 @@ from televox_pbx.clock import Clock, SystemClock
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.config.loader import ConfigError, find_campaign
 from televox_pbx.config.settings import Settings
+from televox_pbx.control.server import ControlServer
+from televox_pbx.control.service import start_control
 from televox_pbx.domain import AmdStatus, CallOutcome, Disposition, OriginateRequest
 from televox_pbx.store import Store
 from televox_pbx.store.attempts import (
@@ -139,9 +141,11 @@ class Health:
 class App:
     def __init__(self, settings: Settings, *, clock: Clock | None = None,
                  load_models: bool = True, engines: SessionEngines | None = None,
-                 audiosocket_port: int | None = None, recover: bool = True) -> None:
+                 audiosocket_port: int | None = None, recover: bool = True,
+                 control: bool = True) -> None:
         """`recover=False`: a short-lived App beside the daemon (`televox call`) leaves the
-        daemon's unfinished attempts alone."""
+        daemon's unfinished attempts alone. `control=False`: no control channel (only
+        the daemon serves one)."""
         self.settings = settings
         self.clock = clock or SystemClock()
         self.load_models = load_models or engines is not None
@@ -159,6 +163,8 @@ class App:
         self._results: ResultLog | None = None
         self._logins = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._control = control and settings.control.enabled
+        self.control: ControlServer | None = None
 
     @property
     def ami_mode(self) -> str:
@@ -168,6 +174,8 @@ class App:
 
     async def start(self) -> None:
         s = self.settings
+        if self._control:  # first: a second daemon on this database stops here
+            self.control = await start_control(self)
         self.store = store = await Store.open(s.database.path)
         engines = await self._load_engines()
         self._results = ResultLog(store)
@@ -379,6 +387,9 @@ class App:
 
     async def stop(self) -> None:
         """Staged: dialing has stopped (run returned) -> calls drain -> sockets -> store."""
+        if self.control is not None:
+            await self.control.close()
+            self.control = None
         if self.audiosocket is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.audiosocket.wait_idle(), DRAIN_CALLS_S)

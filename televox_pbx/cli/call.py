@@ -1,12 +1,14 @@
 """`televox call PHONE`: place one call now, through the daemon's own dial path.
 
-An App runs in this process (the embedded simulator when no Asterisk is configured). The
-number goes through the same compliance gate as campaign dialing (DNC, calling window in
-the callee's local time) and the same `Dialer.call_now`; nothing here sends an Originate
-itself. The live transcript is printed while the call runs.
+When a daemon serves this database, the request goes to it over its control channel
+(televox_pbx/control): the daemon asks its gate, dials with its own dialer and streams
+the live transcript and the result back. Otherwise an App runs in this process (the
+embedded simulator when no Asterisk is configured). Either way the number goes through
+the same compliance gate as campaign dialing (DNC, calling window in the callee's local
+time) and the same `Dialer.call_now`; nothing here sends an Originate itself.
 
-Exit codes: 0 the call was placed and finished; 2 refused (gate, DNC, dialer); 1 anything
-else (bad config, no models, PBX unreachable, timed out).
+Exit codes: 0 the call was placed and finished; 2 refused (gate, DNC, already in a call,
+dialer); 1 anything else (bad config, no models, PBX unreachable, timed out).
 """
 
 from __future__ import annotations
@@ -16,67 +18,50 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from televox_pbx.campaigns import gate
-from televox_pbx.campaigns.importer import RowStatus, import_records
-from televox_pbx.campaigns.mapping import MappingError, normalize_header
+from televox_pbx.campaigns.mapping import normalize_header
 from televox_pbx.cli.campaign_import import default_actor
 from televox_pbx.cli.common import settings_from_args
 from televox_pbx.clock import Clock, SystemClock
 from televox_pbx.config.campaign import Campaign
-from televox_pbx.config.loader import ConfigError, campaign_files, find_campaign, load_campaign
 from televox_pbx.config.settings import Settings
+from televox_pbx.control import client as control
+from televox_pbx.control import refusals
+from televox_pbx.control.callnow import (
+    ADHOC_CAMPAIGN,
+    DEFAULT_TIMEOUT_S,
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_REFUSED,
+    CallError,
+    CallRequest,
+    campaign_for,
+    contact_id_for,
+    hangup,
+    live_call,
+    summary_from_wire,
+    wait_final,
+)
+from televox_pbx.control.taps import tapped
 from televox_pbx.store import Store
 from televox_pbx.store.attempts import is_final_status
-from televox_pbx.store.call_lookup import (
-    AttemptSummary,
-    attempt_summary,
-    contact_for_phone,
-    settled,
-)
+from televox_pbx.store.call_lookup import AttemptSummary
 from televox_pbx.store.campaigns import upsert_campaign
 from televox_pbx.store.transcripts import recordings
-from televox_pbx.voice.interfaces import AudioChunk, Stt, Transcript, Tts
 from televox_pbx.voice.session import Engines
 
 if TYPE_CHECKING:
     from televox_pbx.app import App
 
-ADHOC_CAMPAIGN = "adhoc-call"
-# Used for ad-hoc calls on the embedded simulator when nothing better is known.
-SIM_CALLER_ID = "+15550100000"
-SIM_TRUNK = "trunk"
-DEFAULT_TIMEOUT_S = 900.0
-# After --timeout hangs the call up, how long the PBX gets to report the hang-up.
-HANGUP_WAIT_S = 15.0
-EXIT_OK, EXIT_ERROR, EXIT_REFUSED = 0, 1, 2
+__all__ = ["ADHOC_CAMPAIGN", "CallError", "CallReport", "CallRequest", "TranscriptPrinter",
+           "campaign_for", "place_call", "precheck", "register"]
 
-class CallError(Exception):
-    """Not dialled: say why; exit 2 for a compliance refusal, else 1."""
-
-    def __init__(self, reason: str, code: int = EXIT_ERROR) -> None:
-        super().__init__(reason)
-        self.code = code
-
-
-@dataclass(frozen=True, slots=True)
-class CallRequest:
-    phone: str
-    campaign: str | None = None  # a campaigns_dir YAML; else ad-hoc from opening + goal
-    opening: str | None = None
-    goal: str | None = None
-    name: str | None = None
-    timezone: str | None = None
-    variables: dict[str, str] = field(default_factory=dict)
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    caller_id: str | None = None
-    trunk: str | None = None
-    persona: str = "Alex"
-    business: str = "Televox"
+Fail = Callable[[int, str], "CallReport"]
 
 
 @dataclass(slots=True)
@@ -89,6 +74,7 @@ class CallReport:
     summary: AttemptSummary | None = None
     recording: Path | None = None
     originates: int | None = None  # Originates the embedded simulator saw (None: Asterisk)
+    via_daemon: bool = False  # placed by the running daemon over its control channel
 
 
 def register(sub: Any) -> None:
@@ -154,51 +140,6 @@ async def _main(settings: Settings, req: CallRequest, *, load_models: bool) -> i
     return report.exit_code
 
 
-# --- the campaign -------------------------------------------------------------------
-
-
-def campaign_for(settings: Settings, req: CallRequest) -> Campaign:
-    """The named campaign's YAML, or an ad-hoc one (default calling window and zones)."""
-    if req.campaign is not None:
-        try:
-            found = find_campaign(settings, req.campaign)
-        except ConfigError as exc:
-            raise CallError("\n".join(str(i) for i in exc.issues)) from exc
-        if found is None:
-            raise CallError(f"{settings.campaigns_dir / req.campaign}.yaml: no such campaign")
-        return found
-    if not req.opening or not req.goal:
-        raise CallError("an ad-hoc call needs --opening and --goal")
-    from televox_pbx.agent.prompts import ensure_disclosure
-
-    caller_id, trunk = _line_for(settings, req)
-    try:
-        return Campaign.model_validate({
-            "name": ADHOC_CAMPAIGN, "caller_id": caller_id, "trunk": trunk,
-            "agent": {"persona_name": req.persona, "business": req.business,
-                      "opening_line": ensure_disclosure(req.opening), "goal": req.goal}})
-    except ValueError as exc:
-        raise CallError(f"ad-hoc campaign: {exc}") from exc
-
-
-def _line_for(settings: Settings, req: CallRequest) -> tuple[str, str]:
-    """Caller ID and trunk: the flags, else the first campaign on disk that loads, else
-    (simulator only) test values. A real trunk is never guessed."""
-    if req.caller_id and req.trunk:
-        return req.caller_id, req.trunk
-    for path in campaign_files(settings.campaigns_dir) if settings.campaigns_dir.is_dir() \
-            else []:
-        try:
-            other = load_campaign(path)
-        except ConfigError:
-            continue
-        return req.caller_id or other.caller_id, req.trunk or other.trunk
-    if settings.ami.host:
-        raise CallError("ad-hoc call on Asterisk: give --caller-id and --trunk "
-                        "(no campaign to borrow them from)")
-    return req.caller_id or SIM_CALLER_ID, req.trunk or SIM_TRUNK
-
-
 # --- live transcript ----------------------------------------------------------------
 
 
@@ -243,34 +184,6 @@ class TranscriptPrinter:
         self._out.write(text + "\n")
         self._out.flush()
 
-
-class _TappedStt:
-    def __init__(self, inner: Stt, printer: TranscriptPrinter) -> None:
-        self._inner = inner
-        self._printer = printer
-
-    async def transcribe(self, audio: AudioChunk) -> Transcript:
-        result = await self._inner.transcribe(audio)
-        self._printer.say("callee", result.text)
-        return result
-
-
-class _TappedTts:
-    def __init__(self, inner: Tts, printer: TranscriptPrinter) -> None:
-        self._inner = inner
-        self._printer = printer
-        self.sample_rate = inner.sample_rate
-
-    def synthesize(self, text: str) -> AsyncIterator[AudioChunk]:
-        self._printer.say("agent", text)
-        return self._inner.synthesize(text)
-
-
-def tapped(engines: Engines, printer: TranscriptPrinter) -> Engines:
-    return Engines(vad=engines.vad, stt=_TappedStt(engines.stt, printer), llm=engines.llm,
-                   tts=_TappedTts(engines.tts, printer))
-
-
 # --- placing the call ---------------------------------------------------------------
 
 
@@ -287,42 +200,12 @@ async def precheck(settings: Settings, campaign: Campaign, req: CallRequest,
         await store.close()
 
 
-def refusal_text(decision: gate.GateDecision) -> str:
-    text = f"{decision.reason.value}: {decision.detail}"
-    if decision.next_open_at is not None:
-        text += f"; the window opens at {decision.next_open_at.isoformat()}"
-    return text
-
-
-async def _contact_id(store: Store, campaign: Campaign, campaign_id: int, req: CallRequest,
-                      e164: str) -> int:
-    """Add the callee with the importer (one manual-entry record), or reuse the contact
-    that already has this number in the campaign."""
-    existing = await contact_for_phone(store, campaign_id, e164)
-    if existing is not None:
-        return existing
-    # Variables travel under their own headers, so `--var phone=...` cannot clash.
-    record = {f"var_{k}": v for k, v in req.variables.items()}
-    explicit = {f"var_{k}": f"var:{k}" for k in req.variables}
-    record["phone"], explicit["phone"] = e164, "phone"
-    if req.name:
-        record["name"], explicit["name"] = req.name, "name"
-    if req.timezone:
-        record["timezone"], explicit["timezone"] = req.timezone, "timezone"
+async def _in_a_call(settings: Settings, e164: str) -> bool:
+    store = await Store.open(settings.database.path)
     try:
-        _, summary = await import_records(store, campaign, campaign_id, [record],
-                                          source="call", origin="televox call",
-                                          actor=default_actor(), explicit=explicit)
-    except MappingError as exc:
-        raise CallError(f"--var: {exc}") from exc
-    for issue in summary.rejects():
-        # DNC here: the number went on the list after the gate's first look.
-        raise CallError(f"contact not added: {issue.status.value}: {issue.reason}",
-                        EXIT_REFUSED if issue.status is RowStatus.DNC else EXIT_ERROR)
-    found = await contact_for_phone(store, campaign_id, e164)
-    if found is None:
-        raise CallError("contact not added")
-    return found
+        return await live_call(store, e164)
+    finally:
+        await store.close()
 
 
 async def place_call(settings: Settings, req: CallRequest, *, engines: Engines | None = None,
@@ -330,42 +213,130 @@ async def place_call(settings: Settings, req: CallRequest, *, engines: Engines |
                      audiosocket_port: int | None = None,
                      out: TextIO | None = None, err: TextIO | None = None,
                      interrupt: asyncio.Event | None = None) -> CallReport:
-    """The whole command. `engines` replaces the models (tests pass scripted fakes);
-    `interrupt` set before dialling aborts, set during the call hangs it up."""
+    """The whole command. A running daemon places the call; else this process does, and
+    `engines` replaces the models (tests pass scripted fakes). `interrupt` set before
+    dialling aborts, set during the call hangs it up."""
     out = out or sys.stdout
     err = err or sys.stderr
     clock = clock or SystemClock()
+    interrupt = interrupt or asyncio.Event()
 
     def fail(code: int, reason: str) -> CallReport:
         print(f"call refused: {reason}" if code == EXIT_REFUSED else f"call: {reason}",
               file=err)
         return CallReport(code, reason)
 
+    check_only = engines is None and not load_models
+    try:
+        conn = await control.connect(settings)
+    except control.ClientError as exc:
+        return fail(EXIT_ERROR, str(exc))
+    if conn is not None:
+        report = await _via_daemon(conn, req, check_only, clock, out, fail, interrupt)
+        report.via_daemon = True
+        return report
     try:
         campaign = campaign_for(settings, req)
     except CallError as exc:
         return fail(EXIT_ERROR, str(exc))
     decision = await precheck(settings, campaign, req, clock)
     if not decision.allowed or decision.e164 is None:
-        return fail(EXIT_REFUSED, refusal_text(decision))
-    if engines is None and not load_models:
+        return fail(EXIT_REFUSED,
+                    refusals.from_gate(decision, campaign, settings.workspace).reason)
+    if await _in_a_call(settings, decision.e164):
+        return fail(EXIT_REFUSED, refusals.in_call().reason)
+    if check_only:
         return fail(EXIT_ERROR, "the gate allows this call, but without the voice models "
                                 "(--no-models) nobody would talk on it; not dialling")
     return await _dial(settings, campaign, req, decision.e164, engines, load_models, clock,
-                       audiosocket_port, out, fail, interrupt or asyncio.Event())
+                       audiosocket_port, out, fail, interrupt)
+
+
+# --- through the daemon -------------------------------------------------------------
+
+
+async def _via_daemon(conn: control.Connection, req: CallRequest, check_only: bool,
+                      clock: Clock, out: TextIO, fail: Fail,
+                      interrupt: asyncio.Event) -> CallReport:
+    """Send the request, print what the daemon streams back; Ctrl-C asks it to hang up."""
+    printer = TranscriptPrinter(out, clock)
+    relay = asyncio.create_task(_hangup_when(interrupt, conn), name="call-interrupt")
+    call_id: str | None = None
+    try:
+        if interrupt.is_set():
+            return fail(EXIT_ERROR, "interrupted before dialling")
+        await conn.request("call", {"request": req.to_wire(), "check_only": check_only,
+                                    "actor": default_actor()})
+        async for ev in conn.events():
+            kind, text = ev.get("event"), str(ev.get("text") or "")
+            if kind == "say":
+                printer.say(str(ev.get("speaker") or "?"), text)
+            elif kind == "note":
+                printer.note(text)
+            elif kind == "calling":
+                call_id = str(ev.get("call_id"))
+                print(f"calling {ev.get('phone')} (campaign {ev.get('campaign')}, call "
+                      f"{call_id}, placed by the running daemon)", file=out, flush=True)
+            elif kind in ("refused", "error", "allowed"):
+                printer.end_line()
+                return _answer(kind, ev, fail)
+            elif kind == "done":
+                printer.end_line()
+                return _done(ev, out)
+        printer.end_line()
+        return fail(EXIT_ERROR, "the daemon closed the connection before the call's result"
+                    + (f"; look up call {call_id} later" if call_id else ""))
+    except control.ClientError as exc:
+        return fail(EXIT_ERROR, str(exc))
+    except (ConnectionError, OSError) as exc:
+        return fail(EXIT_ERROR, f"lost the daemon's control channel ({exc})")
+    finally:
+        printer.end_line()
+        relay.cancel()
+        await conn.close()
+
+
+async def _hangup_when(interrupt: asyncio.Event, conn: control.Connection) -> None:
+    await interrupt.wait()
+    with contextlib.suppress(ConnectionError, OSError):
+        await conn.send({"op": "hangup"})
+
+
+def _answer(kind: object, ev: dict[str, Any], fail: Fail) -> CallReport:
+    reason = str(ev.get("reason") or "no reason given")
+    if kind == "refused":
+        return fail(EXIT_REFUSED, reason)
+    if kind == "allowed":
+        return fail(EXIT_ERROR, "the gate allows this call; --no-models only asks, so it is "
+                                "not dialled")
+    return fail(EXIT_ERROR, reason)
+
+
+def _done(ev: dict[str, Any], out: TextIO) -> CallReport:
+    summary = summary_from_wire(ev.get("summary"))
+    recording = ev.get("recording")
+    report = CallReport(EXIT_OK, "finished", str(ev.get("call_id")), summary,
+                        Path(recording) if isinstance(recording, str) else None)
+    if ev.get("finished") is not True:
+        report.exit_code, report.reason = EXIT_ERROR, "the call did not finish in time"
+    _print_report(report, out)
+    return report
+
+
+# --- in this process (no daemon running) --------------------------------------------
 
 
 async def _dial(settings: Settings, campaign: Campaign, req: CallRequest, e164: str,
                 engines: Engines | None, load_models: bool, clock: Clock,
-                audiosocket_port: int | None, out: TextIO,
-                fail: Callable[[int, str], CallReport], interrupt: asyncio.Event) -> CallReport:
+                audiosocket_port: int | None, out: TextIO, fail: Fail,
+                interrupt: asyncio.Event) -> CallReport:
     from televox_pbx.ami.client import ConnectionState
     from televox_pbx.app import App  # the daemon's whole graph: only when dialling
 
     if audiosocket_port is None and not settings.ami.host:
         audiosocket_port = 0  # the embedded simulator is told the port; a daemon may hold ours
     app = App(settings, clock=clock, load_models=load_models, engines=engines,
-              audiosocket_port=audiosocket_port, recover=False)
+              audiosocket_port=audiosocket_port, recover=False, control=False)
     printer = TranscriptPrinter(out, clock)
     tasks: list[asyncio.Task[None]] = []
     try:
@@ -378,12 +349,13 @@ async def _dial(settings: Settings, campaign: Campaign, req: CallRequest, e164: 
         assert app.eventlog is not None
         if app.factory is None:
             return fail(EXIT_ERROR, "no voice engines loaded; not dialling")
-        app.factory.engines = tapped(app.factory.engines, printer)
+        app.factory.engines = tapped(app.factory.engines, printer.say)
         if client.state is not ConnectionState.LOGGED_IN:
             return fail(EXIT_ERROR, f"the PBX is not reachable over AMI ({client.state.value})")
         campaign_id = await upsert_campaign(store, campaign)
         try:
-            contact_id = await _contact_id(store, campaign, campaign_id, req, e164)
+            contact_id = await contact_id_for(store, campaign, campaign_id, req, e164,
+                                              actor=default_actor())
         except CallError as exc:
             return fail(exc.code, str(exc))
         # No dialer loop here: a running campaign in this database stays the daemon's.
@@ -393,13 +365,20 @@ async def _dial(settings: Settings, campaign: Campaign, req: CallRequest, e164: 
             return fail(EXIT_ERROR, "interrupted before dialling")
         result = await runner.dialer.call_now(contact_id)
         if result.call_id is None:
-            refused = fail(EXIT_REFUSED, result.reason)
+            def recheck() -> gate.GateDecision:
+                return gate.decide_window(gate.GateContext(
+                    campaign=campaign, phone=e164, now=clock.now(),
+                    workspace=settings.workspace, contact_tz=req.timezone), e164)
+            refused = fail(EXIT_REFUSED, refusals.from_call_now(
+                result.reason, getattr(result, "code", None), campaign, settings.workspace,
+                recheck).reason)
             refused.originates = _originates(app)
             return refused
         call_id = result.call_id
         print(f"calling {e164} (campaign {campaign.name}, call {call_id})", file=out,
               flush=True)
-        summary = await _wait_final(app, call_id, req.timeout_s, printer, interrupt)
+        summary = await wait_final(store, clock, call_id, req.timeout_s, interrupt,
+                                   lambda: hangup(client, call_id), printer.note)
         printer.end_line()
         report = CallReport(EXIT_OK, "finished", call_id, summary,
                             originates=_originates(app))
@@ -419,46 +398,6 @@ async def _dial(settings: Settings, campaign: Campaign, req: CallRequest, e164: 
 
 def _originates(app: App) -> int | None:
     return len(app.sim.actions_named("Originate")) if app.sim is not None else None
-
-
-async def _final(store: Store, call_id: str, until: float,
-                 interrupt: asyncio.Event | None = None) -> AttemptSummary | None:
-    """The attempt once the dialer has fully processed its result (or at `until`, or
-    when interrupted)."""
-    loop = asyncio.get_running_loop()
-    while loop.time() < until and not (interrupt is not None and interrupt.is_set()):
-        if await settled(store, [call_id]):
-            break
-        await asyncio.sleep(0.1)  # results land in the store; poll it
-    return await attempt_summary(store, call_id)
-
-
-async def _wait_final(app: App, call_id: str, timeout_s: float, printer: TranscriptPrinter,
-                      interrupt: asyncio.Event) -> AttemptSummary | None:
-    """Until the dialer has stored the final result; past the timeout (or on Ctrl-C),
-    hang up first."""
-    store = app.store
-    assert store is not None
-    loop = asyncio.get_running_loop()
-    await _final(store, call_id, loop.time() + timeout_s, interrupt)
-    if await settled(store, [call_id]):
-        return await attempt_summary(store, call_id)
-    why = "interrupted" if interrupt.is_set() else f"timeout after {timeout_s:g} s"
-    printer.note(f"{why}: hanging up")
-    with contextlib.suppress(Exception):
-        await _hangup(app, call_id)
-    return await _final(store, call_id, loop.time() + HANGUP_WAIT_S)
-
-
-async def _hangup(app: App, call_id: str) -> None:
-    """AMI Hangup of the call's channel (found by its uniqueid, the call id)."""
-    client = app.client
-    assert client is not None
-    for msg in await client.status():
-        channel = msg.get("Channel")
-        if (msg.get("Uniqueid") or "").lower() == call_id.lower() and channel:
-            await client.send_action([("Action", "Hangup"), ("Channel", channel),
-                                      ("Cause", "16")])
 
 
 def _print_report(report: CallReport, out: TextIO) -> None:

@@ -114,8 +114,12 @@ def resolve_settings_paths(settings: Settings, base: Path) -> Settings:
     ami = settings.ami
     if ami.secret_file is not None:
         ami = ami.model_copy(update={"secret_file": rel(ami.secret_file)})
+    control = settings.control.model_copy(update={
+        k: rel(v) for k, v in (("socket_path", settings.control.socket_path),
+                               ("token_path", settings.control.token_path)) if v is not None})
     return settings.model_copy(update={
         "ami": ami,
+        "control": control,
         "campaigns_dir": rel(settings.campaigns_dir),
         "recordings_dir": rel(settings.recordings_dir),
         "simulator": settings.simulator.model_copy(update={

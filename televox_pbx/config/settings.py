@@ -104,6 +104,15 @@ class SimulatorSettings(_Strict):
     recordings_dir: Path = Path("var/sim")
 
 
+class ControlSettings(_Strict):
+    """The daemon's local control channel (`televox call` goes through it): a Unix socket
+    and a token file, both mode 0600. Unset paths sit next to the database."""
+
+    enabled: bool = True
+    socket_path: Path | None = None  # default: <database dir>/<database stem>.sock
+    token_path: Path | None = None  # default: <database dir>/<database stem>.token
+
+
 class Settings(_Strict):
     ami: AmiSettings = AmiSettings()
     audiosocket: AudioSocketSettings = AudioSocketSettings()
@@ -121,3 +130,4 @@ class Settings(_Strict):
     # The campaign whose agent answers inbound calls; none means inbound calls are refused.
     inbound_campaign: str | None = None
     max_concurrent_calls: int = Field(default=10, ge=1, le=1000)
+    control: ControlSettings = ControlSettings()
