@@ -20,7 +20,7 @@ from televox_pbx.config.campaign import Campaign
 from televox_pbx.config.loader import ConfigError, campaign_files, find_campaign, load_campaign
 from televox_pbx.config.settings import Settings
 from televox_pbx.store import Store
-from televox_pbx.store.attempts import UNFINISHED
+from televox_pbx.store.attempts import has_live_attempt
 from televox_pbx.store.call_lookup import (
     AttemptSummary,
     attempt_summary,
@@ -152,15 +152,9 @@ def _line_for(settings: Settings, req: CallRequest) -> tuple[str, str]:
 
 
 async def live_call(store: Store, e164: str) -> bool:
-    """Whether this number has an attempt in progress, in any campaign or direction.
-
-    A quick look for a refusal in words before anything loads; the dialer's claim is what
-    decides (with the store's one-live-attempt-per-number guard)."""
-    marks = ",".join("?" * len(UNFINISHED))
-    row = await store.fetchone(
-        f"SELECT 1 FROM call_attempts WHERE phone = ? AND status IN ({marks}) LIMIT 1",
-        (e164, *UNFINISHED))
-    return row is not None
+    """A quick look for a refusal in words before anything loads; the dialer's claim is
+    what decides (with the store's one-live-attempt-per-number guard)."""
+    return await has_live_attempt(store, e164)
 
 
 async def contact_id_for(store: Store, campaign: Campaign, campaign_id: int, req: CallRequest,

@@ -189,6 +189,14 @@ async def unfinished_attempts(store: Store) -> list[AttemptRow]:
     return [_row(r) for r in rows]
 
 
+async def has_live_attempt(store: Store, phone: str) -> bool:
+    """This number has an attempt in progress, in any campaign or direction."""
+    row = await store.fetchone(
+        f"SELECT 1 FROM call_attempts WHERE phone = ? AND status IN {_UNFINISHED_SQL} LIMIT 1",
+        (phone,))
+    return row is not None
+
+
 async def in_flight(store: Store, campaign_id: int | None = None) -> int:
     if campaign_id is None:
         row = await store.fetchone(
