@@ -415,9 +415,10 @@ async def test_without_a_daemon_a_live_attempt_still_refuses(settings: Settings)
         await import_records(store, campaign, cid, [{"phone": LONG}], source="test")
         contact = await store.fetchone("SELECT id FROM contacts")
         assert contact is not None
-        await att.write_intent(store, att.Intent(
+        await att.claim(store, att.Intent(
             call_id="live-1", campaign_id=cid, contact_id=int(contact["id"]), phone=LONG,
-            phone_position=1, retry_pass=1, gate_reason="test"), datetime.now(UTC))
+            phone_position=1, retry_pass=1, gate_reason="test"), datetime.now(UTC),
+            "default")
     finally:
         await store.close()
     report = await refused(settings, LONG, campaign="other")
