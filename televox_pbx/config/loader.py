@@ -114,8 +114,16 @@ def resolve_settings_paths(settings: Settings, base: Path) -> Settings:
     ami = settings.ami
     if ami.secret_file is not None:
         ami = ami.model_copy(update={"secret_file": rel(ami.secret_file)})
+    http = settings.http
+    if http.api_token_file is not None:
+        http = http.model_copy(update={"api_token_file": rel(http.api_token_file)})
+    hooks = settings.webhooks.model_copy(update={"subscriptions": [
+        sub.model_copy(update={"secret_file": rel(sub.secret_file)}) if sub.secret_file
+        else sub for sub in settings.webhooks.subscriptions]})
     return settings.model_copy(update={
         "ami": ami,
+        "http": http,
+        "webhooks": hooks,
         "campaigns_dir": rel(settings.campaigns_dir),
         "recordings_dir": rel(settings.recordings_dir),
         "simulator": settings.simulator.model_copy(update={
