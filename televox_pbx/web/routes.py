@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel
 
 from televox_pbx.web.errors import ApiError, Handler
@@ -147,6 +148,14 @@ async def read_upload(request: web.Request, limit: int) -> bytes:
         return await read_body(request, limit)
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "body_too_large", f"the body is over {limit} bytes")
+    try:
+        return await _first_file(request, limit)
+    except (HttpProcessingError, ValueError, AssertionError) as exc:
+        # A malformed form is the client's mistake (aiohttp's parser asserts on some).
+        raise ApiError(400, "invalid_multipart", str(exc)[:200] or "malformed form") from None
+
+
+async def _first_file(request: web.Request, limit: int) -> bytes:
     reader = await request.multipart()
     async for part in reader:
         if not isinstance(part, BodyPartReader) or part.filename is None:
