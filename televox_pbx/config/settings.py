@@ -150,7 +150,8 @@ class WebhookSettings(_Strict):
     give_up_after_h: float = Field(default=24.0, gt=0,
                                    description="No retry later than this after the event.")
     poll_interval_s: float = Field(default=1.0, gt=0)
-    max_in_flight: int = Field(default=4, ge=1, le=64)
+    max_in_flight: int = Field(default=4, ge=1, le=64,
+                               description="Deliveries under way at once, per subscription.")
 
 
 class EventLogSettings(_Strict):

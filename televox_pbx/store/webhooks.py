@@ -111,14 +111,18 @@ def _delivery(r: Any) -> Delivery:
                     r["delivered_at"])
 
 
-async def due_deliveries(store: Store, now: datetime, limit: int,
-                         skip: Sequence[int] = ()) -> list[Delivery]:
-    """Pending deliveries whose next attempt is due, oldest first; `skip`: in flight."""
-    marks = ",".join("?" * len(skip)) or "NULL"
+async def due_deliveries(store: Store, now: datetime, limit: int, skip: Sequence[int] = (),
+                         full: Sequence[str] = ()) -> list[Delivery]:
+    """Pending deliveries whose next attempt is due, oldest first; `skip`: in flight;
+    `full`: subscriptions that may not start another one now."""
+    # (NOT IN over an empty list would need `NOT IN (NULL)`, which matches nothing.)
+    busy = f" AND id NOT IN ({','.join('?' * len(skip))})" if skip else ""
+    if full:
+        busy += f" AND subscription NOT IN ({','.join('?' * len(full))})"
     rows = await store.fetchall(
         f"SELECT {_DCOLS} FROM webhook_deliveries WHERE status = 'pending'"
-        f" AND next_attempt_at <= ? AND id NOT IN ({marks}) ORDER BY next_attempt_at, id"
-        f" LIMIT ?", (iso(now), *skip, limit))
+        f" AND next_attempt_at <= ?{busy} ORDER BY next_attempt_at, id LIMIT ?",
+        (iso(now), *skip, *full, limit))
     return [_delivery(r) for r in rows]
 
 

@@ -130,6 +130,7 @@ class WebhookDispatcher:
         self._agent = user_agent
         self._session: aiohttp.ClientSession | None = None
         self._inflight: dict[int, asyncio.Task[None]] = {}
+        self._inflight_sub: dict[int, str] = {}  # delivery id -> subscription
         self.attempts = 0
         self.delivered = 0
 
@@ -150,20 +151,31 @@ class WebhookDispatcher:
         for _ in range(100):  # bounded: a huge backlog is caught up over several steps
             if not await outbox_step(self._store, self._planner, self._clock.now()):
                 break
-        room = self._settings.max_in_flight - len(self._inflight)
-        if room <= 0:
-            return 0
-        due = await due_deliveries(self._store, self._clock.now(), room, list(self._inflight))
+        # The cap is per subscription: a receiver that hangs ties up its own slots only.
+        cap = self._settings.max_in_flight
+        per_sub: dict[str, int] = {}
+        for sub in self._inflight_sub.values():
+            per_sub[sub] = per_sub.get(sub, 0) + 1
+        full = [s for s, n in per_sub.items() if n >= cap]
+        due = await due_deliveries(self._store, self._clock.now(), cap * len(self._subs) + 1,
+                                   list(self._inflight), full)
+        started = 0
         for d in due:
+            if per_sub.get(d.subscription, 0) >= cap:
+                continue
+            per_sub[d.subscription] = per_sub.get(d.subscription, 0) + 1
             task = asyncio.get_running_loop().create_task(self._deliver(d),
                                                           name=f"webhook-{d.id}")
             self._inflight[d.id] = task
+            self._inflight_sub[d.id] = d.subscription
             task.add_done_callback(self._forget(d.id))
-        return len(due)
+            started += 1
+        return started
 
     def _forget(self, delivery_id: int) -> Callable[[asyncio.Task[None]], None]:
         def done(_task: asyncio.Task[None]) -> None:
             self._inflight.pop(delivery_id, None)
+            self._inflight_sub.pop(delivery_id, None)
         return done
 
     async def drain(self) -> None:
