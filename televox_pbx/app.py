@@ -49,6 +49,7 @@ from televox_pbx.store.transcripts import (
 from televox_pbx.voice.amd import await_verdict
 from televox_pbx.voice.session import CallPorts, SessionConfig, VoiceSessionFactory
 from televox_pbx.voice.session import Engines as SessionEngines
+from televox_pbx.web.call_extras import CallExtras
 
 log = logging.getLogger(__name__)
 
@@ -142,10 +143,11 @@ class App:
     def __init__(self, settings: Settings, *, clock: Clock | None = None,
                  load_models: bool = True, engines: SessionEngines | None = None,
                  audiosocket_port: int | None = None, recover: bool = True,
-                 control: bool = True) -> None:
+                 control: bool = True, http_port: int | None = None) -> None:
         """`recover=False`: a short-lived App beside the daemon (`televox call`) leaves the
         daemon's unfinished attempts alone. `control=False`: no control channel (only
-        the daemon serves one)."""
+        the daemon serves one). `http_port`: serve the API and the outgoing webhooks
+        (0: any free port); None: neither (only the daemon serves them)."""
         self.settings = settings
         self.clock = clock or SystemClock()
         self.load_models = load_models or engines is not None
@@ -165,6 +167,10 @@ class App:
         self._tasks: set[asyncio.Task[None]] = set()
         self._control = control and settings.control.enabled
         self.control: ControlServer | None = None
+        self._http_port = http_port
+        self.web: Any = None  # televox_pbx.web.server.WebService when serving the API
+        # POST /api/v1/calls extras by contact id, taken when that contact's call goes out.
+        self.call_extras: dict[str, CallExtras] = {}
 
     @property
     def ami_mode(self) -> str:
@@ -212,6 +218,9 @@ class App:
             report = await self.runner.recover()
             log.info("recovered unfinished attempts",
                      extra={"kept": len(report.kept), "finalised": len(report.finalised)})
+        if self._http_port is not None:
+            from televox_pbx.web.server import serve_app
+            self.web = await serve_app(self, self._http_port)
 
     async def _load_engines(self) -> SessionEngines | None:
         if self._engines is not None:
@@ -286,6 +295,9 @@ class App:
         variables = {k.removeprefix(_VAR_PREFIX): v for k, v in req.variables.items()
                      if k.startswith(_VAR_PREFIX)}
         call_id = req.call_id.lower()
+        extras = self.call_extras.pop(req.variables.get("TELEVOX_CONTACT_ID", ""), None) \
+            or CallExtras()
+        variables.update(extras.variables)
 
         async def handle(call: CallAudio) -> None:
             campaign = await self._campaign_for(req)
@@ -294,10 +306,11 @@ class App:
                 await call.hangup()
                 return
             session = self.factory.create(
-                campaign=campaign, call_id=call_id, phone=req.phone, variables=variables,
-                zone=req.variables.get("TELEVOX_ZONE") or None,
+                campaign=extras.campaign(campaign), call_id=call_id, phone=req.phone,
+                variables=variables, zone=req.variables.get("TELEVOX_ZONE") or None,
                 amd_wait=lambda timeout_s: await_verdict(
-                    lambda: self._amd_status(req.call_id), self.clock, timeout_s))
+                    lambda: self._amd_status(req.call_id), self.clock, timeout_s),
+                opening=extras.opening)
             await session(call)
         return handle
 
@@ -390,6 +403,8 @@ class App:
         if self.control is not None:
             await self.control.close()
             self.control = None
+        if self.web is not None:
+            await self.web.close()
         if self.audiosocket is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.audiosocket.wait_idle(), DRAIN_CALLS_S)

@@ -37,7 +37,7 @@ async def _main(args: argparse.Namespace, settings: Any) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    app = App(settings, load_models=not args.no_models)
+    app = App(settings, load_models=not args.no_models, http_port=settings.http.port)
     await app.start()
     log.info("televox daemon started", extra={"ami": app.ami_mode,
                                                "database": str(settings.database.path)})

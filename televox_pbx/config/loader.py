@@ -117,9 +117,17 @@ def resolve_settings_paths(settings: Settings, base: Path) -> Settings:
     control = settings.control.model_copy(update={
         k: rel(v) for k, v in (("socket_path", settings.control.socket_path),
                                ("token_path", settings.control.token_path)) if v is not None})
+    http = settings.http
+    if http.api_token_file is not None:
+        http = http.model_copy(update={"api_token_file": rel(http.api_token_file)})
+    hooks = settings.webhooks.model_copy(update={"subscriptions": [
+        sub.model_copy(update={"secret_file": rel(sub.secret_file)}) if sub.secret_file
+        else sub for sub in settings.webhooks.subscriptions]})
     return settings.model_copy(update={
         "ami": ami,
         "control": control,
+        "http": http,
+        "webhooks": hooks,
         "campaigns_dir": rel(settings.campaigns_dir),
         "recordings_dir": rel(settings.recordings_dir),
         "simulator": settings.simulator.model_copy(update={

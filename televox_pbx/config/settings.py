@@ -68,14 +68,90 @@ class ModelSettings(_Strict):
     llm_threads: int = Field(default=2, ge=1)
 
 
+def _read_secret(path: Path | None, env: str | None) -> str | None:
+    if path is not None:
+        return path.read_text(encoding="utf-8").strip() or None
+    return (os.environ.get(env) or None) if env else None
+
+
 class HttpSettings(_Strict):
+    """The HTTP API. Tokens never live in the YAML: they come from a file or an env var."""
+
     bind_host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     api_token_env: str = "TELEVOX_API_TOKEN"
+    # One token per line, `NAME:TOKEN` (NAME is who the audit log names) or a bare TOKEN
+    # (named "api"). Wins over api_token_env when set.
+    api_token_file: Path | None = None
+    max_body_bytes: int = Field(default=1_048_576, ge=1024,
+                                description="Largest JSON request body (413 above).")
+    max_upload_bytes: int = Field(default=50 * 1_048_576, ge=1024,
+                                  description="Largest CSV upload (413 above).")
+    public_url: str | None = Field(
+        default=None, description="Base URL receivers use to reach this API (webhook links); "
+                                  "default http://bind_host:port.")
 
     def api_token(self) -> SecretStr | None:
-        value = os.environ.get(self.api_token_env)
-        return SecretStr(value) if value else None
+        """The first configured token (what a client of this box would use)."""
+        tokens = self.api_tokens()
+        return next(iter(tokens.values()), None)
+
+    def api_tokens(self) -> dict[str, SecretStr]:
+        """name -> token; empty when none is configured (then only /status answers)."""
+        raw = _read_secret(self.api_token_file, None if self.api_token_file
+                           else self.api_token_env)
+        out: dict[str, SecretStr] = {}
+        for line in (raw or "").splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            name, sep, token = line.partition(":")
+            if not sep:
+                name, token = "api", line
+            if token.strip():
+                out.setdefault(name.strip() or "api", SecretStr(token.strip()))
+        return out
+
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.bind_host}:{self.port}").rstrip("/")
+
+
+WebhookEvent = Literal["campaign.lead.updated", "call.completed", "campaign.state.changed"]
+
+
+class WebhookSubscription(_Strict):
+    """One receiver. Payloads are signed with HMAC-SHA256 using its secret, which comes
+    from secret_file or the env var secret_env (never from the YAML)."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    url: str = Field(pattern=r"^https?://")
+    campaigns: list[str] = Field(default_factory=list,
+                                 description="Campaign names; empty means every campaign.")
+    events: list[WebhookEvent] = Field(default_factory=list,
+                                       description="Event types; empty means all of them.")
+    secret_env: str | None = None
+    secret_file: Path | None = None
+
+    def secret(self) -> bytes | None:
+        value = _read_secret(self.secret_file, self.secret_env)
+        return value.encode("utf-8") if value else None
+
+    def wants(self, event: str, campaign: str | None) -> bool:
+        return (not self.events or event in self.events) and (
+            not self.campaigns or campaign in self.campaigns)
+
+
+class WebhookSettings(_Strict):
+    subscriptions: list[WebhookSubscription] = Field(default_factory=list)
+    timeout_s: float = Field(default=10.0, gt=0, description="Per delivery attempt.")
+    retry_base_s: float = Field(default=30.0, gt=0,
+                                description="First retry delay; doubles on each failure.")
+    retry_max_interval_s: float = Field(default=3600.0, gt=0)
+    give_up_after_h: float = Field(default=24.0, gt=0,
+                                   description="No retry later than this after the event.")
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    max_in_flight: int = Field(default=4, ge=1, le=64,
+                               description="Deliveries under way at once, per subscription.")
 
 
 class EventLogSettings(_Strict):
@@ -119,6 +195,7 @@ class Settings(_Strict):
     database: DatabaseSettings = DatabaseSettings()
     models: ModelSettings = ModelSettings()
     http: HttpSettings = HttpSettings()
+    webhooks: WebhookSettings = WebhookSettings()
     events: EventLogSettings = EventLogSettings()
     logging: LoggingSettings = LoggingSettings()
     campaigns_dir: Path = Path("campaigns")
