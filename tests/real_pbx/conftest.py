@@ -44,10 +44,12 @@ REAL = frozenset({"tools", "pbx", "daemon"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test here that needs the real PBX carries the `real_pbx` marker."""
+    """Every test here that needs the real PBX carries the `real_pbx` marker, and the fault
+    cases (they restart Asterisk and kill the daemon) run after all the others."""
     for item in items:
         if HERE in Path(str(item.path)).parents and REAL & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.real_pbx)
+    items.sort(key=lambda item: Path(str(item.path)).name == "test_real_faults.py")
 
 
 @pytest.fixture(scope="session")

@@ -37,9 +37,7 @@ def settings_yaml(address: PbxAddress, *, inbound_campaign: str | None,
     """televox.yaml for a daemon beside this Asterisk (README: "Run against your own
     Asterisk"): AMI host and port, AudioSocket on the port the dialplan dials."""
     return {
-        "ami": {"host": address.host, "port": address.ami_port, "username": "televox",
-                # Notice a restarted Asterisk within seconds (defaults: 10 s and 5 s).
-                "ping_interval_s": 2.0, "ping_timeout_s": 2.0, "reconnect_max_backoff_s": 1.0},
+        "ami": {"host": address.host, "port": address.ami_port, "username": "televox"},
         "audiosocket": {"bind_host": address.host, "port": address.audiosocket_port,
                         "advertise_host": address.host},
         "database": {"path": "televox.db"},
@@ -48,7 +46,6 @@ def settings_yaml(address: PbxAddress, *, inbound_campaign: str | None,
         "logging": {"level": "INFO"},
         "campaigns_dir": "campaigns",
         "recordings_dir": "recordings",
-        "max_concurrent_calls": 4,
         "inbound_campaign": inbound_campaign,
     }
 

@@ -61,10 +61,12 @@ def test_daemon_killed_during_a_call_and_restarted(daemon: Daemon, pbx: Pbx) -> 
     time.sleep(4.0)
     killed = time.time()
     daemon.kill9()
-    # Asterisk sees the AudioSocket connection drop and hangs up the channel.
-    wait_until("the far end to get its BYE", lambda: not _channels(pbx), 15)
-    time.sleep(2.0)
-    daemon.start()
+    try:
+        # Asterisk sees the AudioSocket connection drop and hangs up the channel.
+        wait_until("the channel to be hung up", lambda: not _channels(pbx), 15)
+        time.sleep(2.0)
+    finally:
+        daemon.start()
     daemon.wait_campaign_done("killed", 60)
 
     [attempt] = daemon.attempts(phone)
