@@ -43,8 +43,9 @@ def test_answered_by_a_human(daemon: Daemon) -> None:
 
 
 def test_callee_hangs_up_while_the_agent_speaks(daemon: Daemon) -> None:
-    """A BYE 3 s into the call, in the middle of the agent's opening: the call ends
-    cleanly and its result is stored."""
+    """The callee says hello, then hangs up 4 s into the call, in the middle of the agent's
+    opening: the call ends cleanly, its result is stored, and the transcript holds what was
+    said of the opening, no more."""
     phone = number(2, EARLY_HANGUP)
     daemon.add_campaign("hangup", [{"name": "Sam", "phone": phone}])
     [attempt] = daemon.wait_final(phone, timeout_s=60)
