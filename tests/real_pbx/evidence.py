@@ -68,3 +68,9 @@ def says(text: str, phrase: str) -> bool:
 
 def turns_of(turns: list[dict[str, Any]], speaker: str) -> list[dict[str, Any]]:
     return [t for t in turns if t["speaker"] == speaker and str(t["text"]).strip()]
+
+
+def show(turns: list[dict[str, Any]]) -> str:
+    """A transcript, one turn a line, for assertion messages."""
+    return "\n".join(f"  {t['speaker']}{' (cut)' if t['interrupted'] else ''}: {t['text']}"
+                     for t in turns)

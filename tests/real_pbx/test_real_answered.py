@@ -5,7 +5,7 @@ transcript."""
 from __future__ import annotations
 
 from daemon import DISCLOSURE, OPENING, Daemon
-from evidence import read_recording, says, turns_of, words
+from evidence import read_recording, says, show, turns_of, words
 from far_end import (
     DTMF_IN_DISCLOSURE,
     DTMF_OPT_OUT,
@@ -29,9 +29,9 @@ def test_answered_by_a_human(daemon: Daemon) -> None:
     assert attempt["answered_at"] and attempt["disposition"], attempt
     turns = daemon.transcript(attempt["id"])
     agent, callee = turns_of(turns, "agent"), turns_of(turns, "callee")
-    assert agent and says(agent[0]["text"], DISCLOSURE), turns
-    assert not agent[0]["interrupted"], turns
-    assert callee, turns
+    assert agent and says(agent[0]["text"], DISCLOSURE), show(turns)
+    assert not agent[0]["interrupted"], show(turns)
+    assert callee, show(turns)
     first = set(words(callee[0]["text"]))
     assert {"hello", "sam"} <= first, f"first words {FIRST_WORDS!r} heard as {callee[0]!r}"
 
@@ -60,11 +60,14 @@ def test_callee_hangs_up_while_the_agent_speaks(daemon: Daemon) -> None:
     rec = read_recording(path)
     # Precondition: the agent was speaking when the BYE came.
     assert rec.loud("agent").max() >= rec.seconds - 0.6, "the hang-up missed the opening"
-    [opening] = turns_of(daemon.transcript(attempt["id"]), "agent")
+    turns = daemon.transcript(attempt["id"])
+    [opening] = turns_of(turns, "agent")
     said = words(opening["text"])
     full = words(OPENING.replace("{{NAME}}", "Sam"))
-    assert said and said == full[:len(said)], opening  # what was played, no more
-    assert opening["interrupted"] or len(said) < len(full), opening
+    assert said and said == full[:len(said)], show(turns)  # what was played, no more
+    assert opening["interrupted"] and len(said) < len(full), (
+        f"the call ended {attempt['duration_s']:.1f} s in, mid-opening, but the transcript "
+        f"says it was all said:\n{show(turns)}")
     assert daemon.alive()
 
 
@@ -93,10 +96,13 @@ def test_dtmf_during_the_disclosure_makes_the_agent_say_it_again(daemon: Daemon)
     daemon.add_campaign("dtmf-disclosure", [{"name": "Sam", "phone": phone}])
     [attempt] = daemon.wait_final(phone, timeout_s=90)
 
-    turns = turns_of(daemon.transcript(attempt["id"]), "agent")
+    everything = daemon.transcript(attempt["id"])
+    turns = turns_of(everything, "agent")
     assert turns, attempt
-    assert not says(turns[0]["text"], DISCLOSURE), f"the key did not cut the opening: {turns}"
-    assert any(says(t["text"], DISCLOSURE) and not t["interrupted"] for t in turns[1:]), turns
+    assert not says(turns[0]["text"], DISCLOSURE), (
+        f"the key did not cut the opening:\n{show(everything)}")
+    assert any(says(t["text"], DISCLOSURE) and not t["interrupted"] for t in turns[1:]), (
+        f"the disclosure was not said again:\n{show(everything)}")
     path = daemon.recording(attempt["id"])
     assert path is not None
     agent_speech = read_recording(path).loud("agent")
@@ -120,8 +126,9 @@ def test_voicemail_message_is_left_after_the_beep(daemon: Daemon) -> None:
     assert len(agent) * 0.02 >= 2.0, "no message was left"
     assert agent.min() >= beep_at + 0.3, (
         f"the agent spoke at {agent.min():.2f} s, over the greeting (beep at {beep_at:.2f} s)")
-    [message] = turns_of(daemon.transcript(attempt["id"]), "agent")
-    assert says(message["text"], "please call us back"), message
+    turns = daemon.transcript(attempt["id"])
+    [message] = turns_of(turns, "agent")
+    assert says(message["text"], "please call us back"), show(turns)
 
 
 def test_two_calls_at_once(daemon: Daemon) -> None:
@@ -135,7 +142,7 @@ def test_two_calls_at_once(daemon: Daemon) -> None:
         assert attempt["status"] == "completed" and attempt["disposition"], attempt
         turns = daemon.transcript(attempt["id"])
         agent, callee = turns_of(turns, "agent"), turns_of(turns, "callee")
-        assert agent and says(agent[0]["text"], DISCLOSURE), turns
-        assert callee and {"hello", "sam"} <= set(words(callee[0]["text"])), turns
+        assert agent and says(agent[0]["text"], DISCLOSURE), show(turns)
+        assert callee and {"hello", "sam"} <= set(words(callee[0]["text"])), show(turns)
         path = daemon.recording(attempt["id"])
         assert path is not None and read_recording(path).seconds > 10

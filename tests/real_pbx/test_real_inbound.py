@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from daemon import Daemon
-from evidence import says, turns_of
+from evidence import says, show, turns_of
 from procs import Pbx, free_ports, sipp_caller, wait_until
 
 SIPP_DIR = Path(__file__).resolve().parent / "sipp"
@@ -34,7 +34,7 @@ def test_inbound_call_is_answered_and_the_opt_out_lands_on_dnc_in_e164(
     assert call["status"] == "completed", call
     turns = daemon.transcript(str(call["id"]))
     agent, callee = turns_of(turns, "agent"), turns_of(turns, "callee")
-    assert agent and says(agent[0]["text"], "this is Ava, an AI assistant"), turns
-    assert any(says(t["text"], "take me off") for t in callee), turns
+    assert agent and says(agent[0]["text"], "this is Ava, an AI assistant"), show(turns)
+    assert any(says(t["text"], "take me off") for t in callee), show(turns)
     assert CALLER_E164 in daemon.on_dnc(), (
         f"DNC holds {sorted(daemon.on_dnc())}, not the caller in E.164")

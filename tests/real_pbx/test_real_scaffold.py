@@ -50,7 +50,7 @@ def test_rendering_changes_only_the_lines_a_user_edits(tmp_path: Path) -> None:
 
 
 def test_a_shipped_file_without_its_placeholder_is_refused() -> None:
-    with pytest.raises(RenderError, match="pjsip.conf"):
+    with pytest.raises(RenderError, match=r"pjsip\.conf"):
         pjsip_conf("[transport-udp]\nbind = 0.0.0.0:5061\n", ADDRESS)
 
 
