@@ -6,7 +6,8 @@ project's own asterisk/*.conf. A tier that cannot run fails with the reason; it 
 skipped (run `pytest -m "not real_pbx"` to leave it out on purpose).
 
 Environment: TELEVOX_ASTERISK_PREFIX (default ~/.cache/televox/asterisk-22.10.1; built with
-../shared/asterisk/build.sh when absent), TELEVOX_PBX_KEEP=1 keeps the run directory.
+../shared/asterisk/build.sh when absent), TELEVOX_MODELS_DIR (default the repository's
+var/models), TELEVOX_PBX_KEEP=1 keeps the run directory (/tmp/tvx-pbx-*) for a post-mortem.
 """
 
 from __future__ import annotations
@@ -44,11 +45,17 @@ REAL = frozenset({"tools", "pbx", "daemon"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test here that needs the real PBX carries the `real_pbx` marker, and the fault
-    cases (they restart Asterisk and kill the daemon) run after all the others."""
+    """Every test here that needs the real PBX carries the `real_pbx` marker (and `models`
+    when it runs the daemon with its models), and the fault cases (they restart Asterisk
+    and kill the daemon) run after all the others."""
     for item in items:
-        if HERE in Path(str(item.path)).parents and REAL & set(getattr(item, "fixturenames", ())):
+        if HERE not in Path(str(item.path)).parents:
+            continue
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if REAL & fixtures:
             item.add_marker(pytest.mark.real_pbx)
+        if "daemon" in fixtures:
+            item.add_marker(pytest.mark.models)
     items.sort(key=lambda item: Path(str(item.path)).name == "test_real_faults.py")
 
 
