@@ -126,18 +126,14 @@ def pbx(tools: tuple[Path, Path, str], run_dir: Path, far_end_audio: Path) -> It
 def daemon(pbx: Pbx, run_dir: Path) -> Iterator[Daemon]:
     """`televox serve` with the real models against the PBX; the inbound agent is the
     `frontdesk` campaign."""
-    from daemon import campaign_yaml
-
     workdir = run_dir / "daemon"
     workdir.mkdir(parents=True, exist_ok=True)
     d = Daemon(workdir, pbx.address, inbound_campaign=INBOUND, models_dir=models_dir(),
                logged_in=pbx.daemon_logged_in)
-    import yaml
-    (d.campaigns / f"{INBOUND}.yaml").write_text(yaml.safe_dump(campaign_yaml(
-        INBOUND, agent={"persona_name": "Ava", "business": "Acme Dental",
-                        "opening_line": "Hello, this is Ava, an AI assistant at Acme Dental. "
-                                        "How can I help?",
-                        "goal": "Help the caller with their appointment."})), encoding="utf-8")
+    d.write_campaign(INBOUND, agent={
+        "persona_name": "Ava", "business": "Acme Dental",
+        "opening_line": "Hello, this is Ava, an AI assistant at Acme Dental. How can I help?",
+        "goal": "Help the caller with their appointment."})
     try:
         d.start()
         yield d

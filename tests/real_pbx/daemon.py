@@ -145,10 +145,14 @@ class Daemon:
                                  f"{done.stdout}\n{done.stderr}")
         return done.stdout
 
+    def write_campaign(self, name: str, **overrides: Any) -> Path:
+        path = self.campaigns / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(campaign_yaml(name, **overrides)), encoding="utf-8")
+        return path
+
     def add_campaign(self, name: str, contacts: list[dict[str, str]], **overrides: Any) -> None:
         """Write campaigns/NAME.yaml and a contacts CSV; `campaign import`, then `start`."""
-        (self.campaigns / f"{name}.yaml").write_text(
-            yaml.safe_dump(campaign_yaml(name, **overrides)), encoding="utf-8")
+        self.write_campaign(name, **overrides)
         path = self.workdir / f"{name}-contacts.csv"
         columns = sorted({k for c in contacts for k in c}, key=lambda k: (k != "name", k))
         with path.open("w", newline="", encoding="utf-8") as f:

@@ -57,8 +57,11 @@ CALLEES: dict[str, Callee] = {c.code: c for c in (
     Callee(DTMF_IN_DISCLOSURE, 24.0, (Line(12.0, "Okay."),), (Digit(1.5, "1"),)),
     Callee(VOICEMAIL, 30.0, (Line(0.3, GREETING),), beep_after_s=0.5),
 )}
-# The inbound caller (sipp/caller.xml): says nothing until the agent has opened.
-INBOUND_OPT_OUT = Callee("inbound", 25.0, (Line(7.0, "Please take me off your calling list."),))
+# The inbound caller (sipp/caller.xml): waits for the agent's opening, asks not to be called
+# again, and presses 9 (the opt-out key) too, so the case tests where the opt-out is stored,
+# not how well whisper hears a phone line (it once heard "take me to offer call and list").
+INBOUND_OPT_OUT = Callee("inbound", 25.0, (Line(7.0, "Please do not call me again."),),
+                         (Digit(10.0, "9"),))
 
 
 def number(case: int, code: str) -> str:
