@@ -126,7 +126,10 @@ async def test_inbound_call() -> None:
         inbound = [m for m in h.events if m.get("UserEvent") == "TelevoxInbound"]
         assert inbound[0].get("CallId") == call_id
         assert inbound[0].get("CallerID") == "+15550111"
-        hangups = [m for m in h.events if m.event == "Hangup" and m.get("Uniqueid") == call_id]
+        # Asterisk gives the inbound channel its own Uniqueid; only the UserEvent names ours.
+        channel = inbound[0].get("Uniqueid")
+        assert channel and channel != call_id
+        hangups = [m for m in h.events if m.event == "Hangup" and m.get("Uniqueid") == channel]
         assert hangups and hangups[0].get("Cause") == "16"
 
 

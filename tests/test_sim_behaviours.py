@@ -88,8 +88,9 @@ async def test_voicemail_with_amd_is_machine() -> None:
         outcome = await h.wait_final(call_id)
         assert outcome.status == CallStatus.VOICEMAIL
         assert outcome.amd_status == AmdStatus.MACHINE
-        amd = [m for m in h.events if m.get("UserEvent") == "TeleVoxAMD"]
-        assert amd and amd[0].get("AMDCAUSE") == "MAXWORDS-3-2"
+        amd = [m for m in h.events if m.get("UserEvent") == "TelevoxAMD"]
+        assert amd and amd[0].get("AMDCAUSE") == "MAXWORDS-6-5"
+        assert amd[0].get("CallId") == call_id  # as asterisk/extensions.conf sends it
 
 
 async def test_human_with_amd_flag() -> None:

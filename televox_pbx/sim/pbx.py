@@ -34,9 +34,11 @@ from televox_pbx.sim.speech import (
 
 log = logging.getLogger(__name__)
 
-AMD_EVENT = "TeleVoxAMD"  # spelled as the real dialplan's UserEvent in the fixtures
-AUDIOSOCKET_START_EVENT = "TeleVoxAudioSocketStart"
+# UserEvents of the shipped asterisk/extensions.conf, spelled and keyed as it sends them.
+AMD_EVENT = "TelevoxAMD"
 INBOUND_EVENT = "TelevoxInbound"
+# Event classes the shipped asterisk/manager.conf lets the televox user read (`read =`).
+SHIPPED_READ = frozenset({"call", "user"})
 _KEEP_RESULTS = 2000
 _DIAL = re.compile(r"^PJSIP/(?P<num>[^@]+)@(?P<trunk>.+)$")
 # Failures without an answer: (HangupRequest cause, SIP code, DialStatus).
@@ -55,7 +57,8 @@ class Simulator:
                  audiosocket: tuple[str, int] | None = None, clock: Clock | None = None,
                  audio_clock: Clock | None = None, speech: SpeechSource | None = None,
                  allow_placeholder_speech: bool = False, out_dir: Path | None = None,
-                 username: str = "televox", secret: str | None = None) -> None:
+                 username: str = "televox", secret: str | None = None,
+                 read: frozenset[str] = SHIPPED_READ) -> None:
         self.scenario = scenario or Scenario()
         self.audiosocket = audiosocket
         self._clock = clock or SystemClock()
@@ -65,6 +68,7 @@ class Simulator:
         self.out_dir = out_dir
         self._username = username
         self._secret = secret
+        self._read = read
         self._server = AmiServer(self._handle)
         self._seq = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -147,7 +151,10 @@ class Simulator:
         full: Fields = [("Event", event), ("Privilege", privilege),
                         ("Timestamp", f"{self._clock.now().timestamp():.6f}"), *fields]
         self.events.append(AmiMessage(tuple(full)))
-        self._server.broadcast(full)
+        # Like Asterisk's manager: a user hears only the classes its `read =` grants
+        # (with the shipped manager.conf, no dialplan events such as VarSet or Newexten).
+        if set(privilege.split(",")) & self._read:
+            self._server.broadcast(full)
 
     def _chan_event(self, event: str, ch: SimChannel, extra: Fields | None = None,
                     privilege: str = "call,all") -> None:
@@ -382,22 +389,18 @@ class Simulator:
     async def _answered(self, ch: SimChannel, callee: Callee, *, amd: bool) -> None:
         consumed = 0.0
         if amd:
-            ch.priority, ch.application, ch.app_data = 3, "AMD", ""
+            ch.priority, ch.application, ch.app_data = 4, "AMD", ""
             await self._clock.sleep(callee.amd_delay_s)
             consumed = callee.amd_delay_s
             machine = callee.behaviour == Behaviour.VOICEMAIL
             status = callee.amd_status or ("MACHINE" if machine else "HUMAN")
-            cause = callee.amd_cause or ("MAXWORDS-3-2" if machine else "HUMAN-800-800")
-            ch.priority = 4
-            self._chan_event("UserEvent", ch, [("UserEvent", AMD_EVENT), ("UUID", ch.call_id),
+            # Causes as seen with the shipped amd.conf (maximum_number_of_words = 5).
+            cause = callee.amd_cause or ("MAXWORDS-6-5" if machine else "HUMAN-800-800")
+            ch.priority = 5
+            self._chan_event("UserEvent", ch, [("UserEvent", AMD_EVENT), ("CallId", ch.call_id),
                                                ("AMDSTATUS", status), ("AMDCAUSE", cause)],
                              "user,all")
-        else:
-            ch.priority = 3
-            self._chan_event("UserEvent", ch, [("UserEvent", AUDIOSOCKET_START_EVENT),
-                                               ("UUID", ch.call_id), ("Channel", ch.name)],
-                             "user,all")
-        ch.priority += 1
+        ch.priority = 6  # (connect): AudioSocket, as in the shipped dialplan
         ch.application = "AudioSocket"
         await self._run_leg(ch, callee, consumed)
 
@@ -495,7 +498,9 @@ class Simulator:
         who = callee or self.scenario.inbound
         if who.behaviour == Behaviour.VOICEMAIL:
             who = replace_behaviour(who)
-        ch = SimChannel(name=f"PJSIP/{trunk}-{next(self._seq):08x}", uniqueid=call_id,
+        # Asterisk names the channel itself: only the UserEvent carries our UUID.
+        uniqueid = f"{int(self._clock.now().timestamp())}.{next(self._seq)}"
+        ch = SimChannel(name=f"PJSIP/{trunk}-{next(self._seq):08x}", uniqueid=uniqueid,
                         call_id=call_id, caller_num=caller_id, caller_name=caller_id,
                         state=4, created_at=self._clock.monotonic(),
                         application="AudioSocket")

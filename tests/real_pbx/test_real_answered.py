@@ -1,0 +1,148 @@
+"""Answered calls on a real Asterisk 22: the daemon with its real models talks to SIPp
+callees that play speech and DTMF. Every case asserts on the store, the recording and the
+transcript."""
+
+from __future__ import annotations
+
+from daemon import DISCLOSURE, OPENING, Daemon
+from evidence import read_recording, says, show, turns_of, words
+from far_end import (
+    DTMF_IN_DISCLOSURE,
+    DTMF_OPT_OUT,
+    EARLY_HANGUP,
+    FIRST_WORDS,
+    HUMAN,
+    VOICEMAIL,
+    number,
+)
+from procs import Pbx
+
+
+def test_answered_by_a_human(daemon: Daemon) -> None:
+    """The callee's first words are in the transcript, the disclosure is said in full, and a
+    disposition is set."""
+    phone = number(1, HUMAN)
+    daemon.add_campaign("human", [{"name": "Sam", "phone": phone}])
+    [attempt] = daemon.wait_final(phone, timeout_s=120)
+
+    assert attempt["status"] == "completed", attempt
+    assert attempt["answered_at"] and attempt["disposition"], attempt
+    turns = daemon.transcript(attempt["id"])
+    agent, callee = turns_of(turns, "agent"), turns_of(turns, "callee")
+    assert agent and says(agent[0]["text"], DISCLOSURE), show(turns)
+    assert not agent[0]["interrupted"], show(turns)
+    assert callee, show(turns)
+    first = set(words(callee[0]["text"]))
+    assert {"hello", "sam"} <= first, f"first words {FIRST_WORDS!r} heard as {callee[0]!r}"
+
+    path = daemon.recording(attempt["id"])
+    assert path is not None and path.exists()
+    rec = read_recording(path)
+    assert len(rec.loud("agent")) * 0.02 > 2.0  # the opening, at least
+    assert len(rec.loud("callee")) * 0.02 > 1.0  # the callee's words came through
+
+
+def test_callee_hangs_up_while_the_agent_speaks(daemon: Daemon) -> None:
+    """The callee says hello, then hangs up 4 s into the call, in the middle of the agent's
+    opening: the call ends cleanly, its result is stored, and the transcript holds what was
+    said of the opening, no more."""
+    phone = number(2, EARLY_HANGUP)
+    daemon.add_campaign("hangup", [{"name": "Sam", "phone": phone}])
+    [attempt] = daemon.wait_final(phone, timeout_s=60)
+    daemon.wait_campaign_done("hangup", 30)
+
+    assert attempt["status"] == "completed", attempt  # an answered call the callee ended
+    assert attempt["hangup_cause"] == 0, attempt  # the far end's BYE (farend-bye fixture)
+    assert attempt["disposition"], attempt
+    assert 2.0 <= attempt["duration_s"] <= 6.0, attempt
+    path = daemon.recording(attempt["id"])
+    assert path is not None
+    rec = read_recording(path)
+    # Precondition: the agent was speaking when the BYE came.
+    assert rec.loud("agent").max() >= rec.seconds - 0.6, "the hang-up missed the opening"
+    turns = daemon.transcript(attempt["id"])
+    [opening] = turns_of(turns, "agent")
+    said = words(opening["text"])
+    full = words(OPENING.replace("{{NAME}}", "Sam"))
+    assert said and said == full[:len(said)], show(turns)  # what was played, no more
+    assert opening["interrupted"] and len(said) < len(full), (
+        f"the call ended {attempt['duration_s']:.1f} s in, mid-opening, but the transcript "
+        f"says it was all said:\n{show(turns)}")
+    assert daemon.alive()
+
+
+def test_dtmf_opt_out_goes_on_dnc_and_is_never_dialed_again(daemon: Daemon,
+                                                            pbx: Pbx) -> None:
+    phone = number(3, DTMF_OPT_OUT)
+    daemon.add_campaign("dtmf-optout", [{"name": "Sam", "phone": phone}])
+    [attempt] = daemon.wait_final(phone, timeout_s=60)
+    daemon.wait_campaign_done("dtmf-optout", 30)
+
+    assert attempt["disposition"] == "OPT_OUT", attempt
+    assert phone in daemon.on_dnc()
+    assert daemon.phone_status(phone, "dtmf-optout")["contact_status"] == "opted_out"
+    # A new campaign with the same number: it is never dialed again.
+    daemon.add_campaign("dtmf-optout-again", [{"name": "Sam", "phone": phone}])
+    daemon.wait_campaign_done("dtmf-optout-again", 30)
+    assert len(daemon.attempts(phone)) == 1
+    assert pbx.far_end.invites()[phone] == 1
+
+
+def test_dtmf_during_the_disclosure_makes_the_agent_say_it_again(daemon: Daemon) -> None:
+    """A key 1.5 s into the opening cuts it before the AI disclosure is through; the
+    disclosure is then said again, whole, and both the transcript and the recording show it.
+    """
+    phone = number(4, DTMF_IN_DISCLOSURE)
+    daemon.add_campaign("dtmf-disclosure", [{"name": "Sam", "phone": phone}])
+    [attempt] = daemon.wait_final(phone, timeout_s=90)
+
+    everything = daemon.transcript(attempt["id"])
+    turns = turns_of(everything, "agent")
+    assert turns, attempt
+    assert not says(turns[0]["text"], DISCLOSURE), (
+        f"the key did not cut the opening:\n{show(everything)}")
+    assert any(says(t["text"], DISCLOSURE) and not t["interrupted"] for t in turns[1:]), (
+        f"the disclosure was not said again:\n{show(everything)}")
+    path = daemon.recording(attempt["id"])
+    assert path is not None
+    agent_speech = read_recording(path).loud("agent")
+    # The disclosure takes ~3 s to say: the agent spoke that long after the key.
+    assert (agent_speech > 2.0).sum() * 0.02 >= 2.5
+
+
+def test_voicemail_message_is_left_after_the_beep(daemon: Daemon) -> None:
+    phone = number(5, VOICEMAIL)
+    daemon.add_campaign("voicemail", [{"name": "Sam", "phone": phone}], amd=True)
+    [attempt] = daemon.wait_final(phone, timeout_s=90)
+
+    assert attempt["amd_status"] == "MACHINE", attempt
+    assert attempt["status"] == "voicemail" and attempt["disposition"] == "VOICEMAIL", attempt
+    path = daemon.recording(attempt["id"])
+    assert path is not None
+    rec = read_recording(path)
+    beep_at = rec.tone_at("callee", 1000.0)
+    assert beep_at is not None, "no beep in the recording"
+    agent = rec.loud("agent")
+    assert len(agent) * 0.02 >= 2.0, "no message was left"
+    assert agent.min() >= beep_at + 0.3, (
+        f"the agent spoke at {agent.min():.2f} s, over the greeting (beep at {beep_at:.2f} s)")
+    turns = daemon.transcript(attempt["id"])
+    [message] = turns_of(turns, "agent")
+    assert says(message["text"], "please call us back"), show(turns)
+
+
+def test_two_calls_at_once(daemon: Daemon) -> None:
+    phones = [number(6, HUMAN), number(7, HUMAN)]
+    daemon.add_campaign("two-at-once", [{"name": "Sam", "phone": p} for p in phones],
+                        pacing={"calls_per_minute": 120, "max_concurrent": 2})
+    a, b = (daemon.wait_final(p, timeout_s=150)[0] for p in phones)
+
+    assert a["answered_at"] < b["hangup_at"] and b["answered_at"] < a["hangup_at"], (a, b)
+    for attempt in (a, b):
+        assert attempt["status"] == "completed" and attempt["disposition"], attempt
+        turns = daemon.transcript(attempt["id"])
+        agent, callee = turns_of(turns, "agent"), turns_of(turns, "callee")
+        assert agent and says(agent[0]["text"], DISCLOSURE), show(turns)
+        assert callee and {"hello", "sam"} <= set(words(callee[0]["text"])), show(turns)
+        path = daemon.recording(attempt["id"])
+        assert path is not None and read_recording(path).seconds > 10
