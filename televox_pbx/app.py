@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,18 +19,20 @@ from pydantic import SecretStr
 from televox_pbx.ami.client import AmiClient, ConnectionState
 from televox_pbx.ami.codec import AmiMessage
 from televox_pbx.ami.eventlog import EventLog
+from televox_pbx.app_ports import AmiTransfer, ResultLog, VoiceRunner
 from televox_pbx.audiosocket.server import AudioSocketServer
 from televox_pbx.audiosocket.session import CallAudio, SessionHandler
 from televox_pbx.campaigns.dnc import CallDnc, DncService
 from televox_pbx.campaigns.phones import normalize_phone
-from televox_pbx.campaigns.runner import CampaignRunner, SessionResult
-from televox_pbx.clock import Clock, SystemClock
+from televox_pbx.campaigns.runner import SessionResult
+from televox_pbx.clock import Clock, SystemClock, wait_for
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.config.loader import ConfigError, find_campaign
 from televox_pbx.config.settings import Settings
 from televox_pbx.control.server import ControlServer
 from televox_pbx.control.service import start_control
-from televox_pbx.domain import AmdStatus, CallOutcome, Disposition, OriginateRequest
+from televox_pbx.domain import AmdStatus, CallOutcome, OriginateRequest
+from televox_pbx.startup import check_database, startup_error
 from televox_pbx.store import Store
 from televox_pbx.store.attempts import (
     close_stale_inbound,
@@ -40,12 +42,8 @@ from televox_pbx.store.attempts import (
 )
 from televox_pbx.store.call_lookup import settled
 from televox_pbx.store.campaigns import get_campaign
-from televox_pbx.store.transcripts import (
-    CallRecord,
-    StoreCallbacks,
-    StoreCallLog,
-    callee_turns,
-)
+from televox_pbx.store.transcripts import StoreCallbacks
+from televox_pbx.supervise import supervise
 from televox_pbx.voice.amd import await_verdict
 from televox_pbx.voice.session import CallPorts, SessionConfig, VoiceSessionFactory
 from televox_pbx.voice.session import Engines as SessionEngines
@@ -57,77 +55,12 @@ log = logging.getLogger(__name__)
 SESSION_RESULT_WAIT_S = 60.0
 # Shutdown: how long calls in progress may go on once dialing has stopped.
 DRAIN_CALLS_S = 30.0
+# Start: how long the first reconcile after login may take before start() returns anyway
+# (the dialer waits for `ready()` in any case).
+READY_WAIT_S = 10.0
+# How often the shutdown drain looks in the store for the calls' results.
+_DRAIN_POLL_S = 0.1
 _VAR_PREFIX = "TELEVOX_VAR_"
-
-
-class ResultLog:
-    """The sessions' CallLogPort: saves to the store and tells the runner what happened."""
-
-    def __init__(self, store: Store) -> None:
-        self._inner = StoreCallLog(store)
-        self._results: dict[str, asyncio.Future[SessionResult]] = {}
-
-    def _future(self, call_id: str) -> asyncio.Future[SessionResult]:
-        fut = self._results.get(call_id)
-        if fut is None:
-            fut = asyncio.get_running_loop().create_future()
-            self._results[call_id] = fut
-        return fut
-
-    async def save_call(self, record: CallRecord) -> None:
-        try:
-            await self._inner.save_call(record)
-        finally:
-            turns = callee_turns(record.turns)
-            disposition = Disposition(record.disposition) if record.disposition else None
-            fut = self._future(record.attempt_id)
-            if not fut.done():
-                fut.set_result((turns, disposition))
-
-    def forget(self, call_id: str) -> None:
-        """Nobody will wait for this call's result (inbound calls have no dialer)."""
-        self._results.pop(call_id, None)
-
-    async def wait(self, call_id: str, timeout_s: float) -> SessionResult:
-        try:
-            return await asyncio.wait_for(asyncio.shield(self._future(call_id)), timeout_s)
-        except TimeoutError:
-            log.warning("voice session result missing", extra={"call_id": call_id})
-            return (None, None)
-        finally:
-            self._results.pop(call_id, None)
-
-
-class AmiTransfer:
-    """The sessions' TransferPort: an AMI Redirect of the call's channel."""
-
-    def __init__(self, client: AmiClient) -> None:
-        self._client = client
-
-    async def transfer(self, call_id: str, target: Any) -> None:
-        channels = await self._client.status()
-        name = next((m.get("Channel") for m in channels if m.get("Uniqueid") == call_id), None)
-        if name is None:
-            raise RuntimeError("no live channel for this call")
-        await self._client.send_action([
-            ("Action", "Redirect"), ("Channel", name), ("Context", target.context),
-            ("Exten", target.exten), ("Priority", str(target.priority))])
-
-
-class VoiceRunner(CampaignRunner):
-    """The campaign runner, plus: every attempt's AudioSocket handler is registered
-    before its Originate goes out, so the answered call finds its agent waiting."""
-
-    def __init__(self, *args: Any, handler_for: Callable[[OriginateRequest], SessionHandler]
-                 | None, audiosocket: AudioSocketServer, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        self._handler_for = handler_for
-        self._audiosocket = audiosocket
-
-    async def originate(self, req: OriginateRequest) -> None:
-        if self._handler_for is not None:
-            self._audiosocket.expect(req.call_id, self._handler_for(req))
-        await super().originate(req)
 
 
 @dataclass
@@ -163,8 +96,8 @@ class App:
         self.factory: VoiceSessionFactory | None = None
         self._holder: Any = None  # televox_pbx.voice.engines.holder.Engines
         self._results: ResultLog | None = None
-        self._logins = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._stage = "settings"  # what start() is doing, for a one-line failure
+        self._closed = False
         self._control = control and settings.control.enabled
         self.control: ControlServer | None = None
         self._http_port = http_port
@@ -179,18 +112,41 @@ class App:
     # -- start ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Start every part, in order. On failure, what was started is closed again in
+        reverse and a StartupError says, in one line, what failed and how to fix it."""
+        try:
+            await self._start()
+        except BaseException as exc:
+            stage = self._stage
+            await self._close()
+            if isinstance(exc, Exception):
+                raise startup_error(stage, exc, self.settings,
+                                    audiosocket_port=self._audiosocket_port,
+                                    http_port=self._http_port) from exc
+            raise
+
+    async def _start(self) -> None:
         s = self.settings
+        self._stage = "control"
         if self._control:  # first: a second daemon on this database stops here
             self.control = await start_control(self)
+        self._stage = "database"
+        check_database(s.database.path)
         self.store = store = await Store.open(s.database.path)
+        self._stage = "models"
         engines = await self._load_engines()
-        self._results = ResultLog(store)
+        self._results = ResultLog(store, self.clock)
         port = self._audiosocket_port if self._audiosocket_port is not None else \
             s.audiosocket.port
+        self._stage = "inbound campaign"
+        inbound = self._inbound_handler()
+        self._stage = "audiosocket"
         self.audiosocket = AudioSocketServer(self.clock, host=s.audiosocket.bind_host,
-                                             port=port, inbound_handler=self._inbound_handler())
+                                             port=port, inbound_handler=inbound)
         await self.audiosocket.start()
+        self._stage = "simulator"
         host, ami_port, secret = await self._start_pbx(engines)
+        self._stage = "wiring"
         self.client = client = AmiClient(s.ami, clock=self.clock, host=host, port=ami_port,
                                          secret=secret)
         if engines is not None:
@@ -203,33 +159,43 @@ class App:
         self.eventlog = EventLog(store, s.events, self.clock)
         client.subscribe(self.eventlog.record)
         client.subscribe(self._on_event)
+        # The runner settles unfinished attempts after every login (the first time by
+        # recovering what a previous run left open) and only then reports ready().
         self.runner = VoiceRunner(
             store, client, self.clock, workspace=s.workspace,
             max_concurrent_global=s.max_concurrent_calls,
             session_results=self._session_results,
             handler_for=self._handler_for if self.factory is not None else None,
-            audiosocket=self.audiosocket)
-        client.add_state_listener(self._on_ami_state)
-        await client.start()
-        with contextlib.suppress(TimeoutError):
-            await client.wait_logged_in(timeout_s=10.0)
+            audiosocket=self.audiosocket, recover_on_login=self._recover)
+        self._stage = "recovery"
         if self._recover:
             await close_stale_inbound(store)
-            report = await self.runner.recover()
-            log.info("recovered unfinished attempts",
-                     extra={"kept": len(report.kept), "finalised": len(report.finalised)})
+        self._stage = "ami"
+        await client.start()
+        self._stage = "recovery"
+        if client.state is ConnectionState.LOGGED_IN:
+            await self.runner.wait_ready(READY_WAIT_S)
         if self._http_port is not None:
+            self._stage = "http"
             from televox_pbx.web.server import serve_app
             self.web = await serve_app(self, self._http_port)
+        self._stage = "running"
 
     async def _load_engines(self) -> SessionEngines | None:
         if self._engines is not None:
             return self._engines
         if not self.load_models:
             return None
-        from televox_pbx.voice.engines.holder import Engines
+        from televox_pbx.voice.engines.holder import VAD_MODEL_ID, Engines
 
         self._holder = holder = Engines(self.settings.models)
+        # Absent files show at once; otherwise they would after loading the models
+        # before them, which takes seconds.
+        m = self.settings.models
+        for model in (VAD_MODEL_ID, m.stt, m.llm, m.tts):
+            problems = holder.registry.missing(model)
+            if problems:
+                raise RuntimeError(f"model {model!r}: {'; '.join(problems)}")
         await holder.preload()
         return SessionEngines(vad=holder.vad(), stt=holder.stt(), llm=holder.llm(),
                               tts=holder.tts())
@@ -256,25 +222,6 @@ class App:
         return "127.0.0.1", port, SecretStr("simulator")
 
     # -- wiring --------------------------------------------------------------------------
-
-    def _on_ami_state(self, state: ConnectionState) -> None:
-        """After a reconnect, ask the PBX which of our calls survived (never re-dial)."""
-        if state != ConnectionState.LOGGED_IN or self.runner is None:
-            return
-        self._logins += 1
-        if self._logins > 1:
-            task = asyncio.get_running_loop().create_task(self._reconcile_after_login())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _reconcile_after_login(self) -> None:
-        assert self.runner is not None
-        try:
-            report = await self.runner.reconcile_now()
-            log.info("reconciled after AMI reconnect",
-                     extra={"kept": len(report.kept), "finalised": len(report.finalised)})
-        except Exception:
-            log.exception("reconcile after AMI reconnect failed")
 
     def _on_event(self, msg: AmiMessage) -> None:
         """The inbound dialplan announces each call's AudioSocket UUID before connecting."""
@@ -363,26 +310,27 @@ class App:
     async def run(self, stop: asyncio.Event, *, exit_when_idle: bool = False) -> None:
         assert self.runner is not None and self.eventlog is not None
         async with asyncio.TaskGroup() as tg:
-            events = tg.create_task(self.eventlog.run(), name="eventlog")
+            events = tg.create_task(supervise("event log writer", self.eventlog.run,
+                                              self.clock), name="eventlog")
             await self.runner.run(stop, exit_when_idle=exit_when_idle)
             await self._drain_calls()
             events.cancel()
 
     async def _drain_calls(self) -> None:
         """Dialing has stopped but calls already up go on: keep feeding their results to
-        the dialer until none is in flight (at most DRAIN_CALLS_S), so a SIGTERM mid-call
-        still closes the attempt and moves the contact on."""
+        the dialer until none is in flight (at most DRAIN_CALLS_S on the clock), so a
+        SIGTERM mid-call still closes the attempt and moves the contact on."""
         assert self.runner is not None and self.store is not None
         store = self.store
-        loop = asyncio.get_running_loop()
-        pump = loop.create_task(self.runner.pump(), name="drain")
-        deadline = loop.time() + DRAIN_CALLS_S
+        pump = asyncio.get_running_loop().create_task(
+            supervise("outcome pump (drain)", self.runner.pump, self.clock), name="drain")
+        deadline = self.clock.monotonic() + DRAIN_CALLS_S
         calls = [a.id for a in await unfinished_attempts(store)]
         try:
-            while loop.time() < deadline:
+            while self.clock.monotonic() < deadline:
                 if await settled(store, calls):
                     break
-                await asyncio.sleep(0.1)  # results land in the store; poll it
+                await self.clock.sleep(_DRAIN_POLL_S)  # results land in the store; poll it
         finally:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -399,28 +347,56 @@ class App:
         return h
 
     async def stop(self) -> None:
-        """Staged: dialing has stopped (run returned) -> calls drain -> sockets -> store."""
-        if self.control is not None:
-            await self.control.close()
-            self.control = None
-        if self.web is not None:
-            await self.web.close()
+        """Staged: dialing has stopped (run returned) -> no new calls over the control
+        channel or the API -> calls drain -> sockets -> store."""
+        await self._close_control()
+        await self._close_web()
         if self.audiosocket is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.audiosocket.wait_idle(), DRAIN_CALLS_S)
-            await self.audiosocket.close()
-        for task in self._tasks:
-            task.cancel()
+                await wait_for(self.clock, self.audiosocket.wait_idle(), DRAIN_CALLS_S)
+        await self._close()
+
+    async def _close(self) -> None:
+        """Close whatever was started, in reverse order; a part that fails to close is
+        logged and the rest still close. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [("http", self._close_web)]
         if self.runner is not None:
-            self.runner.close()
+            steps.append(("runner", self.runner.aclose))
         if self.client is not None:
-            await self.client.close()
+            steps.append(("ami client", self.client.close))
         if self.sim is not None:
-            await self.sim.close()
-        if self.eventlog is not None:
-            await self.eventlog.flush()
-        if self.store is not None:
-            await self.store.close()
-            self.store = None
-        if self._holder is not None:
-            self._holder.close()
+            steps.append(("simulator", self.sim.close))
+        if self.audiosocket is not None:
+            steps.append(("audiosocket", self.audiosocket.close))
+        if self.eventlog is not None and self.store is not None:
+            steps.append(("event log", self.eventlog.flush))
+        steps += [("store", self._close_store), ("models", self._close_models),
+                  ("control", self._close_control)]
+        for name, close in steps:
+            try:
+                await close()
+            except Exception:
+                log.exception("closing failed", extra={"part": name})
+
+    async def _close_web(self) -> None:
+        web, self.web = self.web, None
+        if web is not None:
+            await web.close()
+
+    async def _close_control(self) -> None:
+        control, self.control = self.control, None
+        if control is not None:
+            await control.close()
+
+    async def _close_store(self) -> None:
+        store, self.store = self.store, None
+        if store is not None:
+            await store.close()
+
+    async def _close_models(self) -> None:
+        holder, self._holder = self._holder, None
+        if holder is not None:
+            holder.close()

@@ -11,6 +11,12 @@ class Originator(Protocol):
     async def originate(self, req: OriginateRequest) -> None:
         """Send exactly one Originate for this attempt. Never retried by the transport."""
 
+    def ready(self) -> bool:
+        """May an Originate go out now? True only while the PBX link is up (AMI logged
+        in) AND the attempts left from before the latest login have been reconciled
+        with the PBX (CoreShowChannels). The dialer asks before each tick and dials
+        nothing while it is False; it turns True again on its own after a reconnect."""
+
 
 class ChannelProbe(Protocol):
     async def live_call_ids(self) -> set[str]:

@@ -69,6 +69,9 @@ class FakeOriginator:
         if self.on_send is not None:
             self.on_send(req)
 
+    def ready(self) -> bool:
+        return True
+
 
 @dataclass
 class FakeProbe:

@@ -37,6 +37,10 @@ UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
                      r"[0-9a-fA-F]{12}$")
 _VAR_UNSAFE = re.compile(r"[\r\n,]")
 _READ_CHUNK = 65536
+# `Response: Error` messages with which Asterisk refuses an action before acting on it
+# (manager.c checks ast_shutting_down() first; seen during `core restart now`), and the
+# answer to an action on a session that is not logged in.
+_REFUSED_BEFORE_DIAL = re.compile(r"shutting down|authentication required", re.IGNORECASE)
 
 
 class ConnectionState(StrEnum):
@@ -56,6 +60,16 @@ class AmiLoginError(AmiError):
 
 class AmiNotConnected(AmiError):
     """Nothing was sent: the client is not logged in right now."""
+
+
+class OriginateRefused(AmiNotConnected):
+    """Asterisk answered the Originate with an error that proves it never dialled (it is
+    shutting down, or the session is not logged in): nothing went out, so the attempt is
+    unsent, not a failed call."""
+
+    def __init__(self, response: AmiMessage) -> None:
+        super().__init__(response.get("Message") or "Originate refused before dialling")
+        self.response = response
 
 
 class AmiConnectionLost(AmiError):
@@ -141,7 +155,8 @@ class _HalfOpen(Exception):
 
 
 class AmiClient:
-    """Implements `Originator` and `ChannelProbe` (televox_pbx/ports.py)."""
+    """Implements `ChannelProbe` (televox_pbx/ports.py); `CampaignRunner` wraps it as the
+    dialer's `Originator`."""
 
     def __init__(self, settings: AmiSettings, *, clock: Clock | None = None,
                  host: str | None = None, port: int | None = None,
@@ -290,7 +305,7 @@ class AmiClient:
             resp, _ = await self._request([
                 ("Action", "Login"), ("Username", self._settings.username),
                 ("Secret", secret.get_secret_value()), ("Events", "on"),
-                ("ActionID", login_id)], None, self._action_timeout)
+                ("ActionID", login_id)], None, self._action_timeout, login=True)
         except BaseException:
             await self._drop_connection("login failed")
             raise
@@ -298,6 +313,9 @@ class AmiClient:
             await self._drop_connection("login rejected")
             raise AmiLoginError(f"AMI login rejected for user {self._settings.username!r}: "
                                 f"{resp.get('Message') or 'no message'}")
+        if self._read_task is None or self._read_task.done():
+            await self._drop_connection("closed right after login")
+            raise ConnectionError("AMI connection closed right after login")
         self.connections += 1
         self._set_state(ConnectionState.LOGGED_IN)
 
@@ -314,18 +332,18 @@ class AmiClient:
     async def _supervise(self) -> None:
         attempt = 0
         while not self._closing:
-            if self._state == ConnectionState.LOGGED_IN:
-                attempt = 0
-                reason = await self._serve_connection()
-                log.warning("AMI connection lost", extra={"reason": reason})
-                await self._drop_connection(reason)
-                if self._closing:
-                    break
-                self._set_state(ConnectionState.RECONNECTING)
-            delay = self._backoff(attempt)
-            attempt += 1
-            await self._clock.sleep(delay)
             try:
+                if self._read_task is not None:  # a connection from the last login
+                    attempt = 0
+                    reason = await self._serve_connection()
+                    log.warning("AMI connection lost", extra={"reason": reason})
+                    await self._drop_connection(reason)
+                    if self._closing:
+                        break
+                    self._set_state(ConnectionState.RECONNECTING)
+                delay = self._backoff(attempt)
+                attempt += 1
+                await self._clock.sleep(delay)
                 await self._connect()
             except AmiLoginError:
                 log.error("AMI login rejected on reconnect; will retry")
@@ -333,7 +351,14 @@ class AmiClient:
                 log.warning("AMI reconnect failed", extra={"error": repr(exc),
                                                            "attempt": attempt})
             except Exception:
-                log.exception("AMI reconnect failed unexpectedly; will retry")
+                # Never let the one task that keeps AMI alive die: the daemon would be
+                # up but deaf. Drop whatever is half-open and try again after a backoff.
+                log.exception("AMI supervisor failed unexpectedly; will retry",
+                              extra={"attempt": attempt})
+                with contextlib.suppress(Exception):
+                    await self._drop_connection("supervisor error")
+                if not self._closing:
+                    self._set_state(ConnectionState.RECONNECTING)
 
     def _backoff(self, attempt: int) -> float:
         cap = float(self._settings.reconnect_max_backoff_s)
@@ -381,7 +406,11 @@ class AmiClient:
                     if isinstance(item, AmiMessage):
                         self._on_message(item)
         finally:
-            # Whatever was in flight on this connection will never be answered.
+            # This connection is done: no action may be written to it from now on (a
+            # write would be reported as unknown instead of not sent), and whatever was
+            # in flight on it will never be answered.
+            if self._state == ConnectionState.LOGGED_IN and not self._closing:
+                self._set_state(ConnectionState.RECONNECTING)
             self._fail_pending("connection closed")
 
     def _fail_pending(self, reason: str) -> None:
@@ -430,10 +459,14 @@ class AmiClient:
     # -- actions ----------------------------------------------------------------------
 
     async def _request(self, fields: list[tuple[str, str]], complete_event: str | None,
-                       timeout_s: float) -> tuple[AmiMessage, list[AmiMessage]]:
+                       timeout_s: float, *, login: bool = False,
+                       ) -> tuple[AmiMessage, list[AmiMessage]]:
+        """Write one action and await its Response. Only the Login itself may be written
+        before the login has completed: anything else raises AmiNotConnected, which
+        proves that nothing went on the wire."""
         writer = self._writer
-        if writer is None:
-            raise AmiNotConnected("AMI is not connected")
+        if writer is None or (not login and self._state != ConnectionState.LOGGED_IN):
+            raise AmiNotConnected(f"AMI is not logged in ({self._state.value})")
         aid = next((v for k, v in fields if k.lower() == "actionid"), None)
         if aid is None:
             aid = f"tv-{next(self._ids)}"
@@ -497,8 +530,9 @@ class AmiClient:
     async def originate(self, req: OriginateRequest, *, amd: bool | None = None) -> None:
         """Originator: write exactly one Originate. Never retried here.
 
-        Raises AmiNotConnected (nothing sent: safe to try later), AmiActionError (Asterisk
-        refused it: no call), OriginateUnknown (sent, fate unknown: reconcile).
+        Raises AmiNotConnected (nothing sent: safe to try later; OriginateRefused when
+        Asterisk refused it before dialling, e.g. while shutting down), AmiActionError
+        (Asterisk refused it: no call), OriginateUnknown (sent, fate unknown: reconcile).
         """
         use_amd = amd if amd is not None else req.exten in self._amd_exts
         fields = originate_fields(req, amd=use_amd)
@@ -508,4 +542,6 @@ class AmiClient:
         except (AmiConnectionLost, AmiTimeout) as exc:
             raise OriginateUnknown(req.call_id, str(exc)) from exc
         if (resp.response or "").lower() == "error":
+            if _REFUSED_BEFORE_DIAL.search(resp.get("Message") or ""):
+                raise OriginateRefused(resp)
             raise AmiActionError(resp)

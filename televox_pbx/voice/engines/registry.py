@@ -108,6 +108,28 @@ class ModelRegistry:
         paths = {f.name: f.path for f in report.files if f.path is not None}
         return ResolvedModel(report.id, report.kind, paths[report.main], paths)
 
+    def missing(self, model_id: str) -> list[str]:
+        """What keeps a model from loading that shows without reading its bytes: absent
+        files or chunks, wrong sizes. A quick look for start-up; `check` hashes."""
+        entry = self.manifest.get(model_id)
+        problems: list[str] = []
+        for f in entry.files:
+            if f.source is not None:
+                path, why = self._locate(f.source)
+                if path is None or not path.is_file():
+                    problems.append(why or f"missing file {path}")
+                elif path.stat().st_size != f.size:
+                    problems.append(f"{path}: size {path.stat().st_size}, expected {f.size}")
+                continue
+            target = self.cache_dir / entry.id / f.name
+            if target.is_file() and target.stat().st_size == f.size:
+                continue
+            for src in f.chunks or []:
+                path, why = self._locate(src)
+                if path is None or not path.is_file():
+                    problems.append(why or f"missing chunk file {path}")
+        return problems
+
     # -- internals ---------------------------------------------------------------------
 
     def _sidecar_path(self, entry: ModelEntry, f: ModelFile) -> Path:
