@@ -40,7 +40,7 @@ from televox_pbx.config.settings import Settings
 from televox_pbx.control import refusals
 from televox_pbx.control.callnow import hangup, wait_final
 from televox_pbx.control.protocol import MAX_LINE, socket_path, token_path
-from televox_pbx.control.server import ControlError
+from televox_pbx.startup import StartupError
 from televox_pbx.store import Store
 from televox_pbx.store import attempts as att
 from televox_pbx.store.campaigns import upsert_campaign
@@ -379,7 +379,7 @@ async def test_garbage_closes_that_connection_and_the_daemon_keeps_serving(
 async def test_a_second_daemon_on_the_same_database_does_not_start(
         settings: Settings, daemon: App) -> None:
     second = App(settings, engines=fake_engines([], []), audiosocket_port=0)
-    with pytest.raises(ControlError, match="another televox daemon"):
+    with pytest.raises(StartupError, match="another televox daemon"):  # one line, no trace
         await second.start()
     await second.stop()
     pong = await exchange(settings, request(the_token(settings)))

@@ -21,6 +21,7 @@ import yaml
 
 from televox_pbx.app import App
 from televox_pbx.config.loader import load_settings
+from televox_pbx.control.protocol import socket_path
 from televox_pbx.startup import StartupError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,16 +104,19 @@ def _store_threads() -> int:
 
 async def test_a_failed_start_closes_what_it_had_opened(tmp_path: Path,
                                                         taken_port: int) -> None:
-    """The store was open when the port turned out to be taken: it is closed again (its
-    worker thread gone, so the process can exit) and the error is the one line."""
+    """The control socket and the store were open when the port turned out to be taken:
+    both are closed again (the store's worker thread gone, so the process can exit; the
+    socket file removed, so the next start is not refused) and the error is one line."""
     before = _store_threads()
     config = write_settings(tmp_path, audiosocket={"bind_host": "127.0.0.1",
                                                    "port": taken_port})
-    app = App(load_settings(config), load_models=False)
+    settings = load_settings(config)
+    app = App(settings, load_models=False)
     with pytest.raises(StartupError, match="already in use") as err:
         await app.start()
     assert "\n" not in str(err.value)
-    assert app.store is None
+    assert app.store is None and app.control is None
+    assert not socket_path(settings).exists()
     for t in threading.enumerate():
         if "connection_worker" in (t.name or ""):
             t.join(timeout=5)

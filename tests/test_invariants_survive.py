@@ -83,10 +83,19 @@ class Rig:
             await asyncio.sleep(0.01)
         raise AssertionError("condition not reached")
 
+    async def stop(self, stop: asyncio.Event, run: asyncio.Task[None]) -> None:
+        """Stop the runner; the clock keeps moving (a dialer between two ticks sleeps on
+        it) until `run` has returned."""
+        stop.set()
+        await self.until(run.done, advance_s=1.0)
+        await run
+
 
 @asynccontextmanager
 async def rig(store: Store, scenario: Scenario, session_results: SessionResults | None = None,
-              clock: FakeClock | None = None) -> AsyncIterator[Rig]:
+              clock: FakeClock | None = None, recover: bool = True) -> AsyncIterator[Rig]:
+    """Simulator, AMI client and runner; with `recover`, the runner has recovered (as
+    the daemon does before it runs), so the dialer is ready."""
     clock, client_clock = clock or FakeClock(START), FakeClock(START)
     sim = Simulator(scenario, clock=clock, secret=SECRET, allow_placeholder_speech=True)
     port = await sim.start()
@@ -95,6 +104,9 @@ async def rig(store: Store, scenario: Scenario, session_results: SessionResults 
     await client.start()
     runner = CampaignRunner(store, client, clock, max_concurrent_global=4,
                             session_results=session_results)
+    if recover:
+        await runner.recover()
+        assert runner.ready()
     try:
         yield Rig(store, sim, client, runner, clock, client_clock)
     finally:
@@ -112,7 +124,6 @@ async def test_ami_outage_during_reconcile_keeps_the_daemon_up(store: Store) -> 
     await seed(store, campaign(), [[A]])
     scenario = Scenario(numbers={A: Callee(behaviour=Behaviour.RING_OUT)})
     async with rig(store, scenario) as r:
-        await r.runner.recover()
         stop = asyncio.Event()
         run = asyncio.create_task(r.runner.run(stop))
         try:
@@ -134,8 +145,7 @@ async def test_ami_outage_during_reconcile_keeps_the_daemon_up(store: Store) -> 
             assert len(r.sim.actions_named("Originate")) == 1  # nothing re-sent
             assert not run.done()
         finally:
-            stop.set()
-            await asyncio.wait_for(run, 10)
+            await r.stop(stop, run)
 
 
 # -- item 6: one missing session result ------------------------------------------------
@@ -162,7 +172,7 @@ async def test_a_missing_result_does_not_delay_another_calls_outcome(store: Stor
             await r.runner.dialer.tick()
             assert len(r.sim.actions_named("Originate")) == 2
             # Well inside A's 60 s wait: B is settled all the same.
-            await r.until(lambda: _final(r, B), advance_s=0.25, steps=120)
+            await r.until(lambda: _final(r, B), advance_s=0.25, steps=200)
             rows = await store.fetchall("SELECT phone, disposition FROM call_attempts")
             assert {str(x["phone"]): x["disposition"] for x in rows}[B] == "INTERESTED"
             assert (await r.attempts())[A] == "answered"
@@ -272,7 +282,6 @@ async def test_a_failing_dialer_loop_restarts_and_the_daemon_stays_up(
         store: Store, caplog: pytest.LogCaptureFixture) -> None:
     await seed(store, campaign(), [[A]])
     async with rig(store, Scenario(numbers={A: Callee(behaviour=Behaviour.RING_OUT)})) as r:
-        await r.runner.recover()
         real_tick = r.runner.dialer.tick
         calls = 0
 
@@ -290,8 +299,7 @@ async def test_a_failing_dialer_loop_restarts_and_the_daemon_stays_up(
                 await r.until(lambda: r.sim.actions_named("Originate"), advance_s=0.5)
                 assert not run.done()
             finally:
-                stop.set()
-                await asyncio.wait_for(run, 10)
+                await r.stop(stop, run)
         failed = [x for x in caplog.records if x.getMessage() == "loop failed; restarting"]
         assert failed and failed[0].exc_info is not None
         assert getattr(failed[0], "loop", None) == "dialer loop"
@@ -301,7 +309,7 @@ async def test_a_failing_dialer_loop_restarts_and_the_daemon_stays_up(
 async def test_ready_only_once_the_reconcile_after_each_login_is_done(store: Store) -> None:
     """The dialer's gate: not while AMI is down, and after a re-login not until the
     reconcile through CoreShowChannels has finished (no fixed pause)."""
-    async with rig(store, Scenario()) as r:
+    async with rig(store, Scenario(), recover=False) as r:
         gate = asyncio.Event()
         entered = asyncio.Event()
         real = r.runner.reconcile_now
