@@ -84,6 +84,14 @@ def test_taken_audiosocket_port(tmp_path: Path, taken_port: int) -> None:
     assert "audiosocket.port" in line  # how to fix it
 
 
+def test_taken_http_port(tmp_path: Path, taken_port: int) -> None:
+    """The API starts last: everything before it is closed again."""
+    config = write_settings(tmp_path, http={"bind_host": "127.0.0.1", "port": taken_port})
+    line = one_line(serve(config, "--no-models"))
+    assert f"127.0.0.1:{taken_port}" in line and "http.port" in line
+    assert not (tmp_path / "televox.sock").exists()
+
+
 def test_corrupt_database(tmp_path: Path) -> None:
     (tmp_path / "televox.db").write_bytes(b"this is not an SQLite database, " * 64)
     line = one_line(serve(write_settings(tmp_path), "--no-models"))
