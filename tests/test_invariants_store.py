@@ -17,7 +17,13 @@ from televox_pbx.ami.tracker import CallTracker
 from televox_pbx.campaigns.dialer import Dialer
 from televox_pbx.campaigns.dnc import CallDnc, DncService
 from televox_pbx.clock import FakeClock
-from televox_pbx.domain import CallOutcome, CallStatus, FailureKind, OriginateRequest
+from televox_pbx.domain import (
+    CallOutcome,
+    CallStatus,
+    Disposition,
+    FailureKind,
+    OriginateRequest,
+)
 from televox_pbx.store import Store
 from televox_pbx.store import dial_queue as dq
 from televox_pbx.store.attempts import record_inbound
@@ -284,3 +290,26 @@ async def test_the_window_is_checked_at_each_claim(store: Store) -> None:
     await Dialer(store, orig, clock).tick()
     assert len(orig.sent) == 1
 
+
+
+async def test_reconcile_leaves_a_call_whose_session_result_is_on_its_way(
+        store: Store) -> None:
+    # The Hangup was seen (end kept) and the voice session is still saving: a periodic
+    # reconcile must not settle it first, or the real result (turns, disposition) would
+    # arrive as a duplicate and be lost.
+    clock = FakeClock(START)
+    await seed(store, camp(), [["+12125550100"]])
+    orig = FakeOriginator(clock)
+    d = Dialer(store, orig, clock, probe=FakeProbe())
+    await d.tick()
+    call_id = orig.sent[0].req.call_id
+    await d.on_outcome(CallOutcome(call_id, CallStatus.ANSWERED, answered_at=clock.now()))
+    await clock.advance(120)
+    await d.on_ended(CallOutcome(call_id, CallStatus.COMPLETED,
+                                 answered_at=START, hangup_at=clock.now()))
+    report = await d.reconcile(skip=frozenset({call_id}))
+    assert report.finalised == []
+    await d.on_outcome(CallOutcome(call_id, CallStatus.COMPLETED, answered_at=START,
+                                   hangup_at=clock.now()), 3, Disposition.INTERESTED)
+    row = await store.fetchone("SELECT status, disposition FROM call_attempts")
+    assert row is not None and tuple(row) == ("completed", "INTERESTED")

@@ -106,8 +106,8 @@ class Dialer:
     async def run(self, stop: asyncio.Event) -> None:
         """Tick until `stop` is set. Call `recover()` first after a restart."""
         while not stop.is_set():
+            self._wake.clear()  # before the tick: a poke during it must not be lost
             await self.tick()
-            self._wake.clear()
             await self._sleep_until_next(self._next_wait())
 
     def poke(self) -> None:
@@ -386,12 +386,13 @@ class Dialer:
         async with self._lock:
             return await self._recovery.at_start()
 
-    async def reconcile(self, grace_s: float = _RECONCILE_GRACE_S) -> ReconcileReport:
+    async def reconcile(self, grace_s: float = _RECONCILE_GRACE_S,
+                        skip: frozenset[str] = frozenset()) -> ReconcileReport:
         """While running (and after each AMI re-login): attempts older than `grace_s`
         whose channel the PBX no longer has are settled (an Originate just sent may not
-        have a channel yet)."""
+        have a channel yet). `skip`: calls whose result is on its way."""
         async with self._lock:
-            return await self._recovery.live(grace_s)
+            return await self._recovery.live(grace_s, skip)
 
 
 def _refusal_text(decision: gate.GateDecision) -> str:

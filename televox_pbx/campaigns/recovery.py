@@ -113,10 +113,12 @@ class Recovery:
                                "inbound_closed": closed, "contacts_unstuck": stranded})
         return ReconcileReport(kept, done)
 
-    async def live(self, grace_s: float) -> ReconcileReport:
+    async def live(self, grace_s: float,
+                   skip: frozenset[str] = frozenset()) -> ReconcileReport:
         cutoff = self._clock.now() - timedelta(seconds=grace_s)
         unfinished = [a for a in await att.unfinished_attempts(self._store)
-                      if grace_s <= 0 or a.created_at is None or a.created_at <= cutoff]
+                      if a.id not in skip
+                      and (grace_s <= 0 or a.created_at is None or a.created_at <= cutoff)]
         if not unfinished:
             return ReconcileReport([], [])
         live = await self._live_ids()

@@ -77,6 +77,7 @@ class CampaignRunner:
         self._tasks = OwnedTasks("campaign-runner")
         # Final outcomes waiting for their voice session's result, one task each.
         self._finishing = OwnedTasks("outcome-pump")
+        self._ending: set[str] = set()  # final outcome seen, session result awaited
         self._recover_on_login = recover_on_login
         self._recovered = False  # recover() has run (or was not ours to run)
         self._settled_login = 0  # the login (client.connections) last settled
@@ -200,6 +201,7 @@ class CampaignRunner:
                 await self.dialer.on_ended(outcome)  # the real end time, before any wait
                 self._requests.pop(outcome.call_id, None)
                 if req is not None and self._session_results is not None:
+                    self._ending.add(req.call_id)
                     self._finishing.spawn(self._finish(req, outcome),
                                           f"outcome-{req.call_id}", {"call_id": req.call_id})
                     continue
@@ -210,15 +212,21 @@ class CampaignRunner:
         disposition: Disposition | None = None
         assert self._session_results is not None
         try:
-            got = self._session_results(req, outcome)
-            turns, disposition = await got if inspect.isawaitable(got) else got
-        except Exception:  # the PBX's word on the call still counts
-            log.exception("voice session result unavailable", extra={"call_id": req.call_id})
-        await self.dialer.on_outcome(outcome, turns, disposition)
+            try:
+                got = self._session_results(req, outcome)
+                turns, disposition = await got if inspect.isawaitable(got) else got
+            except Exception:  # the PBX's word on the call still counts
+                log.exception("voice session result unavailable",
+                              extra={"call_id": req.call_id})
+            await self.dialer.on_outcome(outcome, turns, disposition)
+        finally:
+            self._ending.discard(req.call_id)
 
     async def reconcile_now(self) -> ReconcileReport:
         """Settle attempts whose channel is gone (also run after every AMI re-login)."""
-        report = await self.dialer.reconcile()
+        # Calls whose Hangup was seen and whose session result is on its way are not
+        # reconcile's to settle: their real result would arrive as a duplicate.
+        report = await self.dialer.reconcile(skip=frozenset(self._ending))
         for call_id in report.finalised:
             self.tracker.reconcile(call_id, live=False)
         return report

@@ -88,14 +88,20 @@ class Store:
         if p is not None:
             p.parent.mkdir(parents=True, exist_ok=True)
         conn = await aiosqlite.connect(str(path), isolation_level=None)
-        conn.row_factory = aiosqlite.Row
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA synchronous=NORMAL")
-        await conn.execute("PRAGMA foreign_keys=ON")
-        await conn.execute("PRAGMA busy_timeout=5000")
-        store = cls(conn, p)
-        if migrate:
-            await store.migrate()
+        try:
+            conn.row_factory = aiosqlite.Row
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA synchronous=NORMAL")
+            await conn.execute("PRAGMA foreign_keys=ON")
+            await conn.execute("PRAGMA busy_timeout=5000")
+            store = cls(conn, p)
+            if migrate:
+                await store.migrate()
+        except BaseException:
+            # The connection's worker thread is not a daemon thread: left open, it would
+            # keep a failed process from ever exiting.
+            await conn.close()
+            raise
         return store
 
     async def close(self) -> None:

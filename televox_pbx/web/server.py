@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from pydantic import SecretStr
 
+from televox_pbx.supervise import supervise
 from televox_pbx.web import (
     api_calls,
     api_campaigns,
@@ -83,8 +84,9 @@ class WebService:
                                            c.settings.http.public_url or
                                            f"http://{self._host}:{self.port}",
                                            user_agent=f"televox/{c.version}")
-        self._task = asyncio.get_running_loop().create_task(c.webhooks.run(),
-                                                            name="webhooks")
+        hooks = c.webhooks
+        self._task = asyncio.get_running_loop().create_task(
+            supervise("webhook dispatcher", hooks.run, c.clock), name="webhooks")
         log.info("HTTP API listening", extra={"host": self._host, "port": self.port})
 
     async def close(self) -> None:
