@@ -140,7 +140,7 @@ def _progress(db: Path, sim: Simulator) -> tuple[int, ...]:
 
 
 async def _daemon(db: Path, sim: Simulator, log: Path, crash_at: str | None) -> str:
-    """Run the daemon until it exits, is killed, or is stuck: nothing moved for 3 s, with
+    """Run the daemon until it exits, is killed, or is stuck: nothing moved for 5 s, with
     no call up and none live in the store (then it is stopped with SIGTERM). Returns
     "done", "killed" (the fault injection fired), "stuck" or "exit N"."""
     env = {k: v for k, v in os.environ.items() if k != "TELEVOX_CRASH_AT"}
@@ -163,7 +163,7 @@ async def _daemon(db: Path, sim: Simulator, log: Path, crash_at: str | None) -> 
         now, seen = loop.time(), _progress(db, sim)
         if seen != last or seen[3] or sim.channels:
             moved_at, last = now, seen
-        elif now - moved_at > 3.0:
+        elif now - moved_at > 5.0:
             break
     proc.send_signal(signal.SIGTERM)
     try:
@@ -188,7 +188,7 @@ async def _one(run: Run, root: Path) -> Result:
         first = await _daemon(db, sim, work / "first.log", f"{run.tag}:{run.nth}:{run.when}")
         res.killed = first == "killed"
         if res.killed and run.kind in ("completed", "voicemail", MIXED):
-            await asyncio.sleep(1.0)  # calls cut mid-way end while no daemon listens
+            await asyncio.sleep(1.5)  # calls cut mid-way end while no daemon listens
         second = await _daemon(db, sim, work / "second.log", None)
         res.finished = first in ("done", "killed") and second == "done"
         if not res.finished:
@@ -208,7 +208,7 @@ def _judge(db: Path, sim: Simulator, callees: list[tuple[str, str]]) -> list[str
         rows = attempts(conn)
         found = [*one_live_per_number(rows), *no_dial_after_dnc(rows, model, {}),
                  *inside_windows(rows, model), *calling_has_live_attempt(conn),
-                 *durations_not_invented(rows, pbx_times(sim), tolerance_s=0.5)]
+                 *durations_not_invented(rows, pbx_times(sim), tolerance_s=1.0)]
         found += [f"contact {r['id']} ends {r['status']} with nothing scheduled"
                   for r in conn.execute(TERMINAL_OR_SCHEDULED)]
     finally:
