@@ -193,9 +193,6 @@ class Daemon:
         await self.client.close()
         await self.spy.close()
 
-    async def shutdown(self) -> None:
-        await self.crash()  # the tests never need the staged drain; they check the store
-
 
 # ---- what a voice session would write through its ports -----------------------------
 

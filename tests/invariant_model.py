@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -76,11 +77,11 @@ class CampaignSpec:
     max_attempts: int = 3
 
     @classmethod
-    def from_config(cls, data: Mapping[str, object]) -> CampaignSpec:
+    def from_config(cls, data: Mapping[str, Any]) -> CampaignSpec:
         """From the campaign's YAML-shaped dict (the same data the test gives the product)."""
-        win = dict(data.get("calling_window") or {})  # type: ignore[call-overload]
-        pol = dict(data.get("timezone_policy") or {})  # type: ignore[call-overload]
-        retry = dict(data.get("retry") or {})  # type: ignore[call-overload]
+        win = dict(data.get("calling_window") or {})
+        pol = dict(data.get("timezone_policy") or {})
+        retry = dict(data.get("retry") or {})
         days = win.get("weekdays") or list(WEEKDAYS[:6])
         return cls(
             name=str(data["name"]),
