@@ -140,8 +140,9 @@ def _progress(db: Path, sim: Simulator) -> tuple[int, ...]:
 
 
 async def _daemon(db: Path, sim: Simulator, log: Path, crash_at: str | None) -> str:
-    """Run the daemon until it exits, is killed, or is stuck: nothing moved for 5 s, with
-    no call up and none live in the store (then it is stopped with SIGTERM). Returns
+    """Run the daemon until it exits, is killed, or is stuck: logged in, then nothing
+    moved for 5 s, with no call up and none live in the store (then it is stopped with
+    SIGTERM). Returns
     "done", "killed" (the fault injection fired), "stuck" or "exit N"."""
     env = {k: v for k, v in os.environ.items() if k != "TELEVOX_CRASH_AT"}
     env["TELEVOX_AMI_SECRET"] = SECRET
@@ -154,6 +155,7 @@ async def _daemon(db: Path, sim: Simulator, log: Path, crash_at: str | None) -> 
             env=env, stdout=out, stderr=out)
     loop = asyncio.get_running_loop()
     moved_at, last = loop.time(), _progress(db, sim)
+    logins = len(sim.actions_named("Login"))
     for _ in range(int(60 / 0.25)):
         try:
             rc = await asyncio.wait_for(proc.wait(), 0.25)
@@ -161,7 +163,8 @@ async def _daemon(db: Path, sim: Simulator, log: Path, crash_at: str | None) -> 
         except TimeoutError:
             pass
         now, seen = loop.time(), _progress(db, sim)
-        if seen != last or seen[3] or sim.channels:
+        starting = len(sim.actions_named("Login")) == logins  # a loaded box starts slowly
+        if starting or seen != last or seen[3] or sim.channels:
             moved_at, last = now, seen
         elif now - moved_at > 5.0:
             break
