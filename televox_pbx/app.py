@@ -23,7 +23,7 @@ from televox_pbx.app_ports import AmiTransfer, ResultLog, VoiceRunner
 from televox_pbx.audiosocket.server import AudioSocketServer
 from televox_pbx.audiosocket.session import CallAudio, SessionHandler
 from televox_pbx.campaigns.dnc import CallDnc, DncService
-from televox_pbx.campaigns.phones import normalize_phone
+from televox_pbx.campaigns.phones import caller_e164
 from televox_pbx.campaigns.runner import SessionResult
 from televox_pbx.clock import Clock, SystemClock, wait_for
 from televox_pbx.config.campaign import Campaign
@@ -284,11 +284,8 @@ class App:
                 return
             assert self.store is not None
             store = self.store
-            caller = call.caller_id or ""
-            # E.164, like every number in the store: the live-attempt guard and an opt-out
-            # on this call must match the same person in the campaigns.
-            e164 = normalize_phone(caller, self.settings.default_country).e164
-            await record_inbound(store, call.call_id, e164 or caller, self.clock.now())
+            caller = caller_e164(call.caller_id or "", self.settings.default_country)
+            await record_inbound(store, call.call_id, caller, self.clock.now())
             try:
                 await self.factory.inbound_handler(campaign)(call)
             finally:

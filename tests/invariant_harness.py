@@ -26,16 +26,17 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from televox_pbx.ami.client import AmiClient, ConnectionState
-from televox_pbx.campaigns.dnc import DncService
+from televox_pbx.ami.client import AmiClient
+from televox_pbx.campaigns.dnc import CallDnc, DncService
+from televox_pbx.campaigns.phones import caller_e164
 from televox_pbx.campaigns.runner import CampaignRunner, SessionResults
 from televox_pbx.clock import FakeClock
 from televox_pbx.config.settings import AmiSettings
 from televox_pbx.sim import Simulator
 from televox_pbx.sim.channel import cause_fields
 from televox_pbx.store import Store
-from televox_pbx.store.attempts import close_stale_inbound, finish_inbound, record_inbound
-from televox_pbx.store.transcripts import StoreCallbacks, StoreDnc
+from televox_pbx.store.attempts import finish_inbound, record_inbound
+from televox_pbx.store.transcripts import StoreCallbacks
 
 SECRET = "invariants-secret"
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
@@ -126,22 +127,22 @@ class Daemon:
 
     @classmethod
     async def _open(cls, db: Path, port: int, clock: FakeClock,
-                    session_results: SessionResults) -> Daemon:
+                    session_results: SessionResults, *, recover: bool = True) -> Daemon:
         store = await Store.open(db)
         spy = DbSpy(store)
         client = ami_client(port, clock)
-        await client.start()
+        # As App does: the runner settles unfinished attempts after every login, the
+        # first time by the start-up recovery rules (recover_on_login).
         runner = CampaignRunner(store, client, clock, max_concurrent_global=6,
-                                session_results=session_results)
+                                session_results=session_results, recover_on_login=recover)
+        await client.start()
         return cls(store, spy, client, runner)
 
     @classmethod
     async def start(cls, db: Path, port: int, clock: FakeClock,
                     session_results: SessionResults) -> Daemon:
         d = await cls._open(db, port, clock, session_results)
-        d.client.add_state_listener(d._on_ami_state)
-        await close_stale_inbound(d.store, clock.now())
-        await d.runner.recover()
+        assert await d.runner.wait_ready(30.0), "daemon never became ready"
         d.recovered = True
         d.task = asyncio.create_task(d.runner.run(d.stop), name="daemon")
         return d
@@ -151,18 +152,10 @@ class Daemon:
                            session_results: SessionResults) -> Daemon:
         """A second process on the same database (`televox call` today): its own store
         connection, AMI login and dialer, pumping its own calls' results; no dial loop."""
-        d = await cls._open(db, port, clock, session_results)
+        d = await cls._open(db, port, clock, session_results, recover=False)
+        await d.runner.wait_ready(30.0)
         d.task = asyncio.create_task(d.runner.pump(), name="beside-pump")
         return d
-
-    def _on_ami_state(self, state: ConnectionState) -> None:
-        """As App does: after a re-login, ask the PBX which calls survived."""
-        if state == ConnectionState.LOGGED_IN and self.client.connections > 1:
-            self.spawn(self._reconcile())
-
-    async def _reconcile(self) -> None:
-        with contextlib.suppress(Exception):  # App logs it and carries on
-            await self.runner.reconcile_now()
 
     def cut_ami(self) -> None:
         writer = getattr(self.client, "_writer", None)
@@ -199,8 +192,8 @@ class Daemon:
 async def session_opt_out(store: Store, clock: FakeClock, phone_as_given: str,
                           source: str = "call") -> None:
     """The agent heard "don't call me again": the session's DncPort, number as given."""
-    await StoreDnc(store, clock).add(phone_as_given, reason="asked not to be called",
-                                     source=source)
+    await CallDnc(DncService(store, clock=clock)).add(
+        phone_as_given, reason="asked not to be called", source=source)
 
 
 async def session_callback(store: Store, call_id: str, due_at: datetime,
@@ -227,7 +220,7 @@ class Inbound:
 async def inbound_start(store: Store, clock: FakeClock, caller: str) -> Inbound:
     """An inbound call is answered: the App records an attempt row for it."""
     call = Inbound(str(uuid.uuid4()), caller)
-    await record_inbound(store, call.call_id, caller, clock.now())
+    await record_inbound(store, call.call_id, caller_e164(caller), clock.now())
     return call
 
 

@@ -144,3 +144,10 @@ def looks_like_phone(raw: str) -> bool:
 
 
 _PHONE_SHAPE = re.compile(r"\+?[0-9 ().\-/]{7,24}")
+
+
+def caller_e164(caller_id: str, default_country: str = "US") -> str:
+    """An inbound caller ID as the store keeps it: E.164 when it is a number (so the
+    live-attempt guard and an opt-out match the campaigns' contacts), else as given
+    ("anonymous")."""
+    return normalize_phone(caller_id, default_country).e164 or caller_id
