@@ -5,7 +5,9 @@ core acts on next."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
+from typing import Any
 
 from televox_pbx.agent.tools import EndCall, OptOut, Transfer
 from televox_pbx.audiosocket.session import CallAudio
@@ -14,9 +16,11 @@ from televox_pbx.voice import turn_events as te
 from televox_pbx.voice.actions import CallActions
 from televox_pbx.voice.call_setup import SessionConfig
 from televox_pbx.voice.context import Conversation
-from televox_pbx.voice.interfaces import ChatMessage
+from televox_pbx.voice.interfaces import ChatMessage, Llm
 from televox_pbx.voice.playback import Reply
 from televox_pbx.voice.reply import ReplyPipeline
+
+log = logging.getLogger(__name__)
 
 
 class AgentTasks:
@@ -31,6 +35,18 @@ class AgentTasks:
         self.opening = opening
         self.report = report
         self.clock = clock
+
+    async def prefill(self, llm: Llm, tools: dict[str, Any]) -> None:
+        """While the opening plays, let the LLM evaluate the prompt prefix (if it can),
+        so the first reply only pays for the callee's words."""
+        prefill = getattr(llm, "prefill", None)
+        if prefill is None:
+            return
+        try:
+            await prefill([self.context.system, ChatMessage("assistant", self.opening)], tools)
+        except Exception:
+            log.warning("LLM prefill failed", exc_info=True,
+                        extra={"call_id": self.actions.info.call_id})
 
     async def say(self, action: te.Say) -> te.Outcome:
         if action.opening:

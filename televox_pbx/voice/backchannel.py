@@ -29,3 +29,11 @@ def is_backchannel(text: str) -> bool:
         return False
     return not all(w in _ALONE_NOT for w in words) or words in (["i", "see"], ["go", "on"],
                                                                ["got", "it"], ["uh", "huh"])
+
+
+def own_words(text: str, agent_text: str) -> bool:
+    """All of `text`'s words (two or more) are in what the agent was saying: heard over
+    the agent's voice, that is its echo, not the callee."""
+    words = _TOKEN.findall(text.lower())
+    said = set(_TOKEN.findall(agent_text.lower()))
+    return len(words) >= 2 and all(w in said for w in words)

@@ -45,7 +45,7 @@ class CallFlow:
         self._can_transfer = can_transfer
         self._voicemail_text = voicemail_text
         self._call_id = call_id
-        self.mode = "starting"  # conversation, voicemail, ending
+        self.mode = "starting"  # conversation, voicemail, ending, ended
         self.ended_by = "callee"
         self.done = False
         self.transferred_at: float | None = None
@@ -97,6 +97,11 @@ class CallFlow:
         self._slot = None
         self._paused_by = self._resumed_on = None
         return [te.Stop()]
+
+    def _finish(self) -> list[te.Action]:
+        """The call is over: from now on what the callee said is only recorded."""
+        self.mode, self.done = "ended", True
+        return [te.Finish()]
 
     def _resume(self, seq: int | None) -> list[te.Action]:
         self._paused_by, self._resumed_on = None, seq
@@ -181,13 +186,11 @@ class CallFlow:
         now = ev.now
         if self.transferred_at is not None:
             if now - self.transferred_at >= self.config.transfer_grace_s:
-                self.done = True
-                return [te.Finish()]
+                return self._finish()
             return []
         if self.mode == "ending":
             if now - self._ending_since >= self.config.ending_grace_s:
-                self.done = True
-                return [te.HangupNow(), te.Finish()]
+                return [te.HangupNow(), *self._finish()]
             return []
         if self.mode == "starting":
             return []

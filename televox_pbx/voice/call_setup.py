@@ -88,6 +88,9 @@ class SessionConfig:
     # Longer speech over the agent is a barge-in: the pause becomes a stop.
     backchannel_max_s: float = 1.0
     backchannel_min_left_s: float = 0.5
+    # After the call ends, what the callee said last is still transcribed and kept, for
+    # this long at most.
+    last_words_s: float = 3.0
     tick_s: float = 0.02
     preroll_s: float = 0.3
     voicemail_silence_s: float = 1.5

@@ -86,6 +86,11 @@ class Conversation:
                                        text + INTERRUPTED_MARK if item.interrupted else text))
         return out
 
+    def recent_agent_text(self, replies: int = 2) -> str:
+        """The words of the agent's last replies (what may be echoing back now)."""
+        recent = [e for e in self.entries if isinstance(e, Reply)][-replies:]
+        return " ".join(r.text for r in recent)
+
     @property
     def callee_texts(self) -> list[str]:
         return [e.text for e in self.entries if isinstance(e, CalleeSaid)]

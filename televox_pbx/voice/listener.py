@@ -56,9 +56,9 @@ class Listener:
         """The callee is speaking, or speech is starting."""
         return self._ep.speaking or self._ep.pending_onset is not None
 
-    def played(self, t: float, level: float) -> None:
-        """The agent's audio went out at `t` (for the echo gate)."""
-        self._echo.played(t, level)
+    def played(self, t: float, pcm: bytes, silent: bool) -> None:
+        """A frame of the agent's went out at `t` (for the echo gate)."""
+        self._echo.played(t, 0.0 if silent else rms(pcm), pcm)
 
     def start(self, t: float) -> None:
         self.last_voice = t
@@ -70,6 +70,7 @@ class Listener:
         t, duration = ev.t, len(pcm) / (RATE * 2)
         cfg = self.config.endpoint
         prob = self._vad.speech_prob(to_rate(pcm, RATE, self._vad_rate))
+        self._echo.heard(pcm)
         if agent_audible and prob > 0 and self._echo.is_echo(t, pcm):
             prob = 0.0
         if prob >= cfg.threshold:
@@ -113,6 +114,14 @@ class Listener:
         if edge is not None:
             out.append(self._edge(edge.edge, edge.at, now))
         return out + self._maybe_pause(now)
+
+    def flush(self, now: float) -> list[Event]:
+        """The call ended: an utterance still going is over now."""
+        if not self._ep.speaking:
+            return []
+        last = self._ep.last_speech
+        self._ep.reset()
+        return [self._edge(Edge.END, last, now)]
 
     def _void(self) -> SpeechResumed:
         assert self._reported is not None

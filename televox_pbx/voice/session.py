@@ -43,6 +43,7 @@ from televox_pbx.domain import AmdStatus
 from televox_pbx.voice import turn_events as te
 from televox_pbx.voice.actions import CallActions
 from televox_pbx.voice.agent_tasks import AgentTasks
+from televox_pbx.voice.backchannel import own_words
 from televox_pbx.voice.call_setup import (
     AmdWait,
     CallInfo,
@@ -56,7 +57,6 @@ from televox_pbx.voice.call_setup import (
 )
 from televox_pbx.voice.context import INTERRUPTED_MARK, Conversation
 from televox_pbx.voice.disclosure import Disclosure
-from televox_pbx.voice.endpointing import rms
 from televox_pbx.voice.interfaces import AudioChunk, ChatMessage, ToolCall
 from televox_pbx.voice.listener import Listener
 from televox_pbx.voice.playback import RATE, Playback, Reply
@@ -158,6 +158,7 @@ class VoiceSession:
             await self._apply(te.CallStarted(self._t0, self._amd))
             while not self.core.done:
                 await self._handle(await self._events.get())
+            await self._last_words()
         except Exception:
             # A bug in the loop ends this call, but what it got so far is still saved.
             log.exception("voice session failed", extra={"call_id": cid})
@@ -234,8 +235,7 @@ class VoiceSession:
     def _on_frame(self, frame: FrameSent) -> None:
         assert self.playback is not None
         self.playback.on_frame(frame)
-        if not frame.silent:
-            self.listener.played(frame.t, rms(frame.pcm))
+        self.listener.played(frame.t, frame.pcm, frame.silent)
 
     async def _task_done(self, task: asyncio.Task[te.Outcome]) -> None:
         if task is not self._task:
@@ -307,7 +307,9 @@ class VoiceSession:
             case te.OptOutNow(source=source):
                 await self.actions.opt_out(self._phone, source)
             case te.Prefill():
-                self._prefill()
+                self._helpers.append(asyncio.create_task(
+                    self.tasks.prefill(self.engines.llm, self._tools),
+                    name=f"prefill-{self.info.call_id}"))
             case te.HangupNow():
                 await self._call.hangup(drain=False)
             case te.Finish():
@@ -319,7 +321,20 @@ class VoiceSession:
         except Exception:
             log.exception("transcription failed", extra={"call_id": self.info.call_id})
             text = ""
-        self._events.put_nowait(te.Transcribed(seq, text, self.clock.monotonic()))
+        own = own_words(text, self.context.recent_agent_text())
+        self._events.put_nowait(te.Transcribed(seq, text, self.clock.monotonic(), own))
+
+    async def _last_words(self) -> None:
+        """The call is over, but what the callee was saying and the turns still being
+        transcribed are kept (for `last_words_s` at most)."""
+        for out in self.listener.flush(self.clock.monotonic()):
+            await self._apply(out)
+        deadline = self.clock.monotonic() + self.config.last_words_s
+        while self._stt and self.clock.monotonic() < deadline:
+            ev = await self._events.get()  # the ticker keeps this loop going
+            if isinstance(ev, te.Transcribed):
+                self._stt.pop(ev.seq, None)
+                await self._apply(ev)
 
     def _start(self, task_id: int, coro: Coroutine[Any, Any, te.Outcome]) -> None:
         if self._task is not None and not self._task.done():
@@ -337,23 +352,6 @@ class VoiceSession:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             self.disclosure.abandoned()
-
-    def _prefill(self) -> None:
-        """While the opening plays, let the LLM evaluate the prompt prefix (if it can), so
-        the first reply only pays for the callee's words."""
-        prefill = getattr(self.engines.llm, "prefill", None)
-        if prefill is None:
-            return
-        text = self._opening_text()
-
-        async def run() -> None:
-            try:
-                await prefill([self.context.system, ChatMessage("assistant", text)],
-                              self._tools)
-            except Exception:
-                log.warning("LLM prefill failed", exc_info=True,
-                            extra={"call_id": self.info.call_id})
-        self._helpers.append(asyncio.create_task(run(), name=f"prefill-{self.info.call_id}"))
 
     def _opening_text(self) -> str:
         return opening_line(self.campaign, self.info.variables, self.info.opening)

@@ -58,6 +58,7 @@ class Transcribed:
     seq: int
     text: str
     at: float
+    own_words: bool = False  # only words the agent was saying (echo, if said over it)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,10 @@ __all__ = ["TurnTaking"]
 
 log = logging.getLogger(__name__)
 
+# The modes in which what the callee says is transcribed and kept (in voicemail mode the
+# machine's greeting is not the callee).
+_LISTENING = ("conversation", "ending", "ended")
+
 
 @dataclass(slots=True)
 class _Turn:
@@ -76,11 +80,13 @@ class TurnTaking(CallFlow):
                 return self._speech_resumed(seq)
             case te.SpeechStopped():
                 return self._speech_stopped(ev)
-            case te.Transcribed(seq=seq, text=text, at=at):
+            case te.Transcribed(seq=seq, text=text, at=at, own_words=own_words):
                 turn = self._turns.get(seq)
                 if turn is None:
                     return []  # dropped meanwhile
-                turn.text, turn.transcribed_at = text.strip(), at
+                # Our own words heard back over our voice: echo that got past the gate.
+                turn.text = "" if own_words and turn.over_agent else text.strip()
+                turn.transcribed_at = at
                 return self._progress(turn)
             case te.AgentDone():
                 return self._agent_done(ev)
@@ -96,16 +102,14 @@ class TurnTaking(CallFlow):
             case te.HungUp(local=local):
                 if not local and self.mode != "ending" and self.transferred_at is None:
                     self.ended_by = "callee"
-                self.done = True
-                return [te.Finish()]
+                return self._finish()
         return []
 
-    # --- the agent's slot -------------------------------------------------------------
+    # --- the callee's speech -----------------------------------------------------------
 
     def _speech_started(self, at: float) -> list[te.Action]:
-        if self.mode != "conversation":
+        if self.mode not in _LISTENING:
             return []
-        self._reprompted = False
         acts: list[te.Action] = []
         # A turn cut off before it was transcribed is heard again with what follows.
         for seq, turn in list(self._turns.items()):
@@ -120,6 +124,9 @@ class TurnTaking(CallFlow):
         self._utt_started = at
         self._utt_over_agent = (self._queued() >= self.config.backchannel_min_left_s
                                 or (slot is not None and not slot.held))
+        if self.mode != "conversation":
+            return acts  # over the goodbye: heard and kept, but it does not stop it
+        self._reprompted = False
         if self._agent_active():
             log.info("barge-in", extra={"call_id": self._call_id,
                                         "onset_s": round(at - self._t0, 3)})
@@ -157,7 +164,7 @@ class TurnTaking(CallFlow):
 
     def _speech_stopped(self, ev: te.SpeechStopped) -> list[te.Action]:
         self._anchor = ev.last_speech
-        if self.mode != "conversation":
+        if self.mode not in _LISTENING:
             self._carry = None
             return []
         turn = self._turns.get(ev.seq) if ev.provisional else None
@@ -229,8 +236,7 @@ class TurnTaking(CallFlow):
             return []  # cancelled; already handled
         self._slot = None
         if ev.outcome is None and self.mode == "ending":  # the goodbye failed
-            self.done = True
-            return [te.Finish()]
+            return self._finish()
         if self.mode == "ending":
             return []
         outcome = ev.outcome or te.Outcome()
