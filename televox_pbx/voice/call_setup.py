@@ -20,7 +20,7 @@ from televox_pbx.config.campaign import Campaign
 from televox_pbx.domain import AmdStatus, Disposition
 from televox_pbx.store.transcripts import CallRecord, TurnRow
 from televox_pbx.voice.endpointing import EndpointConfig
-from televox_pbx.voice.interfaces import Llm, Stt, Tts, Vad
+from televox_pbx.voice.interfaces import Llm, Stt, Tts, TurnModel, Vad
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,7 @@ class Engines:
     stt: Stt
     llm: Llm
     tts: Tts
+    turn: TurnModel | None = None  # end-of-turn model; None: silence alone ends turns
 
 
 class CallLogPort(Protocol):

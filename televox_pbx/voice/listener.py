@@ -31,8 +31,9 @@ CLIPPED_CHUNKS = 2
 
 
 class Listener:
-    def __init__(self, vad: Vad, config: SessionConfig) -> None:
+    def __init__(self, vad: Vad, config: SessionConfig, *, turn_model: bool = False) -> None:
         self.config = config
+        self.turn_model = turn_model  # ask an end-of-turn model at each pause
         self._vad = vad.new_stream()
         self._vad_rate = vad.sample_rate
         self._ep = Endpointer(config.endpoint)
@@ -50,6 +51,9 @@ class Listener:
         # (pause, end) of the faint sound that voided a pause, the pause named by the
         # speech end it follows: it is reported again once the sound has died away.
         self._fading: tuple[float, float] | None = None
+        self._checks = 0
+        self._checking: tuple[int, float] | None = None  # (check, last speech) asked
+        self._asks: list[tuple[int, bytes]] = []  # checks for the session to run
 
     @property
     def active(self) -> bool:
@@ -140,8 +144,35 @@ class Listener:
         self._seq += 1
         return SpeechStopped(self._seq, self._utt_start, at, now, audio, False)
 
+    # --- the end-of-turn model ----------------------------------------------------------
+
+    def take_checks(self) -> list[tuple[int, bytes]]:
+        """End-of-turn checks to run: (check id, the utterance so far, 8 kHz)."""
+        asks, self._asks = self._asks, []
+        return asks
+
+    def verdict(self, check: int, complete: float, now: float) -> list[Event]:
+        """The model's P(complete) for `check`: sets how long this pause must last."""
+        ep, cfg = self._ep, self.config.endpoint
+        if self._checking != (check, ep.last_speech) or not ep.speaking:
+            return []  # the callee spoke on: the verdict is about a pause that is over
+        ep.hold(cfg.turn_complete_s if complete >= cfg.turn_threshold
+                else cfg.turn_incomplete_s)
+        return self.tick(now)
+
+    def _maybe_check(self, now: float) -> None:
+        ep = self._ep
+        if not self.turn_model or not ep.speaking \
+                or now - ep.last_speech < self.config.endpoint.turn_check_after_s \
+                or (self._checking is not None and self._checking[1] == ep.last_speech):
+            return
+        self._checks += 1
+        self._checking = (self._checks, ep.last_speech)
+        self._asks.append((self._checks, bytes(self._utt)))
+
     def _maybe_pause(self, now: float) -> list[Event]:
         """At the callee's first short pause, report the utterance so far."""
+        self._maybe_check(now)
         after = self.config.speculate_after_s
         ep = self._ep
         last = ep.last_speech

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,6 +44,7 @@ from televox_pbx.domain import AmdStatus
 from televox_pbx.voice import turn_events as te
 from televox_pbx.voice.actions import CallActions
 from televox_pbx.voice.agent_tasks import AgentTasks
+from televox_pbx.voice.amd import verdict_or_person
 from televox_pbx.voice.backchannel import own_words
 from televox_pbx.voice.call_setup import (
     AmdWait,
@@ -75,8 +77,15 @@ class _Tick:
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    check: int
+    complete: float  # the end-of-turn model's P(complete)
+
+
 _TICK = _Tick()
-_Queued = InEvent | _Tick | te.Transcribed | te.Transferred | asyncio.Task[te.Outcome]
+_Queued = (InEvent | _Tick | _Verdict | te.Transcribed | te.Transferred
+           | asyncio.Task[te.Outcome])
 
 
 class VoiceSession:
@@ -96,7 +105,7 @@ class VoiceSession:
         self.disclosure = Disclosure()  # the opening sets what to disclose
         self.context = Conversation(self._system_message())
         self.actions = CallActions(info, ports, self.disposition)
-        self.listener = Listener(engines.vad, self.config)
+        self.listener = Listener(engines.vad, self.config, turn_model=engines.turn is not None)
         self._tools = tools_schema(transfer_available=self.actions.can_transfer)
         self._events: asyncio.Queue[_Queued] = asyncio.Queue()
         self._helpers: list[asyncio.Task[None]] = []
@@ -154,7 +163,8 @@ class VoiceSession:
                           asyncio.create_task(self._ticker(), name=f"tick-{cid}")]
         try:
             if self._amd is None and self.campaign.amd and self.info.amd_wait is not None:
-                self._amd = await self._await_amd(self.info.amd_wait)
+                self._amd = await verdict_or_person(self.info.amd_wait, self.config.amd_wait_s,
+                                                    cid)
             await self._apply(te.CallStarted(self._t0, self._amd))
             while not self.core.done:
                 await self._handle(await self._events.get())
@@ -177,18 +187,6 @@ class VoiceSession:
             self.info, self.config, self.context, self.disposition, self._amd,
             self.core.ended_by, recorder, self._wall, self.ports.log)
 
-    async def _await_amd(self, wait: AmdWait) -> AmdStatus | None:
-        """AMD() ran in the dialplan before the audio connected, but its verdict travels
-        over AMI and may come after the audio: wait for it, `amd_wait_s` at most. With no
-        verdict by then (AMI slow or down) a person may be listening: treat it as HUMAN,
-        so the agent speaks (disclosure first) rather than stay silent or hang up."""
-        try:
-            return await wait(self.config.amd_wait_s)
-        except Exception:
-            log.warning("AMD verdict lookup failed; treated as human", exc_info=True,
-                        extra={"call_id": self.info.call_id})
-            return None
-
     async def _pump(self, call: CallAudio) -> None:
         async for ev in call.incoming():
             self._events.put_nowait(ev)
@@ -204,28 +202,34 @@ class VoiceSession:
     # --- events in -----------------------------------------------------------------------
 
     async def _handle(self, ev: _Queued) -> None:
-        assert self.core is not None and self._call is not None
+        assert self.core is not None
         listener = self.listener
-        if isinstance(ev, _Tick):
-            now = self.clock.monotonic()
-            for out in listener.tick(now):
-                await self._apply(out)
-            await self._apply(te.Tick(now, listener.active, listener.last_voice))
-        elif isinstance(ev, AudioIn):
-            listener.detect_beep = self.core.mode == "voicemail"
-            for out in listener.feed(ev, self._agent_audible(ev.t)):
-                await self._apply(out)
-        elif isinstance(ev, Dtmf):
-            await self._apply(te.DtmfPressed(ev.digit, ev.t))
-        elif isinstance(ev, Hangup):
-            await self._apply(te.HungUp(ev.reason is HangupReason.LOCAL))
-        elif isinstance(ev, te.Transcribed):
-            self._stt.pop(ev.seq, None)
-            await self._apply(ev)
-        elif isinstance(ev, te.Transferred):
-            await self._apply(ev)
-        elif isinstance(ev, asyncio.Task):
-            await self._task_done(ev)
+        now = self.clock.monotonic()
+        outs: list[te.Event]
+        match ev:
+            case _Tick():
+                outs = [*listener.tick(now), te.Tick(now, listener.active, listener.last_voice)]
+            case AudioIn():
+                listener.detect_beep = self.core.mode == "voicemail"
+                outs = listener.feed(ev, self._agent_audible(ev.t))
+            case _Verdict():
+                outs = listener.verdict(ev.check, ev.complete, now)
+            case Dtmf():
+                outs = [te.DtmfPressed(ev.digit, ev.t)]
+            case Hangup():
+                outs = [te.HungUp(ev.reason is HangupReason.LOCAL)]
+            case te.Transcribed():
+                self._stt.pop(ev.seq, None)
+                outs = [ev]
+            case te.Transferred():
+                outs = [ev]
+            case _:
+                await self._task_done(ev)
+                return
+        for check, audio in listener.take_checks():
+            self._spawn(self._turn_check(check, audio), "turn-check")
+        for out in outs:
+            await self._apply(out)
 
     def _agent_audible(self, t: float) -> bool:
         assert self._call is not None and self.playback is not None
@@ -307,9 +311,7 @@ class VoiceSession:
             case te.OptOutNow(source=source):
                 await self.actions.opt_out(self._phone, source)
             case te.Prefill():
-                self._helpers.append(asyncio.create_task(
-                    self.tasks.prefill(self.engines.llm, self._tools),
-                    name=f"prefill-{self.info.call_id}"))
+                self._spawn(self.tasks.prefill(self.engines.llm, self._tools), "prefill")
             case te.HangupNow():
                 await self._call.hangup(drain=False)
             case te.Finish():
@@ -323,6 +325,20 @@ class VoiceSession:
             text = ""
         own = own_words(text, self.context.recent_agent_text())
         self._events.put_nowait(te.Transcribed(seq, text, self.clock.monotonic(), own))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """A side task, cancelled with the call (finished ones are forgotten)."""
+        self._helpers = [t for t in self._helpers if not t.done()]
+        self._helpers.append(asyncio.create_task(coro, name=f"{name}-{self.info.call_id}"))
+
+    async def _turn_check(self, check: int, audio: bytes) -> None:
+        assert self.engines.turn is not None
+        try:
+            complete = await self.engines.turn.complete(AudioChunk(audio, RATE))
+        except Exception:
+            log.exception("end-of-turn model failed", extra={"call_id": self.info.call_id})
+            return
+        self._events.put_nowait(_Verdict(check, complete))
 
     async def _last_words(self) -> None:
         """The call is over, but what the callee was saying and the turns still being
