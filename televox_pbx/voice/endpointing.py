@@ -179,6 +179,15 @@ class EchoGate:
             self._played.append((t, level))
         if pcm is not None:
             self._out.append((t, pcm))
+        self._forget(t)
+
+    def _forget(self, t: float) -> None:
+        """Drop what is too old to be echoing back at `t`."""
+        window = self.config.echo_window_s
+        while self._played and self._played[0][0] < t - window:
+            self._played.popleft()
+        while self._out and self._out[0][0] < t - window - _ECHO_LOOK_S:
+            self._out.popleft()
 
     def heard(self, pcm: bytes) -> None:
         """Every chunk heard, in order (the correlation looks at the last ~100 ms)."""
@@ -188,11 +197,7 @@ class EchoGate:
             self._in_bytes -= len(self._in.popleft())
 
     def is_echo(self, t: float, pcm: bytes) -> bool:
-        window = self.config.echo_window_s
-        while self._played and self._played[0][0] < t - window:
-            self._played.popleft()
-        while self._out and self._out[0][0] < t - window - _ECHO_LOOK_S:
-            self._out.popleft()
+        self._forget(t)
         loudest = max((lvl for when, lvl in self._played if when <= t + 0.02), default=0.0)
         if loudest <= 0.0 or rms(pcm) >= self.config.echo_ratio * loudest:
             return False

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -45,7 +44,6 @@ from televox_pbx.voice import turn_events as te
 from televox_pbx.voice.actions import CallActions
 from televox_pbx.voice.agent_tasks import AgentTasks
 from televox_pbx.voice.amd import verdict_or_person
-from televox_pbx.voice.backchannel import own_words
 from televox_pbx.voice.call_setup import (
     AmdWait,
     CallInfo,
@@ -59,12 +57,13 @@ from televox_pbx.voice.call_setup import (
 )
 from televox_pbx.voice.context import INTERRUPTED_MARK, Conversation
 from televox_pbx.voice.disclosure import Disclosure
-from televox_pbx.voice.interfaces import AudioChunk, ChatMessage, ToolCall
+from televox_pbx.voice.interfaces import ChatMessage, ToolCall
 from televox_pbx.voice.listener import Listener
-from televox_pbx.voice.playback import RATE, Playback, Reply
+from televox_pbx.voice.playback import Playback, Reply
 from televox_pbx.voice.recording import StereoRecorder
 from televox_pbx.voice.reply import ReplyPipeline
 from televox_pbx.voice.result import write_result
+from televox_pbx.voice.speech_jobs import SpeechJobs, Verdict
 from televox_pbx.voice.turntaking import TurnTaking
 
 __all__ = ["INTERRUPTED_MARK", "CallInfo", "CallLogPort", "CallPorts", "CallResult", "Engines",
@@ -77,14 +76,8 @@ class _Tick:
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class _Verdict:
-    check: int
-    complete: float  # the end-of-turn model's P(complete)
-
-
 _TICK = _Tick()
-_Queued = (InEvent | _Tick | _Verdict | te.Transcribed | te.Transferred
+_Queued = (InEvent | _Tick | Verdict | te.Transcribed | te.Transferred
            | asyncio.Task[te.Outcome])
 
 
@@ -109,7 +102,8 @@ class VoiceSession:
         self._tools = tools_schema(transfer_available=self.actions.can_transfer)
         self._events: asyncio.Queue[_Queued] = asyncio.Queue()
         self._helpers: list[asyncio.Task[None]] = []
-        self._stt: dict[int, asyncio.Task[None]] = {}
+        self.jobs = SpeechJobs(engines, self.context, clock, self._events.put_nowait,
+                               info.call_id)
         self._task: asyncio.Task[te.Outcome] | None = None  # the agent's one task
         self._task_id = 0
         self._release: asyncio.Event | None = None  # lets a held reply play
@@ -175,9 +169,9 @@ class VoiceSession:
             self.core.ended_by = "error"
         finally:
             await self._cancel_task()
-            for task in [*self._helpers, *self._stt.values()]:
+            for task in self._helpers:
                 task.cancel()
-            await asyncio.gather(*self._helpers, *self._stt.values(), return_exceptions=True)
+            await asyncio.gather(*self._helpers, self.jobs.close(), return_exceptions=True)
             remove_listener()
             call.set_recording_tap(None)
         if call.hangup_reason is None and self.core.transferred_at is None:
@@ -212,14 +206,14 @@ class VoiceSession:
             case AudioIn():
                 listener.detect_beep = self.core.mode == "voicemail"
                 outs = listener.feed(ev, self._agent_audible(ev.t))
-            case _Verdict():
+            case Verdict():
                 outs = listener.verdict(ev.check, ev.complete, now)
             case Dtmf():
                 outs = [te.DtmfPressed(ev.digit, ev.t)]
             case Hangup():
                 outs = [te.HungUp(ev.reason is HangupReason.LOCAL)]
             case te.Transcribed():
-                self._stt.pop(ev.seq, None)
+                self.jobs.delivered(ev.seq)
                 outs = [ev]
             case te.Transferred():
                 outs = [ev]
@@ -227,7 +221,7 @@ class VoiceSession:
                 await self._task_done(ev)
                 return
         for check, audio in listener.take_checks():
-            self._spawn(self._turn_check(check, audio), "turn-check")
+            self.jobs.check(check, audio)
         for out in outs:
             await self._apply(out)
 
@@ -268,11 +262,9 @@ class VoiceSession:
         assert self._call is not None and self.tasks is not None
         match action:
             case te.Transcribe(seq=seq, audio=audio):
-                self._stt[seq] = asyncio.create_task(self._transcribe(seq, audio))
+                self.jobs.transcribe(seq, audio)
             case te.CancelTranscribe(seq=seq):
-                stt = self._stt.pop(seq, None)
-                if stt is not None:
-                    stt.cancel()
+                self.jobs.cancel(seq)
             case te.Say():
                 self._start(action.task, self.tasks.say(action))
             case te.OpenTurn():
@@ -317,28 +309,10 @@ class VoiceSession:
             case te.Finish():
                 pass
 
-    async def _transcribe(self, seq: int, audio: bytes) -> None:
-        try:
-            text = (await self.engines.stt.transcribe(AudioChunk(audio, RATE))).text
-        except Exception:
-            log.exception("transcription failed", extra={"call_id": self.info.call_id})
-            text = ""
-        own = own_words(text, self.context.recent_agent_text())
-        self._events.put_nowait(te.Transcribed(seq, text, self.clock.monotonic(), own))
-
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """A side task, cancelled with the call (finished ones are forgotten)."""
         self._helpers = [t for t in self._helpers if not t.done()]
         self._helpers.append(asyncio.create_task(coro, name=f"{name}-{self.info.call_id}"))
-
-    async def _turn_check(self, check: int, audio: bytes) -> None:
-        assert self.engines.turn is not None
-        try:
-            complete = await self.engines.turn.complete(AudioChunk(audio, RATE))
-        except Exception:
-            log.exception("end-of-turn model failed", extra={"call_id": self.info.call_id})
-            return
-        self._events.put_nowait(_Verdict(check, complete))
 
     async def _last_words(self) -> None:
         """The call is over, but what the callee was saying and the turns still being
@@ -346,10 +320,10 @@ class VoiceSession:
         for out in self.listener.flush(self.clock.monotonic()):
             await self._apply(out)
         deadline = self.clock.monotonic() + self.config.last_words_s
-        while self._stt and self.clock.monotonic() < deadline:
+        while self.jobs.transcribing and self.clock.monotonic() < deadline:
             ev = await self._events.get()  # the ticker keeps this loop going
             if isinstance(ev, te.Transcribed):
-                self._stt.pop(ev.seq, None)
+                self.jobs.delivered(ev.seq)
                 await self._apply(ev)
 
     def _start(self, task_id: int, coro: Coroutine[Any, Any, te.Outcome]) -> None:
