@@ -27,3 +27,11 @@ export HF_HUB_OFFLINE=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[dev]'
+
+# Smart Turn v3.2 (the end-of-turn model) ships inside the pipecat-ai wheel: fetch that
+# wheel only, never install it; the model registry extracts the one ONNX file from it and
+# checks its sha256 (models/README.md).
+wheels=var/models/.wheels
+compgen -G "$wheels/pipecat_ai-1.14.0-*.whl" >/dev/null \
+  || .venv/bin/pip download -q --no-deps --only-binary=:all: pipecat-ai==1.14.0 -d "$wheels"
+.venv/bin/televox models check >/dev/null || .venv/bin/televox models check  # say what is wrong

@@ -198,7 +198,7 @@ class App:
                 raise RuntimeError(f"model {model!r}: {'; '.join(problems)}")
         await holder.preload()
         return SessionEngines(vad=holder.vad(), stt=holder.stt(), llm=holder.llm(),
-                              tts=holder.tts())
+                              tts=holder.tts(), turn=holder.turn())
 
     async def _start_pbx(self, engines: SessionEngines | None,
                          ) -> tuple[str, int, SecretStr | None]:

@@ -171,6 +171,20 @@ def test_padded_fused_evaluation_matches_plain_eval(engines: Engines) -> None:
         llama.reset()
 
 
+def test_smart_turn_hears_a_finished_sentence_from_an_unfinished_one(
+        engines: Engines) -> None:
+    turn = engines.turn()
+    assert turn is not None, "smart-turn-v3.2 is set up (scripts/setup.sh fetches its wheel)"
+    tts = engines.tts()
+    pause = bytes(2 * 1600)  # 0.2 s: where the model is asked
+    done = turn.complete_prob(tts.synthesize_pcm8k("Yes, Tuesday at three works for me.")
+                              + pause, 8000)
+    cut = turn.complete_prob(tts.synthesize_pcm8k("I was wondering if maybe we could")
+                             + pause, 8000)
+    assert turn.features(pause * 5, 8000).shape == (80, 800)
+    assert done > 0.5 > cut, (done, cut)
+
+
 def test_engines_report_loaded(engines: Engines) -> None:
     status = {s.name: s for s in engines.status()}
     assert status["tts"].loaded and status["tts"].load_seconds is not None

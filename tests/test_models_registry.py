@@ -223,7 +223,7 @@ def test_real_models_check(capsys: pytest.CaptureFixture[str], tmp_path: Path,
     assert code == 0, report
     assert {m["id"] for m in report["models"]} == {
         "whisper-tiny.en", "qwen2.5-1.5b-instruct-q4_k_m", "piper-joe-medium",
-        "silero-vad-v6"}
+        "silero-vad-v6", "smart-turn-v3.2"}
 
 
 def _flip_byte(path: Path, *, keep_mtime: bool) -> None:

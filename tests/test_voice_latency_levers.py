@@ -75,12 +75,12 @@ async def test_turn_starts_at_the_pause_but_is_held_until_the_endpoint() -> None
     assert len(stt.heard) == 1 and len(llm.calls) == 1, "the turn starts at a 0.2 s pause"
     assert llm.calls[0][-1].content == "Yes, tell me more."
     assert len(call.output.audio_frames()) == frames, "nothing is said before the endpoint"
-    assert session._messages[-1].role == "assistant", "nor put in the context"
+    assert session.messages[-1].role == "assistant", "nor put in the context"
     await tl.until(lambda: len(call.output.audio_frames()) > frames)
     # The reply was ready before the endpoint (0.7 s), so it plays right after it.
     assert clock.monotonic() - spoke_until == pytest.approx(0.72, abs=0.05)
     assert len(stt.heard) == 1 and len(llm.calls) == 1, "the provisional turn was the turn"
-    assert [m.role for m in session._messages[-2:]] == ["user", "assistant"]
+    assert [m.role for m in session.messages[-2:]] == ["user", "assistant"]
     await _stop(task, pacer)
 
 
@@ -97,10 +97,10 @@ async def test_speech_after_the_pause_cancels_the_provisional_turn() -> None:
                    and call.output.queued_seconds == 0)
     assert llm.calls[-1][-1].content == "Yes, tell me more.", "the whole utterance counts"
     assert stt.heard[-1].seconds > stt.heard[0].seconds
-    users = [m.content for m in session._messages if m.role == "user"]
+    users = [m.content for m in session.messages if m.role == "user"]
     assert users == ["Yes, tell me more."], "the dropped turn left nothing in the context"
-    assert session._messages[-1].content == "Great."
-    assert all(m.content != "Wrong." for m in session._messages)
+    assert session.messages[-1].content == "Great."
+    assert all(m.content != "Wrong." for m in session.messages)
     await _stop(task, pacer)
 
 
@@ -123,8 +123,8 @@ async def test_a_word_still_fading_out_when_the_turn_took_its_audio_is_heard_aga
     assert llm.calls[-1][-1].content == "Yes, that works.", "redone on the whole utterance"
     assert len(stt.heard) == 2 and stt.heard[-1].seconds > stt.heard[0].seconds
     await tl.until(lambda: session._task is None)
-    assert [m.content for m in session._messages if m.role == "user"] == ["Yes, that works."]
-    assert all(m.content != "Wrong." for m in session._messages)
+    assert [m.content for m in session.messages if m.role == "user"] == ["Yes, that works."]
+    assert all(m.content != "Wrong." for m in session.messages)
     await _stop(task, pacer)
 
 

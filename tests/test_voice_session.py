@@ -165,7 +165,7 @@ async def test_endpointing_is_timer_driven_without_frames(rig: RigFactory) -> No
     # The turn may have started provisionally at the pause, but 0.4 s of quiet is not the
     # end of the utterance: nothing is said or recorded yet.
     assert len(r.call.output.audio_frames()) == n
-    assert r.session._messages[-1].role != "user"
+    assert r.session.messages[-1].role != "user"
     await r.tl.wait(0.2)
     assert len(r.stt.heard) == 1
     assert r.stt.heard[0].seconds >= 1.0, "the whole utterance (with pre-roll) is transcribed"

@@ -88,6 +88,31 @@ def test_echo_gate() -> None:
     assert not gate.is_echo(2.0, scale(played, 0.25)), "nothing played recently"
 
 
+def test_echo_gate_keeps_a_quiet_callee_who_does_not_sound_like_us() -> None:
+    """Quieter than our voice is not enough to be echo: it must also look like it."""
+    gate = EchoGate(EndpointConfig())
+    voice = tone(0.4, 8000, freq=220)
+    for i in range(20):  # 0.4 s of our voice went out, frame by frame
+        frame = voice[i * 320:(i + 1) * 320]
+        gate.played(1.0 + i * F, rms(frame), frame)
+    echo = scale(voice, 0.25)  # our voice back at -12 dB
+    callee = tone(0.4, 2000, freq=150)  # a callee as quiet, saying something else
+    t = 1.04
+    for i in range(5):
+        gate.heard(echo[i * 320:(i + 1) * 320])
+    assert gate.is_echo(t + 0.1, echo[1600:1920])
+    other = EchoGate(EndpointConfig())
+    for i in range(20):
+        frame = voice[i * 320:(i + 1) * 320]
+        other.played(1.0 + i * F, rms(frame), frame)
+    for i in range(5):
+        other.heard(callee[i * 320:(i + 1) * 320])
+    assert not other.is_echo(t + 0.1, callee[1600:1920])
+    level_only = EchoGate(EndpointConfig(echo_correlation=None))
+    level_only.played(1.0, rms(voice[:320]), voice[:320])
+    assert level_only.is_echo(1.05, callee[:320]), "the old rule: any quiet sound is echo"
+
+
 def test_beep_detector() -> None:
     det = BeepDetector()
     frames = [tone(F, 6000, 180)] * 10 + [tone(F, 8000, 1000)] * 15 + [bytes(320)] * 3

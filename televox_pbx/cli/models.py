@@ -41,7 +41,8 @@ def _check(args: argparse.Namespace) -> int:
         return 1
     registry = ModelRegistry(manifest, args.cache_dir or settings.models.cache_dir)
     m = settings.models
-    ids = [e.id for e in manifest.models] if args.all else [m.stt, m.llm, m.tts, VAD_MODEL_ID]
+    ids = [e.id for e in manifest.models] if args.all else [m.stt, m.llm, m.tts, VAD_MODEL_ID,
+                                                               *([m.turn] if m.turn else [])]
     reports: list[ModelReport] = []
     unknown: list[str] = []
     for model_id in ids:

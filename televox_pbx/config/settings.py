@@ -64,6 +64,9 @@ class ModelSettings(_Strict):
     stt: str = "whisper-tiny.en"
     llm: str = "qwen2.5-1.5b-instruct-q4_k_m"
     tts: str = "piper-joe-medium"
+    # The end-of-turn model (voice/endpointing.py uses it beside the silence timer);
+    # None: the silence timer alone decides.
+    turn: str | None = "smart-turn-v3.2"
     cache_dir: Path = Path("var/models")
     llm_threads: int = Field(default=2, ge=1)
 

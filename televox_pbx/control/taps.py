@@ -43,7 +43,7 @@ class _TappedTts:
 
 def tapped(engines: Engines, say: Say) -> Engines:
     return Engines(vad=engines.vad, stt=_TappedStt(engines.stt, say), llm=engines.llm,
-                   tts=_TappedTts(engines.tts, say))
+                   tts=_TappedTts(engines.tts, say), turn=engines.turn)
 
 
 class TranscriptTaps:

@@ -20,7 +20,7 @@ from televox_pbx.config.campaign import Campaign
 from televox_pbx.domain import AmdStatus, Disposition
 from televox_pbx.store.transcripts import CallRecord, TurnRow
 from televox_pbx.voice.endpointing import EndpointConfig
-from televox_pbx.voice.interfaces import Llm, Stt, Tts, Vad
+from televox_pbx.voice.interfaces import Llm, Stt, Tts, TurnModel, Vad
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,7 @@ class Engines:
     stt: Stt
     llm: Llm
     tts: Tts
+    turn: TurnModel | None = None  # end-of-turn model; None: silence alone ends turns
 
 
 class CallLogPort(Protocol):
@@ -82,6 +83,15 @@ class SessionConfig:
     # not sure yet; see session.py). A false start costs CPU only: a ~0.15 s transcription
     # and at most a slice of LLM prompt. None: a turn starts at the endpoint.
     speculate_after_s: float | None = 0.1
+    # Said over the agent while it had at least `backchannel_min_left_s` more to say, an
+    # utterance of at most `backchannel_max_s` that is only "yes", "uh-huh", "okay"...
+    # does not take the turn: the agent, paused when it began, goes on (voice/backchannel).
+    # Longer speech over the agent is a barge-in: the pause becomes a stop.
+    backchannel_max_s: float = 1.0
+    backchannel_min_left_s: float = 0.5
+    # After the call ends, what the callee said last is still transcribed and kept, for
+    # this long at most.
+    last_words_s: float = 3.0
     tick_s: float = 0.02
     preroll_s: float = 0.3
     voicemail_silence_s: float = 1.5

@@ -79,3 +79,10 @@ class Tts(Protocol):
 
     def synthesize(self, text: str) -> AsyncIterator[AudioChunk]:
         """Audio for `text`, yielded as soon as each piece is ready."""
+
+
+class TurnModel(Protocol):
+    """End of turn from the sound of the utterance (not from silence alone)."""
+
+    async def complete(self, audio: AudioChunk) -> float:
+        """P(the speaker has finished) for an utterance that ends in a pause."""

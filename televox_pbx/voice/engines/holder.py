@@ -25,12 +25,13 @@ if TYPE_CHECKING:
     from televox_pbx.voice.engines.llm_llama import LlamaLlm
     from televox_pbx.voice.engines.stt_whisper import WhisperStt
     from televox_pbx.voice.engines.tts_piper import PiperTts
+    from televox_pbx.voice.engines.turn_smart import SmartTurn
     from televox_pbx.voice.engines.vad_silero import SileroVad
 
 log = logging.getLogger(__name__)
 
-EngineName = Literal["vad", "stt", "llm", "tts"]
-ALL_ENGINES: tuple[EngineName, ...] = ("vad", "stt", "llm", "tts")
+EngineName = Literal["vad", "stt", "llm", "tts", "turn"]
+ALL_ENGINES: tuple[EngineName, ...] = ("vad", "stt", "llm", "tts", "turn")
 VAD_MODEL_ID = "silero-vad-v6"  # not a setting: it ships inside faster-whisper
 T = TypeVar("T")
 
@@ -52,7 +53,8 @@ class Engines:
         self.registry = ModelRegistry(manifest or load_manifest(manifest_path),
                                       settings.cache_dir)
         self._models: dict[EngineName, str] = {
-            "vad": VAD_MODEL_ID, "stt": settings.stt, "llm": settings.llm, "tts": settings.tts}
+            "vad": VAD_MODEL_ID, "stt": settings.stt, "llm": settings.llm, "tts": settings.tts,
+            "turn": settings.turn or ""}
         self._locks: dict[EngineName, threading.Lock] = {n: threading.Lock() for n in ALL_ENGINES}
         self._loaded: dict[EngineName, Any] = {}
         self._seconds: dict[EngineName, float] = {}
@@ -75,16 +77,30 @@ class Engines:
         from televox_pbx.voice.engines.tts_piper import PiperTts
         return self._get("tts", lambda p: PiperTts(p.main))
 
+    def turn(self) -> SmartTurn | None:
+        """The end-of-turn model; None when `models.turn` is off, or when it cannot load
+        (then the silence timer alone ends turns, as before it; logged)."""
+        if not self.settings.turn:
+            return None
+        from televox_pbx.voice.engines.turn_smart import SmartTurn
+        try:
+            return self._get("turn", lambda p: SmartTurn(p.main))
+        except Exception:
+            log.warning("end-of-turn model unavailable; turns end on silence alone",
+                        exc_info=True, extra={"model": self.settings.turn})
+            return None
+
     async def preload(self, names: tuple[EngineName, ...] = ALL_ENGINES) -> None:
         """Load engines off the event loop, one after another (they share the CPU)."""
         getters: dict[EngineName, Callable[[], object]] = {
-            "vad": self.vad, "stt": self.stt, "llm": self.llm, "tts": self.tts}
+            "vad": self.vad, "stt": self.stt, "llm": self.llm, "tts": self.tts,
+            "turn": self.turn}
         for name in names:
             await asyncio.to_thread(getters[name])
 
     def status(self) -> list[EngineStatus]:
         return [EngineStatus(n, self._models[n], n in self._loaded, self._seconds.get(n),
-                             self._errors.get(n)) for n in ALL_ENGINES]
+                             self._errors.get(n)) for n in ALL_ENGINES if self._models[n]]
 
     def close(self) -> None:
         for engine in self._loaded.values():

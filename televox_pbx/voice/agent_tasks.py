@@ -1,0 +1,93 @@
+"""What the agent's one task runs: a fixed line (the opening, a goodbye then the hang-up),
+an LLM turn with its tools, the transfer. Each returns the `Outcome` the turn-taking
+core acts on next."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from televox_pbx.agent.tools import EndCall, OptOut, Transfer
+from televox_pbx.audiosocket.session import CallAudio
+from televox_pbx.clock import Clock
+from televox_pbx.voice import turn_events as te
+from televox_pbx.voice.actions import CallActions
+from televox_pbx.voice.call_setup import SessionConfig
+from televox_pbx.voice.context import Conversation
+from televox_pbx.voice.interfaces import ChatMessage, Llm
+from televox_pbx.voice.playback import Reply
+from televox_pbx.voice.reply import ReplyPipeline
+
+log = logging.getLogger(__name__)
+
+
+class AgentTasks:
+    def __init__(self, pipeline: ReplyPipeline, actions: CallActions, context: Conversation,
+                 config: SessionConfig, call: CallAudio, opening: str,
+                 report: Callable[[te.Transferred], None], clock: Clock) -> None:
+        self.pipeline = pipeline
+        self.actions = actions
+        self.context = context
+        self.config = config
+        self.call = call
+        self.opening = opening
+        self.report = report
+        self.clock = clock
+
+    async def prefill(self, llm: Llm, tools: dict[str, Any]) -> None:
+        """While the opening plays, let the LLM evaluate the prompt prefix (if it can),
+        so the first reply only pays for the callee's words."""
+        prefill = getattr(llm, "prefill", None)
+        if prefill is None:
+            return
+        try:
+            await prefill([self.context.system, ChatMessage("assistant", self.opening)], tools)
+        except Exception:
+            log.warning("LLM prefill failed", exc_info=True,
+                        extra={"call_id": self.actions.info.call_id})
+
+    async def say(self, action: te.Say) -> te.Outcome:
+        if action.opening:
+            await self.pipeline.opening(self.opening)
+            return te.Outcome()
+        if action.line:
+            reply = self.pipeline.new_reply(interruptible=action.interruptible)
+            await self.pipeline.say(reply, action.line)
+        if action.hangup:
+            await self.call.hangup(drain=True)
+        return te.Outcome(restart_silence=action.restart_silence)
+
+    async def answer(self, reply: Reply, messages: list[ChatMessage],
+                     release: asyncio.Event | None, followups: int = 0) -> te.Outcome:
+        """One LLM round, its tools applied; a tool call with nothing said gets one more
+        round (the model answers the tool's result)."""
+        spoke, calls = await self.pipeline.respond(reply, messages, release)
+        terminal: OptOut | EndCall | Transfer | None = None
+        for call in calls:
+            result = await self.actions.apply(call)
+            if isinstance(call, OptOut | EndCall | Transfer):
+                terminal = terminal or call
+            elif result is not None:
+                self.context.add_note(ChatMessage("tool", result))
+        if terminal is not None:
+            return te.Outcome(terminal, source="tool", spoke=spoke)
+        if not spoke and calls and followups < self.config.max_followups:
+            return await self.answer(self.pipeline.new_reply(), self.context.messages(),
+                                     None, followups + 1)
+        return te.Outcome(spoke=spoke)
+
+    async def transfer(self, speak: bool) -> te.Outcome:
+        lines = self.config.lines
+        if speak:
+            await self.pipeline.say(self.pipeline.new_reply(interruptible=False),
+                                    lines.transfer)
+        await self.call.output.wait_drained()
+        if not await self.actions.transfer():
+            await self.pipeline.say(self.pipeline.new_reply(interruptible=False),
+                                    lines.transfer_unavailable)
+            await self.call.hangup(drain=True)
+            return te.Outcome()
+        self.report(te.Transferred(self.clock.monotonic()))
+        return te.Outcome()

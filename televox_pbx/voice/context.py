@@ -1,0 +1,117 @@
+"""The conversation as the LLM sees it and as the transcript records it: one log, in order.
+
+Agent replies take their place when they go to the line, callee turns when their end is
+confirmed, so what the callee said over the agent (a backchannel, or words over the
+opening) sits after the agent utterance it interrupted, in the order it was said. A
+reply's text is what the callee heard of it: it is rewritten when a barge-in cuts it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from televox_pbx.store.transcripts import TurnRow
+from televox_pbx.voice.interfaces import ChatMessage
+from televox_pbx.voice.playback import RATE, Reply
+from televox_pbx.voice.turns import heard_prefix
+
+INTERRUPTED_MARK = " [interrupted]"
+
+
+@dataclass(frozen=True, slots=True)
+class CalleeSaid:
+    text: str
+    started: float
+    ended: float
+    backchannel: bool = False  # said over the agent, who went on
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Context only (not the transcript): a tool result, a key the callee pressed."""
+
+    message: ChatMessage
+
+
+Entry = Reply | CalleeSaid | Note
+
+
+class Conversation:
+    def __init__(self, system: ChatMessage) -> None:
+        self.system = system
+        self.entries: list[Entry] = []
+
+    # --- writing ---------------------------------------------------------------------
+
+    def add_reply(self, reply: Reply) -> None:
+        """`reply` goes to the line now; its text counts once committed."""
+        self.entries.append(reply)
+
+    def add_callee(self, said: CalleeSaid) -> None:
+        self.entries.append(said)
+
+    def add_note(self, message: ChatMessage) -> None:
+        self.entries.append(Note(message))
+
+    def commit(self, reply: Reply, text: str) -> None:
+        """Record what the agent said (or, after a barge-in, what was heard of it)."""
+        reply.final_text = text
+
+    def commit_cut(self, played: int, current: Reply | None) -> None:
+        """Record, of every reply whose audio went past `played`, only what was heard: a
+        reply queued behind another (an answer behind the opening) takes the earlier
+        one's tail with it, though that one was recorded whole when it was queued."""
+        for item in self.entries:
+            if isinstance(item, Reply) and (
+                    (item is current and item.final_text is None)
+                    or (item.pieces and played < item.pieces[-1].end)):
+                heard, cut = heard_prefix(item.pieces, played)
+                item.interrupted = cut or len(heard) < len(item.text)
+                self.commit(item, heard)
+
+    # --- reading ---------------------------------------------------------------------
+
+    def messages(self) -> list[ChatMessage]:
+        out = [self.system]
+        for item in self.entries:
+            if isinstance(item, Note):
+                out.append(item.message)
+            elif isinstance(item, CalleeSaid):
+                out.append(ChatMessage("user", item.text))
+            elif item.final_text:  # a reply the callee heard nothing of is not there
+                text = item.final_text
+                out.append(ChatMessage("assistant",
+                                       text + INTERRUPTED_MARK if item.interrupted else text))
+        return out
+
+    def recent_agent_text(self, replies: int = 2) -> str:
+        """The words of the agent's last replies (what may be echoing back now)."""
+        recent = [e for e in self.entries if isinstance(e, Reply)][-replies:]
+        return " ".join(r.text for r in recent)
+
+    @property
+    def callee_texts(self) -> list[str]:
+        return [e.text for e in self.entries if isinstance(e, CalleeSaid)]
+
+    def rows(self, wall: Callable[[float], datetime]) -> list[TurnRow]:
+        """The transcript: each turn with its text and times (`wall` maps call time)."""
+        rows: list[TurnRow] = []
+        for item in self.entries:
+            i = len(rows) + 1
+            if isinstance(item, CalleeSaid):
+                rows.append(TurnRow(i, "callee", item.text, wall(item.started),
+                                    wall(item.ended)))
+                continue
+            if isinstance(item, Note):
+                continue
+            text = item.final_text if item.final_text is not None else item.text
+            if not text:
+                continue  # nothing of it was heard
+            ended = item.pieces[-1].end if item.pieces else 0
+            seconds = (ended - item.pieces[0].start) / (RATE * 2) if item.pieces else 0.0
+            start_t = item.first_frame if item.first_frame is not None else item.started
+            rows.append(TurnRow(i, "agent", text, wall(start_t), wall(start_t + seconds),
+                                item.interrupted, item.latency or None))
+        return rows

@@ -1,0 +1,51 @@
+"""What a finished call leaves: its disposition, transcript, recording and call record."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from televox_pbx.agent.classify import classify, completed_or_no_answer
+from televox_pbx.agent.dispositions import DispositionState
+from televox_pbx.domain import AmdStatus, Disposition
+from televox_pbx.store.transcripts import CallRecord
+from televox_pbx.voice.call_setup import CallInfo, CallLogPort, CallResult, SessionConfig
+from televox_pbx.voice.context import Conversation
+from televox_pbx.voice.recording import StereoRecorder
+
+log = logging.getLogger(__name__)
+
+
+async def write_result(info: CallInfo, config: SessionConfig, context: Conversation,
+                       disposition: DispositionState, amd: AmdStatus | None, ended_by: str,
+                       recorder: StereoRecorder, wall: Callable[[float], datetime],
+                       call_log: CallLogPort) -> CallResult:
+    """Decide the disposition (what the call set, else the transcript's), write the
+    recording, save the call record. Failures are logged: the result is still returned."""
+    texts = context.callee_texts
+    value = disposition.value
+    if value is None:
+        value = classify(texts, amd)
+    if value is Disposition.COMPLETED:
+        value = completed_or_no_answer(texts)
+    turns = context.rows(wall)
+    path: Path | None = None
+    seconds: float | None = None
+    if config.recordings_dir is not None:
+        path = config.recordings_dir / info.campaign.name / f"{info.call_id}.wav"
+        try:
+            seconds = await asyncio.to_thread(recorder.write_wav, path)
+        except OSError:
+            log.exception("recording not written", extra={"call_id": info.call_id})
+            path = None
+    result = CallResult(value, turns, path, ended_by)
+    try:
+        await call_log.save_call(CallRecord(info.call_id, turns, value.value, path, seconds))
+    except Exception:
+        log.exception("call record not saved", extra={"call_id": info.call_id})
+    log.info("call finished", extra={"call_id": info.call_id, "disposition": value.value,
+                                      "ended_by": ended_by, "turns": len(turns)})
+    return result
