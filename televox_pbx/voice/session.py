@@ -115,6 +115,7 @@ class _Reply:
     live: bool = True  # False while its turn is provisional: audio is held, not queued
     held: list[tuple[str, bytes, bool]] = field(default_factory=list)  # clause, pcm, first
     discloses: bool = False  # the AI disclosure is rendered whole in it
+    heard_end: int | None = None  # output position where it was cut (its last heard byte)
 
     @property
     def text(self) -> str:
@@ -426,7 +427,9 @@ class VoiceSession:
             if not text:
                 continue  # nothing of it was heard
             ended = item.pieces[-1].end if item.pieces else 0
-            seconds = (ended - item.pieces[0].start) / (RATE * 2) if item.pieces else 0.0
+            if item.heard_end is not None:  # cut: it ended where the callee stopped hearing
+                ended = min(ended, item.heard_end)
+            seconds = max(0, ended - item.pieces[0].start) / (RATE * 2) if item.pieces else 0.0
             start_t = item.first_frame if item.first_frame is not None else item.started
             rows.append(TurnRow(i, "agent", text, self._wall(start_t),
                                 self._wall(start_t + seconds), item.interrupted,
@@ -643,6 +646,7 @@ class VoiceSession:
         if len(heard) < len(reply.text):
             cut = True
         reply.interrupted = cut
+        reply.heard_end = played if cut else None
         self._commit(reply, heard)
 
     def _commit(self, reply: _Reply, text: str) -> None:
