@@ -89,7 +89,7 @@ def test_dtmf_opt_out_goes_on_dnc_and_is_never_dialed_again(daemon: Daemon,
 
 
 def test_dtmf_during_the_disclosure_makes_the_agent_say_it_again(daemon: Daemon) -> None:
-    """A key 3.5 s after the answer cuts the opening while its AI disclosure plays (the
+    """A key 4 s after the answer cuts the opening while its AI disclosure plays (the
     opening is one sentence, all of it the disclosure); the disclosure is then said again,
     whole, and both the transcript and the recording show it."""
     phone = number(4, DTMF_IN_DISCLOSURE)
