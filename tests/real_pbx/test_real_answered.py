@@ -104,13 +104,16 @@ def test_dtmf_during_the_disclosure_makes_the_agent_say_it_again(daemon: Daemon)
     assert turns[0]["interrupted"] and said == full[:len(said)] and len(said) < len(full), (
         f"the key did not cut the disclosure as it played (a first turn that says it all "
         f"means the key came before the opening's first audio):\n{show(everything)}")
-    assert any(says(t["text"], disclosure) and not t["interrupted"] for t in turns[1:]), (
+    # A turn's text is what was played of it, and the disclosure is a piece of its own: a
+    # turn holding the whole sentence said it whole, even if the callee's "Okay." cut what
+    # came after it.
+    assert any(says(t["text"], disclosure) for t in turns[1:]), (
         f"the disclosure was not said again:\n{show(everything)}")
     path = daemon.recording(attempt["id"])
     assert path is not None
     agent_speech = read_recording(path).loud("agent")
-    # The disclosure takes ~3 s to say: the agent spoke that long after the key.
-    assert (agent_speech > 2.0).sum() * 0.02 >= 2.5
+    # The disclosure is ~2.6 s of voice: the agent spoke at least that long after the key.
+    assert (agent_speech > 4.0).sum() * 0.02 >= 2.5
 
 
 def test_voicemail_message_is_left_after_the_beep(daemon: Daemon) -> None:
