@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from televox_pbx.ami.eventlog import mask_value
 from televox_pbx.clock import FakeClock
 from televox_pbx.sim.scenario import Callee, Scenario
 
@@ -57,10 +58,13 @@ def _val(value: Any) -> str:
 def project(events: Iterable[Event], call_id: str, caller: str | None = None,
             ) -> dict[str, Any]:
     """One call's events (dicts of fields, as the event log stores them) -> the projection."""
+    # The event log stores the caller masked; the simulator's events carry it whole.
+    callers = {caller, mask_value(caller)} if caller is not None else set()
+
     def tag(value: str) -> str:
         if value.lower() == call_id.lower():
             return CALL
-        return CALLER if caller is not None and value == caller else value
+        return CALLER if value in callers else value
 
     response: dict[str, str] | None = None
     channel: list[dict[str, str]] = []

@@ -275,3 +275,35 @@ def test_classify_failure(cause: int | None, sip: int | None, reason: int | None
                           expected: tuple[CallStatus, FailureKind | None]) -> None:
     assert classify_failure(cause=cause, sip_code=sip, reason=reason, dial_status=dial,
                             rang=rang) == expected
+
+
+# -- a real `core restart now` (tests/fixtures/asterisk22-restart) -----------------------------
+
+RESTART = Path(__file__).resolve().parent / "fixtures" / "asterisk22-restart"
+
+
+@pytest.mark.parametrize("name", ["core-restart-now.raw.txt",
+                                  "core-restart-now-all-classes.raw.txt"])
+async def test_a_real_pbx_restart_under_an_answered_call_is_dropped(name: str) -> None:
+    clock = FakeClock()
+    tracker = CallTracker(clock)
+    blocks = load_transcript(RESTART / name)
+    # The Originate carried ChannelId: the channel's Uniqueid is the call id.
+    call_id = next(m.get("Uniqueid") for _, m in timed_messages(blocks)
+                   if isinstance(m, AmiMessage) and m.event == "Newchannel")
+    assert call_id is not None
+    tracker.register(call_id, action_id=f"orig-{call_id}")
+    now, emitted = 0.0, []
+    for block, item in timed_messages(blocks):
+        await clock.advance(max(0.0, block.at_s - now))
+        now = max(now, block.at_s)
+        if isinstance(item, AmiMessage) and block.direction == Direction.RECEIVED:
+            emitted += tracker.feed(item)
+    final = emitted[-1]
+    assert (final.status, final.failure) == (S.DROPPED, F.PBX_FAULT)
+    assert final.hangup_cause == 0  # the same Cause a far-end BYE gives (farend-bye)
+    assert final.answered_at is not None and final.hangup_at is not None
+    assert final.duration_s == pytest.approx(9.419 - 5.234, abs=0.01)  # the PBX's times
+    assert [o.status.is_final for o in emitted].count(True) == 1
+    assert tracker.pending() == []
+

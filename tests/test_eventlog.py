@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
@@ -46,6 +47,34 @@ def test_masking() -> None:
     var = masked_fields(msg(("Event", "VarSet"), ("Variable", "TELEVOX_VAR_FIRST_NAME"),
                             ("Value", "Ann 42")), [])
     assert var["Value"] == "***"
+
+
+def test_inbound_caller_is_masked_whatever_mask_fields_says() -> None:
+    # asterisk/extensions.conf: UserEvent(TelevoxInbound,CallId: ...,CallerID: ${CALLERID(num)})
+    inbound = msg(("Event", "UserEvent"), ("Channel", "PJSIP/televox-trunk-00000007"),
+                  ("CallerIDNum", "2125550199"), ("UserEvent", "TelevoxInbound"),
+                  ("CallId", UUID), ("CallerID", "2125550199"))
+    for mask in (EventLogSettings().mask_fields, []):
+        out = masked_fields(inbound, mask)
+        assert out["CallerID"] == "2125***99", mask
+        assert out["CallId"] == UUID and out["UserEvent"] == "TelevoxInbound"
+    anonymous = msg(("Event", "UserEvent"), ("UserEvent", "TelevoxInbound"),
+                    ("CallerID", "anonymous"))
+    assert masked_fields(anonymous, [])["CallerID"] == "anonymous"  # no number in it
+
+
+async def test_the_event_log_never_stores_the_inbound_caller(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store = await Store.open(tmp_path / "t.db")
+    elog = EventLog(store, EventLogSettings(jsonl_path=tmp_path / "ev.jsonl"), clock)
+    elog.record(msg(("Event", "UserEvent"), ("UserEvent", "TelevoxInbound"), ("CallId", UUID),
+                    ("CallerID", "+12125550199")))
+    await elog.flush()
+    await store.close()
+    assert "2125550199" not in (tmp_path / "ev.jsonl").read_text(encoding="utf-8")
+    with sqlite3.connect(tmp_path / "t.db") as conn:
+        stored = " ".join(r[0] for r in conn.execute("SELECT fields_json FROM ami_events"))
+    assert "+1212***99" in stored and "2125550199" not in stored
 
 
 def test_event_call_id() -> None:

@@ -9,7 +9,7 @@ import shutil
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -226,6 +226,33 @@ async def test_barge_in_over_a_reply_queued_behind_the_opening_spares_the_disclo
     else:
         assert cut and not opening.startswith(DISCLOSURE)
         assert any(text.startswith(DISCLOSURE) for text, _ in r.agent_turns()[1:])
+
+
+async def test_callee_hanging_up_mid_opening_leaves_only_what_was_heard(
+        rig: RigFactory) -> None:
+    # The real-PBX case: "Hello?" over the opening is answered behind it (queued), then
+    # the callee hangs up while the opening still plays. Neither the opening's tail nor
+    # the queued answer was heard, and the opening did not go on after the hang-up.
+    r = await rig(said=["Hello?"], replies=["Yes I am here."])
+    await r.clock.advance(0.3)
+    await r.tl.say(0.6)
+    await r.tl.wait(0.8)  # the endpoint: the answer is queued behind the opening
+    played_s = len(r.call.output.audio_frames()) * FRAME_SECONDS
+    queued_s = sum(len(t) for t in r.tts.spoken) * r.tts.seconds_per_char
+    assert r.tts.spoken[-1:] == ["Yes I am here."]
+    assert played_s + r.call.output.queued_seconds >= queued_s - FRAME_SECONDS, "all queued"
+    assert played_s < len(DISCLOSURE) * r.tts.seconds_per_char, "the opening still plays"
+    hung_up = r.clock.now()
+    r.call.peer_hangup()
+    await r.finish()
+    [record] = r.log.records
+    [opening] = [t for t in record.turns if t.speaker == "agent"]
+    assert opening.interrupted and opening.text and DISCLOSURE.startswith(opening.text)
+    assert len(opening.text) < len(DISCLOSURE)
+    assert opening.ended_at is not None
+    assert opening.ended_at <= hung_up + timedelta(seconds=FRAME_SECONDS), (
+        f"the opening ran to {opening.ended_at:%H:%M:%S.%f}, the call ended at "
+        f"{hung_up:%H:%M:%S.%f}")
 
 
 async def test_failed_render_of_the_opening_discloses_at_the_next_turn(

@@ -21,6 +21,7 @@ from televox_pbx.voice.recording import StereoRecorder
 from televox_pbx.voice.turns import ClauseSplitter, SpokenPiece, heard_prefix
 
 F = 0.02
+GREETING = Path(__file__).resolve().parent / "fixtures" / "voicemail-greeting-asterisk22.wav"
 
 
 def test_endpointer_onset_and_timer_end() -> None:
@@ -121,6 +122,20 @@ def test_beep_detector() -> None:
     det2 = BeepDetector()
     assert not any(det2.feed(tone(F, 8000, 1000)) for _ in range(3)) and not det2.feed(
         bytes(320)), "a blip shorter than min_s is no beep"
+
+
+def test_beep_detector_waits_for_the_beep_of_a_real_greeting() -> None:
+    """The callee side of a real voicemail call (Asterisk 22, tests/real_pbx, far end 30):
+    Piper's greeting from where AMD() let go of it, then the 1 kHz beep at 3.92-4.32 s.
+    The greeting's vowels must not pass for the beep (they did at 0.54 s)."""
+    with wave.open(str(GREETING), "rb") as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
+        pcm = w.readframes(w.getnframes())
+    for frame in (320, 480):  # 20 and 30 ms AudioSocket frames (the far end's ptime)
+        det = BeepDetector()
+        hits = [round((i + 1) * frame / 16000, 2) for i in range(len(pcm) // frame)
+                if det.feed(pcm[i * frame:(i + 1) * frame])]
+        assert len(hits) == 1 and 4.32 <= hits[0] <= 4.4, (frame, hits)
 
 
 def test_clause_splitter() -> None:

@@ -31,6 +31,9 @@ _ALWAYS_MASKED = frozenset({"secret", "password"})
 _CALL_ID_KEYS = ("Uniqueid", "Linkedid", "DestUniqueid", "ActionID", "UUID", "CallId")
 _PRUNE_EVERY_S = 3600.0
 _DIAL_KEYS = frozenset({"dialstring", "channel", "destchannel"})
+# The caller's number in our own dialplan's UserEvent (TelevoxInbound, asterisk/extensions.conf):
+# masked whatever `mask_fields` says, like a secret.
+_NUMBER_KEYS = frozenset({"callerid"})
 
 
 def mask_value(value: str) -> str:
@@ -52,7 +55,7 @@ def masked_fields(msg: AmiMessage, mask: Iterable[str]) -> dict[str, str | list[
         k = key.lower()
         if k in _ALWAYS_MASKED:
             value = "***"
-        elif k in names or (is_contact_var and k == "value"):
+        elif k in names or k in _NUMBER_KEYS or (is_contact_var and k == "value"):
             value = mask_value(value)
         elif k in _DIAL_KEYS:
             value = mask_phone(value)  # PJSIP/<number>@trunk on failed originates

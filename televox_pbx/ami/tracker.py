@@ -63,6 +63,13 @@ _BY_REASON: dict[int, tuple[CallStatus, FailureKind | None]] = {
     5: (CallStatus.BUSY, None),
     8: (CallStatus.FAILED, FailureKind.CONGESTION),
 }
+# SoftHangupRequest's Cause is an AST_SOFTHANGUP_* flag when the core asks a channel to go
+# (ast_softhangup), a Q.850 cause when a hangup with a cause was asked for (dialplan
+# Hangup(), the AMI Hangup action). Flag 4, AST_SOFTHANGUP_SHUTDOWN, comes only from
+# `core stop now` / `core restart now` cutting every channel (ast_softhangup_all): the
+# PBX, not the callee, ends the call. Its Hangup then says Cause 0, like a far-end BYE
+# (tests/fixtures/asterisk22-restart/).
+SOFTHANGUP_SHUTDOWN = 4
 _BY_DIALSTATUS: dict[str, tuple[CallStatus, FailureKind | None]] = {
     "BUSY": (CallStatus.BUSY, None),
     "CONGESTION": (CallStatus.FAILED, FailureKind.CONGESTION),
@@ -107,7 +114,7 @@ class _Call:
     reason: int | None = None
     dial_status: str | None = None
     request_cause: int | None = None  # from (Soft)HangupRequest, a fallback for Hangup's
-    pbx_fault: bool = False  # the PBX announced a shutdown/restart while the call was up
+    pbx_fault: bool = False  # the PBX cut the call: it is shutting down or restarting
 
     @property
     def call_id(self) -> str:
@@ -149,8 +156,9 @@ class CallTracker:
     def feed(self, msg: AmiMessage) -> list[CallOutcome]:
         """Apply one AMI message; return the outcome of the attempt it changed, if any."""
         if msg.event == "Shutdown":
-            # `core restart` / `core stop`: every call up now is being cut by the PBX, and
-            # its Hangup (Cause 0, like a far-end BYE) must not read as a normal end.
+            # The PBX is going away: a call still up is being cut by it. Only an AMI user
+            # with the `system` class gets this event, and on `core restart now` it comes
+            # after the Hangups; those calls are told by SoftHangupRequest (see _apply).
             for c in self._calls.values():
                 c.pbx_fault = c.pbx_fault or c.answered
             return []
@@ -267,7 +275,9 @@ class CallTracker:
                 call.dial_status = status
         elif event in ("HangupRequest", "SoftHangupRequest"):
             cause = _int(msg.get("Cause"))
-            if cause:
+            if event == "SoftHangupRequest" and cause == SOFTHANGUP_SHUTDOWN:
+                call.pbx_fault = True  # a flag, not a Q.850 cause
+            elif cause:
                 call.request_cause = cause
             self._tech_cause(call, msg)
         elif event == "Hangup":

@@ -69,6 +69,7 @@ class Conversation:
                     or (item.pieces and played < item.pieces[-1].end)):
                 heard, cut = heard_prefix(item.pieces, played)
                 item.interrupted = cut or len(heard) < len(item.text)
+                item.heard_end = played if item.interrupted else None
                 self.commit(item, heard)
 
     # --- reading ---------------------------------------------------------------------
@@ -110,7 +111,9 @@ class Conversation:
             if not text:
                 continue  # nothing of it was heard
             ended = item.pieces[-1].end if item.pieces else 0
-            seconds = (ended - item.pieces[0].start) / (RATE * 2) if item.pieces else 0.0
+            if item.heard_end is not None:  # cut: it ended where the callee stopped hearing
+                ended = min(ended, item.heard_end)
+            seconds = max(0, ended - item.pieces[0].start) / (RATE * 2) if item.pieces else 0.0
             start_t = item.first_frame if item.first_frame is not None else item.started
             rows.append(TurnRow(i, "agent", text, wall(start_t), wall(start_t + seconds),
                                 item.interrupted, item.latency or None))

@@ -38,6 +38,7 @@ class Reply:
     live: bool = True  # False while its turn is provisional: audio is held, not queued
     held: list[tuple[str, bytes, bool]] = field(default_factory=list)  # clause, pcm, first
     discloses: bool = False  # the AI disclosure is rendered whole in it
+    heard_end: int | None = None  # output position where it was cut (its last heard byte)
 
     @property
     def text(self) -> str:

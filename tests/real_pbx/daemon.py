@@ -182,6 +182,11 @@ class Daemon:
         return self.rows("SELECT * FROM call_attempts WHERE phone = ? ORDER BY created_at",
                          phone)
 
+    def calls(self, phone: str) -> list[dict[str, Any]]:
+        """The attempts that went out: an Originate the PBX refused before dialing (e.g.
+        while it shut down) is kept as 'not_sent', and is no call."""
+        return [a for a in self.attempts(phone) if a["status"] != "not_sent"]
+
     def transcript(self, attempt_id: str) -> list[dict[str, Any]]:
         return self.rows("SELECT * FROM transcripts WHERE attempt_id = ? ORDER BY turn",
                          attempt_id)
@@ -219,9 +224,9 @@ class Daemon:
 
     def wait_final(self, phone: str, count: int = 1, timeout_s: float = 90.0,
                    ) -> list[dict[str, Any]]:
-        """The phone's attempts once `count` of them have a final status and a result."""
+        """The phone's calls once `count` of them have a final status and a result."""
         def done() -> list[dict[str, Any]] | None:
-            rows = self.attempts(phone)
+            rows = self.calls(phone)
             final = [r for r in rows if r["status"] not in ("intent", "originated", "ringing",
                                                             "answered")]
             return rows if len(final) >= count else None

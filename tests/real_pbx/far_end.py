@@ -53,8 +53,14 @@ CALLEES: dict[str, Callee] = {c.code: c for c in (
     Callee(EARLY_HANGUP, 4.0, (Line(0.3, "Hello?"),),
            notes="says hello, hangs up 4 s after the answer, while the opening plays"),
     Callee(LONG_CALL, 60.0, (Line(0.5, "Hello?"), Line(8.0, "Yes, go on, I am listening."))),
-    Callee(DTMF_OPT_OUT, 20.0, (Line(0.5, "Hello?"),), (Digit(8.0, "9"),)),
-    Callee(DTMF_IN_DISCLOSURE, 24.0, (Line(12.0, "Okay."),), (Digit(1.5, "1"),)),
+    # Up to 30 s: the daemon hangs up first (the sequence daemon_hangs_up) even when the key
+    # cut the disclosure, so the goodbye says it first (~8 s), with openings late under load.
+    Callee(DTMF_OPT_OUT, 30.0, (Line(0.5, "Hello?"),), (Digit(8.0, "9"),)),
+    # The key comes while the disclosure plays: the opening's first audio came 1.2-3.1 s
+    # after the answer on a loaded box (it is rendered whole, beside the LLM's prefill),
+    # and it plays ~4.8 s. At 1.5 s the key often came before any audio, so nothing was
+    # cut (the disclosure was owed, and said, all the same).
+    Callee(DTMF_IN_DISCLOSURE, 24.0, (Line(12.0, "Okay."),), (Digit(4.0, "1"),)),
     Callee(VOICEMAIL, 30.0, (Line(0.3, GREETING),), beep_after_s=0.5),
 )}
 # The inbound caller (sipp/caller.xml): waits for the agent's opening, asks not to be called

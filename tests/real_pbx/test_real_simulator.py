@@ -28,11 +28,14 @@ from far_end import (
 from procs import ASTERISK_VERSION, Pbx, free_ports, sipp_caller, wait_until
 from sim_sequences import SIM_CASES, differences, load_fixture, project, save_fixture, simulate
 
+from televox_pbx.campaigns.phones import normalize_phone
+
 SIPP_DIR = Path(__file__).resolve().parent / "sipp"
 OUTBOUND = {"busy": BUSY, "unavailable": UNAVAILABLE, "not_found": NOT_FOUND,
             "ring_out": RING_FOREVER, "callee_hangs_up": EARLY_HANGUP,
             "daemon_hangs_up": DTMF_OPT_OUT}
 CALLER = SIM_CASES["inbound"].inbound_caller or ""
+CALLER_E164 = normalize_phone(CALLER, "US").e164
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +60,10 @@ def real_sequences(daemon: Daemon, pbx: Pbx) -> dict[str, dict[str, Any]]:
         caller.stop()
 
     def inbound() -> str | None:
+        # The store holds the caller in E.164 (app.py normalises it with default_country),
+        # while the AMI events carry it as the provider sent it (CALLER).
         rows = daemon.rows("SELECT id, created_at FROM call_attempts WHERE phone = ? "
-                           "AND direction = 'inbound'", CALLER)
+                           "AND direction = 'inbound'", CALLER_E164)
         return str(rows[-1]["id"]) if rows else None
     ids["inbound"] = str(wait_until("the inbound call in the store", inbound, 30))
     time.sleep(1.5)  # the event log is flushed in batches
