@@ -342,8 +342,11 @@ class Invariants(RuleBasedStateMachine, Rig):
 
 
 # What the run must have exercised at least once, or it proves less than it claims.
-MUST_HAPPEN = ("opt-out in a call", "opt-out in an inbound call",
-               "2 callback(s) booked in one call", "crashed at a commit",
+# Two callbacks in one call is a rule here too, but whether an example reaches it depends
+# on the run (it never did in full-suite runs, always alone): its invariant is pinned by
+# the deterministic tests test_two_due_callbacks_dial_the_contact_once and
+# test_invariants_convo's second-callback-replaces-the-first.
+MUST_HAPPEN = ("opt-out in a call", "opt-out in an inbound call", "crashed at a commit",
                "PBX restart cut an answered call", "AMI outage")
 
 
