@@ -4,6 +4,8 @@ transcript."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from daemon import DISCLOSURE, OPENING, Daemon
 from evidence import read_recording, says, show, turns_of, words
 from far_end import (
@@ -32,8 +34,8 @@ def test_answered_by_a_human(daemon: Daemon) -> None:
     assert agent and says(agent[0]["text"], DISCLOSURE), show(turns)
     assert not agent[0]["interrupted"], show(turns)
     assert callee, show(turns)
-    first = set(words(callee[0]["text"]))
-    assert {"hello", "sam"} <= first, f"first words {FIRST_WORDS!r} heard as {callee[0]!r}"
+    first = opening_words(callee)
+    assert {"hello", "sam"} <= first, f"first words {FIRST_WORDS!r} heard as {show(turns)}"
 
     path = daemon.recording(attempt["id"])
     assert path is not None and path.exists()
@@ -137,6 +139,13 @@ def test_voicemail_message_is_left_after_the_beep(daemon: Daemon) -> None:
     assert says(message["text"], "please call us back"), show(turns)
 
 
+def opening_words(callee: list[dict[str, Any]]) -> set[str]:
+    """The words of the callee's first utterance. The end-of-turn model may end a turn at
+    the pause after "Hello," so the utterance can span the first two callee turns; every
+    word must be there, in order of the turns."""
+    return set(words(" ".join(t["text"] for t in callee[:2])))
+
+
 def test_two_calls_at_once(daemon: Daemon) -> None:
     phones = [number(6, HUMAN), number(7, HUMAN)]
     daemon.add_campaign("two-at-once", [{"name": "Sam", "phone": p} for p in phones],
@@ -149,6 +158,6 @@ def test_two_calls_at_once(daemon: Daemon) -> None:
         turns = daemon.transcript(attempt["id"])
         agent, callee = turns_of(turns, "agent"), turns_of(turns, "callee")
         assert agent and says(agent[0]["text"], DISCLOSURE), show(turns)
-        assert callee and {"hello", "sam"} <= set(words(callee[0]["text"])), show(turns)
+        assert callee and {"hello", "sam"} <= opening_words(callee), show(turns)
         path = daemon.recording(attempt["id"])
         assert path is not None and read_recording(path).seconds > 10
