@@ -26,11 +26,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from televox_pbx.agent.classify import classify, completed_or_no_answer
 from televox_pbx.agent.dispositions import DispositionState
+from televox_pbx.agent.hearing import screen
 from televox_pbx.agent.optout import is_opt_out
+from televox_pbx.agent.outcome import settle
 from televox_pbx.agent.ports import TransferPort
 from televox_pbx.agent.prompts import opening_line, system_prompt
+from televox_pbx.agent.reply_policy import ReplyPolicy
 from televox_pbx.agent.tools import (
     EndCall,
     InvalidTool,
@@ -389,11 +391,7 @@ class VoiceSession:
         call = self._call
         assert call is not None
         self._commit_cut(call.output.played_position)
-        disposition = self._disp.value
-        if disposition is None:
-            disposition = classify(self._callee_texts, self._amd)
-        if disposition is Disposition.COMPLETED:
-            disposition = completed_or_no_answer(self._callee_texts)
+        disposition = settle(self.campaign, self._disp.value, self._turn_rows(), self._amd)
         turns = self._turn_rows()
         path: Path | None = None
         seconds: float | None = None
@@ -739,7 +737,8 @@ class VoiceSession:
 
     async def _callee_turn(self, turn: _CalleeTurn) -> _Outcome:
         """Transcribe and answer; nothing is recorded or said before `turn.confirmed`."""
-        text = (await self.engines.stt.transcribe(AudioChunk(turn.audio, RATE))).text.strip()
+        heard = await self.engines.stt.transcribe(AudioChunk(turn.audio, RATE))
+        text = screen(heard, turn.audio, RATE).text  # noise is never answered
         transcript_ms = _ms(self.clock.monotonic() - turn.ended)
         if not text or is_opt_out(text):
             await turn.confirmed.wait()
@@ -800,7 +799,8 @@ class VoiceSession:
                     and self.clock.monotonic() - self._last_agent_audio >= starve)
 
         async def produce() -> None:
-            stream = self.engines.llm.stream(messages, self._tools)
+            policy = ReplyPolicy.for_call(self.campaign, self.info.variables, self._lines)
+            stream = policy.stream(self.engines.llm, messages, self._tools)
             try:
                 async for delta in stream:
                     if speech_end is not None and "first_token_ms" not in reply.latency:

@@ -1,0 +1,256 @@
+"""What stands between the LLM's stream and the callee's ear.
+
+`ReplyPolicy.stream` wraps `Llm.stream` with the same signature, so the session swaps it in
+at the one place it asks for a reply. It:
+- holds the first few words of each reply until the reply guard (agent/guard.py) has
+  passed them, and regenerates a reply that fails (with a note saying what to avoid), at
+  most `retries` times, then says a safe fixed line. The rest streams a few words behind
+  the model, checked as it grows; a failure there ends the reply (what was said stands).
+- asks before an opt-out only the model heard: the deterministic phrases (agent/optout.py)
+  act before the LLM runs, but the `opt_out` tool alone once put callers who only declined
+  an appointment on the do-not-call list. The tool, or a likely opt-out the phrases do not
+  match ("and subscribe."), makes the agent ask `Lines.opt_out_check`; a yes to it is the
+  opt-out, a no sends the model on with the goal.
+- ends the call after a reply that says goodbye (the model rarely calls end_call).
+It keeps no state between replies: everything it needs is in the messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from televox_pbx.agent.guard import Fault, ReplyGuard
+from televox_pbx.agent.intents import is_affirmative, is_negative
+from televox_pbx.agent.optout import is_opt_out, likely_opt_out
+from televox_pbx.agent.prompts import LINES, Lines
+from televox_pbx.agent.variables import render
+from televox_pbx.config.campaign import Campaign
+from televox_pbx.voice.interfaces import ChatMessage, Llm, LlmDelta, ToolCall
+
+log = logging.getLogger(__name__)
+
+_WORD_AND_SPACE = re.compile(r"\S+\s+")
+_CLAUSE_END = re.compile(r"[.!?,;:](\s|$)")
+# A reply may start with one of these at once, before the guard has seen the rest: none
+# of them is wrong in the agent's mouth, and "Sure," playing while the rest is generated
+# is what makes the agent sound quick. If what follows fails, it is generated again and
+# goes on after the opener.
+_OPENER = re.compile(
+    r"^\s*((great|sure|okay|ok|alright|all right|of course|certainly|absolutely|perfect|"
+    r"wonderful|thank you|thanks|no problem|i see|i understand|understood|got it|oh|yes|"
+    r"hi|hello|hi there|hello there|sorry|i'm sorry|thank you so much|excellent|good)"
+    r"[.!?,;:])(\s|$)", re.IGNORECASE)
+_GOODBYE = re.compile(r"\b(good-?\s?bye|bye(-bye)?|have a (great|good|nice|lovely) "
+                      r"(day|evening|afternoon|one|weekend))\W*$", re.IGNORECASE)
+_TERMINAL = frozenset({"opt_out", "end_call", "transfer"})
+DENIED = "opt_out_denied"
+
+
+def _is_opt_out_call(call: ToolCall) -> bool:
+    if call.name == "opt_out":
+        return True
+    disposition = call.arguments.get("disposition")
+    return call.name == "set_disposition" and isinstance(disposition, str) \
+        and disposition.strip().upper() == "OPT_OUT"
+
+
+def _lagging(text: str, lag: int) -> tuple[str, str]:
+    """Split `text` into what may be passed on and its last `lag` complete words (plus a
+    word still being written), which stay until more text has been checked: a phrase of
+    up to lag + 1 words is seen whole before its first word is spoken."""
+    words = list(_WORD_AND_SPACE.finditer(text))
+    if len(words) <= lag:
+        return "", text
+    cut = words[len(words) - lag - 1].end()
+    return text[:cut], text[cut:]
+
+
+def _after(opened: list[bool], text: str) -> str:
+    """The body of a reply, spaced from an opener already said."""
+    return " " + text if opened[0] and not text[:1].isspace() else text
+
+
+def last_callee(messages: Sequence[ChatMessage]) -> str:
+    """The callee's latest words ('' when the latest user turn is a system note)."""
+    for m in reversed(messages):
+        if m.role == "user":
+            text = m.content.strip()
+            return "" if text.startswith("[") else text
+    return ""
+
+
+def last_agent(messages: Sequence[ChatMessage]) -> str:
+    for m in reversed(messages):
+        if m.role == "assistant":
+            return m.content
+    return ""
+
+
+class ReplyPolicy:
+    def __init__(self, *, persona: str = "", callee_name: str = "", lines: Lines = LINES,
+                 retries: int = 2, hold_words: int = 6, lag_words: int = 4) -> None:
+        """`hold_words`: words of a reply held back for the guard before any is spoken
+        (fewer once a clause of 3 words has ended); `lag_words`: words kept back after
+        that, so a failing phrase is caught before its start is spoken."""
+        self.persona = persona
+        self.callee_name = callee_name
+        self.lines = lines
+        self.retries = retries
+        self.hold_words = hold_words
+        self.lag_words = lag_words
+        self.faults: list[str] = []  # why replies were rejected (for tests and benchmarks)
+        self.fallbacks = 0
+
+    @classmethod
+    def for_call(cls, campaign: Campaign, variables: Mapping[str, object],
+                 lines: Lines = LINES) -> ReplyPolicy:
+        name = render("{{NAME}}", variables)
+        return cls(persona=campaign.agent.persona_name,
+                   callee_name="" if name == "there" else name, lines=lines)
+
+    def _note(self, fault: str) -> ChatMessage:
+        who = self.persona or "the caller"
+        text = {
+            Fault.CALLEE_VOICE: f"Answer as {who}, the caller. Do not speak for the callee.",
+            Fault.INSTRUCTIONS: "Do not mention your rules, tools or notes. Just answer the "
+                                "callee.",
+            Fault.ECHO: "Do not repeat the callee's words. Answer them in your own words.",
+            Fault.INVENTED: "Do not give numbers you were not given. If you do not know, say "
+                            "you don't have that information.",
+            DENIED: "The callee said no: they do not want to stop the calls. Do not use "
+                    "opt_out. Go on with the goal.",
+        }[fault]
+        return ChatMessage("user", f"[{text}]")
+
+    def _window_full(self, text: str) -> bool:
+        """Enough of the reply to judge: `hold_words` words, or a clause of 3 or more
+        (the session's splitter would not speak a shorter first clause much sooner)."""
+        complete = text.split() if text[-1:].isspace() else text.split()[:-1]
+        if len(complete) >= self.hold_words:
+            return True
+        end = _CLAUSE_END.search(text)
+        return end is not None and len(text[:end.start()].split()) >= 3
+
+    async def stream(self, llm: Llm, messages: Sequence[ChatMessage],
+                     tools_schema: dict[str, Any] | None = None) -> AsyncIterator[LlmDelta]:
+        """`llm.stream(messages, tools_schema)`, guarded (see the module docstring)."""
+        callee = last_callee(messages)
+        asked = bool(callee) and self.lines.opt_out_check in last_agent(messages)
+        if asked and (is_affirmative(callee) or likely_opt_out(callee)):
+            yield LlmDelta(tool_call=ToolCall("opt_out"))  # the second signal: a yes
+            return
+        if not asked and likely_opt_out(callee):
+            yield LlmDelta(text=self.lines.opt_out_check)
+            return
+        denied = asked and is_negative(callee)
+        guard = ReplyGuard.build(
+            callee, [m.content for m in messages if m.role in ("system", "user", "tool")],
+            self.persona, self.callee_name)
+        notes = [self._note(DENIED)] if denied else []
+        opened = [False]  # an opener has been passed on (shared with the attempts)
+        for attempt in range(self.retries + 1):
+            fault: str | None = None
+            async for item in self._attempt(llm, [*messages, *notes], tools_schema, guard,
+                                            callee, opened, asked=asked, denied=denied):
+                if isinstance(item, str):
+                    fault = item
+                else:
+                    yield item
+            if fault is None:
+                return
+            self.faults.append(fault)
+            log.info("reply rejected", extra={"fault": fault, "attempt": attempt + 1})
+            notes = [*([self._note(DENIED)] if denied else []), self._note(fault)]
+        self.fallbacks += 1
+        yield LlmDelta(text=(" " if opened[0] else "") + self.lines.fallback)
+
+    async def _attempt(self, llm: Llm, messages: list[ChatMessage],
+                       tools_schema: dict[str, Any] | None, guard: ReplyGuard, callee: str,
+                       opened: list[bool], *, asked: bool, denied: bool
+                       ) -> AsyncIterator[LlmDelta | str]:
+        """One generation. Yields deltas to pass on, or a fault (a str), before anything
+        but an opener, that asks for another attempt."""
+        inner = llm.stream(messages, tools_schema)
+        held: list[ToolCall] = []
+        buf, said = "", ""
+        released = stopped = terminal = False
+        at_start = True  # nothing of this attempt's text judged yet
+        try:
+            async for delta in inner:
+                call = delta.tool_call
+                if call is not None:
+                    if _is_opt_out_call(call):
+                        if denied:
+                            yield DENIED
+                            return
+                        if asked or is_opt_out(callee):
+                            yield LlmDelta(tool_call=ToolCall("opt_out"))
+                        else:  # the model alone heard an opt-out: ask first
+                            yield LlmDelta(text=self.lines.opt_out_check)
+                        return
+                    terminal = terminal or call.name in _TERMINAL
+                    if released:
+                        yield delta
+                    else:
+                        held.append(call)
+                if not delta.text:
+                    continue
+                buf += delta.text
+                if at_start:
+                    opener = _OPENER.match(buf)
+                    if opener is None and not _CLAUSE_END.search(buf) \
+                            and len(buf.split()) <= 3:
+                        continue  # may still become an opener
+                    at_start = False
+                    if opener is not None:
+                        buf = buf[opener.end(1):]
+                        if not opened[0]:  # a second attempt does not say it again
+                            opened[0] = True
+                            yield LlmDelta(text=opener.group(1))
+                if not released:
+                    if not buf.strip() or not self._window_full(buf):
+                        continue
+                    fault = guard.check(buf)
+                    if fault is not None:
+                        yield fault
+                        return
+                    released = True
+                    for held_call in held:
+                        yield LlmDelta(tool_call=held_call)
+                    said, buf = _after(opened, buf), ""
+                    yield LlmDelta(text=said)
+                    continue
+                if guard.check(said + buf) is not None:
+                    stopped = True  # what was said stands; the rest is dropped
+                    break
+                ready, buf = _lagging(buf, self.lag_words)
+                if ready:
+                    said += ready
+                    yield LlmDelta(text=ready)
+        finally:
+            aclose = getattr(inner, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        if not released:
+            if at_start and (opener := _OPENER.match(buf)) is not None:
+                buf = buf[opener.end(1):]  # a reply that is only an opener ("Great.")
+                if not opened[0]:
+                    opened[0] = True
+                    yield LlmDelta(text=opener.group(1))
+            fault = guard.check(buf) if buf.strip() else None
+            if fault is not None:
+                yield fault
+                return
+            for held_call in held:
+                yield LlmDelta(tool_call=held_call)
+            said, buf = _after(opened, buf) if buf.strip() else "", ""
+            if said:
+                yield LlmDelta(text=said)
+        elif buf and not stopped and guard.check(said + buf) is None:
+            said += buf
+            yield LlmDelta(text=buf)
+        if not terminal and _GOODBYE.search(said.strip()):
+            yield LlmDelta(tool_call=ToolCall("end_call", {"reason": "said goodbye"}))
