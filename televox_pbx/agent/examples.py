@@ -12,6 +12,7 @@ where it is false. Where a fact is asked for, they show how to say it is not kno
 from __future__ import annotations
 
 import json
+import re
 from enum import StrEnum
 
 from televox_pbx.config.campaign import Campaign
@@ -23,12 +24,18 @@ class Kind(StrEnum):
     OUTREACH = "outreach"  # offer something (sales, reminders, invitations)
 
 
+_APPOINTMENT = re.compile(r"\b(appointments?|booking|reservation|visit on)\b", re.IGNORECASE)
+_SURVEY = re.compile(r"\b(questions?|satisf\w*|feedback|rating|rate (us|the|your|it)|"
+                     r"how (likely|happy)|recommend)\b", re.IGNORECASE)
+
+
 def campaign_kind(campaign: Campaign) -> Kind:
-    """What the campaign's goal is about, read from its wording."""
-    goal = f"{campaign.agent.goal} {campaign.agent.opening_line}".lower()
-    if "appointment" in goal or "booking" in goal or "reservation" in goal:
+    """What the campaign's goal is about, read from its wording ("a free roof survey" is
+    an offer, "three questions" a survey)."""
+    goal = f"{campaign.agent.goal} {campaign.agent.opening_line}"
+    if _APPOINTMENT.search(goal):
         return Kind.APPOINTMENT
-    if any(w in goal for w in ("survey", "questions", "satisf", "feedback", "rate ")):
+    if _SURVEY.search(goal):
         return Kind.SURVEY
     return Kind.OUTREACH
 

@@ -67,7 +67,7 @@ _MONEY = _rx(r"[$€£]\s?\d[\d,.]*", r"\b\d[\d,.]*\s?(dollars?|bucks|cents|euro
              r"euros?|pounds|percent)\b")
 _NUMBER = re.compile(r"\d+")
 _WORD = re.compile(r"[a-z0-9']+")
-ECHO_MIN_WORDS = 4  # a callee line shorter than this cannot be echoed meaningfully
+ECHO_MIN_WORDS = 5  # shorter callee lines ("Great, see you then.") are fair to say back
 ECHO_SHARE = 0.6  # ...an echo repeats at least this share of it, in one run
 QUOTE_WORDS = 6  # a run of this many words from the rules is a quotation
 

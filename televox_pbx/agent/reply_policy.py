@@ -40,7 +40,7 @@ _CLAUSE_END = re.compile(r"[.!?,;:](\s|$)")
 # goes on after the opener.
 _OPENER = re.compile(
     r"^\s*((great|sure|okay|ok|alright|all right|of course|certainly|absolutely|perfect|"
-    r"wonderful|thank you|thanks|no problem|i see|i understand|understood|got it|oh|yes|"
+    r"wonderful|thank you|thanks|no problem|i see|i understand|understood|got it|oh|"
     r"hi|hello|hi there|hello there|sorry|i'm sorry|thank you so much|excellent|good)"
     r"[.!?,;:])(\s|$)", re.IGNORECASE)
 _GOODBYE = re.compile(r"\b(good-?\s?bye|bye(-bye)?|have a (great|good|nice|lovely) "
@@ -68,7 +68,7 @@ def _lagging(text: str, lag: int) -> tuple[str, str]:
     return text[:cut], text[cut:]
 
 
-def _after(opened: list[bool], text: str) -> str:
+def _after(opened: list[str], text: str) -> str:
     """The body of a reply, spaced from an opener already said."""
     return " " + text if opened[0] and not text[:1].isspace() else text
 
@@ -150,7 +150,7 @@ class ReplyPolicy:
             callee, [m.content for m in messages if m.role in ("system", "user", "tool")],
             self.persona, self.callee_name)
         notes = [self._note(DENIED)] if denied else []
-        opened = [False]  # an opener has been passed on (shared with the attempts)
+        opened = [""]  # the opener passed on, if any (shared with the attempts)
         for attempt in range(self.retries + 1):
             fault: str | None = None
             async for item in self._attempt(llm, [*messages, *notes], tools_schema, guard,
@@ -169,7 +169,7 @@ class ReplyPolicy:
 
     async def _attempt(self, llm: Llm, messages: list[ChatMessage],
                        tools_schema: dict[str, Any] | None, guard: ReplyGuard, callee: str,
-                       opened: list[bool], *, asked: bool, denied: bool
+                       opened: list[str], *, asked: bool, denied: bool
                        ) -> AsyncIterator[LlmDelta | str]:
         """One generation. Yields deltas to pass on, or a fault (a str), before anything
         but an opener, that asks for another attempt."""
@@ -208,12 +208,12 @@ class ReplyPolicy:
                     if opener is not None:
                         buf = buf[opener.end(1):]
                         if not opened[0]:  # a second attempt does not say it again
-                            opened[0] = True
+                            opened[0] = opener.group(1)
                             yield LlmDelta(text=opener.group(1))
                 if not released:
                     if not buf.strip() or not self._window_full(buf):
                         continue
-                    fault = guard.check(buf)
+                    fault = guard.check(f"{opened[0]}{buf}")
                     if fault is not None:
                         yield fault
                         return
@@ -223,7 +223,7 @@ class ReplyPolicy:
                     said, buf = _after(opened, buf), ""
                     yield LlmDelta(text=said)
                     continue
-                if guard.check(said + buf) is not None:
+                if guard.check(f"{opened[0]}{said}{buf}") is not None:
                     stopped = True  # what was said stands; the rest is dropped
                     break
                 ready, buf = _lagging(buf, self.lag_words)
@@ -238,9 +238,9 @@ class ReplyPolicy:
             if at_start and (opener := _OPENER.match(buf)) is not None:
                 buf = buf[opener.end(1):]  # a reply that is only an opener ("Great.")
                 if not opened[0]:
-                    opened[0] = True
+                    opened[0] = opener.group(1)
                     yield LlmDelta(text=opener.group(1))
-            fault = guard.check(buf) if buf.strip() else None
+            fault = guard.check(f"{opened[0]}{buf}") if buf.strip() else None
             if fault is not None:
                 yield fault
                 return
@@ -249,7 +249,7 @@ class ReplyPolicy:
             said, buf = _after(opened, buf) if buf.strip() else "", ""
             if said:
                 yield LlmDelta(text=said)
-        elif buf and not stopped and guard.check(said + buf) is None:
+        elif buf and not stopped and guard.check(f"{opened[0]}{said}{buf}") is None:
             said += buf
             yield LlmDelta(text=buf)
         if not terminal and _GOODBYE.search(said.strip()):
