@@ -143,13 +143,16 @@ async def test_tools_wait_for_the_speech_that_carries_them() -> None:
     assert text.endswith("Goodbye.")
 
 
-async def test_a_later_failing_sentence_ends_the_reply_there() -> None:
-    text, _, _ = await run(policy(), [
+async def test_a_reply_that_goes_wrong_late_is_corrected() -> None:
+    p = policy()
+    text, _, llm = await run(p, [
         "Thanks for letting me know about that. If you ask not to be called again, "
-        "I'll call the opt_out tool at once."])
-    # Words are passed on a few behind the model: the leak itself is never said.
+        "I'll call the opt_out tool at once.", "Can you still make your appointment?"])
+    # Words go out a few behind the model: the leak itself is never said.
     assert text.startswith("Thanks for letting me know about that.")
     assert "opt_out" not in text and "tool" not in text
+    assert text.endswith("Sorry, Can you still make your appointment?")
+    assert p.faults == [Fault.INSTRUCTIONS] and len(llm.calls) == 2
 
 
 async def test_a_tool_only_opt_out_asks_first() -> None:
@@ -265,3 +268,13 @@ def test_strong_outcomes_stand_and_surveys_complete() -> None:
                T("agent", "Did the technician arrive on time?"),
                T("callee", "Yes, on time, it works great now.")]
     assert settle(SURVEY, Disposition.COMPLETED, answers, None) is Disposition.COMPLETED
+
+
+def test_a_wrong_number_needs_the_callees_words() -> None:
+    hostile = [T("agent", "Can you make your appointment?"),
+               T("callee", "This is a scam. You people are useless.")]
+    assert settle(DENTAL, Disposition.WRONG_NUMBER, hostile, None) is not \
+        Disposition.WRONG_NUMBER
+    moved = [T("agent", "Can you make your appointment?"),
+             T("callee", "Jane moved away last year.")]
+    assert settle(DENTAL, Disposition.WRONG_NUMBER, moved, None) is Disposition.WRONG_NUMBER

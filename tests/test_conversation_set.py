@@ -152,7 +152,8 @@ CONVERSATIONS = [
     convo("survey who", "survey", T("Who is this?", r"Sam|Northwind|AI"),
           T("Okay, go ahead.", SURVEY), T("Three. It was okay.", SURVEY)),
     convo("survey cost", "survey",
-          T("Is this going to cost me anything?", r"no|free|optional|not|don't", r"\$|\d{2,}"),
+          T("Is this going to cost me anything?", rf"(no|free|optional|not|don't).*({SURVEY})",
+            r"\$|\d{2,}"),
           T("Okay then, go ahead.", SURVEY)),
     convo("survey wrong person", "survey", T("I think you have the wrong number.", r"sorry"),
           disp=(D.WRONG_NUMBER,)),
@@ -162,7 +163,7 @@ CONVERSATIONS = [
           disp=(D.OPT_OUT,), dnc=True),
     # --- sales / outreach ---
     convo("sales yes", "solar", T("Sure, tell me more.", SALES),
-          T("Yes, I'm interested.", rf"{BYE}|{SALES}"), disp=(D.INTERESTED,)),
+          T("Yes, I'm interested.", rf"{BYE}|{SALES}|call|time|book"), disp=(D.INTERESTED,)),
     convo("sales price", "solar",
           T("How much does it cost?", r"free|don't|not sure", r"\$|dollars"),
           T("No thanks, I'm not interested.", BYE), disp=(D.NOT_INTERESTED,)),

@@ -47,9 +47,13 @@ def _reply(say: str, tool: str | None = None, **arguments: str) -> str:
 
 def _common(persona: str, business: str, goal_question: str) -> list[tuple[str, str]]:
     return [
-        ("Who is this?",
-         _reply(f"This is {persona}, an AI assistant calling from {business}. "
+        ("Hello?",
+         _reply(f"Hi, this is {persona}, an AI assistant from {business}. {goal_question}")),
+        ("Who is this? Is this some kind of scam?",
+         _reply(f"No, I'm {persona}, an AI assistant calling from {business}. "
                 f"{goal_question}")),
+        ("I'm busy right now.",
+         _reply("No problem. When would be a better time to call you back?")),
         ("There's nobody here by that name. You have the wrong number.",
          _reply("I'm sorry for the trouble. Goodbye.", "set_disposition",
                 disposition="WRONG_NUMBER")),
@@ -85,13 +89,14 @@ def _survey(persona: str, business: str) -> list[tuple[str, str]]:
     return [
         ("Sure, go ahead.",
          _reply("Thank you! First, how satisfied were you with the visit, from 1 to 5?")),
+        ("Wait, does this cost anything?",
+         _reply("No, it's free and takes one minute. How satisfied were you with the "
+                "visit, from 1 to 5?")),
         ("I'd say a four.",
          _reply("Thank you. Did the technician arrive on time?")),
         ("Yes, I would recommend you to a friend.",
          _reply("Thank you for your answers. Have a great day, goodbye.",
                 "set_disposition", disposition="COMPLETED", note="4, on time, recommends")),
-        ("I'm busy right now.",
-         _reply("No problem. When would be a better time to call you back?")),
         ("No, I don't do surveys.",
          _reply("I understand. Thank you for your time, goodbye.", "set_disposition",
                 disposition="NOT_INTERESTED")),

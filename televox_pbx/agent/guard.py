@@ -48,6 +48,7 @@ _CALLEE_VOICE = _rx(
     r"\bi was (very |quite |really |not )?(satisfied|happy|unhappy|pleased|disappointed)\b",
     r"\bi('?d| would) recommend (you|your|them|it|northwind)\b",
     r"\bthe technician (arrived|came|was) (on time|late|early)\b",
+    r"\bi(?: am|'m) (speaking|talking) (with|to) (a|an) (robot|machine|computer|bot|ai)\b",
 )
 _SPEAKER_LABEL = re.compile(
     r"(?:^|[.!?]\s+)(callee|caller|you|patient|customer|user|assistant|agent|me|"

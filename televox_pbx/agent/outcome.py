@@ -29,10 +29,13 @@ class Turn(Protocol):
     def text(self) -> str: ...
 
 
-# Kept as set: an opt-out and a wrong number are facts; VOICEMAIL came from AMD; a
-# CALLBACK from the tool means a time was booked.
-_STANDS = frozenset({Disposition.OPT_OUT, Disposition.WRONG_NUMBER, Disposition.VOICEMAIL,
-                     Disposition.CALLBACK})
+# Kept as set: an opt-out is a fact; VOICEMAIL came from AMD; a CALLBACK from the tool
+# means a time was booked. A wrong number stands when the callee said something like it:
+# the model once filed a hostile "This is a scam" as WRONG_NUMBER, which stops the calls.
+_STANDS = frozenset({Disposition.OPT_OUT, Disposition.VOICEMAIL, Disposition.CALLBACK})
+_WRONG_HINT = re.compile(r"\b(wrong|no(body| one)|not (me|him|her|here)|moved|who'?s that|"
+                         r"don'?t know (any|a|who|her|him)|isn'?t here|not my)\b",
+                         re.IGNORECASE)
 _VAGUE = frozenset({None, Disposition.COMPLETED, Disposition.NO_ANSWER})
 _ASKS_TO_CONFIRM = re.compile(
     r"\b(can|could|will|would) you (still )?(make|come|attend|be there)|\bconfirm\b|"
@@ -56,9 +59,12 @@ def settle(campaign: Campaign, decided: Disposition | None, turns: Sequence[Turn
            amd: AmdStatus | None) -> Disposition:
     """The disposition to store. `decided`: what the call set (tool, DTMF, opt-out)."""
     callee = [t.text for t in turns if t.speaker == "callee"]
-    if decided in _STANDS:
+    if decided in _STANDS or (decided is Disposition.WRONG_NUMBER
+                               and any(_WRONG_HINT.search(t) for t in callee)):
         assert decided is not None
         return decided
+    if decided is Disposition.WRONG_NUMBER:
+        decided = None
     rules = classify(callee, amd)
     if rules in (Disposition.OPT_OUT, Disposition.VOICEMAIL, Disposition.WRONG_NUMBER):
         return rules

@@ -4,8 +4,9 @@
 at the one place it asks for a reply. It:
 - holds the first few words of each reply until the reply guard (agent/guard.py) has
   passed them, and regenerates a reply that fails (with a note saying what to avoid), at
-  most `retries` times, then says a safe fixed line. The rest streams a few words behind
-  the model, checked as it grows; a failure there ends the reply (what was said stands).
+  most `retries` times, then says a safe fixed line. A short opener ("Sure,") goes out at
+  once. The rest streams a few words behind the model, checked as it grows; a failure
+  there is corrected aloud ("Sorry,") and the reply generated again.
 - asks before an opt-out only the model heard: the deterministic phrases (agent/optout.py)
   act before the LLM runs, but the `opt_out` tool alone once put callers who only declined
   an appointment on the do-not-call list. The tool, or a likely opt-out the phrases do not
@@ -20,6 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from televox_pbx.agent.guard import Fault, ReplyGuard
@@ -32,6 +34,7 @@ from televox_pbx.voice.interfaces import ChatMessage, Llm, LlmDelta, ToolCall
 
 log = logging.getLogger(__name__)
 
+_REPAIR = " Sorry,"  # after a part of a reply that went out before its fault was seen
 _WORD_AND_SPACE = re.compile(r"\S+\s+")
 _CLAUSE_END = re.compile(r"[.!?,;:](\s|$)")
 # A reply may start with one of these at once, before the guard has seen the rest: none
@@ -68,9 +71,17 @@ def _lagging(text: str, lag: int) -> tuple[str, str]:
     return text[:cut], text[cut:]
 
 
-def _after(opened: list[str], text: str) -> str:
-    """The body of a reply, spaced from an opener already said."""
-    return " " + text if opened[0] and not text[:1].isspace() else text
+@dataclass(slots=True)
+class _Said:
+    """The text of the reply passed on so far, across its attempts."""
+
+    text: str = ""
+
+    def join(self, more: str) -> str:
+        """`more`, with a space before it when it follows what was said."""
+        if self.text and not self.text[-1:].isspace() and not more[:1].isspace():
+            return " " + more
+        return more
 
 
 def last_callee(messages: Sequence[ChatMessage]) -> str:
@@ -150,14 +161,15 @@ class ReplyPolicy:
             callee, [m.content for m in messages if m.role in ("system", "user", "tool")],
             self.persona, self.callee_name)
         notes = [self._note(DENIED)] if denied else []
-        opened = [""]  # the opener passed on, if any (shared with the attempts)
+        said = _Said()
         for attempt in range(self.retries + 1):
             fault: str | None = None
             async for item in self._attempt(llm, [*messages, *notes], tools_schema, guard,
-                                            callee, opened, asked=asked, denied=denied):
+                                            callee, said, asked=asked, denied=denied):
                 if isinstance(item, str):
                     fault = item
                 else:
+                    said.text += item.text
                     yield item
             if fault is None:
                 return
@@ -165,19 +177,21 @@ class ReplyPolicy:
             log.info("reply rejected", extra={"fault": fault, "attempt": attempt + 1})
             notes = [*([self._note(DENIED)] if denied else []), self._note(fault)]
         self.fallbacks += 1
-        yield LlmDelta(text=(" " if opened[0] else "") + self.lines.fallback)
+        yield LlmDelta(text=said.join(self.lines.fallback))
 
     async def _attempt(self, llm: Llm, messages: list[ChatMessage],
                        tools_schema: dict[str, Any] | None, guard: ReplyGuard, callee: str,
-                       opened: list[str], *, asked: bool, denied: bool
+                       said: _Said, *, asked: bool, denied: bool
                        ) -> AsyncIterator[LlmDelta | str]:
-        """One generation. Yields deltas to pass on, or a fault (a str), before anything
-        but an opener, that asks for another attempt."""
+        """One generation. Yields deltas to pass on, or a fault (a str, last) that asks
+        for another attempt. `said` is what earlier attempts of this reply passed on: an
+        opener, or the start of a reply that went wrong later (then this one follows a
+        "Sorry," as a person correcting themselves would)."""
         inner = llm.stream(messages, tools_schema)
         held: list[ToolCall] = []
-        buf, said = "", ""
-        released = stopped = terminal = False
-        at_start = True  # nothing of this attempt's text judged yet
+        buf, mine = "", ""  # text not yet passed on; text passed on by this attempt
+        released = terminal = False
+        at_start = True  # the start of this attempt's text is not yet judged
         try:
             async for delta in inner:
                 call = delta.tool_call
@@ -189,7 +203,7 @@ class ReplyPolicy:
                         if asked or is_opt_out(callee):
                             yield LlmDelta(tool_call=ToolCall("opt_out"))
                         else:  # the model alone heard an opt-out: ask first
-                            yield LlmDelta(text=self.lines.opt_out_check)
+                            yield LlmDelta(text=said.join(self.lines.opt_out_check))
                         return
                     terminal = terminal or call.name in _TERMINAL
                     if released:
@@ -207,28 +221,30 @@ class ReplyPolicy:
                     at_start = False
                     if opener is not None:
                         buf = buf[opener.end(1):]
-                        if not opened[0]:  # a second attempt does not say it again
-                            opened[0] = opener.group(1)
+                        if not said.text:  # a later attempt does not say one again
                             yield LlmDelta(text=opener.group(1))
                 if not released:
                     if not buf.strip() or not self._window_full(buf):
                         continue
-                    fault = guard.check(f"{opened[0]}{buf}")
+                    fault = guard.check(said.text + said.join(buf))
                     if fault is not None:
                         yield fault
                         return
                     released = True
                     for held_call in held:
                         yield LlmDelta(tool_call=held_call)
-                    said, buf = _after(opened, buf), ""
-                    yield LlmDelta(text=said)
+                    mine, buf = said.join(buf), ""
+                    yield LlmDelta(text=mine)
                     continue
-                if guard.check(f"{opened[0]}{said}{buf}") is not None:
-                    stopped = True  # what was said stands; the rest is dropped
-                    break
+                fault = guard.check(said.text + buf)
+                if fault is not None:
+                    # Part of this reply is out already: correct it, then try again.
+                    yield LlmDelta(text=_REPAIR)
+                    yield fault
+                    return
                 ready, buf = _lagging(buf, self.lag_words)
                 if ready:
-                    said += ready
+                    mine += ready
                     yield LlmDelta(text=ready)
         finally:
             aclose = getattr(inner, "aclose", None)
@@ -237,20 +253,24 @@ class ReplyPolicy:
         if not released:
             if at_start and (opener := _OPENER.match(buf)) is not None:
                 buf = buf[opener.end(1):]  # a reply that is only an opener ("Great.")
-                if not opened[0]:
-                    opened[0] = opener.group(1)
+                if not said.text:
                     yield LlmDelta(text=opener.group(1))
-            fault = guard.check(f"{opened[0]}{buf}") if buf.strip() else None
+            fault = guard.check(said.text + said.join(buf)) if buf.strip() else None
             if fault is not None:
                 yield fault
                 return
             for held_call in held:
                 yield LlmDelta(tool_call=held_call)
-            said, buf = _after(opened, buf) if buf.strip() else "", ""
-            if said:
-                yield LlmDelta(text=said)
-        elif buf and not stopped and guard.check(f"{opened[0]}{said}{buf}") is None:
-            said += buf
+            mine, buf = (said.join(buf) if buf.strip() else ""), ""
+            if mine:
+                yield LlmDelta(text=mine)
+        elif buf:
+            fault = guard.check(said.text + buf)
+            if fault is not None:
+                yield LlmDelta(text=_REPAIR)
+                yield fault
+                return
+            mine += buf
             yield LlmDelta(text=buf)
-        if not terminal and _GOODBYE.search(said.strip()):
+        if not terminal and _GOODBYE.search(mine.strip()):
             yield LlmDelta(tool_call=ToolCall("end_call", {"reason": "said goodbye"}))
