@@ -12,6 +12,7 @@ from televox_pbx.agent.classify import classify
 from televox_pbx.agent.examples import Kind, campaign_kind
 from televox_pbx.agent.guard import Fault, ReplyGuard
 from televox_pbx.agent.hearing import screen
+from televox_pbx.agent.hints import turn_hint
 from televox_pbx.agent.intents import is_affirmative, is_negative
 from televox_pbx.agent.optout import is_opt_out, likely_opt_out
 from televox_pbx.agent.outcome import settle
@@ -78,6 +79,7 @@ def guard(callee: str = "Hello?") -> ReplyGuard:
     ("The cleaning cost is $50.", Fault.INVENTED),
     ("It costs fifty dollars.", Fault.INVENTED),
     ("Call us at 555 0199.", Fault.INVENTED),
+    ("Hello! How can I assist you today?", Fault.PASSIVE),
 ])
 def test_guard_rejects(reply: str, fault: Fault) -> None:
     assert guard().check(reply) is fault
@@ -278,3 +280,45 @@ def test_a_wrong_number_needs_the_callees_words() -> None:
     moved = [T("agent", "Can you make your appointment?"),
              T("callee", "Jane moved away last year.")]
     assert settle(DENTAL, Disposition.WRONG_NUMBER, moved, None) is Disposition.WRONG_NUMBER
+
+
+# --- per-turn hints ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("said", "before", "needle"), [
+    ("Oh, I can't make Tuesday. I have to work.", "", "offer a call back"),
+    ("There's no Jane here.", "", "WRONG_NUMBER"),
+    ("How much does a cleaning cost?", "", "facts above"),
+    ("Who is this?", "", "who you are"),
+    ("This is a scam.", "", "calm"),
+    ("Tomorrow at 5 pm.", "When would be a better time?", "schedule_callback"),
+    ("Cancel it.", "", "NOT_INTERESTED"),
+    ("Yes, I'll be there.", "", "INTERESTED"),
+])
+def test_turn_hints(said: str, before: str, needle: str) -> None:
+    hint = turn_hint(Kind.APPOINTMENT, said, before)
+    assert hint is not None and needle in hint
+
+
+def test_no_hint_where_the_rules_cannot_tell() -> None:
+    assert turn_hint(Kind.SURVEY, "Five, it was great.") is None
+    assert turn_hint(Kind.APPOINTMENT, "") is None
+
+
+async def test_the_hint_goes_with_the_turn_but_is_not_kept() -> None:
+    _, _, llm = await run(policy(), ["We're at 12 Main Street."],
+                          callee="Where is your office?")
+    *history, note = llm.calls[0]
+    assert history[-1] == ChatMessage("user", "Where is your office?")
+    assert note.role == "user" and note.content.startswith("[Answer only from the facts")
+
+
+async def test_a_callback_needs_a_time_the_callee_said() -> None:
+    booked = [ToolCall("schedule_callback", {"when": "2026-03-03T14:30"}),
+              "Sure, I'll call you back at 2:30 on Tuesday. Goodbye."]
+    asks = "No problem. When would be a better time to call you back?"
+    text, tools, llm = await run(policy(), [booked, asks],
+                                 callee="I'm driving. Call me back later.")
+    assert text == asks and tools == [] and "ask them when" in llm.calls[1][-1].content
+    _, tools, _ = await run(policy(), [booked], callee="Tuesday at 2:30 works.")
+    assert tools[0] == "schedule_callback"

@@ -205,7 +205,7 @@ def check_reply(d: TextDialogue, turn: Turn, reply: str) -> list[str]:
         failures.append("role")
     if fault is Fault.INSTRUCTIONS or _LEAK_EXTRA.search(reply):
         failures.append("leak")
-    if fault in (Fault.ECHO, Fault.INVENTED):
+    if fault in (Fault.ECHO, Fault.INVENTED, Fault.PASSIVE):
         failures.append(str(fault))
     if not reply or LINES.fallback in reply:
         failures.append("no answer")

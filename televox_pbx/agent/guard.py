@@ -23,6 +23,7 @@ class Fault(StrEnum):
     INSTRUCTIONS = "instructions"  # quotes or talks about its prompt, tools or notes
     ECHO = "echo"  # repeats the callee's words back
     INVENTED = "invented"  # states a number (price, phone...) that it was never given
+    PASSIVE = "passive"  # waits to be told what is wanted, as if it had been called
 
 
 def _rx(*patterns: str) -> re.Pattern[str]:
@@ -50,6 +51,9 @@ _CALLEE_VOICE = _rx(
     r"\bthe technician (arrived|came|was) (on time|late|early)\b",
     r"\bi(?: am|'m) (speaking|talking) (with|to) (a|an) (robot|machine|computer|bot|ai)\b",
 )
+# The model's chat-assistant habit: on an outbound call it is the one who wants something.
+_PASSIVE = _rx(r"\bhow (can|may|could) i (help|assist) you\b", r"\bwhat can i do for you\b",
+               r"\bhow can i be of (help|assistance)\b", r"\bwhat do you need help with\b")
 _SPEAKER_LABEL = re.compile(
     r"(?:^|[.!?]\s+)(callee|caller|you|patient|customer|user|assistant|agent|me|"
     r"person|client|human|ai)\s*:", re.IGNORECASE)
@@ -128,6 +132,8 @@ class ReplyGuard:
             return Fault.ECHO
         if self._invents(reply):
             return Fault.INVENTED
+        if _PASSIVE.search(reply):
+            return Fault.PASSIVE
         return None
 
     def _names_self_as_callee(self, reply: str) -> bool:

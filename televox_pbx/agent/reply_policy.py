@@ -24,7 +24,9 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from televox_pbx.agent.examples import Kind, campaign_kind
 from televox_pbx.agent.guard import Fault, ReplyGuard
+from televox_pbx.agent.hints import mentions_time, turn_hint
 from televox_pbx.agent.intents import is_affirmative, is_negative
 from televox_pbx.agent.optout import is_opt_out, likely_opt_out
 from televox_pbx.agent.prompts import LINES, Lines
@@ -50,6 +52,12 @@ _GOODBYE = re.compile(r"\b(good-?\s?bye|bye(-bye)?|have a (great|good|nice|lovel
                       r"(day|evening|afternoon|one|weekend))\W*$", re.IGNORECASE)
 _TERMINAL = frozenset({"opt_out", "end_call", "transfer"})
 DENIED = "opt_out_denied"
+NO_TIME = "callback_without_time"  # a callback booked at a time the callee never named
+
+
+def _note(text: str) -> ChatMessage:
+    """A note from the phone system, for one reply only (never kept in the context)."""
+    return ChatMessage("user", f"[{text}]")
 
 
 def _is_opt_out_call(call: ToolCall) -> bool:
@@ -93,6 +101,13 @@ def last_callee(messages: Sequence[ChatMessage]) -> str:
     return ""
 
 
+def callee_words(messages: Sequence[ChatMessage], n: int) -> list[str]:
+    """The callee's last `n` utterances (system notes left out), oldest first."""
+    said = [m.content for m in messages
+            if m.role == "user" and not m.content.lstrip().startswith("[")]
+    return said[-n:]
+
+
 def last_agent(messages: Sequence[ChatMessage]) -> str:
     for m in reversed(messages):
         if m.role == "assistant":
@@ -102,12 +117,14 @@ def last_agent(messages: Sequence[ChatMessage]) -> str:
 
 class ReplyPolicy:
     def __init__(self, *, persona: str = "", callee_name: str = "", lines: Lines = LINES,
-                 retries: int = 2, hold_words: int = 6, lag_words: int = 4) -> None:
+                 kind: Kind = Kind.OUTREACH, retries: int = 2, hold_words: int = 6,
+                 lag_words: int = 4) -> None:
         """`hold_words`: words of a reply held back for the guard before any is spoken
         (fewer once a clause of 3 words has ended); `lag_words`: words kept back after
         that, so a failing phrase is caught before its start is spoken."""
         self.persona = persona
         self.callee_name = callee_name
+        self.kind = kind
         self.lines = lines
         self.retries = retries
         self.hold_words = hold_words
@@ -120,7 +137,8 @@ class ReplyPolicy:
                  lines: Lines = LINES) -> ReplyPolicy:
         name = render("{{NAME}}", variables)
         return cls(persona=campaign.agent.persona_name,
-                   callee_name="" if name == "there" else name, lines=lines)
+                   callee_name="" if name == "there" else name, lines=lines,
+                   kind=campaign_kind(campaign))
 
     def _note(self, fault: str) -> ChatMessage:
         who = self.persona or "the caller"
@@ -131,10 +149,13 @@ class ReplyPolicy:
             Fault.ECHO: "Do not repeat the callee's words. Answer them in your own words.",
             Fault.INVENTED: "Do not give numbers you were not given. If you do not know, say "
                             "you don't have that information.",
+            Fault.PASSIVE: f"You are {who} and you called them: say why you are calling and "
+                           "pursue the goal.",
             DENIED: "The callee said no: they do not want to stop the calls. Do not use "
                     "opt_out. Go on with the goal.",
+            NO_TIME: "They have not said when: ask them when to call back before booking.",
         }[fault]
-        return ChatMessage("user", f"[{text}]")
+        return _note(text)
 
     def _window_full(self, text: str) -> bool:
         """Enough of the reply to judge: `hold_words` words, or a clause of 3 or more
@@ -160,7 +181,9 @@ class ReplyPolicy:
         guard = ReplyGuard.build(
             callee, [m.content for m in messages if m.role in ("system", "user", "tool")],
             self.persona, self.callee_name)
-        notes = [self._note(DENIED)] if denied else []
+        hint = turn_hint(self.kind, callee, last_agent(messages))
+        base = [self._note(DENIED)] if denied else [_note(hint)] if hint else []
+        notes = base
         said = _Said()
         for attempt in range(self.retries + 1):
             fault: str | None = None
@@ -175,7 +198,7 @@ class ReplyPolicy:
                 return
             self.faults.append(fault)
             log.info("reply rejected", extra={"fault": fault, "attempt": attempt + 1})
-            notes = [*([self._note(DENIED)] if denied else []), self._note(fault)]
+            notes = [*base, self._note(fault)]
         self.fallbacks += 1
         yield LlmDelta(text=said.join(self.lines.fallback))
 
@@ -188,6 +211,7 @@ class ReplyPolicy:
         opener, or the start of a reply that went wrong later (then this one follows a
         "Sorry," as a person correcting themselves would)."""
         inner = llm.stream(messages, tools_schema)
+        recent = " ".join(callee_words(messages, 2))
         held: list[ToolCall] = []
         buf, mine = "", ""  # text not yet passed on; text passed on by this attempt
         released = terminal = False
@@ -204,6 +228,10 @@ class ReplyPolicy:
                             yield LlmDelta(tool_call=ToolCall("opt_out"))
                         else:  # the model alone heard an opt-out: ask first
                             yield LlmDelta(text=said.join(self.lines.opt_out_check))
+                        return
+                    if call.name == "schedule_callback" and recent \
+                            and not mentions_time(recent):
+                        yield NO_TIME
                         return
                     terminal = terminal or call.name in _TERMINAL
                     if released:
