@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from televox_pbx.agent.warmup import warm_prompts
 from televox_pbx.ami.client import AmiClient, ConnectionState
 from televox_pbx.ami.codec import AmiMessage
 from televox_pbx.ami.eventlog import EventLog
@@ -39,7 +40,7 @@ from televox_pbx.store.attempts import (
     unfinished_attempts,
 )
 from televox_pbx.store.call_lookup import settled
-from televox_pbx.store.campaigns import get_campaign
+from televox_pbx.store.campaigns import campaigns_in_states, get_campaign
 from televox_pbx.store.transcripts import (
     CallRecord,
     StoreCallbacks,
@@ -47,6 +48,7 @@ from televox_pbx.store.transcripts import (
     callee_turns,
 )
 from televox_pbx.voice.amd import await_verdict
+from televox_pbx.voice.interfaces import Llm
 from televox_pbx.voice.session import CallPorts, SessionConfig, VoiceSessionFactory
 from televox_pbx.voice.session import Engines as SessionEngines
 
@@ -194,6 +196,9 @@ class App:
                               transfer=AmiTransfer(client))
             self.factory = VoiceSessionFactory(
                 engines, ports, self.clock, SessionConfig(recordings_dir=s.recordings_dir))
+            warm = asyncio.get_running_loop().create_task(self._warm_prompts(engines.llm))
+            self._tasks.add(warm)
+            warm.add_done_callback(self._tasks.discard)
         self.eventlog = EventLog(store, s.events, self.clock)
         client.subscribe(self.eventlog.record)
         client.subscribe(self._on_event)
@@ -212,6 +217,12 @@ class App:
             report = await self.runner.recover()
             log.info("recovered unfinished attempts",
                      extra={"kept": len(report.kept), "finalised": len(report.finalised)})
+
+    async def _warm_prompts(self, llm: Llm) -> None:
+        """The active campaigns' shared prompt prefix, evaluated before their first call."""
+        assert self.store is not None
+        rows = await campaigns_in_states(self.store, ("RUNNING", "SCHEDULED"))
+        await warm_prompts(llm, [c for row in rows if (c := row.config()) is not None])
 
     async def _load_engines(self) -> SessionEngines | None:
         if self._engines is not None:

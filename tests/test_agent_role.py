@@ -18,6 +18,7 @@ from televox_pbx.agent.optout import is_opt_out, likely_opt_out
 from televox_pbx.agent.outcome import settle
 from televox_pbx.agent.prompts import LINES, stable_prompt, system_prompt
 from televox_pbx.agent.reply_policy import ReplyPolicy
+from televox_pbx.agent.warmup import warm_prompts
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.config.loader import load_model
 from televox_pbx.domain import Disposition
@@ -322,3 +323,11 @@ async def test_a_callback_needs_a_time_the_callee_said() -> None:
     assert text == asks and tools == [] and "ask them when" in llm.calls[1][-1].content
     _, tools, _ = await run(policy(), [booked], callee="Tuesday at 2:30 works.")
     assert tools[0] == "schedule_callback"
+
+
+async def test_warm_up_evaluates_the_prefix_every_call_starts_with() -> None:
+    llm = ScriptedLlm()
+    assert await warm_prompts(llm, [DENTAL, SURVEY]) == 2
+    [dental], [survey] = llm.prefills
+    assert SYSTEM.startswith(dental.content) and dental.role == "system"
+    assert system_prompt(SURVEY, {"NAME": "Maria"}).startswith(survey.content)
