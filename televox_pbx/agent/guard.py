@@ -35,6 +35,8 @@ def _rx(*patterns: str) -> re.Pattern[str]:
 _CALLEE_VOICE = _rx(
     r"\bi'?ll be there\b", r"\bi will be there\b", r"\bi can'?t come\b",
     r"\bi (can|can'?t|cannot|could|couldn'?t) make it\b",
+    r"\bi (can'?t|cannot|couldn'?t) (make (that|the appointment|(on )?(mon|tues|wednes|thurs|"
+    r"fri|satur|sun)day)|attend|come( in)?)\b",
     r"\bi won'?t (be able to )?(make it|come|be there|attend)\b",
     r"\bi('?ll| will) (attend|come in|subscribe)\b",
     r"\bmy (appointment|visit|dentist|technician|cleaning|check-?up|booking)\b",
@@ -44,7 +46,9 @@ _CALLEE_VOICE = _rx(
     r"\bwho (is|'s) (this|calling|speaking)\b", r"\bwho are you\b",
     r"\bwhat is this (about|regarding)\b", r"\bhow did you get (my|this) number\b",
     r"\bthanks?( you)? for (calling|the call|the reminder|reminding me|checking)\b",
-    r"\bi'?m not interested\b", r"\bi am not interested\b",
+    r"\bi'?m not interested\b", r"\bi am not interested\b", r"\bi can'?t talk\b",
+    r"\bi'?m (busy|driving|at work)\b", r"\bcall me (back|later|tomorrow)\b",
+    r"\bi (just )?switched\b",
     r"\bi('?d| would) (give|rate) (it|you|them|the)\b",
     r"\bi was (very |quite |really |not )?(satisfied|happy|unhappy|pleased|disappointed)\b",
     r"\bi('?d| would) recommend (you|your|them|it|northwind)\b",

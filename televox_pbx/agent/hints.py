@@ -57,7 +57,8 @@ def turn_hint(kind: Kind, callee: str, agent_before: str = "") -> str | None:
     if _HOSTILE.search(callee):
         return "Stay calm and polite: say who you are and why you call."
     if _QUESTION.search(callee):
-        return "Answer only from the facts above, or say you don't know; then the goal."
+        return "Answer from the facts above if they hold the answer, else say you don't " \
+               "know. Then steer back to why you called."
     if rules is Disposition.NOT_INTERESTED:
         return "They decline: set NOT_INTERESTED, thank them, say goodbye."
     if rules is Disposition.INTERESTED and kind is Kind.APPOINTMENT:

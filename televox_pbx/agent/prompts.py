@@ -120,6 +120,8 @@ class Lines:
     opt_out_check: str = "Just to be sure: do you want us to stop calling you?"
     # Said when every generated reply failed the reply guard.
     fallback: str = "Sorry, I didn't catch that. Could you say it again?"
+    # Said instead of booking a callback at a time the callee never named.
+    ask_when: str = "No problem. When would be a better time to call you back?"
 
 
 LINES = Lines()

@@ -153,7 +153,6 @@ class ReplyPolicy:
                            "pursue the goal.",
             DENIED: "The callee said no: they do not want to stop the calls. Do not use "
                     "opt_out. Go on with the goal.",
-            NO_TIME: "They have not said when: ask them when to call back before booking.",
         }[fault]
         return _note(text)
 
@@ -200,7 +199,10 @@ class ReplyPolicy:
             log.info("reply rejected", extra={"fault": fault, "attempt": attempt + 1})
             notes = [*base, self._note(fault)]
         self.fallbacks += 1
-        yield LlmDelta(text=said.join(self.lines.fallback))
+        fallback = self.lines.fallback
+        if said.text.endswith(_REPAIR) and fallback.startswith("Sorry, "):
+            fallback = fallback.removeprefix("Sorry, ")  # not "Sorry, Sorry, ..."
+        yield LlmDelta(text=said.join(fallback))
 
     async def _attempt(self, llm: Llm, messages: list[ChatMessage],
                        tools_schema: dict[str, Any] | None, guard: ReplyGuard, callee: str,
@@ -231,7 +233,9 @@ class ReplyPolicy:
                         return
                     if call.name == "schedule_callback" and recent \
                             and not mentions_time(recent):
-                        yield NO_TIME
+                        # The model booked a time nobody said: ask for one instead.
+                        self.faults.append(NO_TIME)
+                        yield LlmDelta(text=said.join(self.lines.ask_when))
                         return
                     terminal = terminal or call.name in _TERMINAL
                     if released:
