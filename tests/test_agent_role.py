@@ -78,6 +78,7 @@ def guard(callee: str = "Hello?") -> ReplyGuard:
     ("If you ask not to be called again, I'll call the opt_out tool at once.",
      Fault.INSTRUCTIONS),
     ("I will set the disposition to INTERESTED.", Fault.INSTRUCTIONS),
+    ("If you ask not to be called again, I'll remove you.", Fault.INSTRUCTIONS),
     ('{"tool": null, "say": "Hi"}', Fault.INSTRUCTIONS),
     ("The cleaning cost is $50.", Fault.INVENTED),
     ("It costs fifty dollars.", Fault.INVENTED),
@@ -289,9 +290,13 @@ def test_a_wrong_number_needs_the_callees_words() -> None:
 
 
 @pytest.mark.parametrize(("said", "before", "needle"), [
-    ("Oh, I can't make Tuesday. I have to work.", "", "offer a call back"),
+    ("Oh, I can't make Tuesday. I have to work.", "", "front desk to call you back"),
     ("There's no Jane here.", "", "WRONG_NUMBER"),
     ("How much does a cleaning cost?", "", "facts above"),
+    ("I'm busy right now.", "", "When would be a better time"),
+    ("Yes, please have them call me.",
+     "No problem. Would you like our front desk to call you back to find a new time?",
+     "CALLBACK"),
     ("Who is this?", "", "who you are"),
     ("This is a scam.", "", "calm"),
     ("Tomorrow at 5 pm.", "When would be a better time?", "schedule_callback"),
@@ -313,7 +318,7 @@ async def test_the_hint_goes_with_the_turn_but_is_not_kept() -> None:
                           callee="Where is your office?")
     *history, note = llm.calls[0]
     assert history[-1] == ChatMessage("user", "Where is your office?")
-    assert note.role == "user" and note.content.startswith("[Answer from the facts")
+    assert note.role == "user" and note.content.startswith("[Answer briefly from the facts")
 
 
 async def test_a_callback_needs_a_time_the_callee_said() -> None:

@@ -65,7 +65,11 @@ _INSTRUCTION_WORDS = _rx(
     r"\bopt_out\b", r"\bset_disposition\b", r"\bschedule_callback\b", r"\bend_call\b",
     r"\bdisposition\b", r"\bjson\b", r"\b(the|a|my|that) tool\b", r"\bsystem prompt\b",
     r"\bmy (instructions|rules|prompt)\b", r"\bthe (rules|examples)\b", r"\bphone system\b",
-    r"\bnotes? from\b", r"[\[\]{}<>]", r"\bcallee\b")
+    r"\bnotes? from\b", r"[\[\]{}<>]", r"\bcallee\b",
+    # The campaign's goal is an instruction too: "...If they ask not to be called again,
+    # opt them out." came back as "If you ask not to be called again, I'll...".
+    r"\bif (you|they) ask (us )?not to be called\b", r"\bopt (you|them) out\b",
+    r"\b(my|the) goal\b", r"\bthe patient\b")
 # The dispositions' own names, as the tool schema spells them (case matters: "interested").
 _ENUM_NAMES = re.compile(r"\b(WRONG_NUMBER|NOT_INTERESTED|INTERESTED|CALLBACK|COMPLETED|"
                          r"OPT_OUT|NO_ANSWER|VOICEMAIL)\b")

@@ -13,6 +13,7 @@ import re
 
 from televox_pbx.agent.classify import classify
 from televox_pbx.agent.examples import Kind
+from televox_pbx.agent.intents import is_affirmative
 from televox_pbx.domain import Disposition
 
 _QUESTION = re.compile(r"\?\s*$|^\s*(what|where|when|how|why|which|is|are|do|does|can|"
@@ -31,6 +32,10 @@ def mentions_time(text: str) -> bool:
     return _TIME.search(text) is not None
 
 
+_OFFERED = re.compile(r"\bfront desk\b.*\bcall you\b|\bcall you back\b.*\bnew time\b",
+                      re.IGNORECASE)
+_BUSY = re.compile(r"\b(busy|driving|at work|call (me )?back|later|bad time|not a good time)\b",
+                   re.IGNORECASE)
 _ASKED_WHEN = re.compile(r"\bwhen\b|\bwhat time\b|\bbetter time\b|\bwhich day\b",
                          re.IGNORECASE)
 
@@ -46,21 +51,25 @@ def turn_hint(kind: Kind, callee: str, agent_before: str = "") -> str | None:
         return "Say who you are, that you are an AI assistant, and why you call."
     rules = classify([callee])
     if rules is Disposition.WRONG_NUMBER:
-        return "Wrong person: apologise, set WRONG_NUMBER, say goodbye."
+        return "Wrong person: apologise, set WRONG_NUMBER and say goodbye."
+    if _OFFERED.search(agent_before) and (is_affirmative(callee)
+                                          or rules is Disposition.CALLBACK):
+        return "Set CALLBACK, say the front desk will call them, and say goodbye."
     if rules is Disposition.CALLBACK:
         if re.search(r"\bcall\b", callee, re.IGNORECASE) and mentions_time(callee) \
                 and not _QUESTION.search(callee):  # "Call me back tomorrow at five."
             return "They gave a time: book it with schedule_callback, then say goodbye."
-        if kind is Kind.APPOINTMENT:
-            return "They can't come or talk now: offer a call back, or ask when suits them."
-        return "They can't talk now: ask when to call back."
+        if kind is Kind.APPOINTMENT and not _BUSY.search(callee):
+            return "Say something like: No problem. Would you like our front desk to call " \
+                   "you back to find a new time?"
+        return "Say something like: No problem. When would be a better time to call you " \
+               "back?"
     if _HOSTILE.search(callee):
         return "Stay calm and polite: say who you are and why you call."
     if _QUESTION.search(callee):
-        return "Answer from the facts above if they hold the answer, else say you don't " \
-               "know. Then steer back to why you called."
+        return "Answer briefly from the facts above, then steer back to why you called."
     if rules is Disposition.NOT_INTERESTED:
-        return "They decline: set NOT_INTERESTED, thank them, say goodbye."
+        return "Set NOT_INTERESTED, thank them and say goodbye."
     if rules is Disposition.INTERESTED and kind is Kind.APPOINTMENT:
-        return "They confirm: set INTERESTED, thank them, say goodbye."
+        return "Set INTERESTED, thank them and say goodbye."
     return None
