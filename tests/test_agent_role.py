@@ -161,6 +161,14 @@ async def test_a_reply_that_goes_wrong_late_is_corrected() -> None:
     assert p.faults == [Fault.INSTRUCTIONS] and len(llm.calls) == 2
 
 
+async def test_a_long_reply_ends_at_a_sentence() -> None:
+    text, _, _ = await run(policy(), [
+        "Hi Jane Doe, this is Ava, an AI assistant from Bright Smile Dental. I'm calling to "
+        "confirm your appointment on Tuesday 3 March at 2:30 pm. If you cannot come, I can "
+        "offer a callback."])
+    assert text.endswith("at 2:30 pm.") and "callback" not in text
+
+
 async def test_a_tool_only_opt_out_asks_first() -> None:
     text, tools, _ = await run(policy(), [[ToolCall("opt_out"), "Removed."]],
                                callee="Cancel it, I switched dentists.")
@@ -313,12 +321,21 @@ def test_no_hint_where_the_rules_cannot_tell() -> None:
     assert turn_hint(Kind.APPOINTMENT, "") is None
 
 
-async def test_the_hint_goes_with_the_turn_but_is_not_kept() -> None:
-    _, _, llm = await run(policy(), ["We're at 12 Main Street."],
-                          callee="Where is your office?")
-    *history, note = llm.calls[0]
-    assert history[-1] == ChatMessage("user", "Where is your office?")
-    assert note.role == "user" and note.content.startswith("[Answer briefly from the facts")
+async def test_hints_follow_each_turn_the_same_way_every_time() -> None:
+    """Each prompt starts with the previous prompt and its reply (the cached prefix)."""
+    p = policy()
+    first = [ChatMessage("system", SYSTEM), ChatMessage("user", "Where is your office?")]
+    llm = ScriptedLlm(["We're at 12 Main Street.", "Great, see you then."])
+    async for _ in p.stream(llm, first, {"tools": []}):
+        pass
+    second = [*first, ChatMessage("assistant", "We're at 12 Main Street."),
+              ChatMessage("user", "Okay, I'll be there.")]
+    async for _ in p.stream(llm, second, {"tools": []}):
+        pass
+    one, two = llm.calls
+    assert one[1] == first[1] and one[2].content.startswith("[Answer briefly from the facts")
+    assert two[:3] == one, "the note comes back where it was"
+    assert two[3:5] == second[2:] and "INTERESTED" in two[5].content
 
 
 async def test_a_callback_needs_a_time_the_callee_said() -> None:

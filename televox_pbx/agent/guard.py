@@ -69,7 +69,7 @@ _INSTRUCTION_WORDS = _rx(
     # The campaign's goal is an instruction too: "...If they ask not to be called again,
     # opt them out." came back as "If you ask not to be called again, I'll...".
     r"\bif (you|they) ask (us )?not to be called\b", r"\bopt (you|them) out\b",
-    r"\b(my|the) goal\b", r"\bthe patient\b")
+    r"\b(my|the) goal\b", r"\bthe patient\b", r"\bthe person'?s time zone\b")
 # The dispositions' own names, as the tool schema spells them (case matters: "interested").
 _ENUM_NAMES = re.compile(r"\b(WRONG_NUMBER|NOT_INTERESTED|INTERESTED|CALLBACK|COMPLETED|"
                          r"OPT_OUT|NO_ANSWER|VOICEMAIL)\b")

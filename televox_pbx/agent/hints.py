@@ -3,18 +3,22 @@
 A 1.5B model matches the callee's words against its examples and sometimes picks the
 wrong one ("I can't make Tuesday" answered as a cancellation, "call me back later"
 answered with a made-up time). Where the deterministic rules (agent/classify.py) see
-what the turn is, a one-line note after it says what to do, for this reply only: it is
-never kept in the conversation, so the prompt prefix stays the same.
+what the turn is, a one-line note after it says what to do. The notes are not stored
+with the call: `with_hints` puts them back after every callee turn they fit, each time
+the same way, so each prompt still starts with the previous one (and llama.cpp's saved
+state of the last reply serves the next).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from televox_pbx.agent.classify import classify
 from televox_pbx.agent.examples import Kind
 from televox_pbx.agent.intents import is_affirmative
 from televox_pbx.domain import Disposition
+from televox_pbx.voice.interfaces import ChatMessage
 
 _QUESTION = re.compile(r"\?\s*$|^\s*(what|where|when|how|why|which|is|are|do|does|can|"
                        r"could|will|would)\b", re.IGNORECASE)
@@ -73,3 +77,18 @@ def turn_hint(kind: Kind, callee: str, agent_before: str = "") -> str | None:
     if rules is Disposition.INTERESTED and kind is Kind.APPOINTMENT:
         return "Set INTERESTED, thank them and say goodbye."
     return None
+
+
+def with_hints(kind: Kind, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """`messages` with each callee turn's note (if any) right after it."""
+    out: list[ChatMessage] = []
+    agent = ""
+    for m in messages:
+        out.append(m)
+        if m.role == "assistant":
+            agent = m.content
+        elif m.role == "user" and not m.content.lstrip().startswith("["):
+            hint = turn_hint(kind, m.content.strip(), agent)
+            if hint is not None:
+                out.append(ChatMessage("user", f"[{hint}]"))
+    return out

@@ -12,7 +12,8 @@ at the one place it asks for a reply. It:
   an appointment on the do-not-call list. The tool, or a likely opt-out the phrases do not
   match ("and subscribe."), makes the agent ask `Lines.opt_out_check`; a yes to it is the
   opt-out, a no sends the model on with the goal.
-- ends the call after a reply that says goodbye (the model rarely calls end_call).
+- ends a reply at a sentence end once it is long enough (`max_words`), and ends the
+  call after a reply that says goodbye (the model rarely calls end_call).
 It keeps no state between replies: everything it needs is in the messages.
 """
 
@@ -26,7 +27,7 @@ from typing import Any
 
 from televox_pbx.agent.examples import Kind, campaign_kind
 from televox_pbx.agent.guard import Fault, ReplyGuard
-from televox_pbx.agent.hints import mentions_time, turn_hint
+from televox_pbx.agent.hints import mentions_time, with_hints
 from televox_pbx.agent.intents import is_affirmative, is_negative
 from televox_pbx.agent.optout import is_opt_out, likely_opt_out
 from televox_pbx.agent.prompts import LINES, Lines
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 _REPAIR = " Sorry,"  # after a part of a reply that went out before its fault was seen
 _WORD_AND_SPACE = re.compile(r"\S+\s+")
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 _CLAUSE_END = re.compile(r"[.!?,;:](\s|$)")
 # A reply may start with one of these at once, before the guard has seen the rest: none
 # of them is wrong in the agent's mouth, and "Sure," playing while the rest is generated
@@ -66,6 +68,16 @@ def _is_opt_out_call(call: ToolCall) -> bool:
     disposition = call.arguments.get("disposition")
     return call.name == "set_disposition" and isinstance(disposition, str) \
         and disposition.strip().upper() == "OPT_OUT"
+
+
+def _sentence_cap(text: str, most_words: int) -> int | None:
+    """Where `text` should end: the first sentence end with `most_words` or more words
+    before it, when more text follows; else None. The rules ask for one or two short
+    sentences; past them is where the model began reciting its goal."""
+    for end in _SENTENCE_END.finditer(text):
+        if len(text[:end.end()].split()) >= most_words and text[end.end():].strip():
+            return end.end()
+    return None
 
 
 def _lagging(text: str, lag: int) -> tuple[str, str]:
@@ -118,10 +130,11 @@ def last_agent(messages: Sequence[ChatMessage]) -> str:
 class ReplyPolicy:
     def __init__(self, *, persona: str = "", callee_name: str = "", lines: Lines = LINES,
                  kind: Kind = Kind.OUTREACH, retries: int = 2, hold_words: int = 6,
-                 lag_words: int = 4) -> None:
+                 lag_words: int = 4, max_words: int = 25) -> None:
         """`hold_words`: words of a reply held back for the guard before any is spoken
         (fewer once a clause of 3 words has ended); `lag_words`: words kept back after
-        that, so a failing phrase is caught before its start is spoken."""
+        that, so a failing phrase is caught before its start is spoken; `max_words`: a
+        reply ends at the first sentence end past this many words."""
         self.persona = persona
         self.callee_name = callee_name
         self.kind = kind
@@ -129,6 +142,7 @@ class ReplyPolicy:
         self.retries = retries
         self.hold_words = hold_words
         self.lag_words = lag_words
+        self.max_words = max_words
         self.faults: list[str] = []  # why replies were rejected (for tests and benchmarks)
         self.fallbacks = 0
 
@@ -180,13 +194,13 @@ class ReplyPolicy:
         guard = ReplyGuard.build(
             callee, [m.content for m in messages if m.role in ("system", "user", "tool")],
             self.persona, self.callee_name)
-        hint = turn_hint(self.kind, callee, last_agent(messages))
-        base = [self._note(DENIED)] if denied else [_note(hint)] if hint else []
+        prompt = with_hints(self.kind, messages)
+        base = [self._note(DENIED)] if denied else []
         notes = base
         said = _Said()
         for attempt in range(self.retries + 1):
             fault: str | None = None
-            async for item in self._attempt(llm, [*messages, *notes], tools_schema, guard,
+            async for item in self._attempt(llm, [*prompt, *notes], tools_schema, guard,
                                             callee, said, asked=asked, denied=denied):
                 if isinstance(item, str):
                     fault = item
@@ -274,6 +288,10 @@ class ReplyPolicy:
                     yield LlmDelta(text=_REPAIR)
                     yield fault
                     return
+                cut = _sentence_cap(said.text + buf, self.max_words)
+                if cut is not None:  # enough said: the rest is not even generated
+                    buf = buf[:max(0, cut - len(said.text))]
+                    break
                 ready, buf = _lagging(buf, self.lag_words)
                 if ready:
                     mine += ready
