@@ -48,7 +48,7 @@ _CALLEE_VOICE = _rx(
     r"\bthanks?( you)? for (calling|the call|the reminder|reminding me|checking)\b",
     r"\bi'?m not interested\b", r"\bi am not interested\b", r"\bi can'?t talk\b",
     r"\bi'?m (busy|driving|at work)\b", r"\bcall me (back|later|tomorrow)\b",
-    r"\bi (just )?switched\b",
+    r"\bi (just )?switched\b", r"\bmy (phone )?number\b",
     r"\bi('?d| would) (give|rate) (it|you|them|the)\b",
     r"\bi was (very |quite |really |not )?(satisfied|happy|unhappy|pleased|disappointed)\b",
     r"\bi('?d| would) recommend (you|your|them|it|northwind)\b",
