@@ -58,6 +58,9 @@ log = logging.getLogger(__name__)
 SESSION_RESULT_WAIT_S = 60.0
 # Shutdown: how long calls in progress may go on once dialing has stopped.
 DRAIN_CALLS_S = 30.0
+# The shared prompt prefix of the active campaigns is evaluated before dialing starts
+# (~20 s for one campaign on 2 cores); past this, dialing starts anyway.
+WARM_PROMPTS_S = 90.0
 _VAR_PREFIX = "TELEVOX_VAR_"
 
 
@@ -196,9 +199,10 @@ class App:
                               transfer=AmiTransfer(client))
             self.factory = VoiceSessionFactory(
                 engines, ports, self.clock, SessionConfig(recordings_dir=s.recordings_dir))
-            warm = asyncio.get_running_loop().create_task(self._warm_prompts(engines.llm))
-            self._tasks.add(warm)
-            warm.add_done_callback(self._tasks.discard)
+            if self._recover:  # the daemon, not a one-off `televox call` beside it
+                # Before the first dial: a call would otherwise wait for it in silence.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._warm_prompts(engines.llm), WARM_PROMPTS_S)
         self.eventlog = EventLog(store, s.events, self.clock)
         client.subscribe(self.eventlog.record)
         client.subscribe(self._on_event)

@@ -1,13 +1,21 @@
 """The voice session uses the role pieces at its call sites: noise is never answered, a
 reply in the callee's voice is never said, and the stored disposition comes from the
-whole transcript (fakes only; the pieces themselves: tests/test_agent_role.py)."""
+whole transcript; the daemon warms the shared prompt before it dials (fakes only; the
+pieces themselves: tests/test_agent_role.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from app_support import fake_engines, make_campaign, write_settings
+from dialer_support import seed as dialer_seed
 from test_voice_session import RigFactory, campaign, opening_done, rig
 
-from televox_pbx.agent.prompts import LINES
-from televox_pbx.voice.interfaces import ToolCall
+from televox_pbx.agent.prompts import LINES, stable_prompt
+from televox_pbx.app import App
+from televox_pbx.store import Store
+from televox_pbx.voice.fakes import ScriptedLlm
+from televox_pbx.voice.interfaces import ChatMessage, ToolCall
 
 __all__ = ["rig"]  # the fixture, shared with test_voice_session
 
@@ -47,3 +55,22 @@ async def test_a_yes_to_the_question_is_stored_as_interested(rig: RigFactory) ->
     assert r.log.records[0].disposition == "INTERESTED"
     assert r.session.result is not None and r.session.result.ended_by == "agent"
     assert LINES.fallback not in r.tts.spoken
+
+
+async def test_the_daemon_warms_running_campaigns_before_it_dials(tmp_path: Path) -> None:
+    settings = write_settings(tmp_path, {})
+    camp = make_campaign()
+    store = await Store.open(settings.database.path)
+    try:
+        await dialer_seed(store, camp, [])  # RUNNING, nobody to call
+    finally:
+        await store.close()
+    engines = fake_engines([], [])
+    app = App(settings, engines=engines, audiosocket_port=0)
+    await app.start()
+    try:
+        assert isinstance(engines.llm, ScriptedLlm)
+        [[system]] = engines.llm.prefills
+        assert system == ChatMessage("system", stable_prompt(camp))
+    finally:
+        await app.stop()

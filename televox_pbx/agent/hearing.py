@@ -31,7 +31,7 @@ MIN_SPEECH_S = 0.1  # less than this of speech-level sound: nothing was said
 # Whisper's own rule for a silent clip (faster-whisper's defaults).
 NO_SPEECH, LOW_LOGPROB = 0.6, -1.0
 # A phrase that is often hallucinated is dropped when any of these doubt it.
-DOUBT_NO_SPEECH, DOUBT_LOGPROB, DOUBT_SPEECH_S, DOUBT_DBFS = 0.4, -0.9, 0.3, -35.0
+DOUBT_NO_SPEECH, DOUBT_LOGPROB, DOUBT_SPEECH_S, DOUBT_DBFS = 0.4, -0.9, 0.15, -35.0
 # Strong doubt alone drops any text.
 SURE_NO_SPEECH, SURE_LOGPROB = 0.75, -0.6
 
