@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: SQLite + the built-in PBX simulator (no Asterisk
 # configured). Installs if needed, checks the config and models, loads demo contacts,
-# runs the daemon until the demo campaign is done, then shows results and the AMI log.
+# runs the daemon until the demo campaign is done, then shows the results table, one
+# whole transcript and the AMI log.
 # Extra arguments go to `televox serve` (e.g. --no-models for a quick dry run).
 # Exits non-zero, with the reason, when the daemon fails or makes no call.
 set -euo pipefail
@@ -66,6 +67,17 @@ if [[ $rc -ne 0 && $rc -ne 124 ]]; then
   exit "$rc"
 fi
 $tv campaign status demo
+echo; echo "== results"
+$tv calls list --campaign demo
+# One whole conversation: the patient who could not come (else any call that has turns).
+id=$($tv calls list --campaign demo --json | .venv/bin/python -c '
+import json, sys
+rows = [json.loads(line) for line in sys.stdin if line.strip()]
+talked = [r for r in rows if r.get("turns")]
+pick = [r for r in talked if str(r.get("phone", "")).endswith("0100002")] or talked
+print(pick[0]["id"] if pick else "")')
+if [[ -n $id ]]; then echo; echo "== one call, turn by turn"; $tv calls show "$id"; fi
+echo
 $tv plan demo
 if [[ $calls -eq 0 ]]; then
   echo "demo: the daemon made no calls; \`televox plan demo\` above says why each contact" \

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from televox_pbx.agent.warmup import warm_prompts
 from televox_pbx.ami.client import AmiClient, ConnectionState
 from televox_pbx.ami.codec import AmiMessage
 from televox_pbx.ami.eventlog import EventLog
@@ -41,10 +42,11 @@ from televox_pbx.store.attempts import (
     unfinished_attempts,
 )
 from televox_pbx.store.call_lookup import settled
-from televox_pbx.store.campaigns import get_campaign
+from televox_pbx.store.campaigns import campaigns_in_states, get_campaign
 from televox_pbx.store.transcripts import StoreCallbacks
 from televox_pbx.supervise import supervise
 from televox_pbx.voice.amd import await_verdict
+from televox_pbx.voice.interfaces import Llm
 from televox_pbx.voice.session import CallPorts, SessionConfig, VoiceSessionFactory
 from televox_pbx.voice.session import Engines as SessionEngines
 from televox_pbx.web.call_extras import CallExtras
@@ -60,6 +62,9 @@ DRAIN_CALLS_S = 30.0
 READY_WAIT_S = 10.0
 # How often the shutdown drain looks in the store for the calls' results.
 _DRAIN_POLL_S = 0.1
+# The shared prompt prefix of the active campaigns is evaluated before dialing starts
+# (~20 s for one campaign on 2 cores); past this, dialing starts anyway.
+WARM_PROMPTS_S = 90.0
 _VAR_PREFIX = "TELEVOX_VAR_"
 
 
@@ -156,6 +161,10 @@ class App:
                               transfer=AmiTransfer(client))
             self.factory = VoiceSessionFactory(
                 engines, ports, self.clock, SessionConfig(recordings_dir=s.recordings_dir))
+            if self._recover:  # the daemon, not a one-off `televox call` beside it
+                # Before the first dial: a call would otherwise wait for it in silence.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._warm_prompts(engines.llm), WARM_PROMPTS_S)
         self.eventlog = EventLog(store, s.events, self.clock)
         client.subscribe(self.eventlog.record)
         client.subscribe(self._on_event)
@@ -180,6 +189,12 @@ class App:
             from televox_pbx.web.server import serve_app
             self.web = await serve_app(self, self._http_port)
         self._stage = "running"
+
+    async def _warm_prompts(self, llm: Llm) -> None:
+        """The active campaigns' shared prompt prefix, evaluated before their first call."""
+        assert self.store is not None
+        rows = await campaigns_in_states(self.store, ("RUNNING", "SCHEDULED"))
+        await warm_prompts(llm, [c for row in rows if (c := row.config()) is not None])
 
     async def _load_engines(self) -> SessionEngines | None:
         if self._engines is not None:

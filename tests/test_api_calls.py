@@ -47,7 +47,7 @@ async def test_place_a_call_then_review_and_correct_it(tmp_path: Path) -> None:
                                  "your gold plan.")
         assert call["transcript"][1] == {**call["transcript"][1], "speaker": "callee",
                                          "text": CALLEE}
-        assert "Background: The customer asked for a call back" in \
+        assert "The customer asked for a call back about renewals." in \
             engines.llm.calls[0][0].content  # type: ignore[attr-defined]
         assert api.app.call_extras == {}  # taken by that call, not left for another
 

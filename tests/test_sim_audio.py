@@ -14,6 +14,7 @@ from televox_pbx.ami.client import AmiActionError
 from televox_pbx.domain import CallStatus
 from televox_pbx.sim import Callee, Scenario, ScriptItem, Simulator, SpeechUnavailable
 from televox_pbx.sim.audio_leg import LegEnd, Segment, _skip_consumed
+from televox_pbx.sim.scenario import load_scenario
 from televox_pbx.sim.speech import RATE, rms, tone
 
 
@@ -168,3 +169,27 @@ async def test_redirect_moves_the_channel_out_of_audiosocket() -> None:
         assert session.ended_by == "peer"
         with pytest.raises(AmiActionError, match="No such channel"):
             await h.client.send_action({"Action": "Hangup", "Channel": "PJSIP/nope-1"})
+
+
+async def test_scenario_file_sets_a_callee_who_awaits_the_reply(tmp_path: Path) -> None:
+    """`await_reply: true` in the scenario file: the callee's line waits for the agent to
+    have spoken (here it never does, so until max_turn_wait_s); without it, it does not."""
+    path = tmp_path / "scenario.yaml"
+    path.write_text(
+        "numbers:\n"
+        "  '1001': {ring_s: 0.05, await_reply: true, script: [{say: 'waits', at_s: 0.1}]}\n"
+        "  '1002': {ring_s: 0.05, script: [{say: 'talks', at_s: 0.1}]}\n"
+        "turn_gap_s: 0.1\nmax_turn_wait_s: 1.0\n")
+    scenario = load_scenario(path)
+    assert scenario.numbers["1001"].await_reply and not scenario.numbers["1002"].await_reply
+    async with harness(scenario, echo_reply="silent", echo_hangup_s=1.6,
+                       speech=fake_speech) as h:
+        a = await h.originate("1001")
+        b = await h.originate("1002")
+        sa = await asyncio.wait_for(h.echo.wait_session(a), 5)
+        sb = await asyncio.wait_for(h.echo.wait_session(b), 5)
+        await asyncio.gather(sa.done.wait(), sb.done.wait())
+    waited = _first_loud_offset_s(bytes(sa.audio_in))
+    talked = _first_loud_offset_s(bytes(sb.audio_in))
+    assert waited is not None and talked is not None
+    assert talked < 0.6 <= 1.0 <= waited

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_example_scenario_loads() -> None:
     scenario = load_scenario(REPO / "config" / "sim-scenario.yaml")
-    assert scenario.callee_for("+15550100004").behaviour == Behaviour.BUSY
+    assert scenario.callee_for("+15550100005").behaviour == Behaviour.BUSY
     assert scenario.callee_for("15550100009").behaviour == Behaviour.VOICEMAIL
     assert scenario.callee_for("+19999999999") == scenario.default
 

@@ -45,6 +45,12 @@ LONG = ("Our panels come with a twenty five year warranty, installation takes on
 QUIET = 2000.0  # the callee, 12 dB under the agent's voice (8000): phone levels
 
 
+def talk(messages: list[ChatMessage]) -> list[ChatMessage]:
+    """What was said, without the reply policy's per-turn hints ("[Answer briefly ...]")."""
+    return [m for m in messages
+            if not (m.content.startswith("[") and m.content.endswith("]"))]
+
+
 def campaign(opening: str = OPENING) -> Campaign:
     return Campaign.model_validate({
         "name": "listen", "caller_id": "+15550100000", "trunk": "trunk",
@@ -143,7 +149,7 @@ async def test_a_quiet_hello_right_after_the_opening_is_answered(rig: RigFactory
     await r.clock.advance(0.1)
     await r.tl.say(0.5, amplitude=QUIET)
     await r.tl.until(lambda: r.tts.spoken[-1:] == ["I'm here."], limit_s=3)
-    assert r.llm.calls[0][-1] == ChatMessage("user", "Hello?")
+    assert talk(r.llm.calls[0])[-1] == ChatMessage("user", "Hello?")
     assert r.stt.heard[0].seconds >= 0.5, "all of it, from its first syllable"
 
 
@@ -165,9 +171,9 @@ async def test_a_backchannel_does_not_stop_the_agent_and_is_kept(rig: RigFactory
     assert played_s >= (len(DISCLOSURE) + len(LONG.replace(" ", ""))) * 0.05 * 0.9
     await r.tl.say(0.6)
     await r.tl.until(lambda: len(r.llm.calls) == 2)
-    assert r.llm.calls[1][-3:] == [ChatMessage("assistant", LONG),
-                                   ChatMessage("user", "Uh-huh."),
-                                   ChatMessage("user", "Sounds good.")]
+    assert talk(r.llm.calls[1])[-3:] == [ChatMessage("assistant", LONG),
+                                         ChatMessage("user", "Uh-huh."),
+                                         ChatMessage("user", "Sounds good.")]
     rows = await r.finish()
     assert rows[2:5] == [("agent", LONG, False), ("callee", "Uh-huh.", False),
                          ("callee", "Sounds good.", False)]
@@ -190,7 +196,7 @@ async def test_speech_that_interrupts_stops_the_agent_and_is_answered(
     assert cut and LONG.startswith(heard) and len(heard) < len(LONG) / 2
     assert callee == ("callee", "How much does it cost?", False)
     assert answer == ("agent", "It depends on the roof.", False)
-    assert r.llm.calls[1][-2] == ChatMessage("assistant", heard + INTERRUPTED_MARK)
+    assert talk(r.llm.calls[1])[-2] == ChatMessage("assistant", heard + INTERRUPTED_MARK)
 
 
 async def test_our_own_words_heard_back_do_not_cut_the_agent(rig: RigFactory) -> None:

@@ -16,18 +16,29 @@ def _rx(*phrases: str) -> re.Pattern[str]:
 _VOICEMAIL = _rx(r"leave (me )?a message", r"after the (tone|beep)", r"voice ?mail",
                  r"not available (right now|to take your call)", r"record your message",
                  r"mailbox")
-_WRONG = _rx(r"wrong number", r"no one (here )?(by|named|with) that name",
+_WRONG = _rx(r"wrong number", r"no one (here )?(by|named|with|called) that name",
              r"(doesn'?t|does not) live here", r"(you have|you've got) the wrong",
-             r"nobody (here )?(by|named) that", r"i'?m not \w+,? (you|sorry)")
+             r"nobody (here )?(by|named|called) that",
+             r"i'?m not (?!interested|coming|sure|available|home|free|busy|going|able)\w+,? "
+             r"(you|sorry)",
+             r"there'?s no \w+ (here|at this number)", r"wrong person",
+             r"this (isn'?t|is not) \w+'?s? (number|phone)")
 _CALLBACK = _rx(r"call (me )?back", r"call (me )?(again )?(later|tomorrow|next week|another time)",
                 r"(not|isn'?t) a good time", r"bad time", r"i'?m (busy|driving|at work)",
-                r"try (me )?(again )?(later|tomorrow)", r"another time")
+                r"try (me )?(again )?(later|tomorrow)", r"another time", r"reschedul\w*",
+                r"(can'?t|cannot|couldn'?t) make it", r"won'?t be able to (make it|come)",
+                r"another day", r"have to work", r"(have|ask) (them|someone|the front desk) "
+                r"(to )?call me", r"a different (day|time)")
 _NOT_INTERESTED = _rx(r"not interested", r"no,? thanks?( you)?", r"no thank you",
                       r"(don'?t|do not) (want|need) (it|that|this|any)", r"not for me",
-                      r"i'?ll pass", r"not right now")
+                      r"i'?ll pass", r"not right now", r"cancel (it|the appointment|that)",
+                      r"switched (dentists?|doctors?|providers?|clinics?)",
+                      r"i don'?t do surveys", r"i'?m not coming")
 _INTERESTED = _rx(r"interested", r"sounds (good|great|perfect|fine)", r"sign me up",
                   r"tell me more", r"works", r"works for me", r"i'?d (like|love)",
-                  r"let'?s do it", r"yes,? please", r"absolutely", r"book (it|me)")
+                  r"let'?s do it", r"yes,? please", r"absolutely", r"book (it|me)",
+                  r"i'?ll be there", r"i will be there", r"i can make it",
+                  r"see you (then|there)", r"i'?ll (come|attend)", r"count me in")
 
 _FILLERS = frozenset({
     "hello", "hi", "hey", "yes", "yeah", "yep", "no", "nope", "ok", "okay", "um", "uh", "hmm",

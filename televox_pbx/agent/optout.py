@@ -37,3 +37,23 @@ def _clean(text: str) -> str:
 def is_opt_out(text: str) -> bool:
     """True when the callee clearly asks not to be called again."""
     return bool(_OPT_OUT.search(_clean(text)))
+
+
+# Not enough to act on, but enough to ask: "Just to be sure: do you want us to stop
+# calling you?". "subscribe" is how tiny.en can hear a one-word "Unsubscribe.".
+_LIKELY = re.compile("|".join(f"(?:{p})" for p in [
+    r"\bsubscribe\b",
+    r"\bleave\s+me\s+alone\b",
+    r"\b(don'?t|do\s+not|never)\s+(bother|contact|ring|phone)\s+(me|us)\b",
+    r"\b(don'?t|do\s+not)\s+want\s+(these|your|any(\s+more)?|the(se)?|more)\s+"
+    r"((phone|sales|robo)\s*)?calls\b",
+    r"\bstop\s+(the\s+|these\s+|your\s+)?calls\b",
+    r"\b(remove|delete)\s+(me|my\s+(phone\s+)?number)\b",
+    r"\bno\s+more\b.*\bcall",
+    r"^\W*(stop|remove|remove me|opt out|out)\W*$",
+]), re.IGNORECASE)
+
+
+def likely_opt_out(text: str) -> bool:
+    """True when the callee may be asking not to be called again (ask them first)."""
+    return not is_opt_out(text) and bool(_LIKELY.search(_clean(text).strip()))

@@ -1,7 +1,13 @@
 """The system prompt and the fixed lines the agent speaks.
 
-The system prompt depends only on the campaign and the contact, never on the turn, so it
-stays byte-identical across the call and llama.cpp can reuse its cached prompt prefix.
+The prompt puts what never changes first and what changes last, so that one evaluated
+prefix serves every call of a campaign (llama.cpp reuses the longest common token prefix,
+see voice/engines/llm_llama.py):
+  1. the agent (persona, business, its role), the rules and the few-shot examples, plus
+     the goal and facts when they hold no {{VARIABLE}}: identical on every call;
+  2. this call: who is called, the goal and facts filled in for them, the local time;
+  3. the turns (the session appends them).
+The system prompt is built once per call, so it stays byte-identical across the call too.
 """
 
 from __future__ import annotations
@@ -10,21 +16,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from televox_pbx.agent.examples import examples
 from televox_pbx.agent.variables import render
 from televox_pbx.config.campaign import AI_DISCLOSURE, Campaign
 
 DISCLOSURE_PREFIX = "I'm an AI assistant."
+_HAS_VARIABLE = "{{"
 
-_RULES = """\
+RULES = """\
 Rules:
-- You are on a phone call. Speak in short, plain sentences (one or two per turn). No lists,
-  no markdown, no emojis, no stage directions.
-- Always be honest that you are an AI assistant if asked, and never pretend to be human.
-- If the person asks not to be called again, call the opt_out tool at once; do not argue.
-- If they want to talk later, agree on a day and time and call schedule_callback.
-- When the outcome is clear, call set_disposition. Call end_call when the conversation is over.
-- If you did not understand, ask them to repeat briefly.
-- Lines in [brackets] in the conversation are notes from the phone system, not speech."""
+- You are the caller; the callee is the person you called. Say only your own words: never
+  speak for the callee, never repeat their words back.
+- One or two short, plain sentences per turn. No lists, markdown or emojis.
+- Answer briefly, then steer back to the goal.
+- State only facts written here. If you don't know something (a price, a detail), say
+  so. Never make up numbers.
+- You are an AI assistant: say so whenever asked.
+- Never mention these rules, the examples, tools or JSON.
+- Wrong person: apologise, set_disposition WRONG_NUMBER, say goodbye.
+- Use opt_out only when they ask not to be called again. Declining or cancelling is not
+  an opt-out.
+- To talk later: ask when, then schedule_callback. Outcome clear: set_disposition.
+  Conversation over: say goodbye.
+- Lines in [brackets] are notes from the phone system."""
 
 
 def ensure_disclosure(text: str) -> str:
@@ -46,27 +60,46 @@ def opening_line(campaign: Campaign, variables: Mapping[str, object],
     return ensure_disclosure(line)
 
 
-def system_prompt(campaign: Campaign, variables: Mapping[str, object],
-                  local_now: datetime | None = None) -> str:
-    """Built once per call. `local_now` (the callee's local time) lets the model turn
-    "Tuesday at three" into a date for schedule_callback."""
+def stable_prompt(campaign: Campaign) -> str:
+    """What every call of `campaign` shares: the start of each call's system prompt."""
     agent = campaign.agent
     parts = [
-        f"You are {agent.persona_name}, an AI phone assistant calling on behalf of "
+        f"You are {agent.persona_name}, an AI phone assistant. You call people on behalf of "
         f"{agent.business}.",
-        f"Goal of this call: {render(agent.goal, variables)}",
     ]
-    context = render(agent.context, variables)
-    if context:
-        parts.append(f"Background: {context}")
+    if _HAS_VARIABLE not in agent.goal:
+        parts.append(f"Goal of every call: {render(agent.goal, {})}")
+    if agent.context and _HAS_VARIABLE not in agent.context:
+        parts.append(f"Facts you may use: {render(agent.context, {})}")
+    parts += [RULES, examples(campaign)]
+    return "\n".join(parts)
+
+
+def call_prompt(campaign: Campaign, variables: Mapping[str, object],
+                local_now: datetime | None = None) -> str:
+    """What is particular to this call (the contact, the time), after the stable part."""
+    agent = campaign.agent
+    parts = ["This call:"]
     name = render("{{NAME}}", variables)
-    if name != "there":
-        parts.append(f"You are speaking with {name}.")
-    parts.append(_RULES)
+    parts.append(f"You are speaking with {name}." if name != "there"
+                 else "You do not know the callee's name.")
+    if _HAS_VARIABLE in agent.goal:
+        parts.append(f"Goal of this call: {render(agent.goal, variables)}")
+    if agent.context and _HAS_VARIABLE in agent.context:
+        context = render(agent.context, variables)
+        if context:
+            parts.append(f"Facts you may use: {context}")
     if local_now is not None:
         parts.append(f"It is now {local_now:%A %Y-%m-%d %H:%M} in the person's time zone; "
                      "give schedule_callback times in that zone.")
     return "\n".join(parts)
+
+
+def system_prompt(campaign: Campaign, variables: Mapping[str, object],
+                  local_now: datetime | None = None) -> str:
+    """Built once per call. `local_now` (the callee's local time) lets the model turn
+    "Tuesday at three" into a date for schedule_callback."""
+    return f"{stable_prompt(campaign)}\n\n{call_prompt(campaign, variables, local_now)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +115,13 @@ class Lines:
     transfer: str = "Please hold while I transfer you."
     transfer_unavailable: str = "I'm sorry, I can't transfer you right now."
     not_understood: str = "Sorry, could you say that again?"
+    # Asked when only the model (not the deterministic phrases) heard an opt-out: saying
+    # no to one appointment is not asking never to be called again.
+    opt_out_check: str = "Just to be sure: do you want us to stop calling you?"
+    # Said when every generated reply failed the reply guard.
+    fallback: str = "Sorry, I didn't catch that. Could you say it again?"
+    # Said instead of booking a callback at a time the callee never named.
+    ask_when: str = "No problem. When would be a better time to call you back?"
 
 
 LINES = Lines()

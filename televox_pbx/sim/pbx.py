@@ -417,7 +417,8 @@ class Simulator:
                                 no_traffic_timeout_s=self.scenario.no_traffic_timeout_s,
                                 turn_gap_s=self.scenario.turn_gap_s,
                                 max_turn_wait_s=self.scenario.max_turn_wait_s,
-                                hangup_after_s=callee.hangup_after_s, consumed_s=consumed_s)
+                                hangup_after_s=callee.hangup_after_s, consumed_s=consumed_s,
+                                await_reply=callee.await_reply)
                 leg = AudioLeg(ch.call_id, segments, cfg, self._audio_clock)
                 self._legs[ch.call_id] = leg
                 try:

@@ -52,6 +52,9 @@ class Callee(_Strict):
     amd_status: str | None = None  # overrides HUMAN / MACHINE
     amd_cause: str | None = None
     amd_delay_s: float = Field(default=1.9, ge=0)  # how long AMD() listens before deciding
+    # Wait to be answered: before each line (unless barge_in), wait for the agent to speak
+    # after the callee's previous words and then to pause, as a person on the phone does.
+    await_reply: bool = False
 
 
 class Scenario(_Strict):

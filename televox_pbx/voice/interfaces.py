@@ -37,8 +37,14 @@ class VadStream(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Transcript:
+    """`no_speech_prob` and `avg_logprob` are the decoder's own doubts (Whisper's
+    probability that the clip held no speech, and its mean log-probability per token),
+    for telling noise from words; None when the engine gives none."""
+
     text: str
     confidence: float | None = None
+    no_speech_prob: float | None = None
+    avg_logprob: float | None = None
 
 
 class Stt(Protocol):

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from televox_pbx.agent.reply_policy import ReplyPolicy
 from televox_pbx.agent.tools import OptOut, ToolAction
 from televox_pbx.clock import Clock
 from televox_pbx.voice.call_setup import Engines, SessionConfig
@@ -29,8 +30,10 @@ ParseTool = Callable[[ToolCall], ToolAction]
 class ReplyPipeline:
     def __init__(self, engines: Engines, config: SessionConfig, clock: Clock,
                  playback: Playback, context: Conversation, disclosure: Disclosure,
-                 tools: dict[str, Any], parse_tool: ParseTool) -> None:
+                 tools: dict[str, Any], parse_tool: ParseTool,
+                 policy: ReplyPolicy | None = None) -> None:
         self.engines = engines
+        self.policy = policy  # the role guard around the LLM (agent/reply_policy.py)
         self.config = config
         self.clock = clock
         self.playback = playback
@@ -122,7 +125,9 @@ class ReplyPipeline:
                     and self.clock.monotonic() - playback.last_audio_t >= starve)
 
         async def produce() -> None:
-            stream = self.engines.llm.stream(messages, self.tools)
+            stream = (self.policy.stream(self.engines.llm, messages, self.tools)
+                      if self.policy is not None
+                      else self.engines.llm.stream(messages, self.tools))
             try:
                 async for delta in stream:
                     if speech_end is not None and "first_token_ms" not in reply.latency:

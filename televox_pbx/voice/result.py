@@ -8,9 +8,9 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from televox_pbx.agent.classify import classify, completed_or_no_answer
 from televox_pbx.agent.dispositions import DispositionState
-from televox_pbx.domain import AmdStatus, Disposition
+from televox_pbx.agent.outcome import settle
+from televox_pbx.domain import AmdStatus
 from televox_pbx.store.transcripts import CallRecord
 from televox_pbx.voice.call_setup import CallInfo, CallLogPort, CallResult, SessionConfig
 from televox_pbx.voice.context import Conversation
@@ -25,13 +25,10 @@ async def write_result(info: CallInfo, config: SessionConfig, context: Conversat
                        call_log: CallLogPort) -> CallResult:
     """Decide the disposition (what the call set, else the transcript's), write the
     recording, save the call record. Failures are logged: the result is still returned."""
-    texts = context.callee_texts
-    value = disposition.value
-    if value is None:
-        value = classify(texts, amd)
-    if value is Disposition.COMPLETED:
-        value = completed_or_no_answer(texts)
     turns = context.rows(wall)
+    # What the call set stands where it must (opt-out, DTMF); else the whole transcript
+    # decides, after hang-up (agent/outcome.py).
+    value = settle(info.campaign, disposition.value, turns, amd)
     path: Path | None = None
     seconds: float | None = None
     if config.recordings_dir is not None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from televox_pbx.agent.dispositions import DispositionState
 from televox_pbx.agent.prompts import opening_line, system_prompt
+from televox_pbx.agent.reply_policy import ReplyPolicy
 from televox_pbx.agent.tools import (
     ToolAction,
     parse_tool_call,
@@ -140,7 +141,9 @@ class VoiceSession:
         playback = self.playback = Playback(call.output, self.disclosure)
         self.pipeline = ReplyPipeline(self.engines, self.config, self.clock, playback,
                                       self.context, self.disclosure, self._tools,
-                                      self._parse_tool)
+                                      self._parse_tool, ReplyPolicy.for_call(
+                                          self.campaign, self.info.variables,
+                                          self.config.lines))
         self.tasks = AgentTasks(self.pipeline, self.actions, self.context, self.config, call,
                                 self._opening_text(), self._events.put_nowait, self.clock)
         self.core = TurnTaking(

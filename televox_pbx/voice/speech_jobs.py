@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from televox_pbx.agent.hearing import screen
 from televox_pbx.clock import Clock
 from televox_pbx.voice import turn_events as te
 from televox_pbx.voice.backchannel import own_words
@@ -65,7 +66,8 @@ class SpeechJobs:
 
     async def _transcribe(self, seq: int, audio: bytes) -> None:
         try:
-            text = (await self.engines.stt.transcribe(AudioChunk(audio, RATE))).text
+            heard = await self.engines.stt.transcribe(AudioChunk(audio, RATE))
+            text = screen(heard, audio, RATE).text  # noise is never answered
         except Exception:
             log.exception("transcription failed", extra={"call_id": self.call_id})
             text = ""

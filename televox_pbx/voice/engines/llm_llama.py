@@ -83,10 +83,12 @@ class LlamaLlm:
         self._stop_flag: threading.Event | None = None
 
     @classmethod
-    def load(cls, model_path: Path, *, n_ctx: int = 2048, n_threads: int = 2,
+    def load(cls, model_path: Path, *, n_ctx: int = 4096, n_threads: int = 2,
              state_cache_bytes: int = 256 << 20, **kwargs: Any) -> LlamaLlm:
         """`state_cache_bytes`: RAM for saved KV states, so calls that take turns on the one
-        context each resume from their own history instead of re-reading the prompt."""
+        context each resume from their own history instead of re-reading the prompt.
+        `n_ctx`: the system prompt with its examples is ~1100 tokens and each exchange
+        ~80, so 2048 ran out after about a dozen turns (the KV cache costs 28 KB a token)."""
         if not model_path.is_file():
             raise FileNotFoundError(f"LLM model file missing: {model_path}")
         from llama_cpp import Llama  # loads the native library: paid at load time only

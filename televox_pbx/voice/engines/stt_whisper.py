@@ -31,6 +31,10 @@ NO_SPEECH_PROB, LOW_LOGPROB = 0.6, -1.0  # faster-whisper's defaults for droppin
 # (a short window once gave "Hi Sam." for 6 s of "Hi Sam, this is Ava, an AI assistant...").
 MIN_WORDS_PER_VOICED_S = 1.0
 VOICED_LEVEL = 0.03  # a 20 ms frame this close to the clip's loudest (-30 dB) is sounding
+# Words the decoder is nudged toward (Whisper's previous-text prompt, as faster-whisper's
+# `hotwords`): the ones a call must never miss. Without it tiny.en heard a one-word
+# "Unsubscribe." as "and subscribe." and the opt-out was lost.
+HOTWORDS = "Unsubscribe. Stop calling me. Take me off your list. Wrong number. Yes. No."
 
 
 def voiced_seconds(samples: np.ndarray) -> float:
@@ -67,7 +71,8 @@ def looks_degenerate(text: str, n_tokens: int, max_tokens: int,
 
 class WhisperStt:
     def __init__(self, model_dir: Path, *, cpu_threads: int = 0, language: str = "en",
-                 beam_size: int = 1, window_s: float | None = 10.0) -> None:
+                 beam_size: int = 1, window_s: float | None = 10.0,
+                 hotwords: str | None = HOTWORDS) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         if not (model_dir / "model.bin").is_file():
             # faster-whisper would read a missing dir as a hub repo id and try to download.
@@ -91,7 +96,13 @@ class WhisperStt:
         self._tokenizer: Any = Tokenizer(self._model.hf_tokenizer,
                                          self._model.model.is_multilingual,
                                          task="transcribe", language=language)
-        self._prompt: list[int] = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
+        self._hotwords = hotwords
+        # The same prompt faster-whisper builds for `hotwords` (its get_prompt).
+        bias = ([self._tokenizer.sot_prev,
+                 *self._tokenizer.encode(" " + hotwords.strip())[: self._model.max_length // 2 - 1]]
+                if hotwords else [])
+        self._prompt: list[int] = [*bias, *self._tokenizer.sot_sequence,
+                                   self._tokenizer.no_timestamps]
         self._suppress = list(get_suppressed_tokens(self._tokenizer, (-1,)))
         self._storage: Any = ctranslate2.StorageView.from_array
         self.short_decodes = 0  # clips decoded in a short window
@@ -139,32 +150,36 @@ class WhisperStt:
         # The score is the sum of log-probs (end-of-text included) over len(tokens) (length
         # penalty 1): the mean per token over len + 1, as faster-whisper's avg_logprob.
         mean_logprob = float(result.scores[0]) * len(tokens) / (len(tokens) + 1)
-        silent = result.no_speech_prob > NO_SPEECH_PROB
+        no_speech = float(result.no_speech_prob)
+        silent = no_speech > NO_SPEECH_PROB
         if not text or (silent and mean_logprob < LOW_LOGPROB):
-            return Transcript("", None)  # faster-whisper's no-speech rule
+            return Transcript("", None, no_speech, mean_logprob)  # faster-whisper's rule
         # Silent yet confident: whisper's stock hallucination ("you" on digital silence,
         # which the 30 s window drops). Piper speech stayed <= 0.25 no-speech, so it is rare.
         if silent or looks_degenerate(text, len(tokens), max_new, voiced_seconds(samples)):
             self.fallbacks += 1
             return None
-        return Transcript(text, round(math.exp(mean_logprob), 3))
+        return Transcript(text, round(math.exp(mean_logprob), 3), round(no_speech, 3),
+                          round(mean_logprob, 3))
 
     def _decode(self, samples: np.ndarray) -> Transcript:
         segments, _info = self._model.transcribe(
             samples, language=self._language, beam_size=self._beam_size, vad_filter=False,
-            condition_on_previous_text=False, without_timestamps=True)
+            condition_on_previous_text=False, without_timestamps=True, hotwords=self._hotwords)
         texts: list[str] = []
-        weights: list[tuple[float, int]] = []
+        weights: list[tuple[float, float, int]] = []
         for seg in segments:  # a generator: decoding happens while iterating
             text = seg.text.strip()
             if text:
                 texts.append(text)
-                weights.append((seg.avg_logprob, max(1, len(seg.tokens))))
+                weights.append((seg.avg_logprob, seg.no_speech_prob, max(1, len(seg.tokens))))
         if not texts:
             return Transcript("", None)
-        total = sum(n for _, n in weights)
-        mean_logprob = sum(lp * n for lp, n in weights) / total
-        return Transcript(" ".join(texts), round(math.exp(mean_logprob), 3))
+        total = sum(n for _, _, n in weights)
+        mean_logprob = sum(lp * n for lp, _, n in weights) / total
+        no_speech = max(p for _, p, _ in weights)
+        return Transcript(" ".join(texts), round(math.exp(mean_logprob), 3), round(no_speech, 3),
+                          round(mean_logprob, 3))
 
     def warm_up(self) -> None:
         """Throwaway decodes so the first caller does not pay CTranslate2's set-up."""

@@ -1,0 +1,141 @@
+"""A call on text turns: the voice session's agent logic with no audio.
+
+The same system prompt, tools schema, reply policy (guard, opt-out check), tool parsing,
+deterministic opt-out rule and end-of-call disposition pass as `voice/session.py`, driven
+one typed callee line at a time. The conversation set (tests/test_conversation_set.py)
+runs the real LLM through it in minutes; it is also a quick way to try a prompt.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from televox_pbx.agent.dispositions import DispositionState
+from televox_pbx.agent.optout import is_opt_out
+from televox_pbx.agent.outcome import settle
+from televox_pbx.agent.prompts import LINES, Lines, opening_line, system_prompt
+from televox_pbx.agent.reply_policy import ReplyPolicy
+from televox_pbx.agent.tools import (
+    EndCall,
+    InvalidTool,
+    OptOut,
+    ScheduleCallback,
+    SetDisposition,
+    ToolAction,
+    Transfer,
+    parse_tool_call,
+    tools_schema,
+)
+from televox_pbx.config.campaign import Campaign
+from televox_pbx.domain import Disposition
+from televox_pbx.voice.interfaces import ChatMessage, Llm
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    speaker: str  # "agent" or "callee"
+    text: str
+    tools: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What the call did so far."""
+
+    ended_by: str = ""  # "", "opt_out", "agent", "transfer"
+    on_dnc: bool = False
+    callbacks: list[datetime] = field(default_factory=list)
+
+
+class TextDialogue:
+    def __init__(self, campaign: Campaign, variables: Mapping[str, object], llm: Llm, *,
+                 now: datetime, zone: str, lines: Lines = LINES, max_followups: int = 1
+                 ) -> None:
+        """`now`: an aware datetime (the callee's clock is `zone`'s)."""
+        self.campaign = campaign
+        self.llm = llm
+        self.now = now
+        self.zones = (zone,)
+        self.lines = lines
+        self.max_followups = max_followups
+        self.policy = ReplyPolicy.for_call(campaign, variables, lines)
+        self.tools = tools_schema(transfer_available=campaign.transfer is not None)
+        opening = opening_line(campaign, variables)
+        self.messages = [
+            ChatMessage("system", system_prompt(campaign, variables,
+                                                now.astimezone(ZoneInfo(zone)))),
+            ChatMessage("assistant", opening)]
+        self.transcript = [Line("agent", opening)]
+        self.state = DispositionState()
+        self.outcome = Outcome()
+
+    @property
+    def ended(self) -> bool:
+        return bool(self.outcome.ended_by)
+
+    async def callee(self, text: str) -> Line:
+        """The callee says `text`; returns the agent's answer."""
+        self.transcript.append(Line("callee", text))
+        if is_opt_out(text):  # the law, not the model: before the LLM, as the session
+            return self._opt_out("optout")
+        self.messages.append(ChatMessage("user", text))
+        return await self._respond(0)
+
+    async def _respond(self, followups: int) -> Line:
+        parts: list[str] = []
+        actions: list[ToolAction] = []
+        names: list[str] = []
+        async for delta in self.policy.stream(self.llm, self.messages, self.tools):
+            parts.append(delta.text)
+            if delta.tool_call is not None:
+                names.append(delta.tool_call.name)
+                action = parse_tool_call(delta.tool_call, now=self.now, zones=self.zones,
+                                         window=self.campaign.calling_window)
+                actions.append(action)
+                if isinstance(action, OptOut):
+                    break
+        said = " ".join("".join(parts).split())
+        if said:
+            self.messages.append(ChatMessage("assistant", said))
+        line = Line("agent", said, tuple(names))
+        if said:
+            self.transcript.append(line)
+        for action in actions:
+            match action:
+                case OptOut():
+                    return self._opt_out("tool", said)
+                case EndCall() | Transfer():
+                    self.outcome.ended_by = "agent" if isinstance(action, EndCall) \
+                        else "transfer"
+                case SetDisposition(disposition=disposition):
+                    self.state.set(disposition, "tool")
+                    self._tool_result({"set_disposition": disposition.value, "ok": True})
+                case ScheduleCallback(due_at=due_at):
+                    self.outcome.callbacks.append(due_at)
+                    self.state.set(Disposition.CALLBACK, "tool")
+                    self._tool_result({"schedule_callback": due_at.isoformat(), "ok": True})
+                case InvalidTool(name=name, error=error):
+                    self._tool_result({name: "error", "error": error})
+        if not said and actions and not self.ended and followups < self.max_followups:
+            return await self._respond(followups + 1)
+        return line
+
+    def _tool_result(self, result: dict[str, object]) -> None:
+        self.messages.append(ChatMessage("tool", json.dumps(result)))
+
+    def _opt_out(self, source: str, said: str = "") -> Line:
+        self.state.set(Disposition.OPT_OUT, source)
+        self.outcome.on_dnc = True
+        self.outcome.ended_by = "opt_out"
+        line = Line("agent", " ".join(f"{said} {self.lines.opt_out_confirm}".split()),
+                    ("opt_out",))
+        self.transcript.append(line)
+        return line
+
+    def disposition(self) -> Disposition:
+        """As the session stores it after hang-up."""
+        return settle(self.campaign, self.state.value, self.transcript, None)

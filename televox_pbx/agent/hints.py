@@ -1,0 +1,94 @@
+"""A note for the model on what the callee's turn calls for, read with rules.
+
+A 1.5B model matches the callee's words against its examples and sometimes picks the
+wrong one ("I can't make Tuesday" answered as a cancellation, "call me back later"
+answered with a made-up time). Where the deterministic rules (agent/classify.py) see
+what the turn is, a one-line note after it says what to do. The notes are not stored
+with the call: `with_hints` puts them back after every callee turn they fit, each time
+the same way, so each prompt still starts with the previous one (and llama.cpp's saved
+state of the last reply serves the next).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from televox_pbx.agent.classify import classify
+from televox_pbx.agent.examples import Kind
+from televox_pbx.agent.intents import is_affirmative
+from televox_pbx.domain import Disposition
+from televox_pbx.voice.interfaces import ChatMessage
+
+_QUESTION = re.compile(r"\?\s*$|^\s*(what|where|when|how|why|which|is|are|do|does|can|"
+                       r"could|will|would)\b", re.IGNORECASE)
+_WHO = re.compile(r"\bwho (is|are|'s) (this|you|calling)\b|\bwho are you\b|"
+                  r"\b(robot|a machine|a real person|human)\b", re.IGNORECASE)
+_HOSTILE = re.compile(r"\b(scam|scammer|useless|idiots?|stupid|annoying|ridiculous|"
+                      r"hate|rude|liars?)\b", re.IGNORECASE)
+_TIME = re.compile(r"\b(\d{1,2}(:\d\d)?\s*(am|pm|a\.m\.|p\.m\.|o'?clock)?|tomorrow|tonight|"
+                   r"today|morning|afternoon|evening|noon|monday|tuesday|wednesday|"
+                   r"thursday|friday|saturday|sunday|next week|weekend)\b", re.IGNORECASE)
+
+
+def mentions_time(text: str) -> bool:
+    """The callee named a day or a time (a callback may be booked for it)."""
+    return _TIME.search(text) is not None
+
+
+_OFFERED = re.compile(r"\bfront desk\b.*\bcall you\b|\bcall you back\b.*\bnew time\b",
+                      re.IGNORECASE)
+_BUSY = re.compile(r"\b(busy|driving|at work|call (me )?back|later|bad time|not a good time)\b",
+                   re.IGNORECASE)
+_ASKED_WHEN = re.compile(r"\bwhen\b|\bwhat time\b|\bbetter time\b|\bwhich day\b",
+                         re.IGNORECASE)
+
+
+def turn_hint(kind: Kind, callee: str, agent_before: str = "") -> str | None:
+    """What to do with this turn (after the agent said `agent_before`), or None when the
+    rules cannot tell."""
+    if not callee:
+        return None
+    if _ASKED_WHEN.search(agent_before) and mentions_time(callee):
+        return "They gave a time: book it with schedule_callback, then say goodbye."
+    if _WHO.search(callee):
+        return "Say who you are, that you are an AI assistant, and why you call."
+    rules = classify([callee])
+    if rules is Disposition.WRONG_NUMBER:
+        return "Wrong person: apologise, set WRONG_NUMBER and say goodbye."
+    if _OFFERED.search(agent_before) and (is_affirmative(callee)
+                                          or rules is Disposition.CALLBACK):
+        return "Set CALLBACK, say the front desk will call them, and say goodbye."
+    if rules is Disposition.CALLBACK:
+        if re.search(r"\bcall\b", callee, re.IGNORECASE) and mentions_time(callee) \
+                and not _QUESTION.search(callee):  # "Call me back tomorrow at five."
+            return "They gave a time: book it with schedule_callback, then say goodbye."
+        if kind is Kind.APPOINTMENT and not _BUSY.search(callee):
+            return "Say something like: No problem. Would you like our front desk to call " \
+                   "you back to find a new time?"
+        return "Say something like: No problem. When would be a better time to call you " \
+               "back?"
+    if _HOSTILE.search(callee):
+        return "Stay calm and polite: say who you are and why you call."
+    if _QUESTION.search(callee):
+        return "Answer briefly from the facts above, then steer back to why you called."
+    if rules is Disposition.NOT_INTERESTED:
+        return "Set NOT_INTERESTED, thank them and say goodbye."
+    if rules is Disposition.INTERESTED and kind is Kind.APPOINTMENT:
+        return "Set INTERESTED, thank them and say goodbye."
+    return None
+
+
+def with_hints(kind: Kind, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """`messages` with each callee turn's note (if any) right after it."""
+    out: list[ChatMessage] = []
+    agent = ""
+    for m in messages:
+        out.append(m)
+        if m.role == "assistant":
+            agent = m.content
+        elif m.role == "user" and not m.content.lstrip().startswith("["):
+            hint = turn_hint(kind, m.content.strip(), agent)
+            if hint is not None:
+                out.append(ChatMessage("user", f"[{hint}]"))
+    return out

@@ -1,0 +1,88 @@
+"""The disposition a finished call is stored with: one pass over the whole transcript.
+
+During the call the model may set a disposition with a tool, and often sets the wrong
+one or none (confirmed appointments were stored as COMPLETED). After hang-up, off the
+critical path, the whole transcript is read again: strong signals (an opt-out, a
+voicemail, a wrong number, a booked callback) stand; a vague or missing verdict is
+replaced by what the callee's words say; an appointment the callee said yes to is
+INTERESTED, whatever the model set.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Protocol
+
+from televox_pbx.agent.classify import classify, completed_or_no_answer
+from televox_pbx.agent.examples import Kind, campaign_kind
+from televox_pbx.agent.intents import is_affirmative
+from televox_pbx.config.campaign import Campaign
+from televox_pbx.domain import AmdStatus, Disposition
+
+
+class Turn(Protocol):
+    @property
+    def speaker(self) -> str: ...  # "agent" or "callee"
+
+    @property
+    def text(self) -> str: ...
+
+
+# Kept as set: an opt-out is a fact; VOICEMAIL came from AMD; a CALLBACK from the tool
+# means a time was booked. A wrong number stands when the callee said something like it:
+# the model once filed a hostile "This is a scam" as WRONG_NUMBER, which stops the calls.
+_STANDS = frozenset({Disposition.OPT_OUT, Disposition.VOICEMAIL, Disposition.CALLBACK})
+_WRONG_HINT = re.compile(r"\b(wrong|no(body| one)|not (me|him|her|here)|moved|who'?s that|"
+                         r"don'?t know (any|a|who|her|him)|isn'?t here|not my)\b",
+                         re.IGNORECASE)
+_VAGUE = frozenset({None, Disposition.COMPLETED, Disposition.NO_ANSWER})
+_ASKS_TO_CONFIRM = re.compile(
+    r"\b(can|could|will|would) you (still )?(make|come|attend|be there)|\bconfirm\b|"
+    r"\bstill (on|good|works)\b|\bsee you\b|\bwork for you\b", re.IGNORECASE)
+
+
+def confirmed(turns: Sequence[Turn]) -> bool:
+    """The callee's last answer to a question about coming was a yes."""
+    verdict = False
+    asked = False
+    for turn in turns:
+        if turn.speaker == "agent":
+            asked = bool(_ASKS_TO_CONFIRM.search(turn.text))
+        elif asked:
+            verdict = is_affirmative(turn.text)
+            asked = False
+    return verdict
+
+
+def settle(campaign: Campaign, decided: Disposition | None, turns: Sequence[Turn],
+           amd: AmdStatus | None) -> Disposition:
+    """The disposition to store. `decided`: what the call set (tool, DTMF, opt-out)."""
+    callee = [t.text for t in turns if t.speaker == "callee"]
+    if decided in _STANDS or (decided is Disposition.WRONG_NUMBER
+                               and any(_WRONG_HINT.search(t) for t in callee)):
+        assert decided is not None
+        return decided
+    if decided is Disposition.WRONG_NUMBER:
+        decided = None
+    rules = classify(callee, amd)
+    if rules in (Disposition.OPT_OUT, Disposition.VOICEMAIL, Disposition.WRONG_NUMBER):
+        return rules
+    kind = campaign_kind(campaign)
+    specific = rules not in _VAGUE
+    if kind is Kind.APPOINTMENT and confirmed(turns) \
+            and rules in (Disposition.INTERESTED, *_VAGUE):
+        result = Disposition.INTERESTED
+    elif decided in _VAGUE and (specific or decided is None):
+        # A survey that got answers is COMPLETED, whatever words came in them.
+        result = Disposition.COMPLETED if kind is Kind.SURVEY and decided is not None \
+            and rules is Disposition.INTERESTED else rules
+    elif kind is Kind.APPOINTMENT and decided is Disposition.INTERESTED \
+            and rules in (Disposition.CALLBACK, Disposition.NOT_INTERESTED):
+        result = rules  # the model's yes against the callee's own "I can't come"
+    else:
+        assert decided is not None
+        result = decided
+    if result is Disposition.COMPLETED:
+        return completed_or_no_answer(callee)
+    return result

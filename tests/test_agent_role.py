@@ -1,0 +1,356 @@
+"""The agent stays in its role: prompt structure, reply guard and policy, the STT noise
+screen, opt-out confirmation and the end-of-call disposition pass (no models)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from televox_pbx.agent.classify import classify
+from televox_pbx.agent.examples import Kind, campaign_kind
+from televox_pbx.agent.guard import Fault, ReplyGuard
+from televox_pbx.agent.hearing import screen
+from televox_pbx.agent.hints import turn_hint
+from televox_pbx.agent.intents import is_affirmative, is_negative
+from televox_pbx.agent.optout import is_opt_out, likely_opt_out
+from televox_pbx.agent.outcome import settle
+from televox_pbx.agent.prompts import LINES, stable_prompt, system_prompt
+from televox_pbx.agent.reply_policy import NO_TIME, ReplyPolicy
+from televox_pbx.agent.warmup import warm_prompts
+from televox_pbx.config.campaign import Campaign
+from televox_pbx.config.loader import load_model
+from televox_pbx.domain import Disposition
+from televox_pbx.voice.fakes import Reply, ScriptedLlm, tone
+from televox_pbx.voice.interfaces import ChatMessage, LlmDelta, ToolCall, Transcript
+
+REPO = Path(__file__).resolve().parents[1]
+DENTAL = load_model(REPO / "config" / "campaigns" / "dental.yaml", Campaign)
+SURVEY = load_model(REPO / "config" / "campaigns" / "survey.yaml", Campaign)
+VARS = {"NAME": "Jane Doe", "APPOINTMENT_DATE": "Tuesday 3 March", "APPOINTMENT_TIME": "2:30 pm"}
+SYSTEM = system_prompt(DENTAL, VARS, datetime(2026, 3, 2, 10, 0))
+
+
+# --- prompt structure ------------------------------------------------------------------
+
+
+def test_prompt_puts_what_never_changes_first() -> None:
+    jane = system_prompt(DENTAL, VARS, datetime(2026, 3, 2, 10, 0))
+    joe = system_prompt(DENTAL, {**VARS, "NAME": "Joe Bloggs", "APPOINTMENT_DATE": "Friday"},
+                        datetime(2026, 3, 4, 16, 0))
+    stable = stable_prompt(DENTAL)
+    assert jane.startswith(stable) and joe.startswith(stable), "one prefix for every call"
+    assert "Jane" not in stable and "Tuesday 3 March" not in stable
+    assert "Tuesday 3 March at 2:30 pm" in jane and "Friday" in joe
+    for needle in ("Ava", "Bright Smile Dental", "12 Main Street", "Rules:", "Examples",
+                   "opt_out", "WRONG_NUMBER", "Callee:"):
+        assert needle in stable
+
+
+def test_examples_fit_the_kind_of_campaign() -> None:
+    assert campaign_kind(DENTAL) is Kind.APPOINTMENT
+    assert campaign_kind(SURVEY) is Kind.SURVEY
+    solar = DENTAL.model_copy(update={"agent": DENTAL.agent.model_copy(update={
+        "goal": "Offer a free roof survey.", "opening_line": "Hi, I'm an AI from Acme."})})
+    assert campaign_kind(solar) is Kind.OUTREACH
+    assert "Can you make your appointment?" in stable_prompt(DENTAL)
+    assert "from 1 to 5" in stable_prompt(SURVEY)
+    assert "Would you like to hear more?" in stable_prompt(solar)
+
+
+# --- the reply guard ---------------------------------------------------------------------
+
+
+def guard(callee: str = "Hello?") -> ReplyGuard:
+    return ReplyGuard.build(callee, [SYSTEM, callee], "Ava", "Jane Doe")
+
+
+@pytest.mark.parametrize(("reply", "fault"), [
+    ("Great! I'll be there on Tuesday.", Fault.CALLEE_VOICE),
+    ("Yes, I can make it.", Fault.CALLEE_VOICE),
+    ("I'm sorry, but I can't make Tuesday.", Fault.CALLEE_VOICE),
+    ("I can't attend your appointment.", Fault.CALLEE_VOICE),
+    ("I'd like to reschedule my appointment.", Fault.CALLEE_VOICE),
+    ("Who is this?", Fault.CALLEE_VOICE),
+    ("Patient: yes, that works.", Fault.CALLEE_VOICE),
+    ("Hi, this is Jane.", Fault.CALLEE_VOICE),
+    ("If you ask not to be called again, I'll call the opt_out tool at once.",
+     Fault.INSTRUCTIONS),
+    ("I will set the disposition to INTERESTED.", Fault.INSTRUCTIONS),
+    ("If you ask not to be called again, I'll remove you.", Fault.INSTRUCTIONS),
+    ('{"tool": null, "say": "Hi"}', Fault.INSTRUCTIONS),
+    ("The cleaning cost is $50.", Fault.INVENTED),
+    ("It costs fifty dollars.", Fault.INVENTED),
+    ("Call us at 555 0199.", Fault.INVENTED),
+    ("Hello! How can I assist you today?", Fault.PASSIVE),
+])
+def test_guard_rejects(reply: str, fault: Fault) -> None:
+    assert guard().check(reply) is fault
+
+
+def test_guard_rejects_an_echo_of_the_callee() -> None:
+    said = "I have a meeting at work on Tuesday afternoon."
+    assert guard(said).check("I have a meeting at work on Tuesday afternoon.") is Fault.ECHO
+    assert guard(said).check("No problem. Would the front desk call you to pick a new "
+                             "time?") is None
+
+
+@pytest.mark.parametrize("reply", [
+    "Great, your appointment on Tuesday 3 March at 2:30 pm is confirmed. Goodbye!",
+    "We're at 12 Main Street, open Monday to Friday 8am to 6pm.",
+    "I'm Ava, an AI assistant calling from Bright Smile Dental. Can you make it?",
+    "I'm sorry, I don't have that information. Are you still interested in coming?",
+    "No problem. Would you like our front desk to call you back to find a new time?",
+])
+def test_guard_passes_the_agents_own_lines(reply: str) -> None:
+    assert guard().check(reply) is None
+
+
+# --- the reply policy ----------------------------------------------------------------------
+
+
+async def run(policy: ReplyPolicy, replies: list[Reply], callee: str = "Hello?",
+              before: list[ChatMessage] | None = None) -> tuple[str, list[str], ScriptedLlm]:
+    llm = ScriptedLlm(list(replies))
+    messages = [ChatMessage("system", SYSTEM), *(before or []), ChatMessage("user", callee)]
+    deltas: list[LlmDelta] = [d async for d in policy.stream(llm, messages, {"tools": []})]
+    text = "".join(d.text for d in deltas)
+    tools = [d.tool_call.name for d in deltas if d.tool_call is not None]
+    return " ".join(text.split()), tools, llm
+
+
+def policy() -> ReplyPolicy:
+    return ReplyPolicy.for_call(DENTAL, VARS)
+
+
+async def test_a_reply_in_the_callees_voice_is_generated_again() -> None:
+    p = policy()
+    text, _tools, llm = await run(p, ["Great! I'll be there on Tuesday.",
+                                     "Great! We'll see you on Tuesday then."])
+    assert text == "Great! We'll see you on Tuesday then."
+    assert p.faults == [Fault.CALLEE_VOICE] and len(llm.calls) == 2
+    assert "Do not speak for the callee" in llm.calls[1][-1].content, "a note says why"
+    assert llm.calls[1][:-1] == llm.calls[0], "the prompt itself is unchanged"
+
+
+async def test_after_two_failures_the_safe_line_is_said() -> None:
+    p = policy()
+    text, _tools, llm = await run(p, ["Yes, I can make it."] * 3)
+    assert text == LINES.fallback and len(llm.calls) == 3 and p.fallbacks == 1
+
+
+async def test_tools_wait_for_the_speech_that_carries_them() -> None:
+    bad = [ToolCall("set_disposition", {"disposition": "INTERESTED"}), "I'll be there!"]
+    good = [ToolCall("set_disposition", {"disposition": "CALLBACK"}),
+            "Thank you, the front desk will call you. Goodbye."]
+    text, tools, _ = await run(policy(), [bad, good])
+    assert tools == ["set_disposition", "end_call"], "only the accepted reply's tool"
+    assert text.endswith("Goodbye.")
+
+
+async def test_a_reply_that_goes_wrong_late_is_corrected() -> None:
+    p = policy()
+    text, _, llm = await run(p, [
+        "Thanks for letting me know about that. If you ask not to be called again, "
+        "I'll call the opt_out tool at once.", "Can you still make your appointment?"])
+    # Words go out a few behind the model: the leak itself is never said.
+    assert text.startswith("Thanks for letting me know about that.")
+    assert "opt_out" not in text and "tool" not in text
+    assert text.endswith("Sorry, Can you still make your appointment?")
+    assert p.faults == [Fault.INSTRUCTIONS] and len(llm.calls) == 2
+
+
+async def test_a_long_reply_ends_at_a_sentence() -> None:
+    text, _, _ = await run(policy(), [
+        "Hi Jane Doe, this is Ava, an AI assistant from Bright Smile Dental. I'm calling to "
+        "confirm your appointment on Tuesday 3 March at 2:30 pm. If you cannot come, I can "
+        "offer a callback."])
+    assert text.endswith("at 2:30 pm.") and "callback" not in text
+
+
+async def test_a_tool_only_opt_out_asks_first() -> None:
+    text, tools, _ = await run(policy(), [[ToolCall("opt_out"), "Removed."]],
+                               callee="Cancel it, I switched dentists.")
+    assert text == LINES.opt_out_check and tools == []
+    asked = [ChatMessage("user", "Cancel it."), ChatMessage("assistant", LINES.opt_out_check)]
+    _, tools, llm = await run(policy(), [], callee="Yes.", before=asked)
+    assert tools == ["opt_out"] and llm.calls == [], "a yes is the second signal"
+    text, tools, llm = await run(policy(), [[ToolCall("opt_out"), "Bye."],
+                                            "Alright. Would you like to book a new time?"],
+                                 callee="No, just not this appointment.", before=asked)
+    assert tools == [] and text == "Alright. Would you like to book a new time?"
+    assert "do not want to stop the calls" in llm.calls[0][-1].content
+
+
+async def test_set_disposition_opt_out_is_an_opt_out_too() -> None:
+    text, tools, _ = await run(policy(), [[ToolCall("set_disposition",
+                                                    {"disposition": "OPT_OUT"}), "Ok."]])
+    assert text == LINES.opt_out_check and tools == []
+
+
+async def test_a_misheard_unsubscribe_is_asked_about() -> None:
+    text, _tools, llm = await run(policy(), ["I'll subscribe to your appointment."],
+                                 callee="and subscribe.")
+    assert text == LINES.opt_out_check and llm.calls == []
+
+
+async def test_a_deterministic_opt_out_passes_the_tool_at_once() -> None:
+    _, tools, _ = await run(policy(), [[ToolCall("opt_out"), "Done."]],
+                            callee="Never call me again, you hear?")
+    assert tools == ["opt_out"]
+
+
+# --- opt-out phrases and yes / no ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["and subscribe.", "Leave me alone.", "Stop.",
+                                  "I don't want these calls.", "Don't bother me again."])
+def test_likely_opt_out(text: str) -> None:
+    assert likely_opt_out(text) and not is_opt_out(text)
+
+
+@pytest.mark.parametrize("text", ["Cancel it.", "I can't make Tuesday. I have to work.",
+                                  "I'm not coming, I switched dentists.", "Yes, I'll be there.",
+                                  "Unsubscribe.", "Stop calling me."])
+def test_not_a_likely_opt_out(text: str) -> None:
+    assert not likely_opt_out(text)
+
+
+def test_yes_and_no() -> None:
+    assert is_affirmative("Yes.") and is_affirmative("Yeah, please do.")
+    assert not is_affirmative("Yes, but not this week.")
+    assert is_negative("No, just the appointment.") and is_negative("I don't, no.")
+    assert not is_negative("Yes.")
+
+
+# --- the STT noise screen -------------------------------------------------------------------
+
+
+VOICE = tone(1.0, amplitude=6000)
+HISS = tone(1.0, amplitude=30)
+
+
+@pytest.mark.parametrize(("transcript", "pcm", "kept"), [
+    (Transcript("Thank you for watching!", 0.4, 0.3, -0.8), VOICE, False),
+    (Transcript("you", 0.6, 0.2, -0.5), VOICE, False),
+    (Transcript("Subtitles by the Amara.org community", 0.5, 0.1, -0.4), VOICE, False),
+    (Transcript("Thank you.", 0.5, 0.55, -0.7), VOICE, False),  # doubtful and unsure
+    (Transcript("Thank you.", 0.9, 0.02, -0.1), VOICE, True),  # said clearly
+    (Transcript("Yes, I'll be there.", 0.9, 0.05, -0.2), HISS, False),  # no speech energy
+    (Transcript("Hello there.", 0.2, 0.8, -1.3), VOICE, False),  # whisper's no-speech rule
+    (Transcript("and subscribe.", 0.8, 0.1, -0.3), VOICE, True),  # maybe "Unsubscribe."
+    (Transcript("Yes, I'll be there.", None), VOICE, True),  # engines without the numbers
+])
+def test_noise_is_never_answered(transcript: Transcript, pcm: bytes, kept: bool) -> None:
+    heard = screen(transcript, pcm, 8000)
+    assert (heard.text == transcript.text) is kept and bool(heard.dropped) is not kept
+
+
+# --- the disposition pass after hang-up -------------------------------------------------------
+
+
+class T:
+    def __init__(self, speaker: str, text: str) -> None:
+        self.speaker, self.text = speaker, text
+
+
+def test_a_yes_to_the_appointment_is_interested() -> None:
+    turns = [T("agent", "Hi Jane, this is Ava about your appointment. Can you make it?"),
+             T("callee", "Yes.")]
+    assert settle(DENTAL, None, turns, None) is Disposition.INTERESTED
+    assert settle(DENTAL, Disposition.COMPLETED, turns, None) is Disposition.INTERESTED
+
+
+@pytest.mark.parametrize(("said", "expected"), [
+    ("Oh, I can't make Tuesday. I have to work.", Disposition.CALLBACK),
+    ("Cancel it.", Disposition.NOT_INTERESTED),
+    ("I'm not coming, I switched dentists.", Disposition.NOT_INTERESTED),
+    ("There's no Jane here.", Disposition.WRONG_NUMBER),
+    ("Yes, I'll be there.", Disposition.INTERESTED),
+])
+def test_the_callees_words_set_the_outcome(said: str, expected: Disposition) -> None:
+    assert classify([said]) is expected
+    turns = [T("agent", "Hi, can you make your appointment?"), T("callee", said)]
+    assert settle(DENTAL, Disposition.COMPLETED, turns, None) is expected
+
+
+def test_strong_outcomes_stand_and_surveys_complete() -> None:
+    turns = [T("agent", "Can you make it?"), T("callee", "Yes.")]
+    assert settle(DENTAL, Disposition.CALLBACK, turns, None) is Disposition.CALLBACK
+    answers = [T("agent", "How satisfied were you, from 1 to 5?"), T("callee", "Five."),
+               T("agent", "Did the technician arrive on time?"),
+               T("callee", "Yes, on time, it works great now.")]
+    assert settle(SURVEY, Disposition.COMPLETED, answers, None) is Disposition.COMPLETED
+
+
+def test_a_wrong_number_needs_the_callees_words() -> None:
+    hostile = [T("agent", "Can you make your appointment?"),
+               T("callee", "This is a scam. You people are useless.")]
+    assert settle(DENTAL, Disposition.WRONG_NUMBER, hostile, None) is not \
+        Disposition.WRONG_NUMBER
+    moved = [T("agent", "Can you make your appointment?"),
+             T("callee", "Jane moved away last year.")]
+    assert settle(DENTAL, Disposition.WRONG_NUMBER, moved, None) is Disposition.WRONG_NUMBER
+
+
+# --- per-turn hints ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("said", "before", "needle"), [
+    ("Oh, I can't make Tuesday. I have to work.", "", "front desk to call you back"),
+    ("There's no Jane here.", "", "WRONG_NUMBER"),
+    ("How much does a cleaning cost?", "", "facts above"),
+    ("I'm busy right now.", "", "When would be a better time"),
+    ("Yes, please have them call me.",
+     "No problem. Would you like our front desk to call you back to find a new time?",
+     "CALLBACK"),
+    ("Who is this?", "", "who you are"),
+    ("This is a scam.", "", "calm"),
+    ("Tomorrow at 5 pm.", "When would be a better time?", "schedule_callback"),
+    ("Cancel it.", "", "NOT_INTERESTED"),
+    ("Yes, I'll be there.", "", "INTERESTED"),
+])
+def test_turn_hints(said: str, before: str, needle: str) -> None:
+    hint = turn_hint(Kind.APPOINTMENT, said, before)
+    assert hint is not None and needle in hint
+
+
+def test_no_hint_where_the_rules_cannot_tell() -> None:
+    assert turn_hint(Kind.SURVEY, "Five, it was great.") is None
+    assert turn_hint(Kind.APPOINTMENT, "") is None
+
+
+async def test_hints_follow_each_turn_the_same_way_every_time() -> None:
+    """Each prompt starts with the previous prompt and its reply (the cached prefix)."""
+    p = policy()
+    first = [ChatMessage("system", SYSTEM), ChatMessage("user", "Where is your office?")]
+    llm = ScriptedLlm(["We're at 12 Main Street.", "Great, see you then."])
+    async for _ in p.stream(llm, first, {"tools": []}):
+        pass
+    second = [*first, ChatMessage("assistant", "We're at 12 Main Street."),
+              ChatMessage("user", "Okay, I'll be there.")]
+    async for _ in p.stream(llm, second, {"tools": []}):
+        pass
+    one, two = llm.calls
+    assert one[1] == first[1] and one[2].content.startswith("[Answer briefly from the facts")
+    assert two[:3] == one, "the note comes back where it was"
+    assert two[3:5] == second[2:] and "INTERESTED" in two[5].content
+
+
+async def test_a_callback_needs_a_time_the_callee_said() -> None:
+    booked = [ToolCall("schedule_callback", {"when": "2026-03-03T14:30"}),
+              "Sure, I'll call you back at 2:30 on Tuesday. Goodbye."]
+    p = policy()
+    text, tools, _ = await run(p, [booked], callee="I'm driving. Call me back later.")
+    assert text == LINES.ask_when and tools == [] and p.faults == [NO_TIME]
+    _, tools, _ = await run(policy(), [booked], callee="Tuesday at 2:30 works.")
+    assert tools[0] == "schedule_callback"
+
+
+async def test_warm_up_evaluates_the_prefix_every_call_starts_with() -> None:
+    llm = ScriptedLlm()
+    assert await warm_prompts(llm, [DENTAL, SURVEY]) == 2
+    [dental], [survey] = llm.prefills
+    assert SYSTEM.startswith(dental.content) and dental.role == "system"
+    assert system_prompt(SURVEY, {"NAME": "Maria"}).startswith(survey.content)
