@@ -34,7 +34,7 @@ VOICED_LEVEL = 0.03  # a 20 ms frame this close to the clip's loudest (-30 dB) i
 # Words the decoder is nudged toward (Whisper's previous-text prompt, as faster-whisper's
 # `hotwords`): the ones a call must never miss. Without it tiny.en heard a one-word
 # "Unsubscribe." as "and subscribe." and the opt-out was lost.
-HOTWORDS = "Unsubscribe. Stop calling me. Take me off your list. Wrong number. Yes. No."
+HOTWORDS = "Unsubscribe. Stop calling me. Take me off your list. Wrong number."
 
 
 def voiced_seconds(samples: np.ndarray) -> float:
