@@ -17,7 +17,7 @@ from televox_pbx.agent.intents import is_affirmative, is_negative
 from televox_pbx.agent.optout import is_opt_out, likely_opt_out
 from televox_pbx.agent.outcome import settle
 from televox_pbx.agent.prompts import LINES, stable_prompt, system_prompt
-from televox_pbx.agent.reply_policy import NO_TIME, ReplyPolicy
+from televox_pbx.agent.reply_policy import NO_TIME, OFF_TURN, ReplyPolicy
 from televox_pbx.agent.warmup import warm_prompts
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.config.loader import load_model
@@ -354,3 +354,14 @@ async def test_warm_up_evaluates_the_prefix_every_call_starts_with() -> None:
     [dental], [survey] = llm.prefills
     assert SYSTEM.startswith(dental.content) and dental.role == "system"
     assert system_prompt(SURVEY, {"NAME": "Maria"}).startswith(survey.content)
+
+
+async def test_a_reply_against_the_turn_is_generated_again() -> None:
+    p = policy()
+    offer = "No problem. Would you like our front desk to call you back to find a new time?"
+    text, _, llm = await run(p, ["Alright, I've noted that you want to cancel. Goodbye.", offer],
+                             callee="Oh, I can't make it that day. I have to work.")
+    # "Alright," went out at once; the second attempt goes on after it.
+    assert text == "Alright, Would you like our front desk to call you back to find a new " \
+        "time?" and p.faults == [OFF_TURN]
+    assert "front desk to call you back" in llm.calls[1][-1].content, "the hint comes again"
