@@ -22,6 +22,7 @@ from televox_pbx.agent.warmup import warm_prompts
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.config.loader import load_model
 from televox_pbx.domain import Disposition
+from televox_pbx.voice.engines.llm_states import covered_by
 from televox_pbx.voice.fakes import Reply, ScriptedLlm, tone
 from televox_pbx.voice.interfaces import ChatMessage, LlmDelta, ToolCall, Transcript
 
@@ -365,3 +366,11 @@ async def test_a_reply_against_the_turn_is_generated_again() -> None:
     assert text == "Alright, Would you like our front desk to call you back to find a new " \
         "time?" and p.faults == [OFF_TURN]
     assert "front desk to call you back" in llm.calls[1][-1].content, "the hint comes again"
+
+
+def test_one_saved_llm_state_per_conversation() -> None:
+    """The longer prompt makes each saved state ~30 MB: a turn's state replaces the states
+    its own history already covers, so two calls no longer evict each other's."""
+    keys = [(1, 2, 3), (1, 2, 3, 4), (1, 2, 9), (1, 2)]
+    assert covered_by(keys, (1, 2, 3, 4, 5)) == [(1, 2, 3), (1, 2, 3, 4), (1, 2)]
+    assert covered_by(keys, (1, 2, 9)) == [(1, 2)]
