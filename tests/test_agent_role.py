@@ -342,9 +342,12 @@ async def test_hints_follow_each_turn_the_same_way_every_time() -> None:
 async def test_a_callback_needs_a_time_the_callee_said() -> None:
     booked = [ToolCall("schedule_callback", {"when": "2026-03-03T14:30"}),
               "Sure, I'll call you back at 2:30 on Tuesday. Goodbye."]
-    p = policy()
+    p = ReplyPolicy.for_call(SURVEY, {"NAME": "Maria"})
     text, tools, _ = await run(p, [booked], callee="I'm driving. Call me back later.")
     assert text == LINES.ask_when and tools == [] and p.faults == [NO_TIME]
+    # An appointment: the front desk calls back, no time needed.
+    text, tools, _ = await run(policy(), [booked], callee="Yes, have the front desk call me.")
+    assert text == LINES.front_desk_callback and tools == ["set_disposition", "end_call"]
     _, tools, _ = await run(policy(), [booked], callee="Tuesday at 2:30 works.")
     assert tools[0] == "schedule_callback"
 

@@ -258,9 +258,17 @@ class ReplyPolicy:
                         return
                     if call.name == "schedule_callback" and recent \
                             and not mentions_time(recent):
-                        # The model booked a time nobody said: ask for one instead.
+                        # The model booked a time nobody said. For an appointment the
+                        # front desk calls back; otherwise ask for a time.
                         self.faults.append(NO_TIME)
-                        yield LlmDelta(text=said.join(self.lines.ask_when))
+                        if self.kind is Kind.APPOINTMENT:
+                            yield LlmDelta(tool_call=ToolCall(
+                                "set_disposition", {"disposition": "CALLBACK"}))
+                            yield LlmDelta(text=said.join(self.lines.front_desk_callback))
+                            yield LlmDelta(tool_call=ToolCall("end_call",
+                                                              {"reason": "said goodbye"}))
+                        else:
+                            yield LlmDelta(text=said.join(self.lines.ask_when))
                         return
                     terminal = terminal or call.name in _TERMINAL
                     if released:
