@@ -17,11 +17,12 @@ from televox_pbx.agent.intents import is_affirmative, is_negative
 from televox_pbx.agent.optout import is_opt_out, likely_opt_out
 from televox_pbx.agent.outcome import settle
 from televox_pbx.agent.prompts import LINES, stable_prompt, system_prompt
-from televox_pbx.agent.reply_policy import NO_TIME, ReplyPolicy
+from televox_pbx.agent.reply_policy import NO_TIME, OFF_TURN, ReplyPolicy
 from televox_pbx.agent.warmup import warm_prompts
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.config.loader import load_model
 from televox_pbx.domain import Disposition
+from televox_pbx.voice.engines.llm_states import covered_by
 from televox_pbx.voice.fakes import Reply, ScriptedLlm, tone
 from televox_pbx.voice.interfaces import ChatMessage, LlmDelta, ToolCall, Transcript
 
@@ -341,9 +342,12 @@ async def test_hints_follow_each_turn_the_same_way_every_time() -> None:
 async def test_a_callback_needs_a_time_the_callee_said() -> None:
     booked = [ToolCall("schedule_callback", {"when": "2026-03-03T14:30"}),
               "Sure, I'll call you back at 2:30 on Tuesday. Goodbye."]
-    p = policy()
+    p = ReplyPolicy.for_call(SURVEY, {"NAME": "Maria"})
     text, tools, _ = await run(p, [booked], callee="I'm driving. Call me back later.")
     assert text == LINES.ask_when and tools == [] and p.faults == [NO_TIME]
+    # An appointment: the front desk calls back, no time needed.
+    text, tools, _ = await run(policy(), [booked], callee="Yes, have the front desk call me.")
+    assert text == LINES.front_desk_callback and tools == ["set_disposition", "end_call"]
     _, tools, _ = await run(policy(), [booked], callee="Tuesday at 2:30 works.")
     assert tools[0] == "schedule_callback"
 
@@ -354,3 +358,22 @@ async def test_warm_up_evaluates_the_prefix_every_call_starts_with() -> None:
     [dental], [survey] = llm.prefills
     assert SYSTEM.startswith(dental.content) and dental.role == "system"
     assert system_prompt(SURVEY, {"NAME": "Maria"}).startswith(survey.content)
+
+
+async def test_a_reply_against_the_turn_is_generated_again() -> None:
+    p = policy()
+    offer = "No problem. Would you like our front desk to call you back to find a new time?"
+    text, _, llm = await run(p, ["Alright, I've noted that you want to cancel. Goodbye.", offer],
+                             callee="Oh, I can't make it that day. I have to work.")
+    # "Alright," went out at once; the second attempt goes on after it.
+    assert text == "Alright, Would you like our front desk to call you back to find a new " \
+        "time?" and p.faults == [OFF_TURN]
+    assert "front desk to call you back" in llm.calls[1][-1].content, "the hint comes again"
+
+
+def test_one_saved_llm_state_per_conversation() -> None:
+    """The longer prompt makes each saved state ~30 MB: a turn's state replaces the states
+    its own history already covers, so two calls no longer evict each other's."""
+    keys = [(1, 2, 3), (1, 2, 3, 4), (1, 2, 9), (1, 2)]
+    assert covered_by(keys, (1, 2, 3, 4, 5)) == [(1, 2, 3), (1, 2, 3, 4), (1, 2)]
+    assert covered_by(keys, (1, 2, 9)) == [(1, 2)]

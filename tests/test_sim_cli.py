@@ -16,6 +16,10 @@ REPO = Path(__file__).resolve().parents[1]
 def test_example_scenario_loads() -> None:
     scenario = load_scenario(REPO / "config" / "sim-scenario.yaml")
     assert scenario.callee_for("+15550100005").behaviour == Behaviour.BUSY
+    # The demo's patients (config/demo/contacts.csv) answer and wait for the agent.
+    for number in ("+15550100001", "+15550100002", "+15550100003", "+15550100004"):
+        callee = scenario.callee_for(number)
+        assert callee.behaviour == Behaviour.ANSWER and callee.await_reply
     assert scenario.callee_for("15550100009").behaviour == Behaviour.VOICEMAIL
     assert scenario.callee_for("+19999999999") == scenario.default
 

@@ -92,3 +92,20 @@ def with_hints(kind: Kind, messages: Sequence[ChatMessage]) -> list[ChatMessage]
             if hint is not None:
                 out.append(ChatMessage("user", f"[{hint}]"))
     return out
+
+
+_CANCEL = re.compile(r"\bcancel", re.IGNORECASE)
+
+
+def contradicts(kind: Kind, callee: str, reply: str) -> bool:
+    """The reply goes against what the rules read in the callee's turn: cancelling for
+    someone who asked to reschedule or confirmed ("I can't make it that day" was once
+    answered with the cancellation example)."""
+    if not callee or _CANCEL.search(callee):
+        return False
+    rules = classify([callee])
+    if rules is Disposition.CALLBACK:
+        return _CANCEL.search(reply) is not None
+    if rules is Disposition.INTERESTED and kind is Kind.APPOINTMENT:
+        return re.search(r"\bcancel|\bsorry to hear", reply, re.IGNORECASE) is not None
+    return False

@@ -122,6 +122,8 @@ class Lines:
     fallback: str = "Sorry, I didn't catch that. Could you say it again?"
     # Said instead of booking a callback at a time the callee never named.
     ask_when: str = "No problem. When would be a better time to call you back?"
+    front_desk_callback: str = ("Thank you, our front desk will call you back to find a new "
+                                "time. Goodbye.")
 
 
 LINES = Lines()

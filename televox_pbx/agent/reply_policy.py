@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from televox_pbx.agent.examples import Kind, campaign_kind
 from televox_pbx.agent.guard import Fault, ReplyGuard
-from televox_pbx.agent.hints import mentions_time, with_hints
+from televox_pbx.agent.hints import contradicts, mentions_time, turn_hint, with_hints
 from televox_pbx.agent.intents import is_affirmative, is_negative
 from televox_pbx.agent.optout import is_opt_out, likely_opt_out
 from televox_pbx.agent.prompts import LINES, Lines
@@ -55,6 +55,7 @@ _GOODBYE = re.compile(r"\b(good-?\s?bye|bye(-bye)?|have a (great|good|nice|lovel
 _TERMINAL = frozenset({"opt_out", "end_call", "transfer"})
 DENIED = "opt_out_denied"
 NO_TIME = "callback_without_time"  # a callback booked at a time the callee never named
+OFF_TURN = "off_turn"  # goes against what the callee's turn plainly was
 
 
 def _note(text: str) -> ChatMessage:
@@ -129,7 +130,7 @@ def last_agent(messages: Sequence[ChatMessage]) -> str:
 
 class ReplyPolicy:
     def __init__(self, *, persona: str = "", callee_name: str = "", lines: Lines = LINES,
-                 kind: Kind = Kind.OUTREACH, retries: int = 2, hold_words: int = 6,
+                 kind: Kind = Kind.OUTREACH, retries: int = 2, hold_words: int = 8,
                  lag_words: int = 4, max_words: int = 25) -> None:
         """`hold_words`: words of a reply held back for the guard before any is spoken
         (fewer once a clause of 3 words has ended); `lag_words`: words kept back after
@@ -154,7 +155,7 @@ class ReplyPolicy:
                    callee_name="" if name == "there" else name, lines=lines,
                    kind=campaign_kind(campaign))
 
-    def _note(self, fault: str) -> ChatMessage:
+    def _note(self, fault: str, hint: str | None = None) -> ChatMessage:
         who = self.persona or "the caller"
         text = {
             Fault.CALLEE_VOICE: f"Answer as {who}, the caller. Do not speak for the callee.",
@@ -163,12 +164,13 @@ class ReplyPolicy:
             Fault.ECHO: "Do not repeat the callee's words. Answer them in your own words.",
             Fault.INVENTED: "Do not give numbers you were not given. If you do not know, say "
                             "you don't have that information.",
+            OFF_TURN: "That does not fit what they said. Answer what they said.",
             Fault.PASSIVE: f"You are {who} and you called them: say why you are calling and "
                            "pursue the goal.",
             DENIED: "The callee said no: they do not want to stop the calls. Do not use "
                     "opt_out. Go on with the goal.",
         }[fault]
-        return _note(text)
+        return _note(f"{text} {hint}" if fault == OFF_TURN and hint else text)
 
     def _window_full(self, text: str) -> bool:
         """Enough of the reply to judge: `hold_words` words, or a clause of 3 or more
@@ -195,12 +197,19 @@ class ReplyPolicy:
             callee, [m.content for m in messages if m.role in ("system", "user", "tool")],
             self.persona, self.callee_name)
         prompt = with_hints(self.kind, messages)
+
+        def check(text: str) -> str | None:
+            fault = guard.check(text)
+            if fault is None and contradicts(self.kind, callee, text):
+                return OFF_TURN
+            return fault
+
         base = [self._note(DENIED)] if denied else []
         notes = base
         said = _Said()
         for attempt in range(self.retries + 1):
             fault: str | None = None
-            async for item in self._attempt(llm, [*prompt, *notes], tools_schema, guard,
+            async for item in self._attempt(llm, [*prompt, *notes], tools_schema, check,
                                             callee, said, asked=asked, denied=denied):
                 if isinstance(item, str):
                     fault = item
@@ -211,7 +220,8 @@ class ReplyPolicy:
                 return
             self.faults.append(fault)
             log.info("reply rejected", extra={"fault": fault, "attempt": attempt + 1})
-            notes = [*base, self._note(fault)]
+            notes = [*base, self._note(fault, turn_hint(self.kind, callee,
+                                                        last_agent(messages)))]
         self.fallbacks += 1
         fallback = self.lines.fallback
         if said.text.endswith(_REPAIR) and fallback.startswith("Sorry, "):
@@ -219,7 +229,8 @@ class ReplyPolicy:
         yield LlmDelta(text=said.join(fallback))
 
     async def _attempt(self, llm: Llm, messages: list[ChatMessage],
-                       tools_schema: dict[str, Any] | None, guard: ReplyGuard, callee: str,
+                       tools_schema: dict[str, Any] | None,
+                       check: Callable[[str], str | None], callee: str,
                        said: _Said, *, asked: bool, denied: bool
                        ) -> AsyncIterator[LlmDelta | str]:
         """One generation. Yields deltas to pass on, or a fault (a str, last) that asks
@@ -247,9 +258,17 @@ class ReplyPolicy:
                         return
                     if call.name == "schedule_callback" and recent \
                             and not mentions_time(recent):
-                        # The model booked a time nobody said: ask for one instead.
+                        # The model booked a time nobody said. For an appointment the
+                        # front desk calls back; otherwise ask for a time.
                         self.faults.append(NO_TIME)
-                        yield LlmDelta(text=said.join(self.lines.ask_when))
+                        if self.kind is Kind.APPOINTMENT:
+                            yield LlmDelta(tool_call=ToolCall(
+                                "set_disposition", {"disposition": "CALLBACK"}))
+                            yield LlmDelta(text=said.join(self.lines.front_desk_callback))
+                            yield LlmDelta(tool_call=ToolCall("end_call",
+                                                              {"reason": "said goodbye"}))
+                        else:
+                            yield LlmDelta(text=said.join(self.lines.ask_when))
                         return
                     terminal = terminal or call.name in _TERMINAL
                     if released:
@@ -272,7 +291,7 @@ class ReplyPolicy:
                 if not released:
                     if not buf.strip() or not self._window_full(buf):
                         continue
-                    fault = guard.check(said.text + said.join(buf))
+                    fault = check(said.text + said.join(buf))
                     if fault is not None:
                         yield fault
                         return
@@ -282,7 +301,7 @@ class ReplyPolicy:
                     mine, buf = said.join(buf), ""
                     yield LlmDelta(text=mine)
                     continue
-                fault = guard.check(said.text + buf)
+                fault = check(said.text + buf)
                 if fault is not None:
                     # Part of this reply is out already: correct it, then try again.
                     yield LlmDelta(text=_REPAIR)
@@ -305,7 +324,7 @@ class ReplyPolicy:
                 buf = buf[opener.end(1):]  # a reply that is only an opener ("Great.")
                 if not said.text:
                     yield LlmDelta(text=opener.group(1))
-            fault = guard.check(said.text + said.join(buf)) if buf.strip() else None
+            fault = check(said.text + said.join(buf)) if buf.strip() else None
             if fault is not None:
                 yield fault
                 return
@@ -315,7 +334,7 @@ class ReplyPolicy:
             if mine:
                 yield LlmDelta(text=mine)
         elif buf:
-            fault = guard.check(said.text + buf)
+            fault = check(said.text + buf)
             if fault is not None:
                 yield LlmDelta(text=_REPAIR)
                 yield fault

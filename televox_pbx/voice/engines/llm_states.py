@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ctypes
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,14 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
             break
         n += 1
     return n
+
+
+def covered_by(keys: Iterable[tuple[int, ...]], key: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """The saved keys that `key` starts with. A state for `key` serves every prompt they
+    serve at least as well (restore_for goes by common prefix and trims the rest), so
+    they can go: one state per conversation, not one per turn, and with a ~1100-token
+    system prompt (30 MB a state) many more calls keep theirs in the cache."""
+    return [k for k in keys if len(k) < len(key) and key[:len(k)] == k]
 
 
 class KvStates:
@@ -44,9 +52,10 @@ class KvStates:
         buf = (ctypes.c_uint8 * size)()
         n = int(lib.llama_state_get_data(ctx, buf, size))
         key = tuple(int(t) for t in llama.input_ids[: llama.n_tokens])
-        old = self._items.pop(key, None)
-        if old is not None:
-            self._bytes -= len(old)
+        for stale in [key, *covered_by(self._items, key)]:
+            old = self._items.pop(stale, None)
+            if old is not None:
+                self._bytes -= len(old)
         data = ctypes.string_at(buf, n)
         self._items[key] = data
         self._bytes += len(data)
