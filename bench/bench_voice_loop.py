@@ -8,11 +8,14 @@ Usage: .venv/bin/python bench/bench_voice_loop.py
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
+from pathlib import Path
 
-from televox_pbx.clock import FakeClock
-from televox_pbx.config.campaign import Campaign
-from televox_pbx.voice.fakes import (
+# The scripted fakes live with the tests, not in the product package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from voice_fakes import (
     FakeCall,
     FakeCallbacks,
     FakeDnc,
@@ -23,6 +26,9 @@ from televox_pbx.voice.fakes import (
     ScriptedTts,
     Timeline,
 )
+
+from televox_pbx.clock import FakeClock
+from televox_pbx.config.campaign import Campaign
 from televox_pbx.voice.session import CallPorts, Engines, SessionConfig, VoiceSessionFactory
 
 CAMPAIGN = Campaign.model_validate({

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from voice_fakes import LoudnessVad, Reply, ScriptedLlm, ScriptedStt, ScriptedTts
 
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.config.loader import load_settings
 from televox_pbx.config.settings import Settings
-from televox_pbx.voice.fakes import LoudnessVad, Reply, ScriptedLlm, ScriptedStt, ScriptedTts
 from televox_pbx.voice.session import Engines
 
 EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from voice_fakes import Reply, ScriptedLlm, tone
 
 from televox_pbx.agent.classify import classify
 from televox_pbx.agent.examples import Kind, campaign_kind
@@ -23,7 +24,6 @@ from televox_pbx.config.campaign import Campaign
 from televox_pbx.config.loader import load_model
 from televox_pbx.domain import Disposition
 from televox_pbx.voice.engines.llm_states import covered_by
-from televox_pbx.voice.fakes import Reply, ScriptedLlm, tone
 from televox_pbx.voice.interfaces import ChatMessage, LlmDelta, ToolCall, Transcript
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from app_support import fake_engines, make_campaign, write_settings
+from voice_fakes import ScriptedLlm
 
 from televox_pbx.app import App
 from televox_pbx.campaigns.controls import Action, apply
@@ -24,7 +25,6 @@ from televox_pbx.store import Store
 from televox_pbx.store.campaigns import upsert_campaign
 from televox_pbx.store.dnc import is_on_dnc
 from televox_pbx.store.transcripts import recordings, transcript
-from televox_pbx.voice.fakes import ScriptedLlm
 from televox_pbx.voice.interfaces import ToolCall
 from televox_pbx.voice.session import Engines
 

@@ -23,3 +23,10 @@ def test_ruff_is_clean() -> None:
 def test_mypy_strict_is_clean() -> None:
     done = _run(str(BIN / "mypy"), "--strict", "televox_pbx")
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_no_fakes_in_the_product_package() -> None:
+    # Fakes live with the tests; the product package holds only what a user runs.
+    package = Path(__file__).resolve().parents[1] / "televox_pbx"
+    fakes = [p.relative_to(package) for p in package.rglob("*.py") if "fake" in p.stem]
+    assert fakes == []

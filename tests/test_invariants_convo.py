@@ -17,18 +17,7 @@ import numpy as np
 import pytest
 import yaml
 from dialer_support import FakeOriginator, make_campaign, seed
-
-from televox_pbx.agent.tools import InvalidTool, ScheduleCallback, parse_tool_call
-from televox_pbx.audiosocket.session import FRAME_SECONDS
-from televox_pbx.campaigns.dialer import Dialer
-from televox_pbx.campaigns.gate import GateContext, GateReason, check
-from televox_pbx.cli.check import check_directory
-from televox_pbx.clock import FakeClock
-from televox_pbx.config.campaign import CallingWindow, Campaign
-from televox_pbx.domain import AmdStatus, CallOutcome, CallStatus, Disposition
-from televox_pbx.store import Store
-from televox_pbx.store.transcripts import StoreCallbacks
-from televox_pbx.voice.fakes import (
+from voice_fakes import (
     FakeCall,
     FakeCallbacks,
     FakeDnc,
@@ -40,6 +29,17 @@ from televox_pbx.voice.fakes import (
     ScriptedTts,
     Timeline,
 )
+
+from televox_pbx.agent.tools import InvalidTool, ScheduleCallback, parse_tool_call
+from televox_pbx.audiosocket.session import FRAME_SECONDS
+from televox_pbx.campaigns.dialer import Dialer
+from televox_pbx.campaigns.gate import GateContext, GateReason, check
+from televox_pbx.cli.check import check_directory
+from televox_pbx.clock import FakeClock
+from televox_pbx.config.campaign import CallingWindow, Campaign
+from televox_pbx.domain import AmdStatus, CallOutcome, CallStatus, Disposition
+from televox_pbx.store import Store
+from televox_pbx.store.transcripts import StoreCallbacks
 from televox_pbx.voice.interfaces import AudioChunk, ToolCall
 from televox_pbx.voice.session import (
     CallPorts,

@@ -10,14 +10,7 @@ import json
 import zipfile
 from pathlib import Path
 
-from televox_pbx.audiosocket.session import AudioIn
-from televox_pbx.clock import FakeClock
-from televox_pbx.config.campaign import Campaign
-from televox_pbx.voice import turn_events as te
-from televox_pbx.voice.call_setup import SessionConfig
-from televox_pbx.voice.engines.manifest import load_manifest
-from televox_pbx.voice.engines.registry import FileStatus, ModelRegistry
-from televox_pbx.voice.fakes import (
+from voice_fakes import (
     FakeCall,
     FakeCallbacks,
     FakeDnc,
@@ -30,6 +23,14 @@ from televox_pbx.voice.fakes import (
     Timeline,
     tone,
 )
+
+from televox_pbx.audiosocket.session import AudioIn
+from televox_pbx.clock import FakeClock
+from televox_pbx.config.campaign import Campaign
+from televox_pbx.voice import turn_events as te
+from televox_pbx.voice.call_setup import SessionConfig
+from televox_pbx.voice.engines.manifest import load_manifest
+from televox_pbx.voice.engines.registry import FileStatus, ModelRegistry
 from televox_pbx.voice.listener import Listener
 from televox_pbx.voice.session import CallPorts, Engines, VoiceSessionFactory
 

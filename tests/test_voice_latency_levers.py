@@ -6,11 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
-from televox_pbx.clock import FakeClock
-from televox_pbx.config.campaign import Campaign
-from televox_pbx.voice.engines.llm_states import common_prefix
-from televox_pbx.voice.fakes import (
+from voice_fakes import (
     FakeCall,
     FakeCallbacks,
     FakeDnc,
@@ -21,6 +17,10 @@ from televox_pbx.voice.fakes import (
     ScriptedTts,
     Timeline,
 )
+
+from televox_pbx.clock import FakeClock
+from televox_pbx.config.campaign import Campaign
+from televox_pbx.voice.engines.llm_states import common_prefix
 from televox_pbx.voice.session import (
     CallPorts,
     Engines,

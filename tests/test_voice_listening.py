@@ -11,11 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from televox_pbx.agent.prompts import LINES
-from televox_pbx.clock import FakeClock
-from televox_pbx.config.campaign import Campaign
-from televox_pbx.voice.fakes import (
+from voice_fakes import (
     FakeCall,
     FakeCallbacks,
     FakeDnc,
@@ -27,6 +23,10 @@ from televox_pbx.voice.fakes import (
     ScriptedTts,
     Timeline,
 )
+
+from televox_pbx.agent.prompts import LINES
+from televox_pbx.clock import FakeClock
+from televox_pbx.config.campaign import Campaign
 from televox_pbx.voice.interfaces import ChatMessage
 from televox_pbx.voice.session import (
     INTERRUPTED_MARK,

@@ -10,11 +10,11 @@ from pathlib import Path
 from app_support import fake_engines, make_campaign, write_settings
 from dialer_support import seed as dialer_seed
 from test_voice_session import RigFactory, campaign, opening_done, rig
+from voice_fakes import ScriptedLlm
 
 from televox_pbx.agent.prompts import LINES, stable_prompt
 from televox_pbx.app import App
 from televox_pbx.store import Store
-from televox_pbx.voice.fakes import ScriptedLlm
 from televox_pbx.voice.interfaces import ChatMessage, ToolCall
 
 __all__ = ["rig"]  # the fixture, shared with test_voice_session

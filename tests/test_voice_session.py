@@ -10,12 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from televox_pbx.agent.prompts import LINES
-from televox_pbx.clock import FakeClock
-from televox_pbx.config.campaign import Campaign
-from televox_pbx.domain import AmdStatus, Disposition
-from televox_pbx.voice.fakes import (
+from voice_fakes import (
     FakeCall,
     FakeCallbacks,
     FakeDnc,
@@ -29,6 +24,11 @@ from televox_pbx.voice.fakes import (
     Timeline,
     tone,
 )
+
+from televox_pbx.agent.prompts import LINES
+from televox_pbx.clock import FakeClock
+from televox_pbx.config.campaign import Campaign
+from televox_pbx.domain import AmdStatus, Disposition
 from televox_pbx.voice.interfaces import ChatMessage, ToolCall
 from televox_pbx.voice.session import (
     INTERRUPTED_MARK,

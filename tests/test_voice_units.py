@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from voice_fakes import scale, tone
 
 from televox_pbx.voice.endpointing import (
     BeepDetector,
@@ -16,7 +17,6 @@ from televox_pbx.voice.endpointing import (
     Endpointer,
     rms,
 )
-from televox_pbx.voice.fakes import scale, tone
 from televox_pbx.voice.recording import StereoRecorder
 from televox_pbx.voice.turns import ClauseSplitter, SpokenPiece, heard_prefix
 

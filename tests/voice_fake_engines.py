@@ -1,6 +1,6 @@
 """Scripted fake engines for tests: no model is loaded; time passes only on a FakeClock.
 
-Re-exported by voice/fakes.py, with the fake call and the timeline helper.
+Re-exported by tests/voice_fakes.py, with the fake call and the timeline helper.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Scripted fake engines (voice/fake_engines.py), a fake call on a FakeClock, and a
+"""Scripted fake engines (tests/voice_fake_engines.py), a fake call on a FakeClock, and a
 timeline helper for tests.
 
 Nothing here loads a model or opens a socket; time moves only when the test advances
@@ -12,6 +12,19 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+
+from voice_fake_engines import (
+    RATE,
+    LoudnessVad,
+    LoudnessVadStream,
+    Reply,
+    ScriptedLlm,
+    ScriptedStt,
+    ScriptedTts,
+    ScriptedTurn,
+    scale,
+    tone,
+)
 
 from televox_pbx.audiosocket.session import (
     FRAME_BYTES,
@@ -28,18 +41,6 @@ from televox_pbx.audiosocket.session import (
 from televox_pbx.clock import FakeClock
 from televox_pbx.config.campaign import TransferConfig
 from televox_pbx.store.transcripts import CallRecord
-from televox_pbx.voice.fake_engines import (
-    RATE,
-    LoudnessVad,
-    LoudnessVadStream,
-    Reply,
-    ScriptedLlm,
-    ScriptedStt,
-    ScriptedTts,
-    ScriptedTurn,
-    scale,
-    tone,
-)
 
 __all__ = ["RATE", "FakeCall", "FakeCallbacks", "FakeDnc", "FakeOutput", "FakeTransfer",
            "LoudnessVad", "LoudnessVadStream", "MemoryCallLog", "Reply", "ScriptedLlm",
