@@ -25,8 +25,9 @@ def _concrete(path: str) -> str:
 async def test_every_route_needs_the_token(tmp_path: Path) -> None:
     async with running_api(api_settings(tmp_path), dial=False) as api:
         app = api.app.web.application
-        routes = [(r.method, r.resource.canonical) for r in app.router.routes()
-                  if r.resource is not None]
+        every = [(r.method, r.resource.canonical) for r in app.router.routes()
+                 if r.resource is not None]
+        routes = [(m, p) for m, p in every if p.startswith("/api/")]
         assert len(routes) >= 30  # the whole API, not an empty router
         checked = 0
         for method, pattern in routes:
@@ -47,6 +48,22 @@ async def test_every_route_needs_the_token(tmp_path: Path) -> None:
         # Unknown paths do not tell an anonymous caller what exists.
         async with api.anon.get("/api/v1/nothing-here") as resp:
             assert resp.status == 401
+        # Every other route is the dashboard's: pages send a visitor to the login, other
+        # methods get 401, even with a bearer token (the dashboard wants its own login).
+        dashboard = [(m, p) for m, p in every if not p.startswith("/api/")]
+        assert len(dashboard) >= 12
+        for method, pattern in dashboard:
+            if pattern == "/ui/login":
+                continue
+            for headers in ({}, {"Authorization": f"Bearer {TOKEN}"}):
+                async with api.anon.request(method, _concrete(pattern) + "/x" * (
+                        pattern == "/ui/static"), headers=headers, data=b"{}",
+                        allow_redirects=False) as resp:
+                    if method in ("GET", "HEAD"):
+                        assert resp.status == 303, (method, pattern, resp.status)
+                        assert resp.headers["Location"].startswith("/ui/login?next=")
+                    else:
+                        assert resp.status == 401, (method, pattern, resp.status)
 
 
 async def test_status_is_public_and_minimal(tmp_path: Path) -> None:

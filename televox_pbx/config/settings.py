@@ -119,6 +119,18 @@ class HttpSettings(_Strict):
         return (self.public_url or f"http://{self.bind_host}:{self.port}").rstrip("/")
 
 
+class DashboardSettings(_Strict):
+    """The browser dashboard (same port as the API). Log in with an API token, or as
+    `admin_user` with the password whose scrypt hash is `admin_password_hash`
+    (`python -m televox_pbx.web.ui.passwords` prints one; never the password itself)."""
+
+    admin_user: str = Field(default="admin", min_length=1, max_length=64)
+    admin_password_hash: str | None = None
+    cost_per_minute: float = Field(default=0.0, ge=0, description="Price of a call minute.")
+    currency: str = Field(default="USD", max_length=8)
+    session_ttl_h: float = Field(default=12.0, gt=0, le=24 * 30)
+
+
 WebhookEvent = Literal["campaign.lead.updated", "call.completed", "campaign.state.changed"]
 
 
@@ -199,6 +211,7 @@ class Settings(_Strict):
     models: ModelSettings = ModelSettings()
     http: HttpSettings = HttpSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    dashboard: DashboardSettings = DashboardSettings()
     events: EventLogSettings = EventLogSettings()
     logging: LoggingSettings = LoggingSettings()
     campaigns_dir: Path = Path("campaigns")

@@ -1,8 +1,10 @@
-"""Bearer-token auth on every route except the public ones (/status)."""
+"""Bearer-token auth on every route except the public ones (/status). A dashboard session
+(cookie, plus the CSRF header on writes) may stand in for the token."""
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -25,9 +27,10 @@ def token_owner(given: str, tokens: dict[str, SecretStr]) -> str | None:
     return found
 
 
-def auth_middleware(tokens: dict[str, SecretStr],
-                    public: set[tuple[str, str]]) -> Middleware:
-    """`public`: (method, canonical path) pairs that need no token."""
+def auth_middleware(tokens: dict[str, SecretStr], public: set[tuple[str, str]],
+                    session: Callable[[web.Request], str | None] | None = None) -> Middleware:
+    """`public`: (method, canonical path) pairs that need no token (the dashboard's pages
+    check their own login). `session`: the actor of a logged-in dashboard session."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -38,6 +41,10 @@ def auth_middleware(tokens: dict[str, SecretStr],
                 request.method == "HEAD" and ("GET", canonical) in public):
             return await handler(request)
         header = request.headers.get("Authorization", "")
+        who = session(request) if session is not None and not header else None
+        if who is not None:
+            request[ACTOR] = who
+            return await handler(request)
         scheme, _, given = header.partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
             return error_response(401, "unauthorized", "a bearer token is required",

@@ -27,6 +27,8 @@ from televox_pbx.web.context import CTX, ApiContext
 from televox_pbx.web.errors import error_middleware
 from televox_pbx.web.openapi import build_document
 from televox_pbx.web.routes import Route
+from televox_pbx.web.ui.sessions import api_session_actor
+from televox_pbx.web.ui.setup import install_ui
 from televox_pbx.web.webhooks import WebhookDispatcher
 
 if TYPE_CHECKING:
@@ -43,12 +45,14 @@ def all_routes() -> list[Route]:
 def build_app(c: ApiContext, tokens: dict[str, SecretStr]) -> web.Application:
     routes = all_routes()
     public = {(r.method, r.full_path) for r in routes if not r.auth}
-    app = web.Application(middlewares=[error_middleware, auth_middleware(tokens, public)],
-                          client_max_size=c.settings.http.max_upload_bytes)
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware(tokens, public, api_session_actor)],
+        client_max_size=c.settings.http.max_upload_bytes)
     app[CTX] = c
     app[OPENAPI] = build_document(routes, c.version)
     for r in routes:
         app.router.add_route(r.method, r.full_path, r.handler)
+    install_ui(app, c, tokens, public)  # the dashboard, behind its own login
     return app
 
 

@@ -1,0 +1,94 @@
+"""Live campaign progress over Server-Sent Events (aiohttp-sse). The browser never polls:
+one hub samples the store for every viewer at once (while anyone watches) and pushes a
+snapshot only when it changed; a slow viewer loses stale snapshots, never slows others."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable
+
+from aiohttp import web
+from aiohttp_sse import sse_response
+
+from televox_pbx.clock import Clock
+from televox_pbx.store.dashboard_stats import campaign_progress
+from televox_pbx.store.db import Store
+
+Queue = asyncio.Queue[str | None]  # None: the server is closing
+
+
+class ProgressHub:
+    def __init__(self, store: Store, clock: Clock, interval_s: float = 0.5,
+                 on_publish: Callable[[str], None] | None = None) -> None:
+        self._store = store
+        self._clock = clock
+        self._interval = interval_s
+        self._on_publish = on_publish
+        self._subs: set[Queue] = set()
+        self._last: str | None = None
+        self._wake = asyncio.Event()
+        self._closed = False
+
+    @property
+    def viewers(self) -> int:
+        return len(self._subs)
+
+    def subscribe(self) -> tuple[Queue, str | None]:
+        q: Queue = asyncio.Queue(maxsize=4)
+        self._subs.add(q)
+        self._wake.set()
+        return q, self._last
+
+    def unsubscribe(self, q: Queue) -> None:
+        self._subs.discard(q)
+
+    async def snapshot(self) -> str:
+        rows = await campaign_progress(self._store)
+        return json.dumps({"campaigns": [p.as_dict() for p in rows]}, sort_keys=True)
+
+    async def run(self) -> None:
+        while not self._closed:
+            if not self._subs:
+                self._last = None  # nobody watched: the next viewer gets a fresh read
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            snap = await self.snapshot()
+            if snap != self._last:
+                self._last = snap
+                self._publish(snap)
+            await self._clock.sleep(self._interval)
+
+    def _publish(self, message: str | None) -> None:
+        if message is not None and self._on_publish is not None:
+            self._on_publish(message)
+        for q in self._subs:
+            if q.full():
+                q.get_nowait()  # drop the oldest: only the newest snapshot matters
+            q.put_nowait(message)
+
+    def close(self) -> None:
+        """Ends every stream (on shutdown), so none holds the server open."""
+        self._closed = True
+        self._publish(None)
+        self._wake.set()
+
+
+HUB = web.AppKey("televox.ui.hub", ProgressHub)
+
+
+async def progress_stream(request: web.Request) -> web.StreamResponse:
+    hub = request.app[HUB]
+    q, last = hub.subscribe()
+    try:
+        async with sse_response(request) as resp:
+            with contextlib.suppress(ConnectionResetError):
+                if last is not None:
+                    await resp.send(last, event="progress")
+                while (message := await q.get()) is not None:
+                    await resp.send(message, event="progress")
+    finally:
+        hub.unsubscribe(q)
+    return resp
