@@ -80,10 +80,9 @@ async def test_cookie_flags_and_login_refusals(tmp_path: Path) -> None:
 async def test_password_login(tmp_path: Path) -> None:
     settings = _with_password(tmp_path, "correct horse")
     async with running_api(settings, dial=False) as api:  # type: ignore[arg-type]
-        async with browser_session(api, form={"username": "boss",
-                                              "password": "correct horse"}) as (s, _):
-            async with s.get("/ui/dnc") as resp:
-                assert resp.status == 200 and "ui:boss" in await resp.text()
+        form = {"username": "boss", "password": "correct horse"}
+        async with browser_session(api, form=form) as (s, _), s.get("/ui/dnc") as resp:
+            assert resp.status == 200 and "ui:boss" in await resp.text()
         jar = aiohttp.CookieJar(unsafe=True)
         async with aiohttp.ClientSession(base_url=api.base, cookie_jar=jar) as s:
             async with s.get("/ui/login") as resp:

@@ -15,6 +15,7 @@ _LIVE_SQL = "('intent','originated','ringing','answered')"
 
 _QUEUED = ("pending", "callback")
 _IN_CALL = ("calling", "connected")
+_UNREACHED = ("no_answer", "busy", "failed")  # final, and nobody was reached
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +29,7 @@ class Progress:
         counts = self.by_status
         total = sum(counts.values())
         done = sum(n for s, n in counts.items() if s in FINAL_STATUSES)
-        failed = counts.get("failed", 0)
+        failed = sum(counts.get(s, 0) for s in _UNREACHED)
         return {"name": self.name, "state": self.state, "total": total, "done": done,
                 "percent": round(100.0 * done / total, 1) if total else 0.0,
                 "queued": sum(counts.get(s, 0) for s in _QUEUED),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,8 +26,10 @@ from televox_pbx.campaigns.mapping import (
     MappingError,
     build_mapping,
     merge_explicit,
+    normalize_header,
 )
 from televox_pbx.campaigns.phones import normalize_phone
+from televox_pbx.cli.campaign_import import template_headers
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.web.api_campaigns import campaign_config
 from televox_pbx.web.api_contacts import campaign_id_for
@@ -71,10 +74,14 @@ class Uploads:
 UPLOADS = web.AppKey("televox.ui.uploads", Uploads)
 
 
-def targets(headers: list[str]) -> list[str]:
-    """What a column may be mapped to, for the mapping page's selects."""
-    phones = [f"phone{i}" for i in range(1, 4)]
-    return ["skip", *SCALAR_FIELDS, "phone", *phones, *[f"var:{h}" for h in headers]]
+def targets(campaign: Campaign, headers: list[str], chosen: Iterable[str]) -> list[str]:
+    """What a column may be mapped to: the fields, the variables the campaign's texts use,
+    a variable named after each column, and whatever is chosen now."""
+    used = [h for h in template_headers(campaign) if not h.startswith(("phone", "timezone"))]
+    names = [*used, *(normalize_header(h) for h in headers)]
+    options = ["skip", *SCALAR_FIELDS, "phone", *(f"phone{i}" for i in range(1, 4)),
+               *(f"var:{n}" for n in names if n), *chosen]
+    return list(dict.fromkeys(options))
 
 
 def _target(col: ColumnMap) -> str:
@@ -174,7 +181,7 @@ async def _mapping_page(request: web.Request, campaign: Campaign, key: str, tabl
                  "delimiter": table.delimiter},
         "columns": [(i, h, chosen.get(h, "skip"), why) for i, (h, _, why)
                     in enumerate(_table_rows(mapping, table.headers))],
-        "targets": targets(table.headers), "notes": list(mapping.notes),
+        "targets": targets(campaign, table.headers, chosen.values()), "notes": list(mapping.notes),
         "preview": preview(campaign, mapping, table), "error": error,
         "summary": summary.counts() if summary else None,
         "has_phone": bool(mapping.phone_headers())})
