@@ -25,7 +25,7 @@ class ProgressHub:
         self._store = store
         self._clock = clock
         self._interval = interval_s
-        self._on_publish = on_publish
+        self.on_publish = on_publish  # a listener for every snapshot sent (benchmarks)
         self._subs: set[Queue] = set()
         self._last: str | None = None
         self._wake = asyncio.Event()
@@ -62,8 +62,8 @@ class ProgressHub:
             await self._clock.sleep(self._interval)
 
     def _publish(self, message: str | None) -> None:
-        if message is not None and self._on_publish is not None:
-            self._on_publish(message)
+        if message is not None and self.on_publish is not None:
+            self.on_publish(message)
         for q in self._subs:
             if q.full():
                 q.get_nowait()  # drop the oldest: only the newest snapshot matters
