@@ -92,7 +92,13 @@ async def test_dashboard_end_to_end(tmp_path: Path, browser: Any, shots: Path) -
         bar = '[data-progress="demo"] progress'
         assert await watcher.eval_on_selector(bar, "p => p.value") == 0
         await watcher.evaluate("window.__notReloaded = true")
-        await page.click("#action-start")
+        # A third tails the AMI event log, filtered to hang-ups.
+        tail = await context.new_page()
+        await tail.goto(api.base + "/ui/events?event=Hangup")
+        await tail.wait_for_function("document.getElementById('tail-state').textContent"
+                                     " === 'live'")
+        async with page.expect_navigation():  # the page reloads once the API said yes
+            await page.click("#action-start")
         await page.wait_for_function(
             "document.getElementById('campaign-state').textContent.trim() === 'RUNNING'"
             " || document.getElementById('campaign-state').textContent.trim() === 'COMPLETED'")
@@ -103,6 +109,12 @@ async def test_dashboard_end_to_end(tmp_path: Path, browser: Any, shots: Path) -
             "document.querySelector('[data-progress=\"demo\"] [data-field=state]')"
             ".textContent === 'COMPLETED'")
         await watcher.screenshot(path=str(shots / "campaigns.png"), full_page=True)
+        await tail.wait_for_function("document.querySelectorAll('#event-tail tr').length >= 5")
+        events = await tail.eval_on_selector_all("#event-tail tr td:nth-child(3)",
+                                                 "tds => tds.map(td => td.textContent)")
+        assert set(events) == {"Hangup"}
+        await tail.screenshot(path=str(shots / "events.png"), full_page=True)
+        await tail.close()
 
         # The finished call: transcript, recording that loads and plays, disposition edit.
         await page.reload()
@@ -121,7 +133,8 @@ async def test_dashboard_end_to_end(tmp_path: Path, browser: Any, shots: Path) -
         await page.screenshot(path=str(shots / "call.png"), full_page=True)
         assert await page.inner_text("#call-disposition") == "INTERESTED"
         await page.select_option("#disposition-select", "CALLBACK")
-        await page.click("#disposition-save")
+        async with page.expect_navigation():
+            await page.click("#disposition-save")
         await page.wait_for_function(
             "document.getElementById('call-disposition').textContent === 'CALLBACK'")
         call_id = page.url.rsplit("/", 1)[1]
@@ -151,15 +164,27 @@ async def test_dashboard_end_to_end(tmp_path: Path, browser: Any, shots: Path) -
         assert "invalid" in await page.inner_text("#rejects")
         await page.screenshot(path=str(shots / "import-summary.png"), full_page=True)
 
-        for name, path in (("dnc", "/ui/dnc"), ("events", "/ui/events")):
-            await page.goto(api.base + path)
-            await page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+        # DNC: list a number with a reason; "Call now" to it is refused by the gate.
+        await page.goto(api.base + "/ui/dnc")
+        await page.fill("#dnc-add textarea[name=numbers]", "(212) 555-0199")
+        await page.fill("#dnc-add input[name=reason]", "asked on the phone")
+        async with page.expect_navigation():
+            await page.click("#dnc-add button")
+        assert "asked on the phone" in await page.inner_text("#dnc-list")
+        await page.select_option("#call-now select[name=campaign]", "demo")
+        await page.fill("#call-now input[name=phone]", "+12125550199")
+        await page.click("#call-now-button")
+        await page.wait_for_function(
+            "document.querySelector('#call-now [data-result]').textContent.includes('409')")
+        assert "call_refused" in await page.inner_text("#call-now [data-result]")
+        await page.screenshot(path=str(shots / "dnc.png"), full_page=True)
 
         async def audited() -> list[tuple[str, str]]:
             entries = (await api.json("GET", "/audit"))["entries"]
             return [(e["actor"], e["action"]) for e in reversed(entries)]
         assert await until(audited) == [("ops", "contacts.add"), ("ui:ops", "campaign.start"),
                                         ("ui:ops", "call.disposition"),
-                                        ("ui:ops", "contacts.import_csv")]
+                                        ("ui:ops", "contacts.import_csv"),
+                                        ("ui:ops", "dnc.add")]
         await context.close()
         assert errors == []  # no script on any page threw

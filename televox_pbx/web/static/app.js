@@ -27,7 +27,9 @@
     const body = {};
     for (const [k, v] of new FormData(form)) {
       if (k === "csrf" || v === "") continue;
-      body[k] = lists.includes(k) ? String(v).split(/[\s,;]+/).filter(Boolean) : v;
+      // A list field: one item a line (or comma/semicolon separated); phones have spaces.
+      body[k] = lists.includes(k)
+        ? String(v).split(/[\r\n,;]+/).map((x) => x.trim()).filter(Boolean) : v;
     }
     const method = form.dataset.method || "POST";
     const out = form.querySelector("[data-result]") || document.getElementById("flash");
