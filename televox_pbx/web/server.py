@@ -28,7 +28,7 @@ from televox_pbx.web.errors import error_middleware
 from televox_pbx.web.openapi import build_document
 from televox_pbx.web.routes import Route
 from televox_pbx.web.ui.sessions import api_session_actor
-from televox_pbx.web.ui.setup import install_ui
+from televox_pbx.web.ui.wiring import install_ui
 from televox_pbx.web.webhooks import WebhookDispatcher
 
 if TYPE_CHECKING:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Callable
 
 from aiohttp import web
@@ -16,6 +17,7 @@ from televox_pbx.clock import Clock
 from televox_pbx.store.dashboard_stats import campaign_progress
 from televox_pbx.store.db import Store
 
+log = logging.getLogger(__name__)
 Queue = asyncio.Queue[str | None]  # None: the server is closing
 
 
@@ -55,10 +57,14 @@ class ProgressHub:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            snap = await self.snapshot()
-            if snap != self._last:
-                self._last = snap
-                self._publish(snap)
+            try:
+                snap = await self.snapshot()
+            except Exception:  # a store hiccup must not end live progress for good
+                log.exception("campaign progress read failed")
+            else:
+                if snap != self._last:
+                    self._last = snap
+                    self._publish(snap)
             await self._clock.sleep(self._interval)
 
     def _publish(self, message: str | None) -> None:
