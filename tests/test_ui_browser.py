@@ -19,6 +19,7 @@ import pytest
 from api_support import TOKEN, Api, api_settings, running_api, until
 from app_support import campaign_data, fake_engines, write_campaign
 
+from televox_pbx.config.settings import DashboardSettings
 from televox_pbx.voice.interfaces import ToolCall
 
 pytestmark = pytest.mark.browser
@@ -67,6 +68,8 @@ async def test_dashboard_end_to_end(tmp_path: Path, browser: Any, shots: Path) -
     numbers = {ANSWER: {"behaviour": "answer", "ring_s": 0.2, "script": [{"say": CALLEE}]},
                **{n: {"behaviour": "busy"} for n in BUSY}}
     settings = api_settings(tmp_path, numbers)
+    settings = settings.model_copy(update={"dashboard": DashboardSettings(
+        cost_per_minute=0.25, currency="EUR")})
     data = campaign_data("demo", pacing={"calls_per_minute": 600, "max_concurrent": 1})
     data["agent"]["opening_line"] = "Hi {{name}}, I'm Ava, an AI assistant, about {{plan}}."
     write_campaign(settings, data)
@@ -120,6 +123,7 @@ async def test_dashboard_end_to_end(tmp_path: Path, browser: Any, shots: Path) -
         await page.reload()
         await page.wait_for_selector("#cost-chart canvas")
         assert await page.inner_text("#kpi-calls") == "5"
+        assert (await page.inner_text("#cost-total")).endswith(" EUR")
         await page.screenshot(path=str(shots / "campaign.png"), full_page=True)
         await page.click('#calls a.call-link[data-status="completed"]')
         await page.wait_for_selector("#transcript")

@@ -118,6 +118,9 @@ async def test_csv_import_through_the_mapping_page(tmp_path: Path) -> None:
         audit = await api.json("GET", "/audit")
         assert [(e["actor"], e["action"]) for e in audit["entries"]] == [
             ("ui:ops", "contacts.import_csv")]
+        async with s.post("/ui/campaigns/demo/import", data=b"phone\n1",
+                          headers={"Content-Type": "text/csv"}) as resp:
+            assert resp.status == 400  # the page's form is multipart
         # The upload is gone once imported; a bad CSRF token is refused.
         async with s.post(action, data={**fields, "action": "import"}) as resp:
             assert resp.status == 404

@@ -125,10 +125,14 @@
   if (chart && window.uPlot) {
     const d = JSON.parse(document.getElementById("cost-data").textContent);
     const xs = d.days.map((s) => Date.parse(s + "T00:00:00Z") / 1000);
+    const cost = d.minutes.map((m) => Math.round(m * d.rate * 100) / 100);
     new window.uPlot({
-      width: Math.max(chart.clientWidth, 320), height: 200,
-      series: [{}, { label: "minutes", stroke: "#2563eb", fill: "rgba(37,99,235,0.15)" }],
-      axes: [{}, { label: "minutes" }],
-    }, [xs, d.minutes], chart);
+      width: Math.max(chart.clientWidth, 320), height: 220,
+      series: [{},
+        { label: "minutes", stroke: "#2563eb", fill: "rgba(37,99,235,0.15)", scale: "min" },
+        { label: "cost (" + d.currency + ")", stroke: "#b45309", dash: [6, 4], scale: "cost" }],
+      axes: [{}, { label: "minutes", scale: "min" },
+             { label: d.currency, scale: "cost", side: 1, grid: { show: false } }],
+    }, [xs, d.minutes, cost], chart);
   }
 })();

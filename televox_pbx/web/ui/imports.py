@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from televox_pbx.agent.prompts import opening_line
 from televox_pbx.campaigns.csvio import CsvTable, decode, parse_text
@@ -146,6 +147,9 @@ async def upload(request: web.Request) -> web.Response:
         fields, data, filename = await _read_form(request, c.settings.http.max_upload_bytes)
     except ApiError as exc:
         return error_page(request, exc)
+    except (HttpProcessingError, ValueError, AssertionError, KeyError):
+        # Not a form, or a malformed one (aiohttp's parser asserts on some).
+        return error_page(request, ApiError(400, "invalid_multipart", "send the upload form"))
     session = current(request)
     if session is None or not csrf_ok(session, fields.get(CSRF_FIELD)):
         return error_page(request, ApiError(403, "csrf_failed", "the form expired"))

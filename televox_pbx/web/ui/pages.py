@@ -69,7 +69,8 @@ async def campaign_page(request: web.Request) -> web.Response:
                "currency": c.settings.dashboard.currency,
                "cost": {"days": [d for d, _ in minutes], "minutes": [m for _, m in minutes],
                         "total_minutes": round(total_min, 2),
-                        "total_cost": round(total_min * rate, 2)},
+                        "total_cost": round(total_min * rate, 2), "rate": rate,
+                        "currency": c.settings.dashboard.currency},
                "actions": _actions(detail["state"])}
     context.update(await _leads(request, row.id if row else None))
     return aiohttp_jinja2.render_template("campaign.html", request, context)
