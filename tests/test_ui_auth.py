@@ -91,6 +91,14 @@ async def test_password_login(tmp_path: Path) -> None:
                 async with s.post("/ui/login", data={"csrf": login_csrf, "username": user,
                                                      "password": password}) as resp:
                     assert resp.status == 401
+            # Guessing is slow: after 5 failures from one address, even the right password
+            # waits (429) until the window has passed.
+            for _ in range(3):
+                async with s.post("/ui/login", data={"csrf": login_csrf, "token": "guess"}):
+                    pass
+            good = {"csrf": login_csrf, "username": "boss", "password": "correct horse"}
+            async with s.post("/ui/login", data=good) as resp:
+                assert resp.status == 429 and "Too many" in await resp.text()
 
 
 def test_password_hashes() -> None:

@@ -119,6 +119,9 @@ async def test_dashboard_end_to_end(tmp_path: Path, browser: Any, shots: Path) -
         await tail.screenshot(path=str(shots / "events.png"), full_page=True)
         await tail.close()
 
+        # The campaign page swapped in the buttons that fit COMPLETED, without a reload.
+        await page.wait_for_selector("#action-restart")
+        assert await page.query_selector("#action-pause") is None
         # The finished call: transcript, recording that loads and plays, disposition edit.
         await page.reload()
         await page.wait_for_selector("#cost-chart canvas")

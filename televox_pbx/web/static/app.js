@@ -75,6 +75,12 @@
           }
           el.dataset.done = c.done;
           el.dataset.total = c.total;
+          const target = el.dataset.refreshOnState;
+          if (target && el.dataset.state && el.dataset.state !== c.state && window.htmx) {
+            // The campaign changed state: fetch the buttons that fit the new one.
+            window.htmx.ajax("GET", window.location.pathname,
+                             { target, select: target, swap: "outerHTML" });
+          }
           el.dataset.state = c.state;
         }
       }

@@ -4,6 +4,7 @@ middleware that keeps every other dashboard route behind the login."""
 from __future__ import annotations
 
 import secrets
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -25,9 +26,37 @@ from televox_pbx.web.ui.sessions import (
     set_cookie,
 )
 
+MAX_FAILURES = 5  # failed logins per client address within FAILURE_WINDOW ...
+FAILURE_WINDOW = timedelta(minutes=5)  # ... before it must wait (429)
 LOGIN_PATH = "/ui/login"
 HOME = "/ui/"
 TOKENS = web.AppKey("televox.ui.tokens", dict)  # name -> SecretStr, as the API's auth
+
+
+class Throttle:
+    """Failed logins per client address: guessing a token or password stays slow."""
+
+    def __init__(self) -> None:
+        self._fails: dict[str, list[datetime]] = {}
+
+    def _recent(self, who: str, now: datetime) -> list[datetime]:
+        kept = [t for t in self._fails.get(who, []) if now - t < FAILURE_WINDOW]
+        if kept:
+            self._fails[who] = kept
+        else:
+            self._fails.pop(who, None)
+        return kept
+
+    def blocked(self, who: str, now: datetime) -> bool:
+        return len(self._recent(who, now)) >= MAX_FAILURES
+
+    def failed(self, who: str, now: datetime) -> None:
+        if len(self._fails) >= 10_000:  # bounded memory under a spray of addresses
+            self._fails.pop(next(iter(self._fails)))
+        self._fails.setdefault(who, []).append(now)
+
+
+THROTTLE = web.AppKey("televox.ui.throttle", Throttle)
 
 
 def _safe_next(raw: str | None) -> str:
@@ -59,6 +88,9 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     if not nonce or not secrets.compare_digest(nonce.encode(), given.encode()):
         return await login_page(request, "The form expired; try again.", 403)
     c = ctx(request)
+    throttle, who, now = request.app[THROTTLE], request.remote or "?", c.clock.now()
+    if throttle.blocked(who, now):
+        return await login_page(request, "Too many failed logins; wait a few minutes.", 429)
     dash = c.settings.dashboard
     token = str(form.get("token", "")).strip()
     actor: str | None = None
@@ -74,6 +106,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         if verify_password(password, dash.admin_password_hash) and user_ok:
             actor = f"ui:{dash.admin_user}"
     if actor is None:
+        throttle.failed(who, now)
         return await login_page(request, "Wrong token, user or password.", 401)
     session = request.app[SESSIONS].create(actor)
     resp = redirect(_safe_next(str(form.get("next", ""))))

@@ -63,6 +63,7 @@ def install_ui(app: web.Application, c: ApiContext, tokens: dict[str, SecretStr]
                          filters={"since": pages.seconds_between}, default_helpers=False)
     app[SESSIONS] = Sessions(c.clock, timedelta(hours=c.settings.dashboard.session_ttl_h))
     app[login.TOKENS] = tokens
+    app[login.THROTTLE] = login.Throttle()
     app[imports.UPLOADS] = imports.Uploads()
     hub = app[HUB] = ProgressHub(c.store, c.clock)
     for method, path, handler in _pages():
