@@ -1,0 +1,138 @@
+"""Answering-machine detection in the audio stream (campaign `amd: stream`), sans-IO.
+
+While the agent waits to speak, the callee's first seconds decide: a person says a short
+"Hello?" and waits; a voicemail greeting talks on ("Hi, you've reached Sam Jones, I can't
+take your call...") and may end in a beep. Frames go in with the VAD's probability, the
+transcripts of what was said so far go in as they come, time passes with `tick`; out
+comes one `Decision` (HUMAN, MACHINE or NOTSURE, with a cause in the style of Asterisk's
+AMDCAUSE). No models and no clock inside: times are the caller's.
+
+Tuned human-first, like asterisk/amd.conf: calling a person a machine leaves them a
+recording or hangs up on them, while missing a machine only costs the opening said to a
+greeting. So MACHINE needs a long greeting, a beep or the words of one; a short greeting
+followed by a pause is a person, and so is silence (NOTSURE is answered as a person).
+Human greetings must be answered quickly (the opening starts <= 0.6 s after them), which
+bounds `after_greeting_s`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from televox_pbx.domain import AmdStatus
+from televox_pbx.voice.endpointing import BeepDetector, rms
+
+RATE = 8000
+
+# Words only a recorded greeting says. Matched on whisper's lower-cased text.
+_MACHINE_WORDS = re.compile(
+    r"leave (me |us )?(a |your )?(message|name|number)|after the (tone|beep)"
+    r"|at the (tone|beep)|not available|unavailable|can'?t (take|come to|get to|answer)"
+    r"|cannot (take|come to|get to|answer)|(you'?ve|you have) reached|voice ?mail"
+    r"|mailbox|away from (the|my) (phone|desk)|get back to you|return your call"
+    r"|record your message|is not in service|please hold")
+
+
+def machine_words(text: str) -> bool:
+    """The transcript sounds like a recorded greeting."""
+    return _MACHINE_WORDS.search(text.lower().replace("\u2019", "'")) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class DetectConfig:
+    threshold: float = 0.5  # VAD probability that counts as voice
+    # Inside the greeting, a frame this far below its loudest (-30 dB) is silence: the
+    # VAD's hangover (~0.2 s) would otherwise delay the end of a "Hello?".
+    tail_ratio: float = 0.03
+    onset_s: float = 0.08  # voice this long starts the greeting (clicks do not)
+    # A pause this long after a short greeting: a person waiting for an answer. The
+    # opening must start within 0.6 s of their greeting's end.
+    after_greeting_s: float = 0.4
+    # A greeting spanning longer than this (start to last voice) is a recording.
+    max_human_greeting_s: float = 2.6
+    initial_silence_s: float = 2.5  # nobody spoke: NOTSURE (a person waiting)
+    total_s: float = 6.0  # undecided by then: NOTSURE
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    status: AmdStatus  # HUMAN, MACHINE or NOTSURE
+    cause: str  # e.g. SHORTGREETING-0.8, LONGGREETING-2.6, BEEP, WORDS, INITIALSILENCE
+    at: float  # when it was decided
+    beep: bool = False  # the greeting's beep has been heard: speak now
+    greeting_end: float | None = None  # the last voice heard before deciding
+
+
+class MachineDetector:
+    def __init__(self, start: float, config: DetectConfig | None = None) -> None:
+        self.config = config or DetectConfig()
+        self.start = start
+        self.decision: Decision | None = None
+        self._beep = BeepDetector(RATE)
+        self._peak = 0.0
+        self._run = 0.0  # length of the voiced run in progress
+        self._greeting: float | None = None  # when the greeting began
+        self._last_voice: float | None = None  # end of the last voiced frame
+        self._now = start
+
+    @property
+    def greeting_end(self) -> float | None:
+        return self._last_voice
+
+    def audio(self, t: float, pcm: bytes, prob: float) -> Decision | None:
+        """One frame (8 kHz s16le) received at `t`, with the VAD's speech probability."""
+        if self.decision is not None:
+            return None
+        cfg = self.config
+        duration = len(pcm) / (2 * RATE)
+        end = t + duration
+        self._now = max(self._now, end)
+        if self._beep.feed(pcm):
+            return self._decide(AmdStatus.MACHINE, "BEEP", end, beep=True)
+        level = rms(pcm)
+        voiced = prob >= cfg.threshold and level >= cfg.tail_ratio * self._peak
+        if prob >= cfg.threshold:
+            self._peak = max(self._peak, level)
+        if voiced:
+            self._run += duration
+            if self._greeting is None and self._run >= cfg.onset_s:
+                self._greeting = end - self._run
+            if self._greeting is not None:
+                self._last_voice = end
+                span = end - self._greeting
+                if span > cfg.max_human_greeting_s:
+                    return self._decide(AmdStatus.MACHINE, f"LONGGREETING-{span:.1f}", end)
+        else:
+            self._run = 0.0
+        return self.tick(end)
+
+    def heard(self, text: str, at: float) -> Decision | None:
+        """A transcript of the greeting so far (provisional ones too)."""
+        if self.decision is None and machine_words(text):
+            return self._decide(AmdStatus.MACHINE, "WORDS", max(at, self._now))
+        return None
+
+    def tick(self, now: float) -> Decision | None:
+        """Time passes (with or without audio)."""
+        if self.decision is not None:
+            return None
+        cfg = self.config
+        self._now = now = max(self._now, now)
+        if self._greeting is None:
+            if now - self.start >= cfg.initial_silence_s:
+                return self._decide(AmdStatus.NOTSURE, "INITIALSILENCE", now)
+            return None
+        last = self._last_voice
+        assert last is not None
+        if self._run == 0.0 and now - last >= cfg.after_greeting_s:
+            span = last - self._greeting
+            return self._decide(AmdStatus.HUMAN, f"SHORTGREETING-{span:.1f}", now)
+        if now - self.start >= cfg.total_s:
+            return self._decide(AmdStatus.NOTSURE, "TOOLONG", now)
+        return None
+
+    def _decide(self, status: AmdStatus, cause: str, at: float, *,
+                beep: bool = False) -> Decision:
+        self.decision = Decision(status, cause, at, beep, self._last_voice)
+        return self.decision

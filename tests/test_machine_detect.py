@@ -1,0 +1,151 @@
+"""The stream AMD detector (voice/machine_detect.py) on synthetic frames: voice is
+band-limited noise the test calls speech (VAD probability given), silence is zeros, the
+beep a pure tone."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from televox_pbx.domain import AmdStatus
+from televox_pbx.sim.speech import tone
+from televox_pbx.voice.machine_detect import DetectConfig, Decision, MachineDetector, machine_words
+
+FRAME = 0.02
+N = int(8000 * FRAME)
+_rng = np.random.default_rng(7)
+
+
+def voice() -> bytes:
+    x = _rng.normal(0, 3000, N)
+    return np.clip(x, -32000, 32000).astype("<i2").tobytes()
+
+
+def quiet() -> bytes:
+    return bytes(2 * N)
+
+
+class Feed:
+    def __init__(self, config: DetectConfig | None = None) -> None:
+        self.d = MachineDetector(0.0, config)
+        self.t = 0.0
+        self.decisions: list[Decision] = []
+
+    def frames(self, seconds: float, kind: str) -> Decision | None:
+        for _ in range(round(seconds / FRAME)):
+            if kind == "voice":
+                got = self.d.audio(self.t, voice(), 0.9)
+            else:
+                got = self.d.audio(self.t, quiet(), 0.0)
+            self.t += FRAME
+            if got is not None:
+                self.decisions.append(got)
+        return self.decisions[0] if self.decisions else None
+
+    def tone(self, seconds: float, freq: float = 1000.0) -> Decision | None:
+        pcm = tone(seconds, freq, 8000)
+        for i in range(0, len(pcm), 2 * N):
+            got = self.d.audio(self.t, pcm[i:i + 2 * N], 0.2)
+            self.t += FRAME
+            if got is not None:
+                self.decisions.append(got)
+        return self.decisions[0] if self.decisions else None
+
+
+def test_a_short_hello_then_silence_is_a_person_decided_soon_after_it_ends() -> None:
+    f = Feed()
+    f.frames(0.5, "quiet")
+    assert f.frames(0.6, "voice") is None  # "Hello?"
+    got = f.frames(1.0, "quiet")
+    assert got is not None and got.status is AmdStatus.HUMAN
+    assert got.cause.startswith("SHORTGREETING")
+    assert got.greeting_end is not None
+    assert got.at - got.greeting_end <= DetectConfig().after_greeting_s + FRAME
+    assert len(f.decisions) == 1  # decided once
+
+
+def test_a_greeting_with_short_pauses_is_one_greeting() -> None:
+    """"Hello, this is Sam" with a comma pause shorter than after_greeting_s."""
+    f = Feed()
+    f.frames(0.4, "voice")
+    f.frames(0.2, "quiet")
+    f.frames(0.8, "voice")
+    assert not f.decisions
+    got = f.frames(0.6, "quiet")
+    assert got is not None and got.status is AmdStatus.HUMAN and got.cause == "SHORTGREETING-1.4"
+
+
+def test_long_continuous_speech_is_a_machine_before_it_ends() -> None:
+    f = Feed()
+    f.frames(0.3, "quiet")
+    got = f.frames(6.0, "voice")
+    assert got is not None and got.status is AmdStatus.MACHINE
+    assert got.cause.startswith("LONGGREETING") and not got.beep
+    assert got.at < 0.3 + DetectConfig().max_human_greeting_s + 0.1  # mid-greeting
+
+
+def test_a_beep_is_a_machine_and_says_speak_now() -> None:
+    f = Feed()
+    f.frames(0.5, "quiet")
+    f.tone(0.4)
+    got = f.frames(0.1, "quiet")
+    assert got is not None and got.status is AmdStatus.MACHINE and got.beep
+    assert got.cause == "BEEP"
+
+
+def test_speech_alone_is_not_a_beep() -> None:
+    f = Feed(DetectConfig(max_human_greeting_s=100.0, total_s=100.0))
+    f.frames(3.0, "voice")
+    assert not f.decisions
+
+
+def test_the_greetings_words_make_it_a_machine() -> None:
+    f = Feed()
+    f.frames(1.0, "voice")
+    got = f.d.heard("Hi, you've reached Sam Jones.", 1.0)
+    assert got is not None and got.status is AmdStatus.MACHINE and got.cause == "WORDS"
+    assert f.d.heard("leave a message", 1.1) is None  # decided once
+
+
+def test_a_persons_words_decide_nothing() -> None:
+    f = Feed()
+    f.frames(0.8, "voice")
+    assert f.d.heard("Hello, this is Sam speaking.", 0.9) is None
+    got = f.frames(0.6, "quiet")
+    assert got is not None and got.status is AmdStatus.HUMAN
+
+
+def test_nobody_speaks_is_not_sure() -> None:
+    f = Feed()
+    f.frames(1.0, "quiet")
+    assert f.d.tick(2.0) is None
+    got = f.d.tick(2.6)  # silence suppression: no frames, only time
+    assert got is not None and got.status is AmdStatus.NOTSURE and got.cause == "INITIALSILENCE"
+
+
+def test_a_click_does_not_start_the_greeting() -> None:
+    f = Feed()
+    f.frames(0.04, "voice")
+    f.frames(2.6, "quiet")
+    assert f.decisions[0].status is AmdStatus.NOTSURE
+
+
+def test_the_vads_hangover_does_not_delay_a_persons_answer() -> None:
+    """Quiet frames the VAD still calls speech (its hangover) end the greeting."""
+    f = Feed()
+    f.frames(0.6, "voice")
+    for _ in range(10):  # 0.2 s of near-silence at VAD 0.8
+        f.d.audio(f.t, (np.ones(N) * 20).astype("<i2").tobytes(), 0.8)
+        f.t += FRAME
+    got = f.frames(0.4, "quiet")
+    assert got is not None and got.status is AmdStatus.HUMAN
+    assert got.greeting_end is not None and abs(got.greeting_end - 0.6) < 0.03
+
+
+def test_machine_words() -> None:
+    for text in ("Please leave a message after the tone.", "I'm not available right now",
+                 "You have reached the voicemail of", "I can\u2019t take your call",
+                 "We'll get back to you as soon as possible"):
+        assert machine_words(text), text
+    for text in ("Hello?", "Yes, speaking.", "Who is this?", "Hi, this is Sam.",
+                 "Dr Smith's office, Kim speaking, how can I help you?"):
+        assert not machine_words(text), text
