@@ -5,10 +5,11 @@ beep a pure tone."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from televox_pbx.domain import AmdStatus
 from televox_pbx.sim.speech import tone
-from televox_pbx.voice.machine_detect import DetectConfig, Decision, MachineDetector, machine_words
+from televox_pbx.voice.machine_detect import Decision, DetectConfig, MachineDetector, machine_words
 
 FRAME = 0.02
 N = int(8000 * FRAME)
@@ -149,3 +150,23 @@ def test_machine_words() -> None:
     for text in ("Hello?", "Yes, speaking.", "Who is this?", "Hi, this is Sam.",
                  "Dr Smith's office, Kim speaking, how can I help you?"):
         assert not machine_words(text), text
+
+
+def test_campaign_amd_setting() -> None:
+    """stream is the default; the booleans of older files keep their old meaning."""
+    from app_support import campaign_data
+
+    from televox_pbx.config.campaign import Campaign
+
+    def amd(**over: object) -> str:
+        data = campaign_data("c")
+        data.pop("amd")
+        data.update(over)
+        return Campaign.model_validate(data).amd
+
+    assert amd() == "stream"
+    assert amd(amd=True) == "asterisk"  # AMD() in the dialplan, as before
+    assert amd(amd=False) == "off"
+    assert amd(amd="asterisk") == "asterisk"
+    with pytest.raises(ValueError, match="amd"):
+        amd(amd="maybe")

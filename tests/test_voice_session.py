@@ -48,7 +48,7 @@ def campaign(**over: Any) -> Campaign:
         "name": "demo",
         "agent": {"persona_name": "Ava", "business": "Acme Solar", "opening_line": OPENING,
                   "goal": "Book a free consultation."},
-        "caller_id": "+15550100000", "trunk": "trunk",
+        "caller_id": "+15550100000", "trunk": "trunk", "amd": "off",
         "dtmf_actions": {"9": "opt_out", "1": "interested"},
         "transfer": {"exten": "200"},
     }

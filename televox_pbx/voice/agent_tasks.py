@@ -48,9 +48,9 @@ class AgentTasks:
             log.warning("LLM prefill failed", exc_info=True,
                         extra={"call_id": self.actions.info.call_id})
 
-    async def say(self, action: te.Say) -> te.Outcome:
+    async def say(self, action: te.Say, release: asyncio.Event | None = None) -> te.Outcome:
         if action.opening:
-            await self.pipeline.opening(self.opening)
+            await self.pipeline.opening(self.opening, release)
             return te.Outcome()
         if action.line:
             reply = self.pipeline.new_reply(interruptible=action.interruptible)

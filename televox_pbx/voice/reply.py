@@ -59,17 +59,21 @@ class ReplyPipeline:
         self.context.add_reply(reply)
         self.playback.open(reply)
 
-    async def opening(self, text: str) -> None:
+    async def opening(self, text: str, release: asyncio.Event | None = None) -> None:
         """The opening line, its disclosure sentence a piece of its own (so the session
-        knows when it has been heard). Not interruptible by voice."""
+        knows when it has been heard). Not interruptible by voice. With `release`, its
+        start is rendered and held until that is set (while machine detection listens)."""
         before, sentence, after = split_disclosure(text)
         self.disclosure.text = sentence
-        reply = self.new_reply(interruptible=False)
+        reply = self.new_reply(interruptible=False, live=release is None)
         reply.text_parts.append(text)
         if before:
             await self.synth_clause(reply, before)
         if self.disclosure.claim(reply) is not None:
             await self.speak_disclosure(reply)
+        if release is not None:
+            await release.wait()
+            self.open(reply)
         if after:
             await self.synth_clause(reply, after)
         self.context.commit(reply, text)
