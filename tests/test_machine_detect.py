@@ -170,3 +170,12 @@ def test_campaign_amd_setting() -> None:
     assert amd(amd="asterisk") == "asterisk"
     with pytest.raises(ValueError, match="amd"):
         amd(amd="maybe")
+
+
+def test_silence_with_no_frames_ends_the_greeting() -> None:
+    """With silence suppression no frames come after the "Hello?": time alone decides."""
+    f = Feed()
+    f.frames(0.6, "voice")
+    assert f.d.tick(f.t + 0.3) is None
+    got = f.d.tick(f.t + 0.4)
+    assert got is not None and got.status is AmdStatus.HUMAN

@@ -125,7 +125,7 @@ class MachineDetector:
             return None
         last = self._last_voice
         assert last is not None
-        if self._run == 0.0 and now - last >= cfg.after_greeting_s:
+        if now - last >= cfg.after_greeting_s:  # silence suppression sends no frames
             span = last - self._greeting
             return self._decide(AmdStatus.HUMAN, f"SHORTGREETING-{span:.1f}", now)
         if now - self.start >= cfg.total_s:
