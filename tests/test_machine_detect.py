@@ -64,15 +64,38 @@ def test_a_short_hello_then_silence_is_a_person_decided_soon_after_it_ends() -> 
     assert len(f.decisions) == 1  # decided once
 
 
-def test_a_greeting_with_short_pauses_is_one_greeting() -> None:
-    """"Hello, this is Sam" with a comma pause shorter than after_greeting_s."""
+def test_a_greeting_with_short_pauses_is_one_greeting_and_a_long_one_waits_longer() -> None:
+    """"Hello, this is Sam" with a comma pause: one greeting of 1.4 s. Longer than a
+    "Hello?", so it needs the longer pause a recording does not leave between sentences."""
     f = Feed()
     f.frames(0.4, "voice")
     f.frames(0.2, "quiet")
     f.frames(0.8, "voice")
-    assert not f.decisions
-    got = f.frames(0.6, "quiet")
+    assert f.frames(0.6, "quiet") is None
+    got = f.frames(0.4, "quiet")
     assert got is not None and got.status is AmdStatus.HUMAN and got.cause == "SHORTGREETING-1.4"
+    assert got.greeting_end is not None
+    assert abs(got.at - got.greeting_end - DetectConfig().after_long_greeting_s) < FRAME
+
+
+def test_a_quiet_vad_still_vouches_for_a_short_word() -> None:
+    """A high voice's "Hello?" that Silero scored 0.2-0.35 on the real PBX recordings."""
+    f = Feed()
+    for _ in range(20):
+        f.d.audio(f.t, voice(), 0.25)
+        f.t += FRAME
+    got = f.frames(0.5, "quiet")
+    assert got is not None and got.status is AmdStatus.HUMAN
+
+
+def test_loud_noise_the_vad_rejects_starts_no_greeting() -> None:
+    f = Feed()
+    for _ in range(100):
+        f.d.audio(f.t, voice(), 0.0)
+        f.t += FRAME
+    assert f.decisions == [] or f.decisions[0].status is AmdStatus.NOTSURE
+    assert f.d.tick(2.6) is not None and f.d.decision is not None
+    assert f.d.decision.status is AmdStatus.NOTSURE
 
 
 def test_long_continuous_speech_is_a_machine_before_it_ends() -> None:

@@ -31,7 +31,8 @@ _MACHINE_WORDS = re.compile(
     r"|at the (tone|beep)|not available|unavailable|can'?t (take|come to|get to|answer)"
     r"|cannot (take|come to|get to|answer)|(you'?ve|you have) reached|voice ?mail"
     r"|mailbox|away from (the|my) (phone|desk)|get back to you|return your call"
-    r"|record your message|is not in service|please hold")
+    r"|record your message|is not in service|please hold|can'?t talk|cannot talk"
+    r"|missed (your|my|the) call|sorry I missed")
 
 
 def machine_words(text: str) -> bool:
@@ -41,14 +42,23 @@ def machine_words(text: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class DetectConfig:
-    threshold: float = 0.5  # VAD probability that counts as voice
-    # Inside the greeting, a frame this far below its loudest (-30 dB) is silence: the
-    # VAD's hangover (~0.2 s) would otherwise delay the end of a "Hello?".
+    # Voice is timed by its energy, which the VAD only vouches for: on the real PBX
+    # recordings Silero's probability lagged the voice by ~0.1 s, held on ~0.2 s after
+    # it, and stayed at 0.2-0.35 through a whole high-pitched "Hello?".
+    vad_floor: float = 0.15  # some frame of a burst must reach this to start a greeting
+    silence_level: float = 256.0  # frame RMS below this is silence (amd.conf's default)
+    noise_ratio: float = 4.0  # ...and below this many times the line's noise floor
+    # Inside the greeting, a frame this far below its loudest (-30 dB) is silence.
     tail_ratio: float = 0.03
     onset_s: float = 0.08  # voice this long starts the greeting (clicks do not)
-    # A pause this long after a short greeting: a person waiting for an answer. The
-    # opening must start within 0.6 s of their greeting's end.
+    # A pause this long after a short greeting ("Hello?", "Yes?"): a person waiting for
+    # an answer. The opening must start within 0.6 s of their greeting's end.
     after_greeting_s: float = 0.4
+    # A greeting longer than `short_greeting_s` must be followed by a longer pause: a
+    # recording pauses ~0.4-0.5 s between its sentences ("...of Sam Jones. | I can't
+    # take your call"), and the transcript of what it said so far may still come.
+    short_greeting_s: float = 1.0
+    after_long_greeting_s: float = 0.8
     # A greeting spanning longer than this (start to last voice) is a recording.
     max_human_greeting_s: float = 2.6
     initial_silence_s: float = 2.5  # nobody spoke: NOTSURE (a person waiting)
@@ -72,6 +82,9 @@ class MachineDetector:
         self._beep = BeepDetector(RATE)
         self._peak = 0.0
         self._run = 0.0  # length of the voiced run in progress
+        self._vouched = False  # the VAD heard speech somewhere in this run
+        # The line's noise floor starts where it may not push the silence level up.
+        self._floor = self._floor_min = self.config.silence_level / self.config.noise_ratio
         self._greeting: float | None = None  # when the greeting began
         self._last_voice: float | None = None  # end of the last voiced frame
         self._now = start
@@ -91,12 +104,17 @@ class MachineDetector:
         if self._beep.feed(pcm):
             return self._decide(AmdStatus.MACHINE, "BEEP", end, beep=True)
         level = rms(pcm)
-        voiced = prob >= cfg.threshold and level >= cfg.tail_ratio * self._peak
-        if prob >= cfg.threshold:
-            self._peak = max(self._peak, level)
+        # The line's noise floor: follows quiet frames down at once, louder ones slowly.
+        self._floor = max(self._floor_min, level if level < self._floor
+                          else self._floor + 0.002 * (level - self._floor))
+        voiced = level >= max(cfg.silence_level, cfg.noise_ratio * self._floor,
+                              cfg.tail_ratio * self._peak)
         if voiced:
             self._run += duration
-            if self._greeting is None and self._run >= cfg.onset_s:
+            self._vouched = self._vouched or prob >= cfg.vad_floor
+            if self._vouched:
+                self._peak = max(self._peak, level)
+            if self._greeting is None and self._run >= cfg.onset_s and self._vouched:
                 self._greeting = end - self._run
             if self._greeting is not None:
                 self._last_voice = end
@@ -104,7 +122,7 @@ class MachineDetector:
                 if span > cfg.max_human_greeting_s:
                     return self._decide(AmdStatus.MACHINE, f"LONGGREETING-{span:.1f}", end)
         else:
-            self._run = 0.0
+            self._run, self._vouched = 0.0, False
         return self.tick(end)
 
     def heard(self, text: str, at: float) -> Decision | None:
@@ -125,8 +143,10 @@ class MachineDetector:
             return None
         last = self._last_voice
         assert last is not None
-        if now - last >= cfg.after_greeting_s:  # silence suppression sends no frames
-            span = last - self._greeting
+        span = last - self._greeting
+        wait = cfg.after_greeting_s if span <= cfg.short_greeting_s \
+            else cfg.after_long_greeting_s
+        if now - last >= wait:  # (silence suppression sends no frames: time decides)
             return self._decide(AmdStatus.HUMAN, f"SHORTGREETING-{span:.1f}", now)
         if now - self.start >= cfg.total_s:
             return self._decide(AmdStatus.NOTSURE, "TOOLONG", now)
