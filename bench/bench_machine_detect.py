@@ -16,7 +16,7 @@ are left out.
                beep included) to the start of the message; negative would be talking
                over it (then the message waits for the beep, or 1.5 s of silence)
 
-Run: PYTHONPATH=.:bench python bench/bench_machine_detect.py [--cache-dir var/models]
+Run: PYTHONPATH=.:bench:tests/real_pbx python bench/bench_machine_detect.py [--cache-dir var/models]
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 from greeting_set import GREETINGS, RATE, Greeting
-from record_greetings import OUT, ulaw_decode
+from record_greetings import OUT
+from rtp_pcap import ulaw_decode  # tests/real_pbx
 
 from televox_pbx.audiosocket.session import AudioIn
 from televox_pbx.config.settings import ModelSettings
@@ -147,7 +148,7 @@ def main() -> None:
               f" {'decided':>7s} {'after end':>9s} {'message':>7s}")
         for g in GREETINGS:
             path = OUT / f"{g.name}.ulaw"
-            pcm = ulaw_decode(path.read_bytes())
+            pcm = np.frombuffer(ulaw_decode(path.read_bytes()), dtype="<i2")
             o = run_one(g, pcm, engines, words, config)
             outcomes.append(o)
             d = o.decision

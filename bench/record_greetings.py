@@ -37,7 +37,7 @@ from procs import (
     wait_udp_bound,
     wait_until,
 )
-from rtp_pcap import Speech, rtp_stream, write_pcap
+from rtp_pcap import Speech, rtp_stream, ulaw_decode, ulaw_encode, write_pcap
 
 from televox_pbx.audiosocket.server import AudioSocketServer
 from televox_pbx.audiosocket.session import AudioIn, CallAudio
@@ -46,23 +46,6 @@ from televox_pbx.clock import SystemClock
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "greetings"
 FIRST_CODE = 40
-
-
-def ulaw_encode(pcm: np.ndarray) -> bytes:
-    """G.711 mu-law (the inverse of ulaw_decode for every value it yields)."""
-    x = pcm.astype(np.int32)
-    sign = np.where(x < 0, 0x80, 0)
-    mag = np.minimum(np.abs(x), 32635) + 0x84
-    exp = np.floor(np.log2(mag)).astype(np.int32) - 7
-    mant = (mag >> (exp + 3)) & 0x0F
-    return (~(sign | (exp << 4) | mant) & 0xFF).astype(np.uint8).tobytes()
-
-
-def ulaw_decode(data: bytes) -> np.ndarray:
-    u = ~np.frombuffer(data, dtype=np.uint8).astype(np.int32) & 0xFF
-    exp, mant = (u >> 4) & 0x07, u & 0x0F
-    mag = ((mant << 3) + 0x84) << exp
-    return np.where(u & 0x80, 0x84 - mag, mag - 0x84).astype("<i2")
 
 
 def far_end_xml(template: str, codes: list[str], bye_ms: int) -> str:
@@ -192,8 +175,8 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     for name, pcm in got.items():
         x = np.frombuffer(pcm, dtype="<i2")
-        data = ulaw_encode(x)
-        lossy = int(np.count_nonzero(ulaw_decode(data) != x))
+        data = ulaw_encode(pcm)
+        lossy = int(np.count_nonzero(np.frombuffer(ulaw_decode(data), dtype="<i2") != x))
         (OUT / f"{name}.ulaw").write_bytes(data)
         print(f"{name:18s} {len(x) / RATE:5.2f} s  peak {int(np.abs(x).max()):5d}"
               f"  samples changed by mu-law: {lossy}")

@@ -42,6 +42,9 @@ async def test_a_persons_hello_is_answered_by_the_held_opening_at_once(
     await r.finish()
     record = r.log.records[0]
     assert record.amd_status == "HUMAN" and (record.amd_cause or "").startswith("SHORT")
+    # Confirmed after the opening began, the greeting still comes first in the transcript.
+    assert [t.speaker for t in record.turns] == ["callee", "agent"]
+    assert record.turns[0].text == "Hello?"
 
 
 async def test_a_voicemail_greeting_is_not_talked_over_and_the_message_follows_the_beep(
@@ -63,6 +66,8 @@ async def test_a_voicemail_greeting_is_not_talked_over_and_the_message_follows_t
     record = r.log.records[0]
     assert record.disposition == "VOICEMAIL" and record.amd_status == "MACHINE"
     assert callee_turns(r) == [], "a machine's greeting is not the callee's words"
+    # The held opening was never heard: the message is all the agent said.
+    assert [t.text for t in record.turns] == [r.tts.spoken[-1]]
 
 
 async def test_a_beep_alone_decides_and_the_message_starts_after_it(

@@ -116,11 +116,11 @@ class CallFlow:
         self._t0 = self._anchor = at
         if screen and amd is None:
             # Machine detection listens to the greeting first; the opening is rendered
-            # meanwhile and held, so a person's "Hello?" is answered at once.
+            # meanwhile and held, so a person's "Hello?" is answered at once. The LLM's
+            # prefill waits for the verdict: on 2 cores it slowed that render by seconds.
             self.mode = "screening"
             task = self._slot_for("opening", False, held=True)
-            return [te.Say(task, None, False, False, True, opening=True, held=True),
-                    te.Prefill()]
+            return [te.Say(task, None, False, False, True, opening=True, held=True)]
         # NOTSURE, HANGUP and no verdict at all are answered as a person: the opening,
         # with its AI disclosure, is spoken. Only a MACHINE verdict skips it.
         if amd is AmdStatus.MACHINE:
@@ -146,6 +146,9 @@ class CallFlow:
             return []
         slot = self._slot
         if ev.amd is AmdStatus.MACHINE:
+            # The held opening was never heard: nothing is owed. The voicemail message
+            # discloses on its own (config/campaign.py checks it).
+            self.disclosure.text = self.disclosure.carrier = self.disclosure.end = None
             acts: list[te.Action] = []
             if slot is not None:
                 self._slot = None
@@ -157,9 +160,9 @@ class CallFlow:
         self.mode, self._heard_from = "conversation", ev.at
         self._anchor = ev.at
         if slot is None or slot.kind != "opening":  # its render failed: say it now
-            return self._say_opening()
+            return [*self._say_opening(), te.Prefill()]
         slot.held, self._live_interruptible = False, False
-        return [te.Release(slot.id, 0.0)]
+        return [te.Release(slot.id, 0.0), te.Prefill()]
 
     def _say_opening(self) -> list[te.Action]:
         task = self._slot_for("opening", False)

@@ -67,16 +67,26 @@ class ReplyPipeline:
         self.disclosure.text = sentence
         reply = self.new_reply(interruptible=False, live=release is None)
         reply.text_parts.append(text)
-        if before:
-            await self.synth_clause(reply, before)
-        if self.disclosure.claim(reply) is not None:
-            await self.speak_disclosure(reply)
-        if release is not None:
-            await release.wait()
-            self.open(reply)
-        if after:
-            await self.synth_clause(reply, after)
+        opener = asyncio.create_task(self._open_on(reply, release)) if release else None
+        try:
+            if before:
+                await self.synth_clause(reply, before)
+            if self.disclosure.claim(reply) is not None:
+                await self.speak_disclosure(reply)
+            if after:
+                await self.synth_clause(reply, after)
+            if opener is not None:
+                await opener
+        finally:
+            if opener is not None:
+                opener.cancel()
         self.context.commit(reply, text)
+
+    async def _open_on(self, reply: Reply, release: asyncio.Event) -> None:
+        """A held reply goes on the line once released, what is rendered by then at once
+        and the rest as it comes (synth_clause queues a live reply's audio directly)."""
+        await release.wait()
+        self.open(reply)
 
     async def say(self, reply: Reply, line: str) -> None:
         """A fixed line (the owed disclosure first), recorded as said."""

@@ -311,8 +311,8 @@ class VoiceSession:
                 current = self.playback.current
                 await self._cancel_task()
                 self.context.commit_cut(self.playback.stop(), current)
-            case te.Record(said=said):
-                self.context.add_callee(said)
+            case te.Record(said=said, greeting=greeting):
+                self.context.add_callee(said, greeting=greeting)
             case te.AddNote(message=message):
                 self.context.add_note(message)
             case te.OptOutNow(source=source):

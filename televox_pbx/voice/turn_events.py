@@ -190,6 +190,7 @@ class Stop:
 @dataclass(frozen=True, slots=True)
 class Record:
     said: CalleeSaid
+    greeting: bool = False  # said before the agent's first words (see Conversation)
 
 
 @dataclass(frozen=True, slots=True)

@@ -189,7 +189,8 @@ class TurnTaking(CallFlow):
         if self.mode != "conversation" or turn.started < self._heard_from:
             if confirmed is not None and text:
                 del self._turns[turn.seq]
-                return [te.Record(said)]  # nothing said is dropped, even at the end
+                # Nothing said is dropped, even at the end.
+                return [te.Record(said, greeting=turn.started < self._heard_from)]
             return []
         if not text:  # noise: the agent, if it paused, goes on
             if confirmed is not None:
@@ -242,7 +243,7 @@ class TurnTaking(CallFlow):
                     del self._turns[seq]
                     if turn.text:
                         acts.append(te.Record(CalleeSaid(turn.text, turn.started,
-                                                         turn.ended)))
+                                                         turn.ended), greeting=True))
             return acts
         if self.mode == "screening":
             return acts
