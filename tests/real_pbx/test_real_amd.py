@@ -11,8 +11,9 @@ from evidence import read_recording, says, show, turns_of, words
 from far_end import HELLO_THEN_QUESTION, QUESTION, QUESTION_AT_S, VOICEMAIL, number
 
 # Generous: the verdict comes 0.4 s after a "Hello?" and the opening is rendered while the
-# detector listens, but a loaded 2-core box adds scheduling delays; AMD() costs 3-4.5 s.
-HELLO_ANSWERED_WITHIN_S = 1.5
+# detector listens (its first audio came 1.1 s after the Hello? here), but on a 2-core box
+# with a load average of 15 the render took 3 s. AMD() alone costs 3-4.5 s of silence.
+HELLO_ANSWERED_WITHIN_S = 3.0
 
 
 def test_a_hello_is_answered_at_once_and_words_over_the_opening_are_kept(
