@@ -393,7 +393,8 @@ async def test_voicemail_message_after_beep(rig: RigFactory) -> None:
     await r.tl.say(1.0)
     await r.tl.silence(0.5)
     await r.tl.say(0.5)
-    assert r.tts.spoken == [], "still waiting through the greeting's pauses"
+    assert r.call.output.audio_frames() == [], "still waiting through the greeting's pauses"
+    assert r.tts.spoken, "the message is rendered meanwhile, and held"
     await r.tl.audio(tone(0.4, 8000, freq=1000.0))
     beep_end = r.clock.monotonic()
     await r.tl.silence(0.1)
@@ -410,8 +411,8 @@ async def test_voicemail_message_after_silence(rig: RigFactory) -> None:
     r = await rig(camp=campaign(voicemail=VM), amd=AmdStatus.MACHINE)
     await r.tl.say(2.0)
     end = r.clock.monotonic()
-    await r.tl.until(lambda: bool(r.tts.spoken))
-    assert 1.5 <= r.clock.monotonic() - end <= 1.6
+    await r.tl.until(lambda: bool(r.call.output.audio_frames()))
+    assert 1.5 <= r.call.output.audio_frames()[0].t - end <= 1.6
     await r.finish()
     assert r.log.records[0].disposition == "VOICEMAIL"
 

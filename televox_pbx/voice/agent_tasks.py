@@ -61,8 +61,9 @@ class AgentTasks:
             await self.pipeline.opening(self.opening, release)
             return te.Outcome()
         if action.line:
-            reply = self.pipeline.new_reply(interruptible=action.interruptible)
-            await self.pipeline.say(reply, action.line)
+            reply = self.pipeline.new_reply(interruptible=action.interruptible,
+                                            live=release is None)
+            await self.pipeline.say(reply, action.line, release)
         if action.hangup:
             await self.call.hangup(drain=True)
         return te.Outcome(restart_silence=action.restart_silence)

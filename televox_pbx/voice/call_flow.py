@@ -136,7 +136,10 @@ class CallFlow:
             self.ended_by = "voicemail"
             return self._end(None, at)
         self.mode = "voicemail"
-        return []
+        # The message is rendered now and held: it plays the moment the beep ends (on a
+        # busy box its render took 3 s, and some mailboxes stop on silence).
+        task = self._slot_for("ending", False, held=True)
+        return [te.Say(task, self._voicemail_text, False, True, True, held=True)]
 
     def _screened(self, ev: te.Screened) -> list[te.Action]:
         """The stream detector decided. A person (or not sure: answered as one) hears the
@@ -177,6 +180,12 @@ class CallFlow:
 
     def _leave_voicemail(self, now: float) -> list[te.Action]:
         self.ended_by = "voicemail"
+        slot = self._slot
+        if self.mode == "voicemail" and slot is not None and slot.held \
+                and slot.kind == "ending":
+            self.mode, self._ending_since = "ending", now
+            slot.held = False
+            return [te.Release(slot.id, 0.0)]
         return self._end(self._voicemail_text, now)
 
     def _opt_out(self, source: str, now: float) -> list[te.Action]:

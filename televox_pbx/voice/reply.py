@@ -88,12 +88,15 @@ class ReplyPipeline:
         await release.wait()
         self.open(reply)
 
-    async def say(self, reply: Reply, line: str) -> None:
-        """A fixed line (the owed disclosure first), recorded as said."""
+    async def say(self, reply: Reply, line: str, release: asyncio.Event | None = None) -> None:
+        """A fixed line (the owed disclosure first), recorded as said. With `release`
+        (`reply` not live), rendered and held until that is set (a voicemail message)."""
         if self.claim_disclosure(reply):
             await self.speak_disclosure(reply)
         reply.text_parts.append(line)
         await self.synth_clause(reply, line)
+        if release is not None:
+            await self._open_on(reply, release)
         self.context.commit(reply, reply.text)
 
     def claim_disclosure(self, reply: Reply) -> bool:
