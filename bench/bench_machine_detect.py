@@ -42,9 +42,10 @@ from televox_pbx.voice.endpointing import BeepDetector, rms
 from televox_pbx.voice.engines.holder import Engines
 from televox_pbx.voice.interfaces import AudioChunk
 from televox_pbx.voice.listener import Listener
-from televox_pbx.voice.machine_detect import Decision, MachineDetector
+from televox_pbx.voice.machine_detect import Decision, MachineDetector, machine_words
 
 FRAME = 0.02
+LATE_S = 8.0  # voice/screening.py: a person's verdict the words may overturn until then
 N = int(RATE * FRAME)
 
 
@@ -54,11 +55,18 @@ class Outcome:
     decision: Decision
     after_end: float | None  # people: verdict - greeting end
     message_gap: float | None  # machines: message start - end of the greeting's audio
+    late: float | None = None  # a person's verdict overturned by the words at this time
 
     @property
     def treated_right(self) -> bool:
-        """A person is answered (HUMAN or NOTSURE); a machine gets the voicemail path."""
+        """A person is answered (HUMAN or NOTSURE); a machine gets the voicemail path
+        (first verdict only: a late one has talked over part of the greeting)."""
         machine = self.decision.status is AmdStatus.MACHINE
+        return machine == (self.g.kind == "machine")
+
+    @property
+    def right_in_the_end(self) -> bool:
+        machine = self.decision.status is AmdStatus.MACHINE or self.late is not None
         return machine == (self.g.kind == "machine")
 
 
@@ -78,13 +86,15 @@ def run_one(g: Greeting, pcm: np.ndarray, engines: Engines, words: bool,
     decision: Decision | None = None
     vm_beep = BeepDetector(RATE)
     message_at: float | None = None
+    late: float | None = None
     for i in range(0, len(pcm) - N + 1, N):
         t = i / RATE
         frame = pcm[i:i + N].tobytes()
         events = listener.feed(AudioIn(frame, RATE, t), False)
         now = t + FRAME
-        if decision is None:
-            decision = detector.audio(t, *listener.last_heard)
+        screening = decision is None or (
+            decision.status is not AmdStatus.MACHINE and late is None and now <= LATE_S)
+        if screening:  # (after a person's verdict, only the words are still heard)
             for ev in events:
                 if words and isinstance(ev, te.SpeechPaused | te.SpeechStopped) and ev.audio:
                     began = time.perf_counter()
@@ -92,11 +102,15 @@ def run_one(g: Greeting, pcm: np.ndarray, engines: Engines, words: bool,
                     pending.append((now + time.perf_counter() - began, text))
             for at, text in [p for p in pending if p[0] <= now]:
                 pending.remove((at, text))
-                decision = decision or detector.heard(text, at)
-            decision = decision or detector.tick(now)
+                if decision is None:
+                    decision = detector.heard(text, at)
+                elif machine_words(text):
+                    late = at
+        if decision is None:
+            decision = detector.audio(t, *listener.last_heard) or detector.tick(now)
             if decision is not None and decision.beep:
                 message_at = decision.at
-        elif decision.status is AmdStatus.MACHINE and message_at is None and (
+        elif (decision.status is AmdStatus.MACHINE or late) and message_at is None and (
                 vm_beep.feed(frame) or now - listener.last_voice >= config.voicemail_silence_s):
             message_at = now  # voicemail mode: after a beep, or voicemail_silence_s of quiet
     assert decision is not None, g.name
@@ -105,7 +119,7 @@ def run_one(g: Greeting, pcm: np.ndarray, engines: Engines, words: bool,
             and decision.status is not AmdStatus.MACHINE:
         after_end = decision.at - decision.greeting_end
     gap = message_at - audio_end(pcm) if message_at is not None else None
-    return Outcome(g, decision, after_end, gap)
+    return Outcome(g, decision, after_end, gap, late)
 
 
 def summary(outcomes: list[Outcome], label: str) -> None:
@@ -132,6 +146,11 @@ def summary(outcomes: list[Outcome], label: str) -> None:
         print(line)
     total = sum(o.treated_right for o in outcomes)
     print(f"  all      {total}/{len(outcomes)} ({100 * total / len(outcomes):.0f} %)")
+    late = [o for o in outcomes if o.late is not None]
+    if late:
+        end = sum(o.right_in_the_end for o in outcomes)
+        print(f"  + {len(late)} turned to MACHINE later by their words (the opening had "
+              f"begun over them): {end}/{len(outcomes)} right in the end")
 
 
 def main() -> None:
@@ -152,9 +171,11 @@ def main() -> None:
             o = run_one(g, pcm, engines, words, config)
             outcomes.append(o)
             d = o.decision
-            print(f"{g.name:18s} {g.kind:8s} {g.voice:5s} {d.status.value:8s} {d.cause:20s}"
+            status = d.status.value if o.late is None else f"{d.status.value}>MACH"
+            print(f"{g.name:18s} {g.kind:8s} {g.voice:5s} {status:8s} {d.cause:20s}"
                   f" {d.at:7.2f} {_s(o.after_end):>9s} {_s(o.message_gap):>7s}"
-                  f"{'' if o.treated_right else '   WRONG'}")
+                  f"{'' if o.treated_right else '   WRONG'}"
+                  f"{'' if o.late is None else f' (words at {o.late:.2f} s)'}")
         summary(outcomes, "with the transcripts" if words else "audio only (no words)")
     engines.close()
 

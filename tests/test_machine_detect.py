@@ -202,3 +202,25 @@ def test_silence_with_no_frames_ends_the_greeting() -> None:
     assert f.d.tick(f.t + 0.3) is None
     got = f.d.tick(f.t + 0.4)
     assert got is not None and got.status is AmdStatus.HUMAN
+
+
+def test_a_persons_verdict_is_overturned_once_by_a_recordings_words_in_time() -> None:
+    from televox_pbx.voice import turn_events as te
+    from televox_pbx.voice.screening import Screening
+
+    s = Screening(0.0, "c1", late_s=8.0)
+    t = 0.0
+    for _ in range(25):
+        s.audio(t, voice(), 0.9)
+        t += FRAME
+    [human] = s.tick(t + 0.5)
+    assert isinstance(human, te.Screened) and human.amd is AmdStatus.HUMAN
+    assert s.heard("Hello, who's calling?", 2.0) == []
+    [late] = s.heard("You have reached the Parkers.", 3.0)
+    assert isinstance(late, te.Screened) and late.amd is AmdStatus.MACHINE
+    assert s.decision is not None and s.decision.cause == "LATEWORDS"
+    assert s.heard("Leave a message.", 4.0) == []  # once
+
+    other = Screening(0.0, "c2", late_s=8.0)
+    other.tick(3.0)  # NOTSURE: nobody spoke
+    assert other.heard("leave a message", 9.0) == []  # too late to tell

@@ -136,3 +136,33 @@ async def test_an_asterisk_verdict_skips_the_stream_detector(
     r = await rig(camp=campaign(**STREAM), amd=AmdStatus.HUMAN)
     await r.tl.until(lambda: first_audio(r) is not None, limit_s=1.0)
     assert r.session.screening is None
+
+
+async def test_a_greeting_taken_for_a_person_is_caught_by_its_words(
+        rig: RigFactory) -> None:
+    """"Hello." and a pause, then "You have reached the Parkers...": the opening starts,
+    the greeting's words turn the verdict, the agent stops, and the message (without the
+    opening's disclosure) follows the beep."""
+    r = await rig(camp=campaign(voicemail=VM, **STREAM),
+                  said=["Hello.", "You have reached the Parkers, leave us a message."])
+    await r.tl.say(0.5)
+    await r.tl.silence(0.6)
+    assert first_audio(r) is not None, "taken for a person: the opening plays"
+    await r.tl.say(2.0)
+    await r.tl.silence(0.3)
+    assert r.session.screening is not None
+    decision = r.session.screening.decision
+    assert decision is not None and decision.cause == "LATEWORDS"
+    assert r.call.output.queued_seconds == 0, "the agent stopped talking over it"
+    spoken = len(r.call.output.audio_frames())
+    await r.tl.audio(tone(0.4, 8000, freq=1000.0))
+    beep_end = r.clock.monotonic()
+    await r.tl.silence(0.3)
+    message = r.call.output.audio_frames()[spoken:]
+    assert message and message[0].t >= beep_end
+    await r.finish()
+    record = r.log.records[0]
+    assert record.disposition == "VOICEMAIL" and record.amd_status == "MACHINE"
+    agent = [t.text for t in record.turns if t.speaker == "agent"]
+    assert agent[-1] == r.tts.spoken[-1] and agent[-1].startswith("Hi Sam, this is Ava")
+    assert agent[-1].count("Ava") == 1, "the opening's disclosure is not repeated"

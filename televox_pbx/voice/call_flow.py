@@ -145,13 +145,17 @@ class CallFlow:
         """The stream detector decided. A person (or not sure: answered as one) hears the
         held opening now; a machine gets the voicemail message after its beep, or once
         its greeting has ended."""
+        if self.mode == "conversation" and ev.amd is AmdStatus.MACHINE:
+            # Taken for a person, it turned out a recording (its words): stop talking
+            # over it, and leave the message after its beep.
+            self._owed = None
+            self._forget_disclosure()
+            return [*self._stop(), *self._machine(ev.at)]
         if self.mode != "screening":
             return []
         slot = self._slot
         if ev.amd is AmdStatus.MACHINE:
-            # The held opening was never heard: nothing is owed. The voicemail message
-            # discloses on its own (config/campaign.py checks it).
-            self.disclosure.text = self.disclosure.carrier = self.disclosure.end = None
+            self._forget_disclosure()
             acts: list[te.Action] = []
             if slot is not None:
                 self._slot = None
@@ -166,6 +170,11 @@ class CallFlow:
             return [*self._say_opening(), te.Prefill()]
         slot.held, self._live_interruptible = False, False
         return [te.Release(slot.id, 0.0), te.Prefill()]
+
+    def _forget_disclosure(self) -> None:
+        """A machine: the opening's disclosure is owed to nobody. The voicemail message
+        discloses on its own (config/campaign.py checks it)."""
+        self.disclosure.text = self.disclosure.carrier = self.disclosure.end = None
 
     def _say_opening(self) -> list[te.Action]:
         task = self._slot_for("opening", False)
