@@ -104,7 +104,7 @@ def run_one(g: Greeting, pcm: np.ndarray, engines: Engines, words: bool,
                 pending.remove((at, text))
                 if decision is None:
                     decision = detector.heard(text, at)
-                elif machine_words(text):
+                elif machine_words(text, strict=True):
                     late = at
         if decision is None:
             decision = detector.audio(t, *listener.last_heard) or detector.tick(now)

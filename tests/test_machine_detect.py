@@ -173,6 +173,12 @@ def test_machine_words() -> None:
     for text in ("Hello?", "Yes, speaking.", "Who is this?", "Hi, this is Sam.",
                  "Dr Smith's office, Kim speaking, how can I help you?"):
         assert not machine_words(text), text
+    # What may overturn a person's verdict: only a recording says it.
+    assert machine_words("The person you are calling is not available.", strict=True)
+    assert machine_words("You've reached Kim, leave a message.", strict=True)
+    for text in ("Sorry, I can't talk right now.", "I'll get back to you.",
+                 "I'm not available on Tuesday."):
+        assert not machine_words(text, strict=True), text
 
 
 def test_campaign_amd_setting() -> None:

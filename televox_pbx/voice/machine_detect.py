@@ -31,13 +31,21 @@ _MACHINE_WORDS = re.compile(
     r"|at the (tone|beep)|not available|unavailable|can'?t (take|come to|get to|answer)"
     r"|cannot (take|come to|get to|answer)|(you'?ve|you have) reached|voice ?mail"
     r"|mailbox|away from (the|my) (phone|desk)|get back to you|return your call"
-    r"|record your message|is not in service|please hold|can'?t talk|cannot talk"
-    r"|missed (your|my|the) call|sorry I missed")
+    r"|record your message|is not in service|can'?t talk|cannot talk"
+    r"|missed (your|my|the) call|sorry i missed")
+# ...and, of those, what a person on the line would not say either: enough to overturn a
+# person's verdict once the agent is talking (voice/screening.py).
+_RECORDING_WORDS = re.compile(
+    r"leave (me |us )?(a |your )?(message|name|number)|after the (tone|beep)"
+    r"|at the (tone|beep)|(you'?ve|you have) reached|voice ?mail|mailbox"
+    r"|record your message|(are|is) (currently )?(not available|unavailable)")
 
 
-def machine_words(text: str) -> bool:
-    """The transcript sounds like a recorded greeting."""
-    return _MACHINE_WORDS.search(text.lower().replace("\u2019", "'")) is not None
+def machine_words(text: str, *, strict: bool = False) -> bool:
+    """The transcript sounds like a recorded greeting (`strict`: only a recording says
+    it; "I can't talk right now" a person may)."""
+    words = _RECORDING_WORDS if strict else _MACHINE_WORDS
+    return words.search(text.lower().replace("\u2019", "'")) is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,7 +52,7 @@ class Screening:
         if first is None:
             return self._out(self.detector.heard(text, at))
         if first.status is AmdStatus.MACHINE or self.revised is not None \
-                or at - self.start > self.late_s or not machine_words(text):
+                or at - self.start > self.late_s or not machine_words(text, strict=True):
             return []
         self.revised = Decision(AmdStatus.MACHINE, "LATEWORDS", at, False, first.greeting_end)
         return self._out(self.revised)
