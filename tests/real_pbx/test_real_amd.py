@@ -10,11 +10,6 @@ from daemon import DISCLOSURE, Daemon
 from evidence import read_recording, says, show, turns_of, words
 from far_end import HELLO_THEN_QUESTION, QUESTION, QUESTION_AT_S, VOICEMAIL, number
 
-# Generous: the verdict comes 0.4 s after a "Hello?" and the opening is rendered while the
-# detector listens (its first audio came 1.1 s after the Hello? here), but on a 2-core box
-# with a load average of 15 the render took 3 s. AMD() alone costs 3-4.5 s of silence.
-HELLO_ANSWERED_WITHIN_S = 3.0
-
 
 def test_a_hello_is_answered_at_once_and_words_over_the_opening_are_kept(
         daemon: Daemon) -> None:
@@ -22,7 +17,9 @@ def test_a_hello_is_answered_at_once_and_words_over_the_opening_are_kept(
     daemon.add_campaign("stream-hello", [{"name": "Sam", "phone": phone}], amd="stream")
     [attempt] = daemon.wait_final(phone, timeout_s=90)
 
+    # Decided on the Hello? (not on the silence after it, nor at the analysis' end).
     assert attempt["amd_status"] == "HUMAN", attempt
+    assert str(attempt["amd_cause"]).startswith("SHORTGREETING"), attempt
     assert attempt["status"] == "completed" and attempt["disposition"] != "VOICEMAIL", attempt
     path = daemon.recording(attempt["id"])
     assert path is not None
@@ -32,9 +29,14 @@ def test_a_hello_is_answered_at_once_and_words_over_the_opening_are_kept(
     hello = callee[callee < QUESTION_AT_S - 0.5]
     assert len(hello), "the callee's Hello? is in the recording"
     hello_end = float(hello.max()) + 0.02
+    question = callee[callee >= QUESTION_AT_S - 0.5]
+    assert len(question), "the question is in the recording"
     first = float(agent.min())
-    # In order: the agent waited for the end of the Hello?, then answered it soon.
-    assert hello_end <= first <= hello_end + HELLO_ANSWERED_WITHIN_S, (
+    # In order: the agent waited for the end of the Hello?, then answered it before the
+    # callee had to speak again. (Its verdict came 0.4 s after the Hello?; the opening's
+    # first audio 0.8-1.1 s after it here, 3.1 s with the box at a load average of 18:
+    # its render is what waits. The bench and the FakeClock tests hold the timing.)
+    assert hello_end <= first < float(question.max()), (
         f"Hello? ended at {hello_end:.2f} s, the opening began at {first:.2f} s")
 
     turns = daemon.transcript(attempt["id"])
@@ -43,8 +45,7 @@ def test_a_hello_is_answered_at_once_and_words_over_the_opening_are_kept(
     speakers = [t["speaker"] for t in turns if str(t["text"]).strip()]
     assert speakers[:2] == ["callee", "agent"], f"the Hello? comes first:\n{show(turns)}"
     # The question was asked while the opening played (precondition), and it was kept.
-    question = callee[callee >= QUESTION_AT_S - 0.5]
-    assert len(question) and ((agent >= question.min()) & (agent <= question.max())).any(), (
+    assert ((agent >= question.min()) & (agent <= question.max())).any(), (
         "the question did not overlap the opening")
     # Kept in the transcript. Over the agent the listener needs clearer, longer speech to
     # start an utterance, and its first words were lost in one run of three ("Sorry, who
