@@ -502,7 +502,8 @@ async def test_inbound_handler_uses_caller_id_and_discloses() -> None:
     factory = VoiceSessionFactory(
         Engines(LoudnessVad(), ScriptedStt(), ScriptedLlm(), tts),
         CallPorts(dnc, FakeCallbacks(), log), clock, SessionConfig())
-    handler = factory.inbound_handler(campaign(dtmf_actions={"9": "opt_out"}),
+    # A caller is a person: `amd: stream` does not screen inbound calls.
+    handler = factory.inbound_handler(campaign(dtmf_actions={"9": "opt_out"}, amd="stream"),
                                       opening="Thanks for calling Acme Solar.")
     async def run() -> None:
         await handler(call)
@@ -511,6 +512,7 @@ async def test_inbound_handler_uses_caller_id_and_discloses() -> None:
     tl = Timeline(clock, call)
     await clock.advance(0.1)
     assert tts.spoken == ["I'm an AI assistant.", "Thanks for calling Acme Solar."]
+    await tl.until(lambda: bool(call.output.audio_frames()), limit_s=0.3)  # at once
     call.push_dtmf("9")
     await tl.until(lambda: tasks[1].done())
     assert dnc.added[0][0] == "+15550111222"

@@ -226,8 +226,8 @@ class VoiceSession:
                 outs = [te.HungUp(ev.reason is HangupReason.LOCAL)]
             case te.Transcribed():
                 self.jobs.delivered(ev.seq)
-                heard = screen is not None and not ev.own_words  # (not our echo)
-                outs = [ev, *(screen.heard(ev.text, now) if heard and screen else [])]
+                outs = [ev, *(screen.heard(ev.text, now)  # (our echo is not the callee)
+                              if screen is not None and not ev.own_words else [])]
             case te.Transferred():
                 outs = [ev]
             case _:
