@@ -126,7 +126,7 @@ async def drive(store: Store, dialer: Dialer, pbx: FakePbx, clock: FakeClock,
 async def test_fifty_contacts_mixed_behaviours(store: Store) -> None:
     clock = FakeClock(START)
     pbx = FakePbx(clock)
-    camp = campaign()
+    camp = campaign(amd="asterisk")  # AMD() in the dialplan: the Originate asks for it
     await seed(store, camp, [phones_for(i) for i in range(50)])
     await add_dnc(store, phone(49, 1))  # kind 0 by behaviour, but suppressed
     dialer = Dialer(store, pbx.originator, clock, max_concurrent_global=50)

@@ -75,7 +75,7 @@ async def test_fifty_contacts_against_the_simulator(store: Store) -> None:
         timezone_policy={"source": "fixed", "fixed_zone": "America/New_York"},
         pacing={"calls_per_minute": 30, "max_concurrent": 5},
         retry={"retry_interval_minutes": 1, "max_attempts_per_phone": 2},
-        ring_timeout_s=5)
+        ring_timeout_s=5, amd="asterisk")  # the simulator's AMD() tells the voicemails
     await seed(store, camp, [phones_for(i) for i in range(50)])
     await add_dnc(store, phone(49, 1))
     live_at_originate: list[int] = []

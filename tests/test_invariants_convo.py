@@ -59,7 +59,7 @@ START = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # Monday 10:00 in New York
 
 def campaign(**over: Any) -> Campaign:
     data: dict[str, Any] = {
-        "name": "demo", "caller_id": "+15550100000", "trunk": "trunk",
+        "name": "demo", "caller_id": "+15550100000", "trunk": "trunk", "amd": "asterisk",
         "agent": {"persona_name": "Ava", "business": "Acme Solar", "opening_line": OPENING,
                   "goal": "Book a free consultation."},
         "dtmf_actions": {"9": "opt_out"},

@@ -113,7 +113,7 @@ def test_a_verdict_on_a_pause_that_is_over_is_ignored() -> None:
 
 
 CAMPAIGN = Campaign.model_validate({
-    "name": "turns", "caller_id": "+15550100000", "trunk": "trunk",
+    "name": "turns", "caller_id": "+15550100000", "trunk": "trunk", "amd": "off",
     "agent": {"persona_name": "Ava", "business": "Acme",
               "opening_line": "Hi, this is Ava, an AI assistant from Acme.", "goal": "Talk."}})
 

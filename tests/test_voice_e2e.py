@@ -44,7 +44,7 @@ pytestmark = pytest.mark.models
 
 PHONE = "+15550198000"
 CAMPAIGN = Campaign.model_validate({
-    "name": "e2e", "caller_id": "+15550100000", "trunk": "trunk",
+    "name": "e2e", "caller_id": "+15550100000", "trunk": "trunk", "amd": "off",
     "agent": {"persona_name": "Ava", "business": "Acme Solar",
               "opening_line": "Hi {{NAME}}, this is Ava, an AI assistant from Acme Solar. "
                               "Could we book a free solar consultation?",

@@ -32,7 +32,7 @@ from televox_pbx.voice.trim import trim_leading_silence
 from televox_pbx.voice.turns import ClauseSplitter
 
 CAMPAIGN = Campaign.model_validate({
-    "name": "levers", "caller_id": "+15550100000", "trunk": "trunk",
+    "name": "levers", "caller_id": "+15550100000", "trunk": "trunk", "amd": "off",
     "agent": {"persona_name": "Ava", "business": "Acme Solar",
               "opening_line": "Hi, this is Ava, an AI assistant from Acme Solar.",
               "goal": "Book a consultation."}})

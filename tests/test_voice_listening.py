@@ -53,7 +53,7 @@ def talk(messages: list[ChatMessage]) -> list[ChatMessage]:
 
 def campaign(opening: str = OPENING) -> Campaign:
     return Campaign.model_validate({
-        "name": "listen", "caller_id": "+15550100000", "trunk": "trunk",
+        "name": "listen", "caller_id": "+15550100000", "trunk": "trunk", "amd": "off",
         "agent": {"persona_name": "Ava", "business": "Acme Solar",
                   "opening_line": opening.replace("Sam", "{{NAME}}"),
                   "goal": "Book a free consultation."},

@@ -48,7 +48,7 @@ def campaign(**over: Any) -> Campaign:
         "name": "demo",
         "agent": {"persona_name": "Ava", "business": "Acme Solar", "opening_line": OPENING,
                   "goal": "Book a free consultation."},
-        "caller_id": "+15550100000", "trunk": "trunk",
+        "caller_id": "+15550100000", "trunk": "trunk", "amd": "off",
         "dtmf_actions": {"9": "opt_out", "1": "interested"},
         "transfer": {"exten": "200"},
     }
@@ -393,7 +393,8 @@ async def test_voicemail_message_after_beep(rig: RigFactory) -> None:
     await r.tl.say(1.0)
     await r.tl.silence(0.5)
     await r.tl.say(0.5)
-    assert r.tts.spoken == [], "still waiting through the greeting's pauses"
+    assert r.call.output.audio_frames() == [], "still waiting through the greeting's pauses"
+    assert r.tts.spoken, "the message is rendered meanwhile, and held"
     await r.tl.audio(tone(0.4, 8000, freq=1000.0))
     beep_end = r.clock.monotonic()
     await r.tl.silence(0.1)
@@ -410,8 +411,8 @@ async def test_voicemail_message_after_silence(rig: RigFactory) -> None:
     r = await rig(camp=campaign(voicemail=VM), amd=AmdStatus.MACHINE)
     await r.tl.say(2.0)
     end = r.clock.monotonic()
-    await r.tl.until(lambda: bool(r.tts.spoken))
-    assert 1.5 <= r.clock.monotonic() - end <= 1.6
+    await r.tl.until(lambda: bool(r.call.output.audio_frames()))
+    assert 1.5 <= r.call.output.audio_frames()[0].t - end <= 1.6
     await r.finish()
     assert r.log.records[0].disposition == "VOICEMAIL"
 
@@ -501,7 +502,8 @@ async def test_inbound_handler_uses_caller_id_and_discloses() -> None:
     factory = VoiceSessionFactory(
         Engines(LoudnessVad(), ScriptedStt(), ScriptedLlm(), tts),
         CallPorts(dnc, FakeCallbacks(), log), clock, SessionConfig())
-    handler = factory.inbound_handler(campaign(dtmf_actions={"9": "opt_out"}),
+    # A caller is a person: `amd: stream` does not screen inbound calls.
+    handler = factory.inbound_handler(campaign(dtmf_actions={"9": "opt_out"}, amd="stream"),
                                       opening="Thanks for calling Acme Solar.")
     async def run() -> None:
         await handler(call)
@@ -510,6 +512,7 @@ async def test_inbound_handler_uses_caller_id_and_discloses() -> None:
     tl = Timeline(clock, call)
     await clock.advance(0.1)
     assert tts.spoken == ["I'm an AI assistant.", "Thanks for calling Acme Solar."]
+    await tl.until(lambda: bool(call.output.audio_frames()), limit_s=0.3)  # at once
     call.push_dtmf("9")
     await tl.until(lambda: tasks[1].done())
     assert dnc.added[0][0] == "+15550111222"

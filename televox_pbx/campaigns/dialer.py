@@ -315,7 +315,7 @@ class Dialer:
                v.replace("\r", " ").replace("\n", " ") for k, v in cand.variables.items()}
         out.update({"TELEVOX_CALL_ID": call_id, "TELEVOX_CAMPAIGN": cfg.name,
                     "TELEVOX_CONTACT_ID": str(cand.contact_id),
-                    "TELEVOX_AMD": "1" if cfg.amd else "0"})
+                    "TELEVOX_AMD": "1" if cfg.amd == "asterisk" else "0"})
         if len(zones) == 1:  # the agent books callbacks in it; a guess would be worse
             out["TELEVOX_ZONE"] = zones[0]
         return out

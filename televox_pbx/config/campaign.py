@@ -208,6 +208,21 @@ class TransferConfig(_Strict):
     priority: int = 1
 
 
+# stream: the daemon decides from the callee's first seconds of audio (voice/machine_
+# detect.py), the agent ready to speak; asterisk: AMD() in the dialplan before the audio
+# connects (asterisk/amd.conf); off: every answer is taken for a person.
+AmdMode = Literal["stream", "asterisk", "off"]
+
+
+def _amd_mode(value: Any) -> Any:
+    """`amd: true` meant AMD() in the dialplan before `stream` existed: it still does."""
+    if value is True:
+        return "asterisk"
+    if value is False:
+        return "off"
+    return value
+
+
 DtmfAction = Literal["opt_out", "transfer", "end_call", "interested", "callback"]
 
 
@@ -224,7 +239,13 @@ class Campaign(_Strict):
     pacing: Pacing = Pacing()
     retry: RetryPolicy = RetryPolicy()
     voicemail: VoicemailConfig = VoicemailConfig()
-    amd: bool = Field(default=True, description="Run AMD() before the agent speaks")
+    amd: Annotated[AmdMode, BeforeValidator(_amd_mode), WithJsonSchema(
+        {"anyOf": [{"enum": ["stream", "asterisk", "off"]}, {"type": "boolean"}]})] = Field(
+        default="stream",
+        description="Answering-machine detection: stream (the daemon listens to the "
+                    "callee's first words), asterisk (AMD() in the dialplan, 3-4.5 s of "
+                    "silence first) or off. true and false from older files mean asterisk "
+                    "and off.")
     ring_timeout_s: int = Field(default=30, ge=5, le=120)
     silence: SilenceConfig = SilenceConfig()
     transfer: TransferConfig | None = None

@@ -34,6 +34,9 @@ class CallRecord:
     disposition: str | None = None
     recording_path: Path | None = None
     recording_seconds: float | None = None
+    # The stream detector's verdict (campaign `amd: stream`), stored where AMD()'s is.
+    amd_status: str | None = None
+    amd_cause: str | None = None
 
 
 def callee_turns(turns: Sequence[TurnRow]) -> int:
@@ -60,8 +63,10 @@ async def save_call(store: Store, record: CallRecord) -> None:
         n = callee_turns(record.turns)
         await conn.execute(
             "UPDATE call_attempts SET disposition = COALESCE(?, disposition),"
+            " amd_status = COALESCE(?, amd_status), amd_cause = COALESCE(?, amd_cause),"
             " turns = CASE WHEN turns > ? THEN turns ELSE ? END WHERE id = ?",
-            (record.disposition, n, n, record.attempt_id))
+            (record.disposition, record.amd_status, record.amd_cause, n, n,
+             record.attempt_id))
 
 
 async def transcript(store: Store, attempt_id: str) -> list[TurnRow]:

@@ -22,6 +22,8 @@ from televox_pbx.voice.reply import ReplyPipeline
 
 log = logging.getLogger(__name__)
 
+OPENING_FIRST_S = 3.0  # the prefill waits this long at most for the opening's first audio
+
 
 class AgentTasks:
     def __init__(self, pipeline: ReplyPipeline, actions: CallActions, context: Conversation,
@@ -42,19 +44,26 @@ class AgentTasks:
         prefill = getattr(llm, "prefill", None)
         if prefill is None:
             return
+        # The opening's first audio comes first: on the real PBX (2 busy cores) a prefill
+        # beside the opening's render delayed that audio by seconds.
+        output, deadline = self.call.output, self.clock.monotonic() + OPENING_FIRST_S
+        while output.queued_seconds == 0 and output.played_position == 0 \
+                and self.clock.monotonic() < deadline:
+            await self.clock.sleep(0.02)
         try:
             await prefill([self.context.system, ChatMessage("assistant", self.opening)], tools)
         except Exception:
             log.warning("LLM prefill failed", exc_info=True,
                         extra={"call_id": self.actions.info.call_id})
 
-    async def say(self, action: te.Say) -> te.Outcome:
+    async def say(self, action: te.Say, release: asyncio.Event | None = None) -> te.Outcome:
         if action.opening:
-            await self.pipeline.opening(self.opening)
+            await self.pipeline.opening(self.opening, release)
             return te.Outcome()
         if action.line:
-            reply = self.pipeline.new_reply(interruptible=action.interruptible)
-            await self.pipeline.say(reply, action.line)
+            reply = self.pipeline.new_reply(interruptible=action.interruptible,
+                                            live=release is None)
+            await self.pipeline.say(reply, action.line, release)
         if action.hangup:
             await self.call.hangup(drain=True)
         return te.Outcome(restart_silence=action.restart_silence)

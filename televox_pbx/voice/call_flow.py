@@ -45,7 +45,7 @@ class CallFlow:
         self._can_transfer = can_transfer
         self._voicemail_text = voicemail_text
         self._call_id = call_id
-        self.mode = "starting"  # conversation, voicemail, ending, ended
+        self.mode = "starting"  # screening, conversation, voicemail, ending, ended
         self.ended_by = "callee"
         self.done = False
         self.transferred_at: float | None = None
@@ -57,6 +57,9 @@ class CallFlow:
         self._resumed_on: int | None = None  # seq whose backchannel resumed the agent
         self._owed: float | None = None  # speech end of turns to answer once free
         self._t0 = self._anchor = self._ending_since = 0.0
+        # Turns that began before this (the greeting heard while screening) are kept in
+        # the transcript but not answered: the opening answers them.
+        self._heard_from = float("-inf")
         self._anchor_pending = self._reprompted = False
 
     @property
@@ -109,21 +112,69 @@ class CallFlow:
 
     # --- start and end ----------------------------------------------------------------
 
-    def _start(self, at: float, amd: AmdStatus | None) -> list[te.Action]:
+    def _start(self, at: float, amd: AmdStatus | None, screen: bool = False) -> list[te.Action]:
         self._t0 = self._anchor = at
+        if screen and amd is None:
+            # Machine detection listens to the greeting first; the opening is rendered
+            # meanwhile and held, so a person's "Hello?" is answered at once. The LLM's
+            # prefill waits for the verdict: on 2 cores it slowed that render by seconds.
+            self.mode = "screening"
+            task = self._slot_for("opening", False, held=True)
+            return [te.Say(task, None, False, False, True, opening=True, held=True)]
         # NOTSURE, HANGUP and no verdict at all are answered as a person: the opening,
         # with its AI disclosure, is spoken. Only a MACHINE verdict skips it.
         if amd is AmdStatus.MACHINE:
-            self.disposition.set(Disposition.VOICEMAIL, "amd")
-            if self.campaign.voicemail.action == "hangup":
-                self.ended_by = "voicemail"
-                return self._end(None, at)
-            self.mode = "voicemail"
-            return []
+            return self._machine(at)
         self.mode = "conversation"
         # Not interruptible by voice: the AI disclosure in it must be heard. DTMF still
         # cuts it short; then the disclosure is owed (voice/disclosure.py).
         return [*self._say_opening(), te.Prefill()]
+
+    def _machine(self, at: float) -> list[te.Action]:
+        self.disposition.set(Disposition.VOICEMAIL, "amd")
+        if self.campaign.voicemail.action == "hangup":
+            self.ended_by = "voicemail"
+            return self._end(None, at)
+        self.mode = "voicemail"
+        # The message is rendered now and held: it plays the moment the beep ends (on a
+        # busy box its render took 3 s, and some mailboxes stop on silence).
+        task = self._slot_for("ending", False, held=True)
+        return [te.Say(task, self._voicemail_text, False, True, True, held=True)]
+
+    def _screened(self, ev: te.Screened) -> list[te.Action]:
+        """The stream detector decided. A person (or not sure: answered as one) hears the
+        held opening now; a machine gets the voicemail message after its beep, or once
+        its greeting has ended."""
+        if self.mode == "conversation" and ev.amd is AmdStatus.MACHINE:
+            # Taken for a person, it turned out a recording (its words): stop talking
+            # over it, and leave the message after its beep.
+            self._owed = None
+            self._forget_disclosure()
+            return [*self._stop(), *self._machine(ev.at)]
+        if self.mode != "screening":
+            return []
+        slot = self._slot
+        if ev.amd is AmdStatus.MACHINE:
+            self._forget_disclosure()
+            acts: list[te.Action] = []
+            if slot is not None:
+                self._slot = None
+                acts.append(te.Cancel())
+            acts += self._machine(ev.at)
+            if ev.beep and self.mode == "voicemail":
+                acts += self._leave_voicemail(ev.at)
+            return acts
+        self.mode, self._heard_from = "conversation", ev.at
+        self._anchor = ev.at
+        if slot is None or slot.kind != "opening":  # its render failed: say it now
+            return [*self._say_opening(), te.Prefill()]
+        slot.held, self._live_interruptible = False, False
+        return [te.Release(slot.id, 0.0), te.Prefill()]
+
+    def _forget_disclosure(self) -> None:
+        """A machine: the opening's disclosure is owed to nobody. The voicemail message
+        discloses on its own (config/campaign.py checks it)."""
+        self.disclosure.text = self.disclosure.carrier = self.disclosure.end = None
 
     def _say_opening(self) -> list[te.Action]:
         task = self._slot_for("opening", False)
@@ -138,6 +189,12 @@ class CallFlow:
 
     def _leave_voicemail(self, now: float) -> list[te.Action]:
         self.ended_by = "voicemail"
+        slot = self._slot
+        if self.mode == "voicemail" and slot is not None and slot.held \
+                and slot.kind == "ending":
+            self.mode, self._ending_since = "ending", now
+            slot.held = False
+            return [te.Release(slot.id, 0.0)]
         return self._end(self._voicemail_text, now)
 
     def _opt_out(self, source: str, now: float) -> list[te.Action]:
@@ -192,7 +249,7 @@ class CallFlow:
             if now - self._ending_since >= self.config.ending_grace_s:
                 return [te.HangupNow(), *self._finish()]
             return []
-        if self.mode == "starting":
+        if self.mode in ("starting", "screening"):
             return []
         if now - self._t0 >= self.campaign.silence.max_call_duration_s:
             self.ended_by = "max_duration"

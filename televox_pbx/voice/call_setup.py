@@ -21,6 +21,7 @@ from televox_pbx.domain import AmdStatus, Disposition
 from televox_pbx.store.transcripts import CallRecord, TurnRow
 from televox_pbx.voice.endpointing import EndpointConfig
 from televox_pbx.voice.interfaces import Llm, Stt, Tts, TurnModel, Vad
+from televox_pbx.voice.machine_detect import DetectConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +102,7 @@ class SessionConfig:
     # How long the session waits for an AMD verdict that has not arrived when the audio
     # connects (it is sent just before, over AMI); then the callee is taken for a person.
     amd_wait_s: float = 1.0
+    machine_detect: DetectConfig = field(default_factory=DetectConfig)  # amd: stream
     recordings_dir: Path | None = None
     lines: Lines = LINES
 

@@ -49,8 +49,13 @@ class Conversation:
         """`reply` goes to the line now; its text counts once committed."""
         self.entries.append(reply)
 
-    def add_callee(self, said: CalleeSaid) -> None:
-        self.entries.append(said)
+    def add_callee(self, said: CalleeSaid, *, greeting: bool = False) -> None:
+        """`greeting`: said before the agent spoke (heard while machine detection
+        listened), so it goes before the agent's first reply, though confirmed after."""
+        at = len(self.entries)
+        if greeting:
+            at = next((i for i, e in enumerate(self.entries) if isinstance(e, Reply)), at)
+        self.entries.insert(at, said)
 
     def add_note(self, message: ChatMessage) -> None:
         self.entries.append(Note(message))

@@ -41,6 +41,7 @@ class Listener:
         self._beep = BeepDetector(RATE)
         self.detect_beep = False  # only while waiting to leave a voicemail
         self.last_voice = 0.0
+        self.last_heard: tuple[bytes, float] = (b"", 0.0)  # the last frame (8 kHz), VAD prob
         self._preroll: deque[bytes] = deque()
         self._preroll_bytes = 0
         self._utt = bytearray()
@@ -74,6 +75,7 @@ class Listener:
         t, duration = ev.t, len(pcm) / (RATE * 2)
         cfg = self.config.endpoint
         prob = self._vad.speech_prob(to_rate(pcm, RATE, self._vad_rate))
+        self.last_heard = (pcm, prob)
         self._echo.heard(pcm)
         if agent_audible and prob > 0 and self._echo.is_echo(t, pcm):
             prob = 0.0

@@ -59,27 +59,44 @@ class ReplyPipeline:
         self.context.add_reply(reply)
         self.playback.open(reply)
 
-    async def opening(self, text: str) -> None:
+    async def opening(self, text: str, release: asyncio.Event | None = None) -> None:
         """The opening line, its disclosure sentence a piece of its own (so the session
-        knows when it has been heard). Not interruptible by voice."""
+        knows when it has been heard). Not interruptible by voice. With `release`, its
+        start is rendered and held until that is set (while machine detection listens)."""
         before, sentence, after = split_disclosure(text)
         self.disclosure.text = sentence
-        reply = self.new_reply(interruptible=False)
+        reply = self.new_reply(interruptible=False, live=release is None)
         reply.text_parts.append(text)
-        if before:
-            await self.synth_clause(reply, before)
-        if self.disclosure.claim(reply) is not None:
-            await self.speak_disclosure(reply)
-        if after:
-            await self.synth_clause(reply, after)
+        opener = asyncio.create_task(self._open_on(reply, release)) if release else None
+        try:
+            if before:
+                await self.synth_clause(reply, before)
+            if self.disclosure.claim(reply) is not None:
+                await self.speak_disclosure(reply)
+            if after:
+                await self.synth_clause(reply, after)
+            if opener is not None:
+                await opener
+        finally:
+            if opener is not None:
+                opener.cancel()
         self.context.commit(reply, text)
 
-    async def say(self, reply: Reply, line: str) -> None:
-        """A fixed line (the owed disclosure first), recorded as said."""
+    async def _open_on(self, reply: Reply, release: asyncio.Event) -> None:
+        """A held reply goes on the line once released, what is rendered by then at once
+        and the rest as it comes (synth_clause queues a live reply's audio directly)."""
+        await release.wait()
+        self.open(reply)
+
+    async def say(self, reply: Reply, line: str, release: asyncio.Event | None = None) -> None:
+        """A fixed line (the owed disclosure first), recorded as said. With `release`
+        (`reply` not live), rendered and held until that is set (a voicemail message)."""
         if self.claim_disclosure(reply):
             await self.speak_disclosure(reply)
         reply.text_parts.append(line)
         await self.synth_clause(reply, line)
+        if release is not None:
+            await self._open_on(reply, release)
         self.context.commit(reply, reply.text)
 
     def claim_disclosure(self, reply: Reply) -> bool:

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 async def write_result(info: CallInfo, config: SessionConfig, context: Conversation,
                        disposition: DispositionState, amd: AmdStatus | None, ended_by: str,
                        recorder: StereoRecorder, wall: Callable[[float], datetime],
-                       call_log: CallLogPort) -> CallResult:
+                       call_log: CallLogPort, amd_cause: str | None = None) -> CallResult:
     """Decide the disposition (what the call set, else the transcript's), write the
     recording, save the call record. Failures are logged: the result is still returned."""
     turns = context.rows(wall)
@@ -40,7 +40,9 @@ async def write_result(info: CallInfo, config: SessionConfig, context: Conversat
             path = None
     result = CallResult(value, turns, path, ended_by)
     try:
-        await call_log.save_call(CallRecord(info.call_id, turns, value.value, path, seconds))
+        await call_log.save_call(CallRecord(
+            info.call_id, turns, value.value, path, seconds,
+            amd.value if amd is not None and amd_cause is not None else None, amd_cause))
     except Exception:
         log.exception("call record not saved", extra={"call_id": info.call_id})
     log.info("call finished", extra={"call_id": info.call_id, "disposition": value.value,

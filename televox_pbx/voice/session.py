@@ -64,6 +64,7 @@ from televox_pbx.voice.playback import Playback, Reply
 from televox_pbx.voice.recording import StereoRecorder
 from televox_pbx.voice.reply import ReplyPipeline
 from televox_pbx.voice.result import write_result
+from televox_pbx.voice.screening import Screening
 from televox_pbx.voice.speech_jobs import SpeechJobs, Verdict
 from televox_pbx.voice.turntaking import TurnTaking
 
@@ -117,6 +118,7 @@ class VoiceSession:
         self.playback: Playback | None = None
         self.pipeline: ReplyPipeline | None = None
         self.tasks: AgentTasks | None = None
+        self.screening: Screening | None = None  # stream machine detection, until decided
 
     def _system_message(self) -> ChatMessage:
         return ChatMessage("system", system_prompt(
@@ -159,10 +161,13 @@ class VoiceSession:
         self._helpers += [asyncio.create_task(self._pump(call), name=f"pump-{cid}"),
                           asyncio.create_task(self._ticker(), name=f"tick-{cid}")]
         try:
-            if self._amd is None and self.campaign.amd and self.info.amd_wait is not None:
+            amd = self.campaign.amd
+            if self._amd is None and amd == "asterisk" and self.info.amd_wait is not None:
                 self._amd = await verdict_or_person(self.info.amd_wait, self.config.amd_wait_s,
                                                     cid)
-            await self._apply(te.CallStarted(self._t0, self._amd))
+            if self._amd is None and amd == "stream" and self.info.phone:  # outbound only
+                self.screening = Screening(self._t0, cid, self.config.machine_detect)
+            await self._apply(te.CallStarted(self._t0, self._amd, self.screening is not None))
             while not self.core.done:
                 await self._handle(await self._events.get())
             await self._last_words()
@@ -180,9 +185,11 @@ class VoiceSession:
         if call.hangup_reason is None and self.core.transferred_at is None:
             await call.hangup(drain=False)
         self.context.commit_cut(call.output.played_position, playback.current)
+        screened = self.screening.decision if self.screening is not None else None
         self.result = await write_result(
-            self.info, self.config, self.context, self.disposition, self._amd,
-            self.core.ended_by, recorder, self._wall, self.ports.log)
+            self.info, self.config, self.context, self.disposition,
+            screened.status if screened is not None else self._amd, self.core.ended_by,
+            recorder, self._wall, self.ports.log, screened.cause if screened else None)
 
     async def _pump(self, call: CallAudio) -> None:
         async for ev in call.incoming():
@@ -200,15 +207,17 @@ class VoiceSession:
 
     async def _handle(self, ev: _Queued) -> None:
         assert self.core is not None
-        listener = self.listener
+        listener, screen = self.listener, self.screening
         now = self.clock.monotonic()
         outs: list[te.Event]
         match ev:
             case _Tick():
                 outs = [*listener.tick(now), te.Tick(now, listener.active, listener.last_voice)]
+                outs += screen.tick(now) if screen is not None else []
             case AudioIn():
                 listener.detect_beep = self.core.mode == "voicemail"
                 outs = listener.feed(ev, self._agent_audible(ev.t))
+                outs += screen.audio(ev.t, *listener.last_heard) if screen is not None else []
             case Verdict():
                 outs = listener.verdict(ev.check, ev.complete, now)
             case Dtmf():
@@ -217,7 +226,8 @@ class VoiceSession:
                 outs = [te.HungUp(ev.reason is HangupReason.LOCAL)]
             case te.Transcribed():
                 self.jobs.delivered(ev.seq)
-                outs = [ev]
+                outs = [ev, *(screen.heard(ev.text, now)  # (our echo is not the callee)
+                              if screen is not None and not ev.own_words else [])]
             case te.Transferred():
                 outs = [ev]
             case _:
@@ -269,7 +279,9 @@ class VoiceSession:
             case te.CancelTranscribe(seq=seq):
                 self.jobs.cancel(seq)
             case te.Say():
-                self._start(action.task, self.tasks.say(action))
+                release = asyncio.Event() if action.held else None
+                self._start(action.task, self.tasks.say(action, release))
+                self._release = release
             case te.OpenTurn():
                 reply = self.pipeline.new_reply(speech_end=action.speech_end,
                                                 live=not action.held)
@@ -286,8 +298,9 @@ class VoiceSession:
             case te.TransferTo(task=task, speak=speak):
                 self._start(task, self.tasks.transfer(speak))
             case te.Release(endpoint_ms=endpoint_ms):
-                if self._held is not None and self._release is not None:
-                    self._held.latency["endpoint_ms"] = endpoint_ms
+                if self._release is not None:  # a held reply, or the screened opening
+                    if self._held is not None:
+                        self._held.latency["endpoint_ms"] = endpoint_ms
                     self._release.set()
             case te.Cancel():
                 await self._cancel_task()
@@ -299,8 +312,8 @@ class VoiceSession:
                 current = self.playback.current
                 await self._cancel_task()
                 self.context.commit_cut(self.playback.stop(), current)
-            case te.Record(said=said):
-                self.context.add_callee(said)
+            case te.Record(said=said, greeting=greeting):
+                self.context.add_callee(said, greeting=greeting)
             case te.AddNote(message=message):
                 self.context.add_note(message)
             case te.OptOutNow(source=source):
@@ -352,8 +365,6 @@ class VoiceSession:
     def _parse_tool(self, call: ToolCall) -> ToolAction:
         return parse_tool_call(call, now=self.clock.now(), zones=self._zones,
                                window=self.campaign.calling_window)
-
-    # --- the agent's tasks -----------------------------------------------------------------
 
 
 class VoiceSessionFactory:

@@ -17,6 +17,9 @@ from televox_pbx.voice.interfaces import ChatMessage
 class CallStarted:
     at: float
     amd: AmdStatus | None  # the verdict, once known (None: none, or AMD off)
+    # Machine detection runs on the callee's audio (campaign `amd: stream`): nothing is
+    # said until `Screened`, the opening prepared meanwhile.
+    screen: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,15 @@ class DtmfPressed:
 
 
 @dataclass(frozen=True, slots=True)
+class Screened:
+    """The stream detector's verdict (voice/machine_detect.py)."""
+
+    amd: AmdStatus  # HUMAN, MACHINE or NOTSURE
+    at: float
+    beep: bool  # MACHINE on the greeting's beep: the message may start now
+
+
+@dataclass(frozen=True, slots=True)
 class Beep:
     at: float  # a voicemail beep ended
 
@@ -107,7 +119,7 @@ class HungUp:
 
 
 Event = (CallStarted | SpeechStarted | SpeechPaused | SpeechResumed | SpeechStopped
-         | Transcribed | DtmfPressed | Beep | Tick | AgentDone | Transferred | HungUp)
+         | Transcribed | DtmfPressed | Screened | Beep | Tick | AgentDone | Transferred | HungUp)
 
 # --- actions -----------------------------------------------------------------------------
 
@@ -133,6 +145,7 @@ class Say:
     hangup: bool
     restart_silence: bool
     opening: bool = False
+    held: bool = False  # prepared but not played until `Release` (the screened opening)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +190,7 @@ class Stop:
 @dataclass(frozen=True, slots=True)
 class Record:
     said: CalleeSaid
+    greeting: bool = False  # said before the agent's first words (see Conversation)
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 # The modes in which what the callee says is transcribed and kept (in voicemail mode the
 # machine's greeting is not the callee).
-_LISTENING = ("conversation", "ending", "ended")
+_LISTENING = ("screening", "conversation", "ending", "ended")
 
 
 @dataclass(slots=True)
@@ -92,8 +92,10 @@ class TurnTaking(CallFlow):
                 return self._agent_done(ev)
             case te.DtmfPressed(digit=digit, at=at):
                 return self._dtmf(digit, at)
-            case te.CallStarted(at=at, amd=amd):
-                return self._start(at, amd)
+            case te.CallStarted(at=at, amd=amd, screen=screen):
+                return self._start(at, amd, screen)
+            case te.Screened():
+                return self._screened(ev) + self._greeting_heard()
             case te.Beep(at=at):
                 return self._leave_voicemail(at) if self.mode == "voicemail" else []
             case te.Transferred(at=at):
@@ -143,7 +145,7 @@ class TurnTaking(CallFlow):
         return turn
 
     def _speech_paused(self, ev: te.SpeechPaused) -> list[te.Action]:
-        if self.mode != "conversation":
+        if self.mode not in ("conversation", "screening"):
             return []
         turn = self._new_turn(ev.seq, ev.audio, ev.started, ev.last_speech)
         return [te.Transcribe(ev.seq, turn.audio)]
@@ -182,10 +184,13 @@ class TurnTaking(CallFlow):
         if text is None:
             return []
         said = CalleeSaid(text, turn.started, turn.ended)
-        if self.mode != "conversation":
+        if self.mode == "screening":
+            return []  # kept until the verdict: a person's, or a machine's greeting
+        if self.mode != "conversation" or turn.started < self._heard_from:
             if confirmed is not None and text:
                 del self._turns[turn.seq]
-                return [te.Record(said)]  # nothing said is dropped, even at the end
+                # Nothing said is dropped, even at the end.
+                return [te.Record(said, greeting=turn.started < self._heard_from)]
             return []
         if not text:  # noise: the agent, if it paused, goes on
             if confirmed is not None:
@@ -226,6 +231,27 @@ class TurnTaking(CallFlow):
                                 transcript_ms=ms(turn.transcribed_at - turn.ended))
         else:
             self._owed = turn.ended  # over a line that must be heard: answered after it
+        return acts
+
+    def _greeting_heard(self) -> list[te.Action]:
+        """After the stream verdict: a person's greeting goes into the transcript (it is
+        not answered: the opening is the answer); a machine's is dropped."""
+        acts: list[te.Action] = []
+        if self.mode == "conversation":
+            for seq, turn in sorted(self._turns.items()):
+                if turn.text is not None and turn.confirmed is not None:
+                    del self._turns[seq]
+                    if turn.text:
+                        acts.append(te.Record(CalleeSaid(turn.text, turn.started,
+                                                         turn.ended), greeting=True))
+            return acts
+        if self.mode == "screening":
+            return acts
+        for seq, turn in self._turns.items():
+            if turn.text is None:
+                acts.append(te.CancelTranscribe(seq))
+        self._turns.clear()
+        self._carry = None
         return acts
 
     # --- the agent's tasks, keys, time --------------------------------------------------

@@ -39,10 +39,11 @@ class Callee:
 
 
 BUSY, UNAVAILABLE, NOT_FOUND, RING_FOREVER = "86", "03", "04", "80"
-HUMAN, EARLY_HANGUP, LONG_CALL = "10", "11", "12"
+HUMAN, EARLY_HANGUP, LONG_CALL, HELLO_THEN_QUESTION = "10", "11", "12", "13"
 DTMF_OPT_OUT, DTMF_IN_DISCLOSURE, VOICEMAIL = "20", "21", "30"
 
 FIRST_WORDS = "Hello, this is Sam speaking."
+QUESTION, QUESTION_AT_S = "Sorry, who is calling?", 4.0
 GREETING = ("Hi, you have reached the voicemail of Sam Jones. I can't take your call right "
             "now. Please leave a message after the tone.")
 
@@ -53,6 +54,9 @@ CALLEES: dict[str, Callee] = {c.code: c for c in (
     Callee(EARLY_HANGUP, 4.0, (Line(0.3, "Hello?"),),
            notes="says hello, hangs up 4 s after the answer, while the opening plays"),
     Callee(LONG_CALL, 60.0, (Line(0.5, "Hello?"), Line(8.0, "Yes, go on, I am listening."))),
+    # With `amd: stream` the held opening starts ~0.5 s after the "Hello?" (up to 3 s on a
+    # loaded box, its render starved) and plays ~5 s: the question falls in it.
+    Callee(HELLO_THEN_QUESTION, 16.0, (Line(0.5, "Hello?"), Line(QUESTION_AT_S, QUESTION))),
     # Up to 30 s: the daemon hangs up first (the sequence daemon_hangs_up) even when the key
     # cut the disclosure, so the goodbye says it first (~8 s), with openings late under load.
     Callee(DTMF_OPT_OUT, 30.0, (Line(0.5, "Hello?"),), (Digit(8.0, "9"),)),
