@@ -1,4 +1,4 @@
-"""Auth and errors: every route but /status needs the bearer token (the router is
+"""Auth and errors: every route but /status (and the signed intake) needs the bearer token (the router is
 enumerated, so a route added later is covered too); errors are JSON with a stable id;
 bodies over the limits get 413."""
 
@@ -15,6 +15,8 @@ from pydantic import SecretStr
 from televox_pbx.web.auth import token_owner
 
 PUBLIC = {("GET", "/api/v1/status")}
+# Signed with the campaign's own secret instead of a token: unsigned is 401 all the same.
+SIGNED = {("POST", "/api/v1/intake/{name}")}
 
 
 def _concrete(path: str) -> str:
@@ -40,6 +42,10 @@ async def test_every_route_needs_the_token(tmp_path: Path) -> None:
                         continue
                     body = await resp.json()
                     assert resp.status == 401, (method, path, resp.status)
+                    if (method, pattern) in SIGNED:
+                        assert body["error"] == "unsigned"
+                        checked += 1
+                        continue
                     assert body["error"] == "unauthorized" and body["status"] == 401
                     assert resp.headers["WWW-Authenticate"].startswith("Bearer")
                     checked += 1
