@@ -1,6 +1,6 @@
-"""Auth and errors: every route but /status (and the signed intake) needs the bearer token (the router is
-enumerated, so a route added later is covered too); errors are JSON with a stable id;
-bodies over the limits get 413."""
+"""Auth and errors: every route but /status (and the signed intake) needs the bearer
+token (the router is enumerated, so a route added later is covered too); errors are JSON
+with a stable id; bodies over the limits get 413."""
 
 from __future__ import annotations
 
