@@ -25,6 +25,7 @@ class RetentionJob:
         self._settings = settings
         self._clock = clock
         self.interval_s = interval_s
+        self.runs = 0
 
     async def run(self) -> None:
         while True:
@@ -45,6 +46,7 @@ class RetentionJob:
             "intake_seen": await purge_intake_seen(
                 self._store, now - timedelta(seconds=INTAKE_KEEP_S)),
         }
+        self.runs += 1
         if any(out.values()):
             log.info("retention purge", extra=out)
         return out
