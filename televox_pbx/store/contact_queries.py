@@ -11,7 +11,6 @@ from aiosqlite import Row
 
 from televox_pbx.store.db import Store
 
-
 _PHONEISH = re.compile(r"[\d\s()+.-]+")
 
 
