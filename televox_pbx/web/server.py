@@ -26,7 +26,7 @@ from televox_pbx.web import (
     api_system,
 )
 from televox_pbx.web.api_system import OPENAPI
-from televox_pbx.web.auth import auth_middleware
+from televox_pbx.web.auth import TOKENS, auth_middleware
 from televox_pbx.web.context import CTX, ApiContext
 from televox_pbx.web.errors import error_middleware
 from televox_pbx.web.openapi import build_document
@@ -52,6 +52,7 @@ def build_app(c: ApiContext, tokens: dict[str, SecretStr]) -> web.Application:
     app = web.Application(middlewares=[error_middleware, auth_middleware(tokens, public)],
                           client_max_size=c.settings.http.max_upload_bytes)
     app[CTX] = c
+    app[TOKENS] = tokens
     app[OPENAPI] = build_document(routes, c.version)
     for r in routes:
         app.router.add_route(r.method, r.full_path, r.handler)
