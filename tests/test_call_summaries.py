@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from api_support import api_settings, running_api, until
 from app_support import campaign_data, fake_engines, write_campaign
 
+from televox_pbx.agent import call_summary
 from televox_pbx.agent.call_summary import (
     MAX_SUMMARY_CHARS,
     SummaryWorker,
@@ -87,7 +89,7 @@ async def test_summaries_wait_for_live_calls_then_go_oldest_first(store: Store) 
     await seed_call(store, "silent", turns=[("agent", "Hello?")])  # the callee said nothing
     await seed_call(store, "live", hung_up=False, status="answered")
     live, llm = Live(calls=1), FakeLlm()
-    worker = SummaryWorker(store, llm, FakeClock(), live.busy)
+    worker = SummaryWorker(store, llm, FakeClock(), live.busy, settle_s=0)
     assert await worker.step() == 0 and llm.prompts == []  # a call is live: nothing runs
     live.calls = 0
     assert await worker.step() == 2
@@ -111,7 +113,7 @@ async def test_a_call_going_live_stops_the_summary(store: Store) -> None:
         if i == 3:
             live.calls = 1
     llm = FakeLlm(on_piece=call_starts)
-    worker = SummaryWorker(store, llm, FakeClock(), live.busy)
+    worker = SummaryWorker(store, llm, FakeClock(), live.busy, settle_s=0)
     assert await worker.step() == 0
     assert worker.preempted == 1 and llm.closed == 1  # the stream was stopped, not drained
     assert await get_summary(store, "call-a") is None
@@ -125,7 +127,7 @@ async def test_failures_end_in_a_failed_row_and_the_queue_moves_on(store: Store)
     await seed_call(store, "call-a", hangup_at="2026-01-05T15:01:00Z")
     await seed_call(store, "call-b", hangup_at="2026-01-05T15:02:00Z")
     live, llm = Live(), FakeLlm(fail=True)
-    worker = SummaryWorker(store, llm, FakeClock(), live.busy, max_tries=3)
+    worker = SummaryWorker(store, llm, FakeClock(), live.busy, settle_s=0, max_tries=3)
     assert await worker.step() == 0
     assert await worker.step() == 0
     assert await get_summary(store, "call-a") is None  # two tries: still queued
@@ -141,19 +143,40 @@ async def test_failures_end_in_a_failed_row_and_the_queue_moves_on(store: Store)
 async def test_the_worker_runs_on_the_clock(store: Store) -> None:
     await seed_call(store, "call-a")
     clock, live = FakeClock(), Live(calls=1)
-    worker = SummaryWorker(store, FakeLlm(), clock, live.busy, poll_s=5.0)
+    worker = SummaryWorker(store, FakeLlm(), clock, live.busy, poll_s=5.0, settle_s=10.0)
     task = asyncio.create_task(worker.run())
     try:
         await clock.advance(30)
         assert worker.written == 0
         live.calls = 0
-        for _ in range(20):
-            await clock.advance(5)
-            if worker.written:
-                break
-        assert worker.written == 1
+
+        async def progressed() -> bool:
+            await clock.advance(5)  # the store's work takes real time: give it some
+            return worker.written == 1
+        await until(progressed, 20)
     finally:
         task.cancel()
+
+
+async def test_quiet_for_a_while_first_and_old_calls_are_left_alone(store: Store) -> None:
+    await seed_call(store, "recent", hangup_at="2026-01-05T14:00:00Z")
+    await seed_call(store, "last-month", hangup_at="2025-12-05T14:00:00Z")
+    clock, live = FakeClock(), Live()
+    worker = SummaryWorker(store, FakeLlm(), clock, live.busy, settle_s=10.0,
+                           max_age_days=7)
+    assert await worker.step() == 0  # idle from now on: not yet for 10 s
+    await clock.advance(6)
+    live.calls = 1
+    assert await worker.step() == 0  # a call came and went: the wait starts again
+    live.calls = 0
+    await clock.advance(6)
+    assert await worker.step() == 0
+    await clock.advance(4)
+    assert await worker.step() == 0
+    await clock.advance(6)
+    assert await worker.step() == 1
+    assert await get_summary(store, "recent") is not None
+    assert await get_summary(store, "last-month") is None
 
 
 def test_prompt_and_cleanup() -> None:
@@ -181,9 +204,12 @@ async def test_the_call_detail_returns_the_summary(tmp_path: Path) -> None:
         assert two["summary"] is None and two["summary_status"] == "pending"
 
 
-async def test_the_daemon_summarises_an_answered_call_after_hang_up(tmp_path: Path) -> None:
+async def test_the_daemon_summarises_an_answered_call_after_hang_up(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Wired end to end: a call through the simulator, then the summary in its detail,
     written by the same LLM after the call ended."""
+    monkeypatch.setattr(call_summary, "SETTLE_S", 0.5)  # the daemon's worker, real time
+    monkeypatch.setattr(call_summary, "POLL_S", 0.2)
     callee = "Yes, tell me more please."
     settings = api_settings(tmp_path, {"+12125550101": {
         "behaviour": "answer", "ring_s": 0.2, "script": [{"say": callee}]}}, summaries=True)

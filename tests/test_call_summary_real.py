@@ -38,7 +38,7 @@ async def test_the_local_llm_summarises_a_short_call(engines: Engines, store: St
     llm = engines.llm()
     llm.temperature, llm.max_tokens = 0.0, 80
     await seed_call(store, "call-1", turns=TURNS)
-    worker = SummaryWorker(store, llm, FakeClock(), Live().busy)
+    worker = SummaryWorker(store, llm, FakeClock(), Live().busy, settle_s=0)
     assert await worker.step() == 1
     summary = await get_summary(store, "call-1")
     assert summary is not None and summary.status == "done" and summary.text

@@ -2,11 +2,14 @@
 for the CRM, off the call's critical path.
 
 A background worker, driven by the store (a summary lost to a restart is simply written
-later): it takes the oldest answered call without a summary, but only while no call is
-live or being dialled, because the one LLM serves the calls and a reply must never wait
-behind a summary. When a call starts mid-summary the generation is stopped at once (the
-engine stops within a token) and the summary is written again later. A summary that fails
-`max_tries` times is marked failed and left alone.
+later): it takes the oldest answered call without a summary, but only once no call has
+been live or dialled for `settle_s`, because the one LLM serves the calls and a reply must
+never wait behind a summary. When a call starts mid-summary the generation is stopped
+(the engine stops within a token; the prompt's evaluation, a few seconds at most, is not
+cut short, and falls in the new call's ringing) and the summary is written again later.
+A summary that fails `max_tries` times is marked failed and left alone. Calls that hung
+up more than `max_age_days` ago are not summarised (a store upgraded with months of
+calls would keep the CPU busy for hours).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 
 from televox_pbx.clock import Clock
 from televox_pbx.store.call_summaries import calls_to_summarize, save_summary
@@ -32,6 +36,8 @@ MAX_TRANSCRIPT_CHARS = 3000  # the prompt's share of the transcript: its start a
 MAX_SUMMARY_CHARS = 600
 _NUMBER = re.compile(r"\+?\d[\d\s().-]{5,}\d")
 Busy = Callable[[], Awaitable[bool]]
+POLL_S = 5.0  # how often the queue is looked at
+SETTLE_S = 10.0  # how long no call must have been live or dialled before a summary
 
 
 def summary_prompt(turns: Sequence[TurnRow]) -> list[ChatMessage]:
@@ -62,16 +68,21 @@ class Preempted(Exception):
 
 class SummaryWorker:
     def __init__(self, store: Store, llm: Llm, clock: Clock, busy: Busy, *,
-                 poll_s: float = 5.0, max_tries: int = 3, check_every: int = 1) -> None:
+                 poll_s: float | None = None, settle_s: float | None = None,
+                 max_tries: int = 3,
+                 check_every: int = 1, max_age_days: float = 7.0) -> None:
         """`busy`: whether a call is live or being dialled (then nothing is generated).
         `check_every`: pieces generated between two looks at `busy`."""
         self._store = store
         self._llm = llm
         self._clock = clock
         self._busy = busy
-        self.poll_s = poll_s
+        self.poll_s = POLL_S if poll_s is None else poll_s
         self.max_tries = max_tries
         self._check_every = check_every
+        self.settle_s = SETTLE_S if settle_s is None else settle_s
+        self.max_age = timedelta(days=max_age_days)
+        self._idle_since: float | None = None
         self._tries: dict[str, int] = {}
         self.written = 0
         self.preempted = 0
@@ -88,8 +99,11 @@ class SummaryWorker:
         """Summarise the calls waiting, oldest first, while no call is live; returns how
         many were written."""
         written = 0
+        if not await self._settled():
+            return 0
         while not await self._busy():
-            batch = await calls_to_summarize(self._store, 1)
+            batch = await calls_to_summarize(self._store, 1,
+                                             self._clock.now() - self.max_age)
             if not batch:
                 break
             call_id = batch[0]
@@ -97,6 +111,7 @@ class SummaryWorker:
                 text = await self._summarize(call_id)
             except Preempted:
                 self.preempted += 1
+                self._idle_since = None
                 break
             except Exception:
                 tries = self._tries.get(call_id, 0) + 1
@@ -115,6 +130,17 @@ class SummaryWorker:
             written += 1
             log.info("call summary written", extra={"call_id": call_id})
         return written
+
+    async def _settled(self) -> bool:
+        """No call live or dialled, and none for settle_s (between a campaign's calls the
+        next one is usually on its way)."""
+        if await self._busy():
+            self._idle_since = None
+            return False
+        now = self._clock.monotonic()
+        if self._idle_since is None:
+            self._idle_since = now
+        return now - self._idle_since >= self.settle_s
 
     async def _summarize(self, call_id: str) -> str:
         turns = await transcript(self._store, call_id)

@@ -20,17 +20,15 @@ class Summary:
     at: str
 
 
-async def calls_to_summarize(store: Store, limit: int, skip: tuple[str, ...] = ()
-                             ) -> list[str]:
-    """Answered, finished calls in which the callee said something and that have no
-    summary row yet, oldest hang-up first; `skip`: ids the worker holds back for now."""
-    held = f" AND a.id NOT IN ({','.join('?' * len(skip))})" if skip else ""
+async def calls_to_summarize(store: Store, limit: int, since: datetime) -> list[str]:
+    """Answered, finished calls that hung up after `since`, in which the callee said
+    something and that have no summary row yet, oldest hang-up first."""
     rows = await store.fetchall(
         "SELECT a.id FROM call_attempts a INDEXED BY call_attempts_answered_hangup"
-        " WHERE a.answered_at IS NOT NULL AND a.hangup_at IS NOT NULL"
-        f" AND a.status NOT IN ({_UNFINISHED}) AND a.turns > 0{held}"
+        " WHERE a.answered_at IS NOT NULL AND a.hangup_at >= ?"
+        f" AND a.status NOT IN ({_UNFINISHED}) AND a.turns > 0"
         " AND NOT EXISTS (SELECT 1 FROM call_summaries s WHERE s.attempt_id = a.id)"
-        " ORDER BY a.hangup_at, a.id LIMIT ?", (*skip, limit))
+        " ORDER BY a.hangup_at, a.id LIMIT ?", (iso(since), limit))
     return [str(r["id"]) for r in rows]
 
 
