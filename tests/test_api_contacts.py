@@ -86,6 +86,7 @@ async def test_contact_detail_lists_every_attempt(tmp_path: Path) -> None:
         detail = await api.json("GET", f"/contacts/{cid}")
         assert detail["status"] == "busy" and detail["name"] == "Ann"
         assert [a["status"] for a in detail["attempts"]] == ["busy", "busy"]
+        assert [a["summary"] for a in detail["attempts"]] == [None, None]  # none answered
         assert detail["phones"] == [{"position": 1, "e164": phone, "attempts": 2,
                                      "last_status": "busy"}]
         assert [h["to_status"] for h in detail["history"]] == ["pending", "busy"]

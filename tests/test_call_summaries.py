@@ -202,6 +202,8 @@ async def test_the_call_detail_returns_the_summary(tmp_path: Path) -> None:
         assert one["summary_status"] == "done"
         two = await api.json("GET", "/calls/11111111-aaaa-bbbb-cccc-000000000002")
         assert two["summary"] is None and two["summary_status"] == "pending"
+        async with api.http.get("/api/v1/metrics") as resp:
+            assert 'televox_call_summaries{status="done"} 1' in await resp.text()
 
 
 async def test_the_daemon_summarises_an_answered_call_after_hang_up(

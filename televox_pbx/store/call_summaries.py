@@ -45,3 +45,9 @@ async def get_summary(store: Store, attempt_id: str) -> Summary | None:
     row = await store.fetchone(
         "SELECT status, summary, at FROM call_summaries WHERE attempt_id = ?", (attempt_id,))
     return Summary(str(row["status"]), row["summary"], str(row["at"])) if row else None
+
+
+async def summary_counts(store: Store) -> dict[str, int]:
+    rows = await store.fetchall("SELECT status, COUNT(*) AS n FROM call_summaries"
+                                " GROUP BY status")
+    return {str(r["status"]): int(r["n"]) for r in rows}

@@ -116,11 +116,14 @@ async def contact_phones(store: Store, contact_id: int) -> list[dict[str, Any]]:
 
 
 async def contact_attempts(store: Store, contact_id: int) -> list[dict[str, Any]]:
-    """Every attempt on this contact, oldest first."""
+    """Every attempt on this contact, oldest first, with the call's summary when the LLM
+    has written one."""
     rows = await store.fetchall(
-        "SELECT id, phone, phone_position, retry_pass, status, failure, disposition,"
-        " amd_status, turns, duration_s, created_at, answered_at, hangup_at, hangup_cause"
-        " FROM call_attempts WHERE contact_id = ? ORDER BY created_at, id", (contact_id,))
+        "SELECT a.id, a.phone, a.phone_position, a.retry_pass, a.status, a.failure,"
+        " a.disposition, a.amd_status, a.turns, a.duration_s, a.created_at, a.answered_at,"
+        " a.hangup_at, a.hangup_cause, s.summary FROM call_attempts a"
+        " LEFT JOIN call_summaries s ON s.attempt_id = a.id"
+        " WHERE a.contact_id = ? ORDER BY a.created_at, a.id", (contact_id,))
     return [dict(r) for r in rows]
 
 

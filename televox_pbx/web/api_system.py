@@ -11,6 +11,7 @@ from aiohttp import web
 
 from televox_pbx.store.api_audit import list_audit
 from televox_pbx.store.attempts import in_flight
+from televox_pbx.store.call_summaries import summary_counts
 from televox_pbx.store.stats import attempts_by_status, campaign_counts, queue_depth, webhook_counts
 from televox_pbx.store.webhooks import delivery_attempts, list_deliveries
 from televox_pbx.web.auth import bearer_owner
@@ -93,6 +94,8 @@ async def metrics(request: web.Request) -> web.Response:
              for s, n in sorted(cc.contacts.items())])
     _metric(lines, "televox_webhook_deliveries", "gauge", "Webhook deliveries by status.",
             [({"status": s}, n) for s, n in sorted((await webhook_counts(c.store)).items())])
+    _metric(lines, "televox_call_summaries", "gauge", "LLM call summaries by status.",
+            [({"status": s}, n) for s, n in sorted((await summary_counts(c.store)).items())])
     _metric(lines, "televox_eventlog_backlog", "gauge", "AMI events waiting to be written.",
             [({}, h.get("eventlog_backlog", 0))])
     _metric(lines, "televox_eventlog_dropped_total", "counter",
