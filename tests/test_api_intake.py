@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,10 @@ from api_support import Api, api_settings, running_api
 from app_support import campaign_data, write_campaign
 
 from televox_pbx.campaigns.json_paths import flatten, lead_record, resolve
+from televox_pbx.clock import FakeClock
+from televox_pbx.store import Store
 from televox_pbx.store.api_audit import list_audit
+from televox_pbx.store.intake import claim_request
 from televox_pbx.web.webhooks import sign
 
 SECRET = "intake-secret-for-tests"
@@ -125,3 +129,16 @@ def test_dotted_paths_and_flattening() -> None:
         "lead.custom.plan": "gold", "lead.contact.tz": "America/New_York"}
     assert flatten({"a": {"b": [1, {"c": True}], "d": None}}) == {"a.b.0": "1",
                                                                   "a.b.1.c": "true"}
+
+
+async def test_replay_keys_are_kept_per_campaign_window(store: Store) -> None:
+    """A campaign with a short window forgets its own old keys, never another's."""
+    clock = FakeClock()
+    now = clock.now()
+    assert await claim_request(store, "long", "id:1", now, now - timedelta(hours=2))
+    later = now + timedelta(minutes=20)
+    assert await claim_request(store, "short", "id:9", later, later - timedelta(minutes=10))
+    assert not await claim_request(store, "long", "id:1", later, later - timedelta(hours=2))
+    # The short campaign's own key, 20 minutes on, is past its window: claimable again.
+    again = later + timedelta(minutes=20)
+    assert await claim_request(store, "short", "id:9", again, again - timedelta(minutes=10))

@@ -13,7 +13,9 @@ async def claim_request(store: Store, campaign: str, key: str, at: datetime,
     """Record `key` as accepted; False when it already was (a replay). Keys older than
     `forget_before` go first: their timestamps are refused as stale anyway."""
     async with store.transaction(tag="intake") as conn:
-        await conn.execute("DELETE FROM intake_seen WHERE at < ?", (iso(forget_before),))
+        # This campaign's only: another may accept older timestamps (its own max_age_s).
+        await conn.execute("DELETE FROM intake_seen WHERE campaign = ? AND at < ?",
+                           (campaign, iso(forget_before)))
         cur = await conn.execute(
             "INSERT OR IGNORE INTO intake_seen(campaign, key, at) VALUES (?,?,?)",
             (campaign, key, iso(at)))

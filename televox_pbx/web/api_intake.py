@@ -103,11 +103,11 @@ async def intake(request: web.Request) -> web.Response:
             c.store, campaign, campaign_id, records, source="intake",
             workspace=c.settings.workspace, explicit=campaign.intake.mapping,
             origin="webhook intake", actor=f"intake:{campaign.name}", now=now)
-    except MappingError as exc:
+    except Exception as exc:
+        # Not taken in: the sender may fix the problem and send the same event again.
         await release_request(c.store, campaign.name, key)
-        raise ApiError(422, "invalid_mapping", str(exc)) from None
-    except ApiError:
-        await release_request(c.store, campaign.name, key)
+        if isinstance(exc, MappingError):
+            raise ApiError(422, "invalid_mapping", str(exc)) from None
         raise
     await record_audit(c.store, actor=f"intake:{campaign.name}", action="contacts.intake",
                        target=campaign.name, detail={**summary.counts(),
