@@ -44,12 +44,16 @@ class Api:
 
 
 def api_settings(tmp_path: Path, numbers: dict[str, dict[str, Any]] | None = None,
-                 webhooks: WebhookSettings | None = None, **http: Any) -> Settings:
+                 webhooks: WebhookSettings | None = None, summaries: bool = False,
+                 **http: Any) -> Settings:
+    """`summaries`: the LLM summary worker runs (off by default: it would take the
+    scripted LLM's replies meant for the calls)."""
     settings = write_settings(tmp_path, numbers or {})
     token = tmp_path / "api-token"
     token.write_text(f"# who:token\nops:{TOKEN}\n", encoding="utf-8")
     update: dict[str, Any] = {"http": settings.http.model_copy(
-        update={"api_token_file": token, **http})}
+        update={"api_token_file": token, **http}),
+        "models": settings.models.model_copy(update={"call_summaries": summaries})}
     if webhooks is not None:
         update["webhooks"] = webhooks
     return settings.model_copy(update=update)

@@ -1,6 +1,6 @@
-"""Auth and errors: every route but /status needs the bearer token (the router is
-enumerated, so a route added later is covered too); errors are JSON with a stable id;
-bodies over the limits get 413."""
+"""Auth and errors: every route but /status (and the signed intake) needs the bearer
+token (the router is enumerated, so a route added later is covered too); errors are JSON
+with a stable id; bodies over the limits get 413."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from pydantic import SecretStr
 from televox_pbx.web.auth import token_owner
 
 PUBLIC = {("GET", "/api/v1/status")}
+# Signed with the campaign's own secret instead of a token: unsigned is 401 all the same.
+SIGNED = {("POST", "/api/v1/intake/{name}")}
 
 
 def _concrete(path: str) -> str:
@@ -41,6 +43,10 @@ async def test_every_route_needs_the_token(tmp_path: Path) -> None:
                         continue
                     body = await resp.json()
                     assert resp.status == 401, (method, path, resp.status)
+                    if (method, pattern) in SIGNED:
+                        assert body["error"] == "unsigned"
+                        checked += 1
+                        continue
                     assert body["error"] == "unauthorized" and body["status"] == 401
                     assert resp.headers["WWW-Authenticate"].startswith("Bearer")
                     checked += 1
@@ -66,16 +72,23 @@ async def test_every_route_needs_the_token(tmp_path: Path) -> None:
                         assert resp.status == 401, (method, pattern, resp.status)
 
 
-async def test_status_is_public_and_minimal(tmp_path: Path) -> None:
-    async with running_api(api_settings(tmp_path), dial=False) as api, \
-            api.anon.get("/api/v1/status") as resp:
-        body = await resp.json()
-        assert resp.status == 200
+async def test_status_is_minimal_without_a_token_and_full_with_one(tmp_path: Path) -> None:
+    async with running_api(api_settings(tmp_path), dial=False) as api:
+        async with api.anon.get("/api/v1/status") as resp:
+            body = await resp.json()
+            assert resp.status == 200
         assert body["ami"] == "logged_in" and body["status"] == "ok"
         assert body["calls_in_flight"] == 0 and body["queue_depth"] == 0
         assert body["version"]
         assert set(body) == {"status", "version", "ami", "ami_mode", "models_loaded",
                              "calls_in_flight", "queue_depth"}
+        # A wrong token gets the minimal answer, not a 401; the right one gets the detail.
+        async with api.anon.get("/api/v1/status",
+                                headers={"Authorization": "Bearer wrong"}) as resp:
+            assert resp.status == 200 and "detail" not in await resp.json()
+        full = await api.json("GET", "/status")
+        assert full["detail"]["health"]["ami_state"] == "logged_in"
+        assert {"campaigns", "call_attempts", "webhook_deliveries"} <= set(full["detail"])
 
 
 async def test_errors_are_json_with_a_stable_id(tmp_path: Path) -> None:

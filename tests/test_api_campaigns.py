@@ -72,6 +72,14 @@ async def test_schedule_plan_and_template(tmp_path: Path) -> None:
             assert resp.status == 200 and resp.content_type == "text/csv"
             header = (await resp.text()).lstrip("\ufeff").splitlines()[0]
         assert header.split(",") == ["NAME", "PLAN", "phone1", "phone2", "phone3", "timezone"]
+        # Under the names the campaign's import_mapping reads them by.
+        data["import_mapping"] = {"Customer": "name", "Plan tier": "var:PLAN",
+                                  "Mobile": "phone1"}
+        write_campaign(settings, data)
+        async with api.http.get("/api/v1/campaigns/demo/template.csv") as resp:
+            header = (await resp.text()).lstrip("\ufeff").splitlines()[0]
+        assert header.split(",") == ["Customer", "Plan tier", "Mobile", "phone2", "phone3",
+                                     "timezone"]
 
 
 async def test_reload_with_an_invalid_file_changes_nothing(tmp_path: Path) -> None:

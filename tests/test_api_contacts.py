@@ -54,7 +54,7 @@ async def test_json_and_csv_imports_report_every_row(tmp_path: Path) -> None:
                               params={"limit": "2", "offset": "1"})
         assert page["total"] == 3 and [c["name"] for c in page["contacts"]] == ["Bob Roy", "Cy"]
         found = await api.json("GET", "/campaigns/demo/contacts", params={"q": "555-0102"})
-        assert found["total"] == 0  # phones are stored in E.164
+        assert [c["name"] for c in found["contacts"]] == ["Bob Roy"]  # by its digits
         found = await api.json("GET", "/campaigns/demo/contacts", params={"q": "2125550102"})
         assert [c["name"] for c in found["contacts"]] == ["Bob Roy"]
         assert found["contacts"][0]["current_phone"] == "+12125550102"
@@ -86,6 +86,7 @@ async def test_contact_detail_lists_every_attempt(tmp_path: Path) -> None:
         detail = await api.json("GET", f"/contacts/{cid}")
         assert detail["status"] == "busy" and detail["name"] == "Ann"
         assert [a["status"] for a in detail["attempts"]] == ["busy", "busy"]
+        assert [a["summary"] for a in detail["attempts"]] == [None, None]  # none answered
         assert detail["phones"] == [{"position": 1, "e164": phone, "attempts": 2,
                                      "last_status": "busy"}]
         assert [h["to_status"] for h in detail["history"]] == ["pending", "busy"]

@@ -25,6 +25,7 @@ from televox_pbx.clock import FakeClock
 from televox_pbx.config.settings import WebhookSettings, WebhookSubscription
 from televox_pbx.domain import CallOutcome, CallStatus, Disposition
 from televox_pbx.store import Store
+from televox_pbx.store.call_feedback import set_disposition
 from televox_pbx.store.timefmt import parse_iso
 from televox_pbx.store.webhooks import delivery_attempts, list_deliveries
 from televox_pbx.web.webhooks import WebhookDispatcher, backoff_s, verify
@@ -247,3 +248,25 @@ async def test_slow_and_failing_receivers_never_stall_the_dialer(tmp_path: Path)
             assert (first.status, first.attempts) == ("delivered", 4)
         assert flaky.acked.count(first.event_id) == 1
         assert [h["X-Televox-Event-Id"] for h, _ in flaky.got[:4]] == [first.event_id] * 4
+
+
+async def test_a_corrected_disposition_updates_the_lead(store: Store) -> None:
+    """An operator's correction leaves the lead's status as it was, but the CRM hears of
+    it: one campaign.lead.updated with the new disposition."""
+    clock = FakeClock()
+    async with serve(Receiver([200])) as rx:
+        dispatcher = WebhookDispatcher(store, hooks(rx.url, events=["campaign.lead.updated"]),
+                                       clock, "http://televox.test:8080")
+        try:
+            call_id = await one_answered_call(store, clock)
+            await dispatcher.step()
+            await dispatcher.drain()
+            await set_disposition(store, call_id, "CALLBACK", "ops", clock.now())
+            await dispatcher.step()
+            await dispatcher.drain()
+        finally:
+            await dispatcher.close()
+    leads = [json.loads(body)["data"] for _, body in rx.got]
+    assert [(d["reason"], d["last_disposition"]) for d in leads] == [
+        (leads[0]["reason"], "INTERESTED"), ("disposition_edited", "CALLBACK")]
+    assert leads[1]["from_status"] == leads[1]["to_status"] == "completed"

@@ -26,6 +26,6 @@ async def test_queue_query_uses_indexes() -> None:
         inflight = await plan_of(
             store, "SELECT COUNT(*) FROM call_attempts WHERE campaign_id = ? AND status IN"
             " ('intent','originated','ringing','answered')", (1,))
-        assert "call_attempts_campaign" in inflight
+        assert "COVERING INDEX call_attempts_kpis (campaign_id=? AND status=?)" in inflight
     finally:
         await store.close()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime, time
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -15,6 +17,7 @@ from pydantic import (
     ValidationInfo,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 # The words that tell the callee they are talking to an AI: "AI" as a word (upper case:
@@ -226,6 +229,43 @@ def _amd_mode(value: Any) -> Any:
 DtmfAction = Literal["opt_out", "transfer", "end_call", "interested", "callback"]
 
 
+class IntakeConfig(_Strict):
+    """Webhook intake: a CRM POSTs leads to /api/v1/intake/<campaign>, signed with
+    HMAC-SHA256 over "<timestamp>.<body>". The secret never lives in the YAML: it comes
+    from secret_file or the env var secret_env."""
+
+    enabled: bool = False
+    secret_env: str | None = None
+    secret_file: Path | None = None
+    mapping: dict[str, str] = Field(
+        default_factory=dict,
+        description="Dotted path into the lead's JSON (list items by index: phones.0.number)"
+                    " -> name, phone, phone1..10, timezone, email, first_name, last_name,"
+                    " var:NAME or skip. Empty: every scalar in the JSON, guessed as for CSV.")
+    max_age_s: int = Field(default=300, ge=30, le=3600,
+                           description="Oldest timestamp accepted (either way), seconds.")
+
+    @field_validator("secret_file")
+    @classmethod
+    def _one_source(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        if v is not None and info.data.get("secret_env"):
+            raise ValueError("give secret_env or secret_file, not both")
+        return v
+
+    @model_validator(mode="after")
+    def _enabled_needs_secret(self) -> IntakeConfig:
+        if self.enabled and not (self.secret_env or self.secret_file):
+            raise ValueError("intake enabled: set secret_env or secret_file")
+        return self
+
+    def secret(self) -> bytes | None:
+        if self.secret_file is not None:
+            value = self.secret_file.read_text(encoding="utf-8").strip()
+        else:
+            value = os.environ.get(self.secret_env or "", "") if self.secret_env else ""
+        return value.encode("utf-8") if value else None
+
+
 class Campaign(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
                       description="Must equal the file name without .yaml.")
@@ -257,6 +297,7 @@ class Campaign(_Strict):
                     "phone1..phone10, var:NAME or skip.")
     scheduled_start: datetime | None = Field(
         default=None, description="Automatic start, with a UTC offset.")
+    intake: IntakeConfig = IntakeConfig()
 
     @field_validator("dtmf_actions", mode="before")
     @classmethod

@@ -69,6 +69,8 @@ class ModelSettings(_Strict):
     turn: str | None = "smart-turn-v3.2"
     cache_dir: Path = Path("var/models")
     llm_threads: int = Field(default=2, ge=1)
+    # After an answered call hangs up, the LLM summarises it (while no call is live).
+    call_summaries: bool = True
 
 
 def _read_secret(path: Path | None, env: str | None) -> str | None:
@@ -90,6 +92,8 @@ class HttpSettings(_Strict):
                                 description="Largest JSON request body (413 above).")
     max_upload_bytes: int = Field(default=50 * 1_048_576, ge=1024,
                                   description="Largest CSV upload (413 above).")
+    audit_retention_days: int = Field(default=365, ge=1,
+                                      description="API audit rows older than this are purged.")
     public_url: str | None = Field(
         default=None, description="Base URL receivers use to reach this API (webhook links); "
                                   "default http://bind_host:port.")
@@ -167,6 +171,9 @@ class WebhookSettings(_Strict):
     poll_interval_s: float = Field(default=1.0, gt=0)
     max_in_flight: int = Field(default=4, ge=1, le=64,
                                description="Deliveries under way at once, per subscription.")
+    log_retention_days: int = Field(
+        default=30, ge=1, description="Delivered or failed deliveries older than this, with "
+                                      "their attempt log, are purged (pending never are).")
 
 
 class EventLogSettings(_Strict):

@@ -16,6 +16,7 @@ from televox_pbx.domain import Disposition
 from televox_pbx.store.call_feedback import add_note, notes, set_disposition
 from televox_pbx.store.call_history import CallDetail, call_detail, list_calls
 from televox_pbx.store.call_lookup import contact_for_phone
+from televox_pbx.store.call_summaries import get_summary
 from televox_pbx.store.campaigns import get_campaign, upsert_campaign
 from televox_pbx.web.api_campaigns import campaign_config
 from televox_pbx.web.call_extras import CallExtras
@@ -166,7 +167,11 @@ async def call_show(request: web.Request) -> web.Response:
     out["recordings"] = [{"url": f"/api/v1/calls/{call_id}/recording?n={i}", "seconds": s,
                           "available": p.is_file()} for i, (p, s) in enumerate(d.recordings)]
     out["notes"] = [dataclasses.asdict(n) for n in await notes(c.store, call_id)]
-    out["summary"] = None  # written after hang-up by a later feature (issue 15 item 1)
+    summary = await get_summary(c.store, call_id)
+    # pending: not written yet (the call is live, or the LLM waits for live calls to end).
+    out["summary"] = summary.text if summary is not None else None
+    out["summary_status"] = summary.status if summary is not None else (
+        "pending" if d.call.answered_at is not None and d.call.turns > 0 else "none")
     return json_response(out)
 
 
@@ -219,7 +224,8 @@ ROUTES: list[Route] = [
           params=(query_str("campaign"), query_str("status"), query_int("limit", 50, 1, 1000)),
           ok_schema={"type": "object", "required": ["calls"]}),
     Route("GET", "/calls/{id}", call_show,
-          "One call: status, duration, AMD, transcript, recordings, notes", TAG,
+          "One call: status, duration, AMD, transcript, recordings, notes, and the summary "
+          "the LLM writes after hang-up", TAG,
           params=(_ID,), ok_schema={"type": "object", "required": ["id", "status",
                                                                    "transcript"]}),
     Route("GET", "/calls/{id}/recording", call_recording,

@@ -22,6 +22,7 @@ from televox_pbx.campaigns.mapping import (
     merge_explicit,
     normalize_header,
     parse_map_option,
+    parse_target,
 )
 from televox_pbx.cli.campaign_import import template_headers
 from televox_pbx.config.campaign import Campaign
@@ -142,11 +143,26 @@ async def upload_csv(request: web.Request) -> web.Response:
         "summary": summary.to_dict()}, 200 if dry_run else 201)
 
 
+def mapped_headers(headers: list[str], import_mapping: dict[str, str]) -> list[str]:
+    """The template's columns under the names the campaign's import_mapping reads them
+    by (`Visit date: var:VISIT_DATE` makes VISIT_DATE `Visit date`, `Customer: name`
+    makes NAME `Customer`), so a filled-in template imports as the campaign expects."""
+    by_target: dict[str, str] = {}
+    for header, target in import_mapping.items():
+        try:
+            field, slot, var = parse_target(target)
+        except MappingError:
+            continue
+        key = var or (f"PHONE{slot}" if field == "phone" and slot else field.upper())
+        by_target.setdefault(key, header)
+    return [by_target.get(normalize_header(h), h) for h in headers]
+
+
 async def csv_template(request: web.Request) -> web.Response:
     c = ctx(request)
     campaign = await campaign_config(c, request.match_info["name"])
     out = io.StringIO()
-    write_rows(out, template_headers(campaign), [])
+    write_rows(out, mapped_headers(template_headers(campaign), campaign.import_mapping), [])
     return web.Response(text=out.getvalue(), content_type="text/csv", headers={
         "Content-Disposition": f'attachment; filename="{campaign.name}-contacts.csv"'})
 

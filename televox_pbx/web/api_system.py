@@ -11,8 +11,10 @@ from aiohttp import web
 
 from televox_pbx.store.api_audit import list_audit
 from televox_pbx.store.attempts import in_flight
+from televox_pbx.store.call_summaries import summary_counts
 from televox_pbx.store.stats import attempts_by_status, campaign_counts, queue_depth, webhook_counts
 from televox_pbx.store.webhooks import delivery_attempts, list_deliveries
+from televox_pbx.web.auth import bearer_owner
 from televox_pbx.web.context import ctx
 from televox_pbx.web.errors import not_found
 from televox_pbx.web.routes import (
@@ -31,16 +33,25 @@ OPENAPI = web.AppKey("televox.openapi", dict)
 
 
 async def status(request: web.Request) -> web.Response:
-    """Minimal health, no token: enough for a load balancer or a monitoring probe."""
+    """Minimal health without a token (enough for a load balancer or a monitoring probe);
+    with a valid token, also `detail`: the engines, the sockets, the event log, each
+    campaign's state and the webhook outbox."""
     c = ctx(request)
     h = c.health()
     ami = str(h.get("ami_state", "unknown"))
     models = [str(m.get("model") or m.get("name")) for m in h.get("models", [])
               if m.get("loaded", True)]
-    body = {"status": "ok" if ami == "logged_in" else "degraded", "version": c.version,
-            "ami": ami, "ami_mode": h.get("ami_mode"), "models_loaded": models,
-            "calls_in_flight": await in_flight(c.store),
-            "queue_depth": await queue_depth(c.store)}
+    body: dict[str, Any] = {
+        "status": "ok" if ami == "logged_in" else "degraded", "version": c.version,
+        "ami": ami, "ami_mode": h.get("ami_mode"), "models_loaded": models,
+        "calls_in_flight": await in_flight(c.store), "queue_depth": await queue_depth(c.store)}
+    if bearer_owner(request) is not None:
+        body["detail"] = {
+            "health": h,
+            "campaigns": [{"name": cc.name, "state": cc.state, "contacts": cc.contacts}
+                          for cc in await campaign_counts(c.store)],
+            "call_attempts": await attempts_by_status(c.store),
+            "webhook_deliveries": await webhook_counts(c.store)}
     return json_response(body)
 
 
@@ -83,6 +94,8 @@ async def metrics(request: web.Request) -> web.Response:
              for s, n in sorted(cc.contacts.items())])
     _metric(lines, "televox_webhook_deliveries", "gauge", "Webhook deliveries by status.",
             [({"status": s}, n) for s, n in sorted((await webhook_counts(c.store)).items())])
+    _metric(lines, "televox_call_summaries", "gauge", "LLM call summaries by status.",
+            [({"status": s}, n) for s, n in sorted((await summary_counts(c.store)).items())])
     _metric(lines, "televox_eventlog_backlog", "gauge", "AMI events waiting to be written.",
             [({}, h.get("eventlog_backlog", 0))])
     _metric(lines, "televox_eventlog_dropped_total", "counter",
@@ -133,7 +146,8 @@ async def delivery(request: web.Request) -> web.Response:
 
 ROUTES: list[Route] = [
     Route("GET", "/status", status,
-          "Health without a token: AMI state, models, calls in flight, queue depth", TAG,
+          "Health without a token: AMI state, models, calls in flight, queue depth; with "
+          "a valid token also `detail` (engines, sockets, campaigns, webhook outbox)", TAG,
           auth=False, ok_schema={"type": "object", "required": ["status", "version", "ami"]}),
     Route("GET", "/metrics", metrics, "Prometheus metrics (text format 0.0.4)", TAG,
           ok_type="text/plain", ok_schema={"type": "string"}),

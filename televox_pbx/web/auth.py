@@ -14,6 +14,17 @@ from televox_pbx.web.context import ACTOR
 from televox_pbx.web.errors import Handler, error_response
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="televox"'}
+# The configured tokens, for public routes that answer more to a caller who has one.
+TOKENS = web.AppKey("televox.tokens", dict)
+
+
+def bearer_owner(request: web.Request) -> str | None:
+    """Who the request's bearer token belongs to; None without a valid one."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    tokens: dict[str, SecretStr] = request.app.get(TOKENS, {})
+    if scheme.lower() != "bearer" or not given.strip() or not tokens:
+        return None
+    return token_owner(given.strip(), tokens)
 
 
 def token_owner(given: str, tokens: dict[str, SecretStr]) -> str | None:

@@ -57,7 +57,9 @@ def _request_body(route: Route, schemas: dict[str, Any]) -> dict[str, Any] | Non
         content["application/json"] = {
             "schema": {"$ref": f"#/components/schemas/{route.body.__name__}"}}
     for media in route.body_types:
-        if media == "multipart/form-data":
+        if media == "application/json":  # any JSON object or list of them (intake)
+            content[media] = {"schema": {"type": ["object", "array"]}}
+        elif media == "multipart/form-data":
             content[media] = {"schema": {"type": "object", "properties": {
                 "file": {"type": "string", "format": "binary"}}}}
         else:
@@ -91,8 +93,9 @@ def build_document(routes: Sequence[Route], version: str) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Televox PBX API", "version": version,
                  "description": "Campaigns, contacts, calls, DNC and the AMI event log. "
-                                "Every endpoint but /status needs `Authorization: Bearer "
-                                "<token>`. Errors are JSON {status, error, detail}."},
+                                "Every endpoint but /status and the signed webhook intake "
+                                "(/intake/{name}) needs `Authorization: Bearer <token>`. "
+                                "Errors are JSON {status, error, detail}."},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
         "paths": paths,

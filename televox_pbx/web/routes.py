@@ -22,7 +22,7 @@ PREFIX = "/api/v1"
 @dataclass(frozen=True, slots=True)
 class Param:
     name: str
-    where: Literal["path", "query"] = "query"
+    where: Literal["path", "query", "header"] = "query"
     schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "string"})
     description: str = ""
     required: bool = False

@@ -1,5 +1,5 @@
-"""The aiohttp application and the service the daemon starts: the API on its port and the
-webhook dispatcher beside it."""
+"""The aiohttp application and the service the daemon starts: the API on its port and,
+beside it, the webhook dispatcher, the retention purge and the call summary worker."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from pydantic import SecretStr
 
+from televox_pbx.agent.call_summary import SummaryWorker
+from televox_pbx.store.attempts import in_flight
 from televox_pbx.supervise import supervise
 from televox_pbx.web import (
     api_calls,
@@ -19,13 +22,15 @@ from televox_pbx.web import (
     api_contacts,
     api_dnc,
     api_events,
+    api_intake,
     api_system,
 )
 from televox_pbx.web.api_system import OPENAPI
-from televox_pbx.web.auth import auth_middleware
+from televox_pbx.web.auth import TOKENS, auth_middleware
 from televox_pbx.web.context import CTX, ApiContext
 from televox_pbx.web.errors import error_middleware
 from televox_pbx.web.openapi import build_document
+from televox_pbx.web.retention import RetentionJob
 from televox_pbx.web.routes import Route
 from televox_pbx.web.ui.sessions import api_session_actor
 from televox_pbx.web.ui.wiring import install_ui
@@ -39,7 +44,8 @@ log = logging.getLogger(__name__)
 
 def all_routes() -> list[Route]:
     return [*api_system.ROUTES, *api_campaigns.ROUTES, *api_contacts.ROUTES,
-            *api_calls.ROUTES, *api_dnc.ROUTES, *api_events.ROUTES]
+            *api_calls.ROUTES, *api_dnc.ROUTES, *api_events.ROUTES,
+            *api_intake.ROUTES]
 
 
 def build_app(c: ApiContext, tokens: dict[str, SecretStr]) -> web.Application:
@@ -49,6 +55,7 @@ def build_app(c: ApiContext, tokens: dict[str, SecretStr]) -> web.Application:
         middlewares=[error_middleware, auth_middleware(tokens, public, api_session_actor)],
         client_max_size=c.settings.http.max_upload_bytes)
     app[CTX] = c
+    app[TOKENS] = tokens
     app[OPENAPI] = build_document(routes, c.version)
     for r in routes:
         app.router.add_route(r.method, r.full_path, r.handler)
@@ -56,16 +63,22 @@ def build_app(c: ApiContext, tokens: dict[str, SecretStr]) -> web.Application:
     return app
 
 
-class WebService:
-    """The HTTP API and the webhook dispatcher, started and stopped together."""
+Job = tuple[str, Callable[[], Awaitable[None]]]
 
-    def __init__(self, c: ApiContext, *, port: int | None = None) -> None:
+
+class WebService:
+    """The HTTP API and its background jobs, started and stopped together."""
+
+    def __init__(self, c: ApiContext, *, port: int | None = None,
+                 jobs: list[Job] | None = None) -> None:
         self.ctx = c
         http = c.settings.http
         self._host = http.bind_host
         self._port = http.port if port is None else port
         self._runner: web.AppRunner | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._jobs = [("retention purge", RetentionJob(c.store, c.settings, c.clock).run),
+                      *(jobs or [])]
         self.application: web.Application | None = None
         self.port = 0
 
@@ -89,16 +102,19 @@ class WebService:
                                            f"http://{self._host}:{self.port}",
                                            user_agent=f"televox/{c.version}")
         hooks = c.webhooks
-        self._task = asyncio.get_running_loop().create_task(
-            supervise("webhook dispatcher", hooks.run, c.clock), name="webhooks")
+        loop = asyncio.get_running_loop()
+        for name, job in [("webhook dispatcher", hooks.run), *self._jobs]:
+            self._tasks.append(loop.create_task(supervise(name, job, c.clock), name=name))
         log.info("HTTP API listening", extra={"host": self._host, "port": self.port})
 
     async def close(self) -> None:
         self.ctx.closing = True
-        if self._task is not None:
-            self._task.cancel()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -117,9 +133,20 @@ async def serve_app(app: App, port: int) -> WebService:
                        eventlog_dropped=app.eventlog.dropped)
         return out
 
-    service = WebService(ApiContext(app.store, app.settings, app.clock,
+    store = app.store
+    jobs: list[Job] = []
+    if app.factory is not None and app.settings.models.call_summaries:
+
+        async def busy() -> bool:
+            """A call live or being dialled: the LLM is theirs."""
+            live = app.audiosocket.stats().active if app.audiosocket is not None else 0
+            return live > 0 or await in_flight(store) > 0
+
+        worker = SummaryWorker(store, app.factory.engines.llm, app.clock, busy)
+        jobs.append(("call summaries", worker.run))
+    service = WebService(ApiContext(store, app.settings, app.clock,
                                     dialer=app.runner.dialer, health=health,
                                     call_extras=app.call_extras, version=__version__),
-                         port=port)
+                         port=port, jobs=jobs)
     await service.start()
     return service

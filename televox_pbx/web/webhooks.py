@@ -1,7 +1,8 @@
 """Outgoing webhooks: events derived from the store, signed, delivered with retries.
 
 Events (per subscription, filtered by campaign and type):
-  campaign.lead.updated   a contact's status changed (from contact_events)
+  campaign.lead.updated   a contact's status changed, or an operator corrected the
+                          disposition of its call (from contact_events)
   call.completed          a campaign call ended: status, disposition, transcript link
   campaign.state.changed  IDLE/SCHEDULED/RUNNING/PAUSED/COMPLETED (from campaign_state_log)
 
@@ -99,7 +100,8 @@ class Planner:
             return [(STATE_CHANGED, {"campaign": d["campaign"], "from_state": d["from_state"],
                                      "to_state": d["to_state"], "at": d["at"]})]
         events: list[tuple[str, dict[str, Any]]] = []
-        if d["from_status"] != d["to_status"]:
+        # A corrected disposition changes the lead too, though not its status.
+        if d["from_status"] != d["to_status"] or d["event"] == "disposition_edited":
             events.append((LEAD_UPDATED, {
                 "campaign": d["campaign"], "contact_id": d["contact_id"],
                 "name": d["contact_name"], "from_status": d["from_status"],
