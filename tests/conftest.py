@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from pg_support import pg_server  # noqa: F401  (one throw-away PostgreSQL per session)
 
 from televox_pbx.store import Store
 
