@@ -6,9 +6,10 @@ root), `pg_ctl -w start` on a Unix socket only, with fsync off. Each test gets a
 database copied from a migrated template. A missing piece FAILS the test with the reason:
 a PostgreSQL test never skips.
 
-conftest.py registers `pg_server` (one per session). In a test module:
-    from pg_support import store, store_url  # noqa: F401  (both backends)
-then ask for `store` (a migrated store) or `store_url` (a fresh, empty database's address).
+conftest.py registers the fixtures. A module (or test) marked `both_backends`:
+    pytestmark = pytest.mark.both_backends
+runs each test that asks for `store` (a migrated store) or `store_url` (a fresh, empty
+database's address) once on SQLite and once on PostgreSQL; unmarked tests get SQLite.
 """
 
 from __future__ import annotations
@@ -123,22 +124,33 @@ def fresh_database(server: PgServer, *, migrated: bool) -> str:
     return server.url(name)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty database on each backend: a SQLite file or a PostgreSQL URL."""
-    if request.param == "sqlite":
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """sqlite, unless the test is marked both_backends (then each test runs on both)."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+def parametrize_backends(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("both_backends") \
+            and "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
+def store_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database: a SQLite file, or a PostgreSQL database's URL."""
+    if backend == "sqlite":
         return str(tmp_path / "store.db")
     return fresh_database(request.getfixturevalue("pg_server"), migrated=False)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    """A migrated store on each backend (SQLite in memory, PostgreSQL from the template)."""
-    if request.param == "sqlite":
+@pytest.fixture
+async def store(backend: str, request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    """A migrated store: SQLite in memory, or PostgreSQL copied from the template."""
+    if backend == "sqlite":
         s = await Store.open(":memory:")
     else:
         s = await Store.open(fresh_database(request.getfixturevalue("pg_server"),
                                             migrated=True))
     yield s
     await s.close()
-

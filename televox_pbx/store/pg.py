@@ -93,7 +93,8 @@ class PgConn:
         if _INSERT.match(text) and not _RETURNS_ROWS.search(text):
             # PostgreSQL has no lastrowid: the inserted rows come back instead.
             rows = await self.raw.fetch(text.rstrip().rstrip(";") + " RETURNING *", *args)
-            last = rows[-1]["id"] if rows and "id" in rows[-1].keys() else None
+            keys = set(rows[-1].keys()) if rows else set()
+            last = rows[-1]["id"] if "id" in keys else None
             return PgCursor([], len(rows), last if isinstance(last, int) else None)
         if _RETURNS_ROWS.search(text):
             rows = await self.raw.fetch(text, *args)

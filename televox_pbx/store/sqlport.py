@@ -5,6 +5,7 @@ The store's SQL stays raw. It is written with `?` (positional), `?N` (numbered) 
 things the two dialects spell differently are rewritten here, in one place:
 
 - the current UTC time as ISO-8601 text, `strftime('%Y-%m-%dT%H:%M:%fZ','now')`;
+- SQLite's index hints (`INDEXED BY name`) are dropped: PostgreSQL's planner decides;
 - in migrations only: `INTEGER PRIMARY KEY` (SQLite's rowid alias) becomes an identity
   column, `REAL` a double (PostgreSQL's `real` is 4 bytes);
 - in migrations only: blocks between `-- @sqlite` / `-- @postgresql` and `-- @end` are
@@ -28,6 +29,9 @@ _NOW_PG = ("to_char(clock_timestamp() AT TIME ZONE 'UTC',"
 # A quoted string or identifier, a comment, or a parameter: strings and comments are copied
 # through untouched, so a '?' or ':x' inside them is never taken for a parameter.
 _TOKEN = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|::|\?(\d*)|(?<!:):([A-Za-z_]\w*)""")
+
+
+_INDEXED_BY = re.compile(r"\s+(?:INDEXED\s+BY\s+\w+|NOT\s+INDEXED)\b", re.I)
 
 
 @lru_cache(maxsize=2048)
@@ -56,6 +60,7 @@ def _translate(sql: str) -> tuple[str, tuple[int | str, ...]]:
         return f"${slots[key]}"
 
     out = _TOKEN.sub(sub, sql).replace(_NOW_SQLITE, _NOW_PG)
+    out = _INDEXED_BY.sub("", out)
     return out, tuple(order)
 
 
