@@ -24,6 +24,7 @@ _RETURNS_ROWS = re.compile(r"^\s*(SELECT|WITH|VALUES|SHOW)\b|\bRETURNING\b", re.
 _INSERT = re.compile(r"^\s*INSERT\b", re.I)
 _STATUS_COUNT = re.compile(r"(\d+)\s*$")
 
+_MIGRATION_LOCK = 0x7E1E_F0C5  # the advisory lock key of schema_migrations' creation
 Params = Sequence[Any] | Mapping[str, Any]
 
 
@@ -141,11 +142,16 @@ class PgStore(Store):
         return conn
 
     async def schema_version(self) -> int:
-        await self._pg.raw.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-            " applied_at TEXT NOT NULL DEFAULT " + sqlport.migration_sql(
-                "strftime('%Y-%m-%dT%H:%M:%fZ','now'))", sqlport.POSTGRESQL))
+        raw = self._pg.raw
+        # CREATE TABLE IF NOT EXISTS races with itself when nodes start together: a
+        # transaction-scoped advisory lock (pgbouncer-safe, unlike a session one) orders them.
+        async with raw.transaction():
+            await raw.execute(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+            await raw.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                " applied_at TEXT NOT NULL DEFAULT " + sqlport.migration_sql(
+                    "strftime('%Y-%m-%dT%H:%M:%fZ','now'))", sqlport.POSTGRESQL))
         row = await self._pg.raw.fetchval("SELECT MAX(version) FROM schema_migrations")
         return int(row) if row is not None else 0
 
