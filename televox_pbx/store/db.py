@@ -214,7 +214,7 @@ class Store:
             finally:
                 self._tx_owner = None
 
-    async def sync_ids(self) -> None:
+    async def sync_ids(self, table: str | None = None) -> None:
         """After rows were inserted with explicit ids: SQLite's rowids need nothing."""
 
     def in_transaction(self) -> bool:

@@ -185,16 +185,17 @@ class PgStore(Store):
         log.info("applied migration", extra={"migration": mig.name})
         return True
 
-    async def sync_ids(self) -> None:
-        await self._sync_ids(self._pg.raw)
+    async def sync_ids(self, table: str | None = None) -> None:
+        await self._sync_ids(self._pg.raw, table)
 
     @staticmethod
-    async def _sync_ids(raw: Any) -> None:
+    async def _sync_ids(raw: Any, table: str | None = None) -> None:
         """Identity sequences past the highest id: rows inserted with explicit ids (an
         import, a migrated copy) do not move them, and the next default id would clash."""
         tables = await raw.fetch(
             "SELECT table_name FROM information_schema.columns WHERE table_schema ="
-            " current_schema() AND column_name = 'id' AND is_identity = 'YES'")
+            " current_schema() AND column_name = 'id' AND is_identity = 'YES'"
+            " AND ($1::text IS NULL OR table_name = $1::text)", table)
         for t in tables:
             name = '"' + str(t["table_name"]).replace('"', '""') + '"'
             await raw.execute(

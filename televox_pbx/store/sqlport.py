@@ -6,6 +6,7 @@ things the two dialects spell differently are rewritten here, in one place:
 
 - the current UTC time as ISO-8601 text, `strftime('%Y-%m-%dT%H:%M:%fZ','now')`;
 - SQLite's index hints (`INDEXED BY name`) are dropped: PostgreSQL's planner decides;
+- `LIKE` becomes `ILIKE`: SQLite's LIKE ignores (ASCII) case, PostgreSQL's does not;
 - in migrations only: `INTEGER PRIMARY KEY` (SQLite's rowid alias) becomes an identity
   column, `REAL` a double (PostgreSQL's `real` is 4 bytes);
 - in migrations only: blocks between `-- @sqlite` / `-- @postgresql` and `-- @end` are
@@ -28,10 +29,8 @@ _NOW_PG = ("to_char(clock_timestamp() AT TIME ZONE 'UTC',"
 
 # A quoted string or identifier, a comment, or a parameter: strings and comments are copied
 # through untouched, so a '?' or ':x' inside them is never taken for a parameter.
-_TOKEN = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|::|\?(\d*)|(?<!:):([A-Za-z_]\w*)""")
-
-
-_INDEXED_BY = re.compile(r"\s+(?:INDEXED\s+BY\s+\w+|NOT\s+INDEXED)\b", re.I)
+_TOKEN = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|::|\?(\d*)|(?<!:):([A-Za-z_]\w*)"""
+                    r"|\s+(?:INDEXED\s+BY\s+\w+|NOT\s+INDEXED)\b|\b(LIKE)\b", re.I)
 
 
 @lru_cache(maxsize=2048)
@@ -52,6 +51,10 @@ def _translate(sql: str) -> tuple[str, tuple[int | str, ...]]:
                 key, nxt = nxt, nxt + 1
         elif m.group(2):
             key = m.group(2)
+        elif m.group(3):
+            return "ILIKE"
+        elif text[:1].isspace():
+            return ""  # an index hint
         else:
             return text
         if key not in slots:
@@ -59,8 +62,7 @@ def _translate(sql: str) -> tuple[str, tuple[int | str, ...]]:
             slots[key] = len(order)
         return f"${slots[key]}"
 
-    out = _TOKEN.sub(sub, sql).replace(_NOW_SQLITE, _NOW_PG)
-    out = _INDEXED_BY.sub("", out)
+    out = _TOKEN.sub(sub, sql.replace(_NOW_SQLITE, _NOW_PG))
     return out, tuple(order)
 
 
