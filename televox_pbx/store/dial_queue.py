@@ -284,3 +284,9 @@ async def plan_rows(store: Store, campaign_id: int, statuses: tuple[str, ...],
     return [PlanRow(int(r["id"]), r["name"], str(r["status"]), int(r["retry_pass"]),
                     r["timezone"], parse_iso(r["next_eligible_at"]), r["last_disposition"],
                     r["e164"], r["position"]) for r in rows]
+
+
+# For other claim paths (store/cluster_claim.py): the same candidate columns and row reader.
+CANDIDATE_COLS = _CANDIDATE_COLS
+NEXT_PHONE_SQL = _NEXT_PHONE
+candidate_from_row = _candidate
