@@ -9,6 +9,7 @@ several Stores on one database; the database's locks and constraints keep them a
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Generator, Iterable, Mapping, Sequence
 from types import TracebackType
@@ -74,6 +75,9 @@ class _Pending:
 class PgConn:
     def __init__(self, conn: Any) -> None:
         self.raw = conn
+        # asyncpg refuses a second operation while one is in flight on a connection, where
+        # aiosqlite queues it: statements from different tasks take turns here likewise.
+        self.op_lock = asyncio.Lock()
 
     @property
     def in_transaction(self) -> bool:
@@ -87,9 +91,14 @@ class PgConn:
         if not items:
             return
         text, _ = sqlport.to_postgres(sql, items[0])
-        await self.raw.executemany(text, [sqlport.to_postgres(sql, p)[1] for p in items])
+        async with self.op_lock:
+            await self.raw.executemany(text, [sqlport.to_postgres(sql, p)[1] for p in items])
 
     async def _run(self, sql: str, params: Params) -> PgCursor:
+        async with self.op_lock:
+            return await self._run_now(sql, params)
+
+    async def _run_now(self, sql: str, params: Params) -> PgCursor:
         text, args = sqlport.to_postgres(sql, params)
         if _INSERT.match(text) and not _RETURNS_ROWS.search(text):
             # PostgreSQL has no lastrowid: the inserted rows come back instead.
@@ -186,7 +195,8 @@ class PgStore(Store):
         return True
 
     async def sync_ids(self, table: str | None = None) -> None:
-        await self._sync_ids(self._pg.raw, table)
+        async with self._pg.op_lock:
+            await self._sync_ids(self._pg.raw, table)
 
     @staticmethod
     async def _sync_ids(raw: Any, table: str | None = None) -> None:
