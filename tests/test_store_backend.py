@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,13 @@ from pydantic import ValidationError
 from televox_pbx.cli import main
 from televox_pbx.config.settings import DatabaseSettings
 from televox_pbx.store import Store
+from televox_pbx.store.contacts import (
+    NewContact,
+    contacts_for_export,
+    ensure_campaign,
+    insert_contacts,
+)
+from televox_pbx.store.events import EventRow, insert_events, query_events
 from televox_pbx.store.sqlport import migration_sql, to_postgres
 
 # -- the SQL translation --------------------------------------------------------------------
@@ -127,3 +135,25 @@ def test_db_upgrade_on_postgresql_from_the_settings(
             await s.close()
     assert asyncio.run(recorded()) == version > 0
     assert not (tmp_path / "var").exists()  # no SQLite file was made beside it
+
+
+@pytest.mark.both_backends
+async def test_event_filters_and_the_contact_export_read_alike(store: Store) -> None:
+    at = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
+    await insert_events(store, [EventRow(at, "Newstate", "c1", {"Seq": str(i), "X": "y"})
+                                for i in range(5)])
+    got = await query_events(store, filters={"Seq": "3", "event": "Newstate"})
+    assert [dict(r.fields)["Seq"] for r in got] == ["3"]
+    cid = await ensure_campaign(store, "c")
+    assert await ensure_campaign(store, "c") == cid
+    await insert_contacts(store, cid, [
+        NewContact("Ann", None, None, None, None, "{}", ("+12125550101", "+12125550100")),
+        NewContact("Bob", None, None, None, None, "{}", ("+12125550102",))],
+        source="test", at="2026-01-05T15:00:00.000Z")
+    # Explicit ids moved the id generator: the next contact gets the id after them.
+    nxt = await store.execute("INSERT INTO contacts(campaign_id) VALUES (?)", (cid,))
+    assert nxt == 3
+    header, rows = await contacts_for_export(store, cid, max_phones=2)
+    phones = header.index("phone1")
+    assert [r[phones:phones + 2] for r in rows[:2]] == [
+        ["+12125550101", "+12125550100"], ["+12125550102", ""]]
