@@ -21,7 +21,8 @@ import asyncpg
 from televox_pbx.store import sqlport
 from televox_pbx.store.db import Migration, Store, StoreError, bundled_migrations, log
 
-_RETURNS_ROWS = re.compile(r"^\s*(SELECT|WITH|VALUES|SHOW)\b|\bRETURNING\b", re.I | re.S)
+_RETURNS_ROWS = re.compile(r"^\s*(SELECT|WITH|VALUES|SHOW|EXPLAIN|TABLE)\b|\bRETURNING\b",
+                           re.I | re.S)
 _INSERT = re.compile(r"^\s*INSERT\b", re.I)
 _STATUS_COUNT = re.compile(r"(\d+)\s*$")
 

@@ -8,3 +8,11 @@ CREATE TABLE campaign_pacing (
     tokens        REAL NOT NULL,
     refilled_s    REAL NOT NULL     -- epoch seconds of the last refill
 );
+
+-- The dial queue reads never-tried contacts first (next_eligible_at NULLS FIRST, SQLite's
+-- own order); PostgreSQL's default index order puts NULLs last, so it gets an index in
+-- the order the queue reads (SQLite's contacts_dial_queue already serves it).
+-- @postgresql
+CREATE INDEX contacts_dial_queue_nulls_first
+    ON contacts(campaign_id, status, retry_pass, next_eligible_at NULLS FIRST, id);
+-- @end
