@@ -13,6 +13,9 @@ python3 -c 'import sysconfig,os,sys; sys.exit(0 if os.path.exists(os.path.join(s
 # The dashboard's browser tests (marker `browser`) drive Debian's Chromium through Playwright
 # (pip, in .[dev]); Playwright never downloads a browser of its own.
 [[ -x /usr/bin/chromium ]] || need_apt+=(chromium)
+# The store's tests also run on a throw-away PostgreSQL (tests/pg_support.py): Debian's
+# server package, started per test session from a temporary folder, never as a service.
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_apt+=(postgresql)
 if ((${#need_apt[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

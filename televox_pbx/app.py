@@ -136,8 +136,10 @@ class App:
         if self._control:  # first: a second daemon on this database stops here
             self.control = await start_control(self)
         self._stage = "database"
-        check_database(s.database.path)
-        self.store = store = await Store.open(s.database.path)
+        if not s.database.is_postgres:
+            check_database(s.database.path)
+        self.store = store = await Store.open(s.database.target(),
+                                              password=s.database.password())
         self._stage = "models"
         engines = await self._load_engines()
         self._results = ResultLog(store, self.clock)

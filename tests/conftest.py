@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
+from pg_support import (  # noqa: F401  (fixtures: SQLite, or both backends when marked)
+    backend,
+    parametrize_backends,
+    pg_server,
+    store,
+    store_url,
+)
 
-from televox_pbx.store import Store
 
-
-@pytest.fixture
-async def store() -> AsyncIterator[Store]:
-    """A migrated in-memory store, closed after the test."""
-    s = await Store.open(":memory:")
-    yield s
-    await s.close()
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    parametrize_backends(metafunc)

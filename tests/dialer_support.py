@@ -45,7 +45,7 @@ async def seed(store: Store, campaign: Campaign, contacts: Sequence[Sequence[str
 
 
 async def add_dnc(store: Store, e164: str, workspace: str = "default") -> None:
-    await store.execute("INSERT OR IGNORE INTO dnc(e164, workspace) VALUES (?,?)",
+    await store.execute("INSERT INTO dnc(e164, workspace) VALUES (?,?) ON CONFLICT DO NOTHING",
                         (e164, workspace))
 
 

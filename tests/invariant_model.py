@@ -142,8 +142,12 @@ class Attempt:
     duration_s: float | None
 
 
-def connect(db: Path) -> sqlite3.Connection:
-    """Read-only; sees what other connections have committed, nothing else."""
+def connect(db: Path | str) -> sqlite3.Connection:
+    """Read-only; sees what other connections have committed, nothing else. A PostgreSQL
+    URL gets the same reading interface (pg_support.PgReader)."""
+    if str(db).startswith("postgresql://"):
+        from pg_support import PgReader
+        return PgReader(str(db))  # type: ignore[return-value]
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10.0)
     conn.row_factory = sqlite3.Row
     return conn

@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from dialer_support import FakeOriginator, add_dnc, make_campaign, seed
 
 from televox_pbx.campaigns.dialer import Dialer
@@ -19,6 +20,8 @@ from televox_pbx.clock import FakeClock
 from televox_pbx.domain import AmdStatus, CallOutcome, CallStatus, Disposition, OriginateRequest
 from televox_pbx.store import Store
 from televox_pbx.store.campaigns import get_campaign
+
+pytestmark = pytest.mark.both_backends  # each test on SQLite and on PostgreSQL
 
 START = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # Monday 10:00 in New York
 WINDOW = {"start": "08:00", "end": "21:00",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from dialer_support import FakeOriginator, add_dnc, make_campaign, seed
 
 from televox_pbx.campaigns.dialer import Dialer
@@ -12,6 +13,8 @@ from televox_pbx.domain import CallOutcome, CallStatus, Disposition
 from televox_pbx.store import Store
 from televox_pbx.store.campaigns import get_campaign
 from televox_pbx.store.timefmt import iso
+
+pytestmark = pytest.mark.both_backends  # each test on SQLite and on PostgreSQL
 
 START = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # Monday 10:00 New York
 

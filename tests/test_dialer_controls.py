@@ -15,6 +15,8 @@ from televox_pbx.store import Store
 from televox_pbx.store.campaigns import get_campaign
 from televox_pbx.store.dial_queue import status_counts
 
+pytestmark = pytest.mark.both_backends  # each test on SQLite and on PostgreSQL
+
 START = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 
 

@@ -14,10 +14,12 @@ from televox_pbx.cli import main
 from televox_pbx.clock import FakeClock
 from televox_pbx.store import Store
 
+pytestmark = pytest.mark.both_backends  # each store test on SQLite and on PostgreSQL
+
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(tmp_path / "t.db")
+async def store(store_url: str) -> AsyncIterator[Store]:
+    s = await Store.open(store_url)
     yield s
     await s.close()
 

@@ -88,8 +88,9 @@ def test_event_call_id() -> None:
     assert event_call_id(msg(("Event", "FullyBooted"))) is None
 
 
-async def test_batched_store_and_jsonl(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "t.db")
+@pytest.mark.both_backends
+async def test_batched_store_and_jsonl(tmp_path: Path, store_url: str) -> None:
+    store = await Store.open(store_url)
     settings = EventLogSettings(jsonl_path=tmp_path / "ami.jsonl")
     elog = EventLog(store, settings, FakeClock(), max_batch=500)
     for i in range(1200):
@@ -117,8 +118,9 @@ def test_rotation_keeps_n_backups(tmp_path: Path) -> None:
     assert last["i"] == 49
 
 
-async def test_retention_prunes_old_rows(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "t.db")
+@pytest.mark.both_backends
+async def test_retention_prunes_old_rows(tmp_path: Path, store_url: str) -> None:
+    store = await Store.open(store_url)
     clock = FakeClock()
     elog = EventLog(store, EventLogSettings(jsonl_path=tmp_path / "e.jsonl", retention_days=2),
                     clock)

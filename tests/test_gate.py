@@ -10,6 +10,8 @@ from dialer_support import add_dnc, make_campaign
 from televox_pbx.campaigns.gate import GateContext, GateReason, check
 from televox_pbx.store import Store
 
+pytestmark = pytest.mark.both_backends  # each test on SQLite and on PostgreSQL
+
 MONDAY_NOON_NY = datetime(2026, 1, 5, 17, 0, tzinfo=UTC)
 
 

@@ -32,9 +32,12 @@ from televox_pbx.store.dnc import add_numbers
 NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 
 
+pytestmark = pytest.mark.both_backends  # each store test on SQLite and on PostgreSQL
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(tmp_path / "t.db")
+async def store(store_url: str) -> AsyncIterator[Store]:
+    s = await Store.open(store_url)
     yield s
     await s.close()
 

@@ -6,7 +6,6 @@ Each test names the defect it reproduces; each failed on main e3a0511.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +27,8 @@ from televox_pbx.store import Store
 from televox_pbx.store import dial_queue as dq
 from televox_pbx.store.attempts import record_inbound
 from televox_pbx.store.dnc import add_numbers
+
+pytestmark = pytest.mark.both_backends  # each test on SQLite and on PostgreSQL
 
 START = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # 10:00 in New York
 
@@ -116,10 +117,9 @@ async def test_same_number_in_two_campaigns_is_dialed_once(store: Store) -> None
 
 
 async def test_a_second_process_on_the_same_database_cannot_dial_a_live_number(
-        tmp_path: Path) -> None:
+        store_url: str) -> None:
     clock = FakeClock(START)
-    db = tmp_path / "shared.db"
-    one, two = await Store.open(db), await Store.open(db)
+    one, two = await Store.open(store_url), await Store.open(store_url)
     try:
         await seed(one, camp("a"), [["+12125550100"]])
         await seed(one, camp("b"), [["+12125550100"]])

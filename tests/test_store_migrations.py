@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pg_support import PgServer, fresh_database
 
 from televox_pbx.cli import main
 from televox_pbx.store.db import Migration, Store, StoreError, bundled_migrations
@@ -86,18 +88,33 @@ async def insert_rows(store: Store, rows: dict[str, list[dict[str, Any]]]) -> No
 
 
 async def user_tables(store: Store) -> set[str]:
-    rows = await store.fetchall(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-        " AND name != 'schema_migrations'")
+    if store.dialect == "postgresql":
+        rows = await store.fetchall(
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = current_schema() AND table_name != 'schema_migrations'")
+    else:
+        rows = await store.fetchall(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            " AND name != 'schema_migrations'")
     return {r[0] for r in rows}
 
 
+async def has_column(store: Store, table: str, column: str) -> bool:
+    sql = ("SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+           " AND table_name = ? AND column_name = ?") if store.dialect == "postgresql" \
+        else "SELECT 1 FROM pragma_table_info(?) WHERE name = ?"
+    return await store.fetchone(sql, (table, column)) is not None
+
+
 async def snapshot(store: Store, table: str) -> list[dict[str, Any]]:
-    return [dict(r) for r in await store.fetchall(f"SELECT * FROM {table} ORDER BY rowid")]
+    # Every fixture table has one row: no order needed (PostgreSQL has no rowid).
+    rows = await store.fetchall(f"SELECT * FROM {table}")
+    return [dict(zip(r.keys(), tuple(r), strict=True)) for r in rows]
 
 
-async def test_v1_data_survives_every_bundled_migration(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "t.db", migrate=False)
+@pytest.mark.both_backends
+async def test_v1_data_survives_every_bundled_migration(store_url: str) -> None:
+    store = await Store.open(store_url, migrate=False)
     try:
         assert await store.migrate(target=1) == [1]
         assert await store.schema_version() == 1
@@ -119,9 +136,14 @@ async def test_v1_data_survives_every_bundled_migration(tmp_path: Path) -> None:
             for old, new in zip(rows, after, strict=True):
                 # New columns may appear; no v1 column may change or vanish.
                 assert {k: new.get(k, "<missing>") for k in old} == old, table
-        assert await store.fetchall("PRAGMA foreign_key_check") == []
-        assert (await store.fetchone("PRAGMA integrity_check"))[0] == "ok"  # type: ignore[index]
+        if store.dialect == "sqlite":
+            assert await store.fetchall("PRAGMA foreign_key_check") == []
+            assert (await store.fetchone("PRAGMA integrity_check"))[0] == "ok"  # type: ignore[index]
         assert await store.migrate() == []  # idempotent
+        # Rows given explicit ids did not leave the id generator behind them.
+        await store.execute("INSERT INTO campaigns(name) VALUES ('next')")
+        row = await store.fetchone("SELECT id FROM campaigns WHERE name = 'next'")
+        assert row is not None and row[0] == 2
     finally:
         await store.close()
 
@@ -278,3 +300,57 @@ async def test_a_skipped_older_migration_is_still_applied(tmp_path: Path) -> Non
         assert await store.fetchone("SELECT name FROM sqlite_master WHERE name='b'") is not None
     finally:
         await store.close()
+
+
+# --- the same runner rules on both backends ----------------------------------------------
+
+BROKEN_2 = Migration(2, "0002_broken.sql", """
+    ALTER TABLE people ADD COLUMN email TEXT;
+    UPDATE people SET email = name || '@example.com';
+    INSERT INTO no_such_table VALUES (1);
+""")
+
+
+@pytest.mark.both_backends
+async def test_a_failing_migration_leaves_nothing_behind(store_url: str) -> None:
+    store = await Store.open(store_url, migrate=False)
+    try:
+        assert await store.migrate(BASE) == [1]
+        with pytest.raises(StoreError, match=r"0002_broken\.sql"):
+            await store.migrate([*BASE, BROKEN_2])
+        assert await store.schema_version() == 1
+        assert not await has_column(store, "people", "email")  # the ALTER was undone too
+        assert len(await store.fetchall("SELECT * FROM people")) == 3
+        assert not store.conn.in_transaction
+        fixed = Migration(2, "0002_fixed.sql", "ALTER TABLE people ADD COLUMN email TEXT;")
+        assert await store.migrate([*BASE, fixed]) == [2]
+        assert await has_column(store, "people", "email")
+    finally:
+        await store.close()
+
+
+@pytest.mark.both_backends
+async def test_recorded_versions_decide_on_both_backends(store_url: str) -> None:
+    one = Migration(1, "0001_a.sql", "CREATE TABLE a (x INTEGER);")
+    two = Migration(2, "0002_b.sql", "CREATE TABLE b (y INTEGER);")
+    three = Migration(3, "0003_c.sql", "CREATE TABLE c (z INTEGER);")
+    store = await Store.open(store_url, migrate=False)
+    try:
+        assert await store.migrate([one, three], target=1) == [1]
+        assert await store.migrate([one, three]) == [3]
+        assert await store.migrate([one, two, three]) == [2]
+        assert await user_tables(store) == {"a", "b", "c"}
+    finally:
+        await store.close()
+
+
+async def test_nodes_starting_together_apply_each_migration_once(pg_server: PgServer) -> None:
+    """Several daemons on one PostgreSQL may start at once: each migration runs once."""
+    url = fresh_database(pg_server, migrated=False)
+    stores = await asyncio.gather(*(Store.open(url) for _ in range(3)))
+    try:
+        rows = await stores[0].fetchall("SELECT version FROM schema_migrations ORDER BY 1")
+        assert [r[0] for r in rows] == [m.version for m in bundled_migrations()]
+    finally:
+        for s in stores:
+            await s.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from televox_pbx.campaigns.dnc import CallDnc, DncService
 from televox_pbx.clock import FakeClock
 from televox_pbx.store.db import Store
@@ -21,8 +23,9 @@ from televox_pbx.store.transcripts import (
 AT = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 
 
-async def test_save_call(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "t.db")
+@pytest.mark.both_backends
+async def test_save_call(tmp_path: Path, store_url: str) -> None:
+    store = await Store.open(store_url)
     try:
         await store.execute("INSERT INTO call_attempts(id, phone) VALUES (?, ?)",
                             ("a1", "+15550198000"))
@@ -40,8 +43,9 @@ async def test_save_call(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_store_ports_for_dnc_and_callbacks(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "t.db")
+@pytest.mark.both_backends
+async def test_store_ports_for_dnc_and_callbacks(tmp_path: Path, store_url: str) -> None:
+    store = await Store.open(store_url)
     try:
         await store.execute("INSERT INTO campaigns(id, name) VALUES (1, 'c')")
         await store.execute("INSERT INTO contacts(id, campaign_id) VALUES (7, 1)")

@@ -14,7 +14,6 @@ import inspect
 import logging
 import signal
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 from televox_pbx.ami.client import (
     AmiClient,
@@ -288,7 +287,7 @@ class CampaignRunner:
 
 
 async def _main(args: argparse.Namespace) -> int:
-    store = await Store.open(Path(args.db))
+    store = await Store.open(args.db)  # a SQLite file or a postgresql:// URL
     # The secret comes from $TELEVOX_AMI_SECRET (never the command line).
     client = AmiClient(AmiSettings(port=args.ami_port), host=args.ami_host,
                        port=args.ami_port)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Awaitable
 from typing import Any
 
 from televox_pbx.cli.common import run, settings_from_args
@@ -20,13 +21,17 @@ def register(sub: Any) -> None:
     ver.set_defaults(func=_version)
 
 
-def _path(args: argparse.Namespace) -> str:
-    return str(args.db or settings_from_args(args).database.path)
+def _open(args: argparse.Namespace) -> Awaitable[Store]:
+    """--db (a SQLite file) wins; else the settings' database, SQLite or PostgreSQL."""
+    if args.db:
+        return Store.open(str(args.db), migrate=False)
+    db = settings_from_args(args).database
+    return Store.open(db.target(), migrate=False, password=db.password())
 
 
 def _upgrade(args: argparse.Namespace) -> int:
     async def go() -> tuple[list[int], int]:
-        store = await Store.open(_path(args), migrate=False)
+        store = await _open(args)
         try:
             applied = await store.migrate()
             return applied, await store.schema_version()
@@ -39,7 +44,7 @@ def _upgrade(args: argparse.Namespace) -> int:
 
 def _version(args: argparse.Namespace) -> int:
     async def go() -> int:
-        store = await Store.open(_path(args), migrate=False)
+        store = await _open(args)
         try:
             return await store.schema_version()
         finally:

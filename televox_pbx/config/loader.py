@@ -133,7 +133,10 @@ def resolve_settings_paths(settings: Settings, base: Path) -> Settings:
         "simulator": settings.simulator.model_copy(update={
             "scenario": rel(settings.simulator.scenario) if settings.simulator.scenario else None,
             "recordings_dir": rel(settings.simulator.recordings_dir)}),
-        "database": settings.database.model_copy(update={"path": rel(settings.database.path)}),
+        "database": settings.database.model_copy(update={
+            "path": rel(settings.database.path),
+            "password_file": rel(settings.database.password_file)
+            if settings.database.password_file else None}),
         "models": settings.models.model_copy(update={"cache_dir": rel(settings.models.cache_dir)}),
         "events": settings.events.model_copy(
             update={"jsonl_path": rel(settings.events.jsonl_path)}),

@@ -5,8 +5,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 
 class _Strict(BaseModel):
@@ -57,7 +65,52 @@ class AudioSocketSettings(_Strict):
 
 
 class DatabaseSettings(_Strict):
+    """Where the store lives. `url` picks the backend: `sqlite:///var/televox.db` (the same
+    as `path`, the default) or `postgresql://user@host:5432/db`. A PostgreSQL password never
+    lives in the YAML nor in the URL: it comes from password_file or the env var."""
+
     path: Path = Path("var/televox.db")
+    url: str | None = None
+    password_env: str = "TELEVOX_DB_PASSWORD"
+    password_file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sqlite_url_is_a_path(cls, data: Any) -> Any:
+        # sqlite:///rel/path or sqlite:////abs/path: kept as `path`, so everything that
+        # resolves or opens the SQLite file keeps working unchanged.
+        if isinstance(data, dict) and str(data.get("url") or "").startswith("sqlite:"):
+            rest = str(data["url"]).removeprefix("sqlite:").removeprefix("//")
+            data = {**data, "url": None, "path": rest.removeprefix("/") or ":memory:"}
+        return data
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_without_password(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        parts = urlsplit(v)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError("database.url must start with sqlite:/// or postgresql://")
+        if parts.password is not None:
+            raise ValueError("database.url must not hold a password: put it in "
+                             "database.password_file or the database.password_env variable")
+        return v
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.url is not None
+
+    def target(self) -> str:
+        """What Store.open takes: the PostgreSQL URL, or the SQLite file."""
+        return self.url if self.url is not None else str(self.path)
+
+    def password(self) -> str | None:
+        """The PostgreSQL password (file first, then the env var); None for SQLite."""
+        if not self.is_postgres:
+            return None
+        return _read_secret(self.password_file, None if self.password_file
+                            else self.password_env)
 
 
 class ModelSettings(_Strict):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
 from aiosqlite import Row
 
 from televox_pbx.domain import CallOutcome, CallStatus
-from televox_pbx.store.db import Store
+from televox_pbx.store.db import Store, is_unique_violation
 from televox_pbx.store.timefmt import iso, parse_iso
 
 # Attempt statuses that mean "maybe still on the PBX".
@@ -116,8 +115,8 @@ async def claim(store: Store, intent: Intent, now: datetime, workspace: str) -> 
                     "UPDATE callbacks SET status = 'dialing',"
                     " attempt_id = COALESCE(attempt_id, ?) WHERE id = ? AND status = 'pending'",
                     (intent.call_id, intent.callback_id))
-    except sqlite3.IntegrityError as exc:
-        if "call_attempts.phone" not in str(exc):
+    except Exception as exc:
+        if not is_unique_violation(exc, "call_attempts.phone"):
             raise
         raise ClaimRefused("in_call", "already in a call") from exc
 
@@ -220,9 +219,9 @@ class Kpis:
 async def kpis(store: Store, campaign_id: int) -> Kpis:
     row = await store.fetchone(
         "SELECT COUNT(*) AS calls,"
-        " SUM(answered_at IS NOT NULL) AS reached,"
-        " SUM(disposition = 'INTERESTED') AS interested,"
-        " SUM(disposition = 'OPT_OUT') AS opted_out,"
+        " SUM(CASE WHEN answered_at IS NOT NULL THEN 1 ELSE 0 END) AS reached,"
+        " SUM(CASE WHEN disposition = 'INTERESTED' THEN 1 ELSE 0 END) AS interested,"
+        " SUM(CASE WHEN disposition = 'OPT_OUT' THEN 1 ELSE 0 END) AS opted_out,"
         " AVG(duration_s) AS avg_d"
         " FROM call_attempts WHERE campaign_id = ? AND status != 'intent'", (campaign_id,))
     if row is None:
@@ -270,8 +269,8 @@ async def record_inbound(store: Store, call_id: str, phone: str, at: datetime) -
         async with store.transaction(tag="inbound") as conn:
             await conn.execute(sql, (call_id, phone, "answered", iso(at), iso(at)))
         return True
-    except sqlite3.IntegrityError as exc:
-        if "call_attempts.phone" not in str(exc):
+    except Exception as exc:
+        if not is_unique_violation(exc, "call_attempts.phone"):
             raise
     await store.execute(sql, (call_id, phone, "overlap", iso(at), iso(at)))
     return False

@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import signal
+import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+
+from televox_pbx.store.sqlport import SQLITE, migration_sql
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +73,24 @@ def bundled_migrations() -> list[Migration]:
     return found
 
 
+def is_unique_violation(exc: BaseException, target: str) -> bool:
+    """`exc` is a unique-constraint failure on `target` ("table.column"), on either
+    backend: SQLite names the columns in its message, PostgreSQL in the error's detail."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        return target in str(exc)
+    if type(exc).__name__ != "UniqueViolationError":  # asyncpg's, without importing it
+        return False
+    table, _, column = target.partition(".")
+    detail = str(getattr(exc, "detail", "") or "")
+    return getattr(exc, "table_name", None) == table and f"Key ({column})=" in detail
+
+
 class Store:
-    """One aiosqlite connection. Writers serialise through SQLite's own lock."""
+    """One database connection: SQLite (aiosqlite) here, PostgreSQL in store/pg.py.
+    Writers serialise through the database's own locks."""
+
+    dialect = "sqlite"
+    _begin_sql = "BEGIN IMMEDIATE"
 
     def __init__(self, conn: aiosqlite.Connection, path: Path | None) -> None:
         self.conn = conn
@@ -83,7 +102,15 @@ class Store:
         self._tx_owner: asyncio.Task[Any] | None = None
 
     @classmethod
-    async def open(cls, path: Path | str, *, migrate: bool = True) -> Store:
+    async def open(cls, path: Path | str, *, migrate: bool = True,
+                   password: str | None = None) -> Store:
+        """`path`: a SQLite file (or ":memory:"), a `sqlite:///file` URL, or a
+        `postgresql://` URL (its password never in the URL: pass `password`)."""
+        if str(path).startswith(("postgresql://", "postgres://")):
+            from televox_pbx.store.pg import PgStore  # asyncpg only when it is used
+            return await PgStore.connect(str(path), password=password, migrate=migrate)
+        if str(path).startswith("sqlite://"):
+            path = str(path).removeprefix("sqlite://").removeprefix("/") or ":memory:"
         p = Path(path) if str(path) != ":memory:" else None
         if p is not None:
             p.parent.mkdir(parents=True, exist_ok=True)
@@ -148,7 +175,7 @@ class Store:
         """One migration in one transaction: all of it, or none of it."""
         # executescript runs the whole file; BEGIN inside it holds the script and the
         # version row in one transaction, committed only after the key check.
-        script = (f"BEGIN IMMEDIATE;\n{mig.sql}\n"
+        script = (f"BEGIN IMMEDIATE;\n{migration_sql(mig.sql, SQLITE)}\n"
                   f"INSERT INTO schema_migrations(version, name) "
                   f"VALUES ({mig.version}, '{mig.name}');\n")
         try:
@@ -174,7 +201,7 @@ class Store:
         async with self._tx_lock:
             self._tx_owner = me
             try:
-                await self.conn.execute("BEGIN IMMEDIATE")
+                await self.conn.execute(self._begin_sql)
                 try:
                     yield self.conn
                 except BaseException:
@@ -186,6 +213,9 @@ class Store:
                     _maybe_crash(tag, "after")
             finally:
                 self._tx_owner = None
+
+    async def sync_ids(self, table: str | None = None) -> None:
+        """After rows were inserted with explicit ids: SQLite's rowids need nothing."""
 
     def in_transaction(self) -> bool:
         """True inside this task's own transaction()."""
@@ -205,6 +235,14 @@ class Store:
             return await self._execute(sql, params)
         async with self._tx_lock:
             return await self._execute(sql, params)
+
+    async def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> None:
+        """One statement per parameter tuple; inside this task's transaction or alone."""
+        if self.in_transaction():
+            await self.conn.executemany(sql, seq)
+            return
+        async with self._tx_lock:
+            await self.conn.executemany(sql, seq)
 
     async def _execute(self, sql: str, params: Sequence[Any]) -> int:
         async with self.conn.execute(sql, params) as cur:

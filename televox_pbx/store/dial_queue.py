@@ -36,6 +36,8 @@ class Candidate:
     callback_id: int | None = None
 
 
+# NULLS FIRST spells out SQLite's own order (never-tried contacts first) for PostgreSQL,
+# whose default puts NULLs last.
 # The correlated subquery picks the first live phone at or after phone_index through
 # the (contact_id, position) unique index.
 _NEXT_PHONE = (
@@ -53,7 +55,7 @@ QUEUE_SQL = (
     f" LEFT JOIN contact_phones p ON p.contact_id = c.id AND p.position = {_NEXT_PHONE}"
     " WHERE c.campaign_id = ? AND c.status = 'pending' AND c.retry_pass = ?"
     " AND (c.next_eligible_at IS NULL OR c.next_eligible_at <= ?)"
-    " ORDER BY c.next_eligible_at, c.id LIMIT ?")
+    " ORDER BY c.next_eligible_at NULLS FIRST, c.id LIMIT ?")
 
 
 def _variables(r: Row) -> dict[str, str]:
@@ -277,8 +279,14 @@ async def plan_rows(store: Store, campaign_id: int, statuses: tuple[str, ...],
         " c.last_disposition, p.e164, p.position FROM contacts c INDEXED BY contacts_dial_queue"
         f" LEFT JOIN contact_phones p ON p.contact_id = c.id AND p.position = {_NEXT_PHONE}"
         f" WHERE c.campaign_id = ? AND c.status IN ({marks})"
-        " ORDER BY c.retry_pass, c.next_eligible_at, c.id LIMIT ?",
+        " ORDER BY c.retry_pass, c.next_eligible_at NULLS FIRST, c.id LIMIT ?",
         (campaign_id, *statuses, limit))
     return [PlanRow(int(r["id"]), r["name"], str(r["status"]), int(r["retry_pass"]),
                     r["timezone"], parse_iso(r["next_eligible_at"]), r["last_disposition"],
                     r["e164"], r["position"]) for r in rows]
+
+
+# For other claim paths (store/cluster_claim.py): the same candidate columns and row reader.
+CANDIDATE_COLS = _CANDIDATE_COLS
+NEXT_PHONE_SQL = _NEXT_PHONE
+candidate_from_row = _candidate

@@ -122,7 +122,8 @@ async def list_entries(store: Store, workspace: str = "default", limit: int | No
     rows = await store.fetchall(
         "SELECT e164, workspace, reason, source, added_by, added_at FROM dnc"
         " WHERE workspace = ? ORDER BY added_at, e164 LIMIT ? OFFSET ?",
-        (workspace, -1 if limit is None else limit, offset))
+        # No limit: a bound no list reaches (SQLite's LIMIT -1 is an error on PostgreSQL).
+        (workspace, 2**62 if limit is None else limit, offset))
     return [_entry(r) for r in rows]
 
 

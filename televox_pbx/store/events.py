@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from televox_pbx.store.db import Store
+from televox_pbx.store.sqlport import POSTGRESQL
 from televox_pbx.store.timefmt import iso, parse_iso
 
 _KEY_OK = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -63,7 +64,9 @@ async def query_events(store: Store, *, since: datetime | None = None,
         else:
             if not _KEY_OK.match(key):
                 raise ValueError(f"bad filter key {key!r}")
-            where.append(f"json_extract(fields_json, '$.\"{key}\"') = ?")
+            where.append(f"CAST(fields_json AS jsonb) ->> '{key}' = ?"
+                         if store.dialect == POSTGRESQL
+                         else f"json_extract(fields_json, '$.\"{key}\"') = ?")
         params.append(value)
     sql = "SELECT id, received_at, event, call_id, fields_json FROM ami_events"
     if where:

@@ -88,9 +88,9 @@ async def outbox_step(store: Store, plan: Planner, now: datetime, limit: int = 5
             return 0
         at = iso(now)
         await conn.executemany(
-            "INSERT OR IGNORE INTO webhook_deliveries(url, event, payload_json, status,"
+            "INSERT INTO webhook_deliveries(url, event, payload_json, status,"
             " attempts, created_at, event_id, subscription, campaign_id, next_attempt_at)"
-            " VALUES (?,?,?,'pending',0,?,?,?,?,?)",
+            " VALUES (?,?,?,'pending',0,?,?,?,?,?) ON CONFLICT DO NOTHING",
             [(d.url, d.event, json.dumps(d.payload, ensure_ascii=False, separators=(",", ":")),
               at, d.event_id, d.subscription, d.campaign_id, at) for d in plan(rows)])
         for source in (CONTACT_EVENTS, STATE_LOG):

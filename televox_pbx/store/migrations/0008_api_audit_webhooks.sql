@@ -31,6 +31,8 @@ CREATE TABLE campaign_state_log (
     to_state      TEXT NOT NULL,
     at            TEXT NOT NULL
 );
+-- The two dialects write triggers differently (store/sqlport.py keeps one block each).
+-- @sqlite
 CREATE TRIGGER campaign_state_logged AFTER UPDATE OF state ON campaigns
 WHEN OLD.state IS NOT NEW.state
 BEGIN
@@ -38,6 +40,19 @@ BEGIN
     VALUES (NEW.id, OLD.state, NEW.state,
             COALESCE(NEW.state_changed_at, strftime('%Y-%m-%dT%H:%M:%fZ','now')));
 END;
+-- @end
+-- @postgresql
+CREATE FUNCTION campaign_state_logged() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO campaign_state_log(campaign_id, from_state, to_state, at)
+    VALUES (NEW.id, OLD.state, NEW.state,
+            COALESCE(NEW.state_changed_at, strftime('%Y-%m-%dT%H:%M:%fZ','now')));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER campaign_state_logged AFTER UPDATE OF state ON campaigns
+FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state)
+EXECUTE FUNCTION campaign_state_logged();
+-- @end
 
 -- webhook_deliveries (0001) is the outbox: one row per event and subscriber, retried until
 -- acknowledged or too old. Every attempt goes to webhook_attempts (the delivery log).

@@ -1,0 +1,139 @@
+"""Claims across nodes (issue 19 item 2), on PostgreSQL: one transaction per claim.
+
+1. The campaign's pacing row is locked (FOR UPDATE): a token bucket of calls per minute,
+   and the live count against max_concurrent, both counted over all nodes.
+2. The contact is picked with FOR UPDATE SKIP LOCKED inside a CTE that carries the LIMIT
+   (a `WHERE id IN (... LIMIT n ...)` subquery may return more than n rows), its next
+   phone's DNC entry excluded: two nodes never pick the same contact, nor wait for each
+   other.
+3. The attempt goes in under the partial unique index on live attempts per number
+   (call_attempts_one_live). A conflict (the number is live in another campaign or inbound)
+   backs that contact off and the next pick is tried.
+
+Not yet wired into the Dialer (it claims through attempts.claim after its gate); the window
+and DNC re-check on the database's clock just before the Originate is the caller's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from televox_pbx.store.db import Store, StoreError
+from televox_pbx.store.dial_queue import (
+    CANDIDATE_COLS,
+    NEXT_PHONE_SQL,
+    Candidate,
+    candidate_from_row,
+)
+from televox_pbx.store.sqlport import POSTGRESQL
+from televox_pbx.store.timefmt import iso
+
+_RETRIES = 5
+_LIVE = "('intent','originated','ringing','answered')"
+
+_PICK = (
+    f"WITH pick AS (SELECT {CANDIDATE_COLS}, c.next_eligible_at AS eligible FROM contacts c"
+    f" LEFT JOIN contact_phones p ON p.contact_id = c.id AND p.position = {NEXT_PHONE_SQL}"
+    " WHERE c.campaign_id = :campaign AND c.status = 'pending' AND c.retry_pass = :pass"
+    " AND (c.next_eligible_at IS NULL OR c.next_eligible_at <= :now)"
+    " AND p.e164 IS NOT NULL"
+    " AND NOT EXISTS (SELECT 1 FROM dnc d WHERE d.workspace = :ws AND d.e164 = p.e164)"
+    " ORDER BY c.next_eligible_at NULLS FIRST, c.id LIMIT :n"
+    " FOR UPDATE OF c SKIP LOCKED)"
+    " SELECT * FROM pick ORDER BY eligible NULLS FIRST, id")
+
+_INSERT = (
+    "INSERT INTO call_attempts(id, campaign_id, contact_id, phone, phone_position,"
+    " retry_pass, status, created_at, gate_reason)"
+    " VALUES (:id, :campaign, :contact, :phone, :position, :pass, 'intent', :now, :reason)"
+    f" ON CONFLICT (phone) WHERE status IN {_LIVE} DO NOTHING")
+
+
+@dataclass(frozen=True, slots=True)
+class Pacing:
+    calls_per_minute: float
+    max_concurrent: int
+    burst: float = 1.0  # the bucket's size: calls that may start back to back
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    call_id: str
+    candidate: Candidate
+
+
+@dataclass(frozen=True, slots=True)
+class NoClaim:
+    """paced (no token), full (max_concurrent live), or empty (no contact to pick)."""
+    reason: str
+    backed_off: int = 0  # contacts whose number was live elsewhere
+
+
+async def claim_next(store: Store, campaign_id: int, retry_pass: int, pacing: Pacing,
+                     now: datetime, new_id: Callable[[], str], *, workspace: str = "default",
+                     pick: int = 4, backoff: timedelta = timedelta(minutes=1)
+                     ) -> Claimed | NoClaim:
+    """One claim for this campaign, whichever node asks, in one transaction."""
+    if store.dialect != POSTGRESQL:
+        raise StoreError("claim_next needs PostgreSQL (SQLite serialises its one writer)")
+    for attempt in range(_RETRIES):
+        try:
+            return await _claim(store, campaign_id, retry_pass, pacing, now, new_id,
+                                workspace, pick, backoff)
+        except asyncpg.DeadlockDetectedError:
+            # Two campaigns' claims each waiting on the other's uncommitted attempt to a
+            # shared number: PostgreSQL aborts one whole transaction; it simply runs again.
+            if attempt == _RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _claim(store: Store, campaign_id: int, retry_pass: int, pacing: Pacing,
+                 now: datetime, new_id: Callable[[], str], workspace: str, pick: int,
+                 backoff: timedelta) -> Claimed | NoClaim:
+    now_s = now.timestamp()
+    backed_off = 0
+    async with store.transaction(tag="claim") as conn:
+        await conn.execute(
+            "INSERT INTO campaign_pacing(campaign_id, tokens, refilled_s) VALUES (?, ?, ?)"
+            " ON CONFLICT (campaign_id) DO NOTHING", (campaign_id, pacing.burst, now_s))
+        async with conn.execute("SELECT tokens, refilled_s FROM campaign_pacing"
+                                " WHERE campaign_id = ? FOR UPDATE", (campaign_id,)) as cur:
+            row = await cur.fetchone()
+        assert row is not None
+        elapsed = max(0.0, now_s - float(row["refilled_s"]))
+        tokens = min(pacing.burst, float(row["tokens"]) + elapsed * pacing.calls_per_minute / 60)
+        if tokens < 1.0:
+            return NoClaim("paced")
+        async with conn.execute(f"SELECT COUNT(*) FROM call_attempts WHERE campaign_id = ?"
+                                f" AND status IN {_LIVE}", (campaign_id,)) as cur:
+            live = await cur.fetchone()
+        if live is not None and int(live[0]) >= pacing.max_concurrent:
+            return NoClaim("full")
+        async with conn.execute(_PICK, {"campaign": campaign_id, "pass": retry_pass,
+                                        "now": iso(now), "ws": workspace, "n": pick}) as cur:
+            rows = await cur.fetchall()
+        for r in rows:
+            cand = candidate_from_row(r)
+            call_id = new_id()
+            cur = await conn.execute(_INSERT, {
+                "id": call_id, "campaign": campaign_id, "contact": cand.contact_id,
+                "phone": cand.e164, "position": cand.position, "pass": cand.retry_pass,
+                "now": iso(now), "reason": "cluster claim"})
+            if cur.rowcount != 1:  # the number is live elsewhere: this contact waits
+                backed_off += 1
+                await conn.execute("UPDATE contacts SET next_eligible_at = ?, updated_at = ?"
+                                   " WHERE id = ?", (iso(now + backoff), iso(now),
+                                                     cand.contact_id))
+                continue
+            await conn.execute("UPDATE contacts SET status = 'calling', last_attempt_at = ?,"
+                               " updated_at = ? WHERE id = ?",
+                               (iso(now), iso(now), cand.contact_id))
+            await conn.execute("UPDATE campaign_pacing SET tokens = ?, refilled_s = ?"
+                               " WHERE campaign_id = ?", (tokens - 1.0, now_s, campaign_id))
+            return Claimed(call_id, cand)
+    return NoClaim("empty", backed_off)

@@ -1,0 +1,116 @@
+"""Issue 19 item 2: claims from several nodes on one PostgreSQL (PostgreSQL only: the
+throw-away server of tests/pg_support.py; a missing server fails, never skips)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from dialer_support import add_dnc, make_campaign, seed
+from pg_support import PgServer, fresh_database
+
+from televox_pbx.store import Store, StoreError
+from televox_pbx.store.attempts import record_inbound
+from televox_pbx.store.cluster_claim import Claimed, NoClaim, Pacing, claim_next
+
+NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
+LIVE = "('intent','originated','ringing','answered')"
+_ids = itertools.count(1)
+
+
+def new_id() -> str:
+    return f"call-{next(_ids)}"
+
+
+def number(i: int) -> str:
+    return f"+1212555{i:04d}"
+
+
+@pytest.fixture
+async def nodes(pg_server: PgServer) -> AsyncIterator[list[Store]]:
+    """Four nodes: four stores (connections) on one database."""
+    url = fresh_database(pg_server, migrated=True)
+    stores = [await Store.open(url) for _ in range(4)]
+    yield stores
+    for s in stores:
+        await s.close()
+
+
+async def drain(node: Store, campaign_id: int, pacing: Pacing, now: datetime,
+                out: list[Claimed]) -> NoClaim:
+    while True:
+        got = await claim_next(node, campaign_id, 1, pacing, now, new_id)
+        if isinstance(got, NoClaim):
+            return got
+        out.append(got)
+        await asyncio.sleep(0)  # let the other nodes in between
+
+
+async def live_per_number(store: Store) -> dict[str, int]:
+    rows = await store.fetchall(f"SELECT phone, COUNT(*) AS n FROM call_attempts"
+                                f" WHERE status IN {LIVE} GROUP BY phone")
+    return {str(r["phone"]): int(r["n"]) for r in rows}
+
+
+async def test_four_nodes_keep_max_concurrent_dnc_and_one_live_call_per_number(
+        nodes: list[Store]) -> None:
+    first = nodes[0]
+    cid = await seed(first, make_campaign(name="a"), [[number(i)] for i in range(40)])
+    await add_dnc(first, number(5))
+    await add_dnc(first, number(7))
+    assert await record_inbound(first, "in-1", number(2), NOW)  # they are talking to us
+    claimed: list[Claimed] = []
+    pacing = Pacing(calls_per_minute=600, max_concurrent=12, burst=100)
+    ends = await asyncio.gather(*(drain(n, cid, pacing, NOW, claimed) for n in nodes))
+    assert {e.reason for e in ends} == {"full"}
+    assert len(claimed) == 12
+    assert len({c.candidate.contact_id for c in claimed}) == 12  # no contact twice
+    phones = {c.candidate.e164 for c in claimed}
+    assert not phones & {number(5), number(7), number(2)}
+    assert all(n == 1 for n in (await live_per_number(first)).values())
+    # The contact whose number was live elsewhere waits, still pending, for the backoff.
+    row = await first.fetchone(
+        "SELECT c.status, c.next_eligible_at FROM contacts c JOIN contact_phones p"
+        " ON p.contact_id = c.id WHERE p.e164 = ?", (number(2),))
+    assert row is not None and row["status"] == "pending"
+    assert row["next_eligible_at"] == "2026-01-05T15:01:00.000Z"
+
+
+async def test_the_token_bucket_paces_all_nodes_together(nodes: list[Store]) -> None:
+    cid = await seed(nodes[0], make_campaign(name="a"), [[number(i)] for i in range(20)])
+    pacing = Pacing(calls_per_minute=12, max_concurrent=100, burst=3)  # one per 5 s
+    claimed: list[Claimed] = []
+
+    async def round_at(at: datetime) -> set[str]:
+        ends = await asyncio.gather(*(drain(n, cid, pacing, at, claimed) for n in nodes))
+        return {e.reason for e in ends}
+
+    assert await round_at(NOW) == {"paced"}
+    assert len(claimed) == 3  # the burst, not 3 per node
+    assert await round_at(NOW + timedelta(seconds=10)) == {"paced"}
+    assert len(claimed) == 5  # 10 s at 12 a minute: 2 more
+    assert await round_at(NOW + timedelta(seconds=12)) == {"paced"}
+    assert len(claimed) == 5
+
+
+async def test_two_campaigns_sharing_numbers_never_dial_one_twice(
+        nodes: list[Store]) -> None:
+    shared = [[number(i)] for i in range(15)]
+    a = await seed(nodes[0], make_campaign(name="a"), shared)
+    b = await seed(nodes[0], make_campaign(name="b"), shared)
+    pacing = Pacing(calls_per_minute=600, max_concurrent=100, burst=100)
+    claimed: list[Claimed] = []
+    jobs: list[Any] = [drain(n, cid, pacing, NOW, claimed)
+                       for n, cid in zip(nodes, (a, b, a, b), strict=True)]
+    await asyncio.gather(*jobs)
+    assert sorted(c.candidate.e164 or "" for c in claimed) == sorted(p[0] for p in shared)
+    assert all(n == 1 for n in (await live_per_number(nodes[0])).values())
+
+
+async def test_claim_next_refuses_sqlite(store: Store) -> None:
+    with pytest.raises(StoreError, match="PostgreSQL"):
+        await claim_next(store, 1, 1, Pacing(10, 2), NOW, new_id)
