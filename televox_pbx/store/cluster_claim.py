@@ -48,8 +48,9 @@ _PICK = (
 
 _INSERT = (
     "INSERT INTO call_attempts(id, campaign_id, contact_id, phone, phone_position,"
-    " retry_pass, status, created_at, gate_reason)"
-    " VALUES (:id, :campaign, :contact, :phone, :position, :pass, 'intent', :now, :reason)"
+    " retry_pass, status, created_at, gate_reason, node_id, node_epoch)"
+    " VALUES (:id, :campaign, :contact, :phone, :position, :pass, 'intent', :now, :reason,"
+    " :node, :epoch)"
     f" ON CONFLICT (phone) WHERE status IN {_LIVE} DO NOTHING")
 
 
@@ -123,7 +124,9 @@ async def _claim(store: Store, campaign_id: int, retry_pass: int, pacing: Pacing
             cur = await conn.execute(_INSERT, {
                 "id": call_id, "campaign": campaign_id, "contact": cand.contact_id,
                 "phone": cand.e164, "position": cand.position, "pass": cand.retry_pass,
-                "now": iso(now), "reason": "cluster claim"})
+                "now": iso(now), "reason": "cluster claim",
+                "node": store.node.node_id if store.node else None,
+                "epoch": store.node.epoch if store.node else None})
             if cur.rowcount != 1:  # the number is live elsewhere: this contact waits
                 backed_off += 1
                 await conn.execute("UPDATE contacts SET next_eligible_at = ?, updated_at = ?"

@@ -85,6 +85,13 @@ def is_unique_violation(exc: BaseException, target: str) -> bool:
     return getattr(exc, "table_name", None) == table and f"Key ({column})=" in detail
 
 
+@dataclass(frozen=True, slots=True)
+class NodeIdentity:
+    """A node (daemon) in one of its lives: store/nodes.py."""
+    node_id: str
+    epoch: int
+
+
 class Store:
     """One database connection: SQLite (aiosqlite) here, PostgreSQL in store/pg.py.
     Writers serialise through the database's own locks."""
@@ -100,6 +107,9 @@ class Store:
         # lone write must not land inside another task's open transaction.
         self._tx_lock = asyncio.Lock()
         self._tx_owner: asyncio.Task[Any] | None = None
+        # Set once this daemon has started as a node (store/nodes.py): the attempts it
+        # claims carry it, and every write to an attempt is checked against it.
+        self.node: NodeIdentity | None = None
 
     @classmethod
     async def open(cls, path: Path | str, *, migrate: bool = True,
