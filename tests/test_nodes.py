@@ -22,6 +22,7 @@ from televox_pbx.store.attempts import (
     mark_progress,
 )
 from televox_pbx.store.nodes import NodeIdentity, list_nodes, renew_lease, start_node
+from televox_pbx.store.transcripts import CallRecord, save_call
 
 pytestmark = pytest.mark.both_backends
 
@@ -74,6 +75,7 @@ async def test_a_stale_epoch_cannot_overwrite_a_survivors_decision(store: Store)
     await mark_ended(store, end)
     async with store.transaction() as _:
         assert not await finish(store, end, turns=3, disposition="INTERESTED")
+    await save_call(store, CallRecord("c1", disposition="OPT_OUT"))
     assert await get_attempt(store, "c1") == before
     # The owner's writes go through.
     store.node = survivor

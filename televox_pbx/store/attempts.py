@@ -16,10 +16,10 @@ UNFINISHED = ("intent", "originated", "ringing", "answered")
 _UNFINISHED_SQL = "('intent','originated','ringing','answered')"
 # Every write to an attempt: only the node (and the life of it) that owns the row, or
 # anyone for rows no node owns (a single box; rows older than nodes). Two parameters.
-_OWNED = " AND (node_id IS NULL OR (node_id = ? AND node_epoch = ?))"
+OWNED_SQL = " AND (node_id IS NULL OR (node_id = ? AND node_epoch = ?))"
 
 
-def _owner(store: Store) -> tuple[str | None, int | None]:
+def owner_params(store: Store) -> tuple[str | None, int | None]:
     return (store.node.node_id, store.node.epoch) if store.node else (None, None)
 
 
@@ -106,7 +106,7 @@ async def claim(store: Store, intent: Intent, now: datetime, workspace: str) -> 
                 "                 AND status IN ('calling','connected'))",
                 (intent.call_id, intent.campaign_id, intent.contact_id, intent.phone,
                  intent.phone_position, intent.retry_pass, iso(now), intent.gate_reason,
-                 *_owner(store), workspace, intent.phone, intent.contact_id))
+                 *owner_params(store), workspace, intent.phone, intent.contact_id))
             if cur.rowcount != 1:
                 on_dnc = await store.fetchone(
                     "SELECT 1 FROM dnc WHERE workspace = ? AND e164 = ?",
@@ -132,7 +132,7 @@ async def mark_originated(store: Store, call_id: str, at: datetime) -> None:
     """Originate accepted; only moves an attempt the tracker has not already advanced."""
     await store.execute(
         "UPDATE call_attempts SET status = 'originated', originated_at = COALESCE(originated_at,?)"
-        " WHERE id = ? AND status = 'intent'" + _OWNED, (iso(at), call_id, *_owner(store)))
+        " WHERE id = ? AND status = 'intent'" + OWNED_SQL, (iso(at), call_id, *owner_params(store)))
 
 
 async def mark_ended(store: Store, outcome: CallOutcome) -> None:
@@ -142,10 +142,10 @@ async def mark_ended(store: Store, outcome: CallOutcome) -> None:
         f"UPDATE call_attempts SET end_status = ?, end_failure = ?, hangup_cause = ?,"
         f" sip_code = ?, ringing_at = COALESCE(ringing_at, ?),"
         f" answered_at = COALESCE(answered_at, ?), hangup_at = ?"
-        f" WHERE id = ? AND status IN {_UNFINISHED_SQL}{_OWNED}",
+        f" WHERE id = ? AND status IN {_UNFINISHED_SQL}{OWNED_SQL}",
         (outcome.status.value, outcome.failure.value if outcome.failure else None,
          outcome.hangup_cause, outcome.sip_code, _t(outcome.ringing_at),
-         _t(outcome.answered_at), _t(outcome.hangup_at), outcome.call_id, *_owner(store)))
+         _t(outcome.answered_at), _t(outcome.hangup_at), outcome.call_id, *owner_params(store)))
 
 
 async def mark_progress(store: Store, outcome: CallOutcome) -> None:
@@ -154,10 +154,10 @@ async def mark_progress(store: Store, outcome: CallOutcome) -> None:
         f"UPDATE call_attempts SET status = ?,"
         f" ringing_at = COALESCE(ringing_at, ?), answered_at = COALESCE(answered_at, ?),"
         f" amd_status = COALESCE(?, amd_status), amd_cause = COALESCE(?, amd_cause)"
-        f" WHERE id = ? AND status IN {_UNFINISHED_SQL}{_OWNED}",
+        f" WHERE id = ? AND status IN {_UNFINISHED_SQL}{OWNED_SQL}",
         (outcome.status.value, _t(outcome.ringing_at), _t(outcome.answered_at),
          outcome.amd_status.value if outcome.amd_status else None, outcome.amd_cause,
-         outcome.call_id, *_owner(store)))
+         outcome.call_id, *owner_params(store)))
 
 
 async def finish(store: Store, outcome: CallOutcome, *, turns: int | None,
@@ -173,13 +173,13 @@ async def finish(store: Store, outcome: CallOutcome, *, turns: int | None,
         f" duration_s = ?, originated_at = COALESCE(originated_at, ?),"
         f" ringing_at = COALESCE(ringing_at, ?), answered_at = COALESCE(answered_at, ?),"
         f" hangup_at = COALESCE(?, hangup_at), notes = COALESCE(?, notes)"
-        f" WHERE id = ? AND status IN {_UNFINISHED_SQL}{_OWNED}",
+        f" WHERE id = ? AND status IN {_UNFINISHED_SQL}{OWNED_SQL}",
         (outcome.status.value, outcome.failure.value if outcome.failure else None,
          outcome.hangup_cause, outcome.sip_code,
          outcome.amd_status.value if outcome.amd_status else None, outcome.amd_cause,
          disposition, turns, outcome.duration_s, _t(outcome.originated_at),
          _t(outcome.ringing_at), _t(outcome.answered_at), _t(outcome.hangup_at), notes,
-         outcome.call_id, *_owner(store))) as cur:
+         outcome.call_id, *owner_params(store))) as cur:
         return cur.rowcount == 1
 
 
@@ -256,7 +256,7 @@ async def cancel_unsent(store: Store, call_id: str, contact_id: int, retry_at: d
     async with store.transaction() as conn:
         await conn.execute(
             "UPDATE call_attempts SET status = 'not_sent', notes = ? WHERE id = ?"
-            " AND status = 'intent'" + _OWNED, (reason, call_id, *_owner(store)))
+            " AND status = 'intent'" + OWNED_SQL, (reason, call_id, *owner_params(store)))
         await conn.execute(
             "UPDATE contacts SET status = 'pending', next_eligible_at = ?, updated_at = ?"
             " WHERE id = ? AND status = 'calling'", (iso(retry_at), iso(retry_at), contact_id))

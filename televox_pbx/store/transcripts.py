@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+from televox_pbx.store.attempts import OWNED_SQL, owner_params
 from televox_pbx.store.db import Store
 from televox_pbx.store.timefmt import iso, parse_iso
 
@@ -64,9 +65,9 @@ async def save_call(store: Store, record: CallRecord) -> None:
         await conn.execute(
             "UPDATE call_attempts SET disposition = COALESCE(?, disposition),"
             " amd_status = COALESCE(?, amd_status), amd_cause = COALESCE(?, amd_cause),"
-            " turns = CASE WHEN turns > ? THEN turns ELSE ? END WHERE id = ?",
+            " turns = CASE WHEN turns > ? THEN turns ELSE ? END WHERE id = ?" + OWNED_SQL,
             (record.disposition, record.amd_status, record.amd_cause, n, n,
-             record.attempt_id))
+             record.attempt_id, *owner_params(store)))
 
 
 async def transcript(store: Store, attempt_id: str) -> list[TurnRow]:
