@@ -33,6 +33,7 @@ from televox_pbx.config.settings import Settings
 from televox_pbx.control.server import ControlServer
 from televox_pbx.control.service import start_control
 from televox_pbx.domain import AmdStatus, CallOutcome, OriginateRequest
+from televox_pbx.lease_keeper import LeaseKeeper, start_lease
 from televox_pbx.startup import check_database, startup_error
 from televox_pbx.store import Store
 from televox_pbx.store.attempts import (
@@ -98,6 +99,7 @@ class App:
         self.audiosocket: AudioSocketServer | None = None
         self.runner: VoiceRunner | None = None
         self.eventlog: EventLog | None = None
+        self.lease: LeaseKeeper | None = None  # on PostgreSQL: this node's epoch and lease
         self.factory: VoiceSessionFactory | None = None
         self._holder: Any = None  # televox_pbx.voice.engines.holder.Engines
         self._results: ResultLog | None = None
@@ -140,6 +142,8 @@ class App:
             check_database(s.database.path)
         self.store = store = await Store.open(s.database.target(),
                                               password=s.database.password())
+        if s.database.is_postgres and self._recover:  # the daemon, one of several nodes
+            self.lease = await start_lease(store, self.clock, s)
         self._stage = "models"
         engines = await self._load_engines()
         self._results = ResultLog(store, self.clock)
@@ -326,9 +330,13 @@ class App:
         async with asyncio.TaskGroup() as tg:
             events = tg.create_task(supervise("event log writer", self.eventlog.run,
                                               self.clock), name="eventlog")
+            lease = tg.create_task(supervise("node lease", self.lease.run, self.clock),
+                                   name="lease") if self.lease is not None else None
             await self.runner.run(stop, exit_when_idle=exit_when_idle)
             await self._drain_calls()
             events.cancel()
+            if lease is not None:
+                lease.cancel()
 
     async def _drain_calls(self) -> None:
         """Dialing has stopped but calls already up go on: keep feeding their results to

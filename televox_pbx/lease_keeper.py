@@ -4,8 +4,10 @@ clock. Sans-IO apart from the store calls; the clock is injected, so tests drive
 from __future__ import annotations
 
 import logging
+import socket
 
 from televox_pbx.clock import Clock
+from televox_pbx.config.settings import Settings
 from televox_pbx.store.db import Store
 from televox_pbx.store.nodes import LEASE_S, RENEW_S, renew_lease, start_node
 
@@ -54,3 +56,14 @@ class LeaseKeeper:
         """Renew until cancelled or superseded."""
         while await self.renew_once():
             await self.clock.sleep(self.renew_s)
+
+
+async def start_lease(store: Store, clock: Clock, settings: Settings) -> LeaseKeeper:
+    """The daemon's node on a shared database: its id (database.node_id, else the host's
+    name) and the AMI address that survivors would reach its Asterisk through."""
+    ami = settings.ami
+    address = f"{ami.host}:{ami.port}" if ami.host else "simulator"
+    keeper = LeaseKeeper(store, clock, settings.database.node_id or socket.gethostname(),
+                         address)
+    await keeper.start()
+    return keeper

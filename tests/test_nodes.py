@@ -9,8 +9,9 @@ import pytest
 from dialer_support import make_campaign, seed
 
 from televox_pbx.clock import FakeClock
+from televox_pbx.config.settings import Settings
 from televox_pbx.domain import CallOutcome, CallStatus
-from televox_pbx.lease_keeper import LeaseKeeper
+from televox_pbx.lease_keeper import LeaseKeeper, start_lease
 from televox_pbx.store import Store
 from televox_pbx.store.attempts import (
     Intent,
@@ -107,3 +108,12 @@ async def test_the_lease_keeper_renews_until_superseded(store: Store) -> None:
     await start_node(store, "box-a", "10.0.0.1:5038")  # a second process with the same id
     assert not await keeper.renew_once()
     assert not keeper.held
+
+
+async def test_the_daemon_names_its_node_and_its_asterisk(store: Store) -> None:
+    settings = Settings.model_validate({"database": {"node_id": "box-a"},
+                                        "ami": {"host": "pbx-1.lan", "port": 5039}})
+    keeper = await start_lease(store, FakeClock(NOW), settings)
+    assert keeper.held
+    [row] = await list_nodes(store)
+    assert (row.node_id, row.ami_address, row.epoch) == ("box-a", "pbx-1.lan:5039", 1)

@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "dnc",
     "events",
     "models",
+    "nodes",
     "plan",
     "schema",
     "serve",

@@ -73,6 +73,9 @@ class DatabaseSettings(_Strict):
     url: str | None = None
     password_env: str = "TELEVOX_DB_PASSWORD"
     password_file: Path | None = None
+    # On PostgreSQL, this daemon's name among the nodes sharing the database (issue 19):
+    # unique per box, stable across restarts. Default: the host's name.
+    node_id: str | None = None
 
     @model_validator(mode="before")
     @classmethod

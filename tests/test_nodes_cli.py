@@ -1,0 +1,37 @@
+"""`televox nodes list` on PostgreSQL (the throw-away server; never skipped)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from pg_support import PgServer, fresh_database
+
+from televox_pbx.cli import main
+from televox_pbx.store import Store
+from televox_pbx.store.nodes import start_node
+
+
+def test_nodes_list_shows_each_nodes_lease_and_calls(
+        pg_server: PgServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = fresh_database(pg_server, migrated=True)
+
+    async def two_nodes() -> None:
+        store = await Store.open(url)
+        try:
+            await start_node(store, "box-a", "10.0.0.1:5038")
+            await start_node(store, "box-b", "10.0.0.2:5038")
+            await store.execute("UPDATE nodes SET lease_until = lease_until - 60"
+                                " WHERE node_id = 'box-b'")
+        finally:
+            await store.close()
+    asyncio.run(two_nodes())
+    cfg = tmp_path / "televox.yaml"
+    cfg.write_text(f"database:\n  url: \"{url}\"\n")
+    assert main(["-c", str(cfg), "nodes", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["NODE", "EPOCH", "AMI", "LEASE", "IN", "FLIGHT"]
+    a, b = (line.split() for line in lines[1:])
+    assert a[:5] == ["box-a", "1", "10.0.0.1:5038", "alive,", "expires"] and a[-1] == "0"
+    assert b[:4] == ["box-b", "1", "10.0.0.2:5038", "expired"] and b[-1] == "0"
