@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from televox_pbx.campaigns import gate
+from televox_pbx.campaigns.cluster_dial import Claimed, ClusterDial
 from televox_pbx.campaigns.outcomes import OutcomeApplier
 from televox_pbx.campaigns.pacing import Pacer
 from televox_pbx.campaigns.recovery import ReconcileReport, Recovery
@@ -78,12 +79,15 @@ class Dialer:
                  probe: ChannelProbe | None = None, tick_s: float = 1.0,
                  new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
                  not_sent: tuple[type[BaseException], ...] = (),
-                 fate_unknown: tuple[type[BaseException], ...] = ()) -> None:
+                 fate_unknown: tuple[type[BaseException], ...] = (),
+                 cluster: ClusterDial | None = None) -> None:
         """`not_sent`: exceptions with which the Originator proves nothing went on the
         wire (e.g. AMI not connected); those attempts are closed unsent and the contact
         waits its turn again. `fate_unknown`: it may have gone out (link lost mid-action);
         the attempt stays open for the tracker or `reconcile()` to settle. Any other
-        exception spends the attempt as failed. No attempt is ever sent twice."""
+        exception spends the attempt as failed. No attempt is ever sent twice.
+        `cluster` (PostgreSQL, several nodes): the campaign queue is claimed through it,
+        then gated again on the database's clock (campaigns/cluster_dial.py)."""
         self._store = store
         self._originator = originator
         self._clock = clock
@@ -94,6 +98,7 @@ class Dialer:
         self._new_id = new_id
         self._not_sent = not_sent
         self._fate_unknown = fate_unknown
+        self._cluster = cluster
         self._pacers: dict[int, Pacer] = {}
         self._configs: dict[int, tuple[str, Campaign]] = {}  # parsed once per stored JSON
         self._lock = asyncio.Lock()
@@ -194,16 +199,22 @@ class Dialer:
             pass_open = row.pass_started_at is None or row.pass_started_at <= now
             want = min(budget - dialled, _MAX_GATE_CHECKS - checks)
             batch = await dq.due_callbacks(self._store, row.id, now, want)
-            if not batch and pass_open:
+            claimed: str | None = None
+            if not batch and pass_open and self._cluster is not None:
+                got = await self._cluster.claim(row.id, row.current_pass, cfg, self._new_id,
+                                                self._workspace)
+                if isinstance(got, Claimed):
+                    batch, claimed = [got.candidate], got.call_id
+            elif not batch and pass_open:
                 batch = await dq.next_candidates(self._store, row.id, row.current_pass, now,
                                                  want)
             if not batch:
                 break
             for cand in batch:
-                if not self._ready():
+                if not self._ready() and claimed is None:
                     return dialled
                 checks += 1
-                code = (await self._try(row, cfg, cand, report)).code
+                code = (await self._try(row, cfg, cand, report, claimed=claimed)).code
                 if code == "not_sent":
                     return dialled  # the link is down: nothing more this tick
                 if code == "originated":
@@ -213,9 +224,13 @@ class Dialer:
         return dialled
 
     async def _try(self, row: camp.CampaignRow, cfg: Campaign, cand: dq.Candidate,
-                   report: TickReport, purpose: str | None = None) -> CallNowResult:
+                   report: TickReport, purpose: str | None = None,
+                   claimed: str | None = None) -> CallNowResult:
+        """`claimed`: the attempt the cluster claim already wrote; the gate runs again on
+        the database's clock, and a refusal (or a link gone down) closes it unsent."""
         # The window is judged at the moment of this claim, never at a batch's start.
-        now = self._clock.now()
+        now = self._clock.now() if self._cluster is None or claimed is None \
+            else await self._cluster.now()
         if cand.e164 is None or cand.position is None:
             async with self._lock, self._store.transaction(tag="refuse"):
                 await self.outcomes.apply_result(cand.contact_id, cfg, Result.FAILED,
@@ -229,18 +244,25 @@ class Dialer:
                 campaign=cfg, phone=cand.e164, now=now, workspace=self._workspace,
                 contact_tz=cand.timezone, campaign_id=row.id, contact_id=cand.contact_id,
                 purpose=purpose))
+            if claimed is not None and (not decision.allowed or not self._ready()):
+                await att.cancel_unsent(self._store, claimed, cand.contact_id, now,
+                                        f"refused at the re-check: {decision.reason.value}"
+                                        if not decision.allowed else "the PBX link is down")
+                if decision.allowed:
+                    return CallNowResult(None, "the PBX link is down", "not_sent")
             if not decision.allowed:
                 await self._refuse(cfg, cand, decision, now, report)
                 return CallNowResult(None, _refusal_text(decision),
                                      _GATE_CODES.get(decision.reason, "refused"))
-            call_id = self._new_id()
+            call_id = claimed or self._new_id()
             phone = decision.e164 or cand.e164
             try:
-                await att.claim(self._store, att.Intent(
-                    call_id=call_id, campaign_id=row.id, contact_id=cand.contact_id,
-                    phone=phone, phone_position=cand.position, retry_pass=cand.retry_pass,
-                    gate_reason=decision.detail, callback_id=cand.callback_id), now,
-                    self._workspace)
+                if claimed is None:
+                    await att.claim(self._store, att.Intent(
+                        call_id=call_id, campaign_id=row.id, contact_id=cand.contact_id,
+                        phone=phone, phone_position=cand.position, retry_pass=cand.retry_pass,
+                        gate_reason=decision.detail, callback_id=cand.callback_id), now,
+                        self._workspace)
             except att.ClaimRefused as refused:
                 return await self._claim_refused(cfg, cand, refused, now, report)
         req = Req(call_id=call_id, phone=phone, trunk=cfg.trunk,

@@ -23,6 +23,7 @@ from televox_pbx.ami.client import (
 )
 from televox_pbx.ami.codec import AmiMessage
 from televox_pbx.ami.tracker import CallTracker
+from televox_pbx.campaigns.cluster_dial import ClusterDial
 from televox_pbx.campaigns.dialer import Dialer
 from televox_pbx.campaigns.recovery import ReconcileReport
 from televox_pbx.clock import Clock, SystemClock, wait_for
@@ -71,7 +72,8 @@ class CampaignRunner:
         self.tracker = CallTracker(clock)
         self.dialer = Dialer(store, self, clock, workspace=workspace,
                              max_concurrent_global=max_concurrent_global, probe=client,
-                             not_sent=(AmiNotConnected,), fate_unknown=(OriginateUnknown,))
+                             not_sent=(AmiNotConnected,), fate_unknown=(OriginateUnknown,),
+                             cluster=ClusterDial(store) if store.node is not None else None)
         self._outcomes: asyncio.Queue[CallOutcome] = asyncio.Queue()
         self._tasks = OwnedTasks("campaign-runner")
         # Final outcomes waiting for their voice session's result, one task each.

@@ -10,8 +10,8 @@
    (call_attempts_one_live). A conflict (the number is live in another campaign or inbound)
    backs that contact off and the next pick is tried.
 
-Not yet wired into the Dialer (it claims through attempts.claim after its gate); the window
-and DNC re-check on the database's clock just before the Originate is the caller's.
+The Dialer claims through here on PostgreSQL (campaigns/cluster_dial.py), then re-checks the
+window and DNC on the database's clock just before the Originate.
 """
 
 from __future__ import annotations

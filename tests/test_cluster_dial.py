@@ -1,0 +1,117 @@
+"""Issue 19 item 2 wired: the Dialer on PostgreSQL claims through claim_next (pacing and
+max_concurrent over all nodes) and gates again on the database's clock just before the
+Originate (the throw-away PostgreSQL; never skipped)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from dialer_support import FakeOriginator, add_dnc, make_campaign, seed
+from pg_support import PgServer, fresh_database
+
+from televox_pbx.campaigns.cluster_dial import ClusterDial
+from televox_pbx.campaigns.dialer import Dialer
+from televox_pbx.clock import FakeClock
+from televox_pbx.config.campaign import Campaign
+from televox_pbx.store import Store
+from televox_pbx.store.nodes import start_node
+
+START = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # Monday 10:00 in New York
+EVENING = datetime(2026, 1, 6, 3, 0, tzinfo=UTC)  # 22:00 in New York: window closed
+WINDOW = {"start": "08:00", "end": "21:00",
+          "weekdays": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}
+
+
+def campaign(max_concurrent: int = 3) -> Campaign:
+    return make_campaign(
+        calling_window=WINDOW,
+        timezone_policy={"source": "fixed", "fixed_zone": "America/New_York"},
+        pacing={"calls_per_minute": 600, "max_concurrent": max_concurrent})
+
+
+def number(i: int) -> str:
+    return f"+1212555{i:04d}"
+
+
+@pytest.fixture
+async def stores(pg_server: PgServer) -> AsyncIterator[list[Store]]:
+    """Two nodes (two connections) on one database, each with its node identity."""
+    url = fresh_database(pg_server, migrated=True)
+    out = [await Store.open(url) for _ in range(2)]
+    for i, s in enumerate(out):
+        s.node = await start_node(s, f"box-{i}", f"10.0.0.{i}:5038")
+    yield out
+    for s in out:
+        await s.close()
+
+
+def dialer(store: Store, orig: FakeOriginator, db_time: datetime | None = None) -> Dialer:
+    async def db_clock() -> datetime:  # the database's clock, pinned for the test
+        return db_time or orig.clock.now()
+    return Dialer(store, orig, orig.clock, max_concurrent_global=50,
+                  cluster=ClusterDial(store, db_clock=db_clock))
+
+
+async def test_two_nodes_keep_the_campaigns_max_concurrent_in_total(
+        stores: list[Store]) -> None:
+    clock = FakeClock(START)
+    await seed(stores[0], campaign(max_concurrent=3), [[number(i)] for i in range(10)])
+    origs = [FakeOriginator(clock) for _ in stores]
+    dialers = [dialer(s, o) for s, o in zip(stores, origs, strict=True)]
+    for _ in range(4):
+        for d in dialers:
+            await d.tick()
+        await clock.advance(1)
+    assert sum(len(o.sent) for o in origs) == 3
+    rows = await stores[0].fetchall("SELECT node_id, status FROM call_attempts")
+    assert {r["status"] for r in rows} == {"originated"}
+    assert {r["node_id"] for r in rows} <= {"box-0", "box-1"}
+
+
+async def test_the_window_is_judged_again_on_the_databases_clock(
+        stores: list[Store]) -> None:
+    clock = FakeClock(START)  # this node's clock says 10:00 in New York ...
+    await seed(stores[0], campaign(), [[number(1)]])
+    orig = FakeOriginator(clock)
+    report = await dialer(stores[0], orig, db_time=EVENING).tick()  # the database: 22:00
+    assert report.originated == [] and report.held == 1 and orig.sent == []
+    row = await stores[0].fetchone("SELECT status, notes FROM call_attempts")
+    assert row is not None and row["status"] == "not_sent"
+    assert "outside_window" in str(row["notes"])
+    contact = await stores[0].fetchone("SELECT status, next_eligible_at FROM contacts")
+    assert contact is not None and contact["status"] == "pending"
+    assert contact["next_eligible_at"] > "2026-01-06T03:00"  # held until the window opens
+
+
+async def test_a_number_listed_after_the_claim_is_never_dialled(stores: list[Store]) -> None:
+    clock = FakeClock(START)
+    store = stores[0]
+    await seed(store, campaign(), [[number(1)]])
+
+    asked: list[datetime] = []
+
+    async def db_clock() -> datetime:  # asked at the claim, then at the re-check
+        if asked:  # the re-check: someone put the number on the DNC list since the claim
+            await add_dnc(stores[1], number(1))
+        asked.append(clock.now())
+        return clock.now()
+    orig = FakeOriginator(clock)
+    d = Dialer(store, orig, clock, cluster=ClusterDial(store, db_clock=db_clock))
+    report = await d.tick()
+    assert orig.sent == [] and report.suppressed == 1
+    row = await store.fetchone("SELECT status FROM call_attempts")
+    assert row is not None and row["status"] == "not_sent"
+    contact = await store.fetchone("SELECT status FROM contacts")
+    assert contact is not None and contact["status"] != "calling"
+
+
+async def test_without_a_cluster_the_dialer_keeps_its_own_path(stores: list[Store]) -> None:
+    clock = FakeClock(START)
+    await seed(stores[0], campaign(), [[number(1)]])
+    orig = FakeOriginator(clock)
+    await Dialer(stores[0], orig, clock).tick()
+    row = await stores[0].fetchone("SELECT gate_reason, node_id FROM call_attempts")
+    assert len(orig.sent) == 1 and row is not None
+    assert row["gate_reason"] != "cluster claim" and row["node_id"] == "box-0"
