@@ -14,7 +14,7 @@ import re
 from collections.abc import Awaitable, Generator, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -120,6 +120,18 @@ def connect_kwargs(url: str, password: str | None) -> dict[str, Any]:
         raise StoreError("database.url must not hold a password: give it in a file or the "
                          "environment (database.password_file / database.password_env)")
     kw: dict[str, Any] = {"dsn": url}
+    # ?statement_cache_size=0 for pgbouncer in transaction mode: a prepared statement lives
+    # on one server connection, and the next transaction may run on another. asyncpg reads
+    # the DSN's unknown parameters as server settings, so this one is taken out here.
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    cache = [v for k, v in query if k == "statement_cache_size"]
+    if cache:
+        if not cache[-1].isdigit():
+            raise StoreError("database.url: statement_cache_size must be a whole number")
+        kw["statement_cache_size"] = int(cache[-1])
+        kw["dsn"] = urlunsplit(parts._replace(query=urlencode(
+            [(k, v) for k, v in query if k != "statement_cache_size"])))
     if password:
         kw["password"] = password
     return kw
