@@ -115,3 +115,18 @@ async def test_without_a_cluster_the_dialer_keeps_its_own_path(stores: list[Stor
     row = await stores[0].fetchone("SELECT gate_reason, node_id FROM call_attempts")
     assert len(orig.sent) == 1 and row is not None
     assert row["gate_reason"] != "cluster claim" and row["node_id"] == "box-0"
+
+
+async def test_a_node_without_its_lease_claims_nothing(stores: list[Store]) -> None:
+    clock = FakeClock(START)
+    await seed(stores[0], campaign(), [[number(1)], [number(2)]])
+    await stores[1].execute("UPDATE nodes SET lease_until = lease_until - 60"
+                            " WHERE node_id = 'box-0'")  # box-0 was given up for dead
+    lapsed = FakeOriginator(clock)
+    await dialer(stores[0], lapsed).tick()
+    superseded = FakeOriginator(clock)
+    await start_node(stores[1], "box-1", "10.0.0.1:5038")  # box-1 restarted elsewhere
+    await dialer(stores[1], superseded).tick()
+    assert lapsed.sent == [] and superseded.sent == []
+    row = await stores[0].fetchone("SELECT COUNT(*) AS n FROM call_attempts")
+    assert row is not None and row["n"] == 0

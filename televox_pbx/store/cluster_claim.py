@@ -29,6 +29,7 @@ from televox_pbx.store.dial_queue import (
     Candidate,
     candidate_from_row,
 )
+from televox_pbx.store.nodes import db_now_s
 from televox_pbx.store.sqlport import POSTGRESQL
 from televox_pbx.store.timefmt import iso
 
@@ -69,7 +70,8 @@ class Claimed:
 
 @dataclass(frozen=True, slots=True)
 class NoClaim:
-    """paced (no token), full (max_concurrent live), or empty (no contact to pick)."""
+    """paced (no token), full (max_concurrent live), empty (no contact to pick), or
+    no_lease (this node's lease expired, or a newer start of it took over)."""
     reason: str
     backed_off: int = 0  # contacts whose number was live elsewhere
 
@@ -110,6 +112,13 @@ async def _claim(store: Store, campaign_id: int, retry_pass: int, pacing: Pacing
         tokens = min(pacing.burst, float(row["tokens"]) + elapsed * pacing.calls_per_minute / 60)
         if tokens < 1.0:
             return NoClaim("paced")
+        if store.node is not None:  # a node claims only while it holds its lease
+            async with conn.execute(
+                    f"SELECT 1 FROM nodes WHERE node_id = ? AND epoch = ?"
+                    f" AND lease_until > {db_now_s(store.dialect)}",
+                    (store.node.node_id, store.node.epoch)) as cur:
+                if await cur.fetchone() is None:
+                    return NoClaim("no_lease")
         async with conn.execute(f"SELECT COUNT(*) FROM call_attempts WHERE campaign_id = ?"
                                 f" AND status IN {_LIVE}", (campaign_id,)) as cur:
             live = await cur.fetchone()
