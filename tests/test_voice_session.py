@@ -374,6 +374,23 @@ async def test_max_call_duration(rig: RigFactory) -> None:
     assert r.session.result is not None and r.session.result.ended_by == "max_duration"
 
 
+async def test_the_call_ends_by_its_max_duration_goodbye_included(rig: RigFactory) -> None:
+    # FINDINGS: a 25 s call lasted 28.8 s (the goodbye started at the limit).
+    camp = campaign(silence={"max_call_duration_s": 25.0, "hangup_after_s": 60.0})
+    r = await rig(camp=camp, said=["Hmm, let me think about that for a while."] * 20,
+                  replies=["Take your time."] * 20)
+    await opening_done(r)
+    while not r.done and r.clock.monotonic() < 40.0:
+        await r.tl.say(1.0)
+        await r.tl.wait(1.5)
+    await r.finish()
+    assert r.tts.spoken[-1] == LINES.max_duration_goodbye
+    [(_, drained)] = r.call.hangups
+    assert drained, "the goodbye was heard whole"
+    assert r.call.ended_at is not None and r.call.ended_at <= 25.0
+    assert r.session.result is not None and r.session.result.ended_by == "max_duration"
+
+
 # --- voicemail ----------------------------------------------------------------------------
 
 

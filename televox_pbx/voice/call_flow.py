@@ -245,15 +245,26 @@ class CallFlow:
             if now - self.transferred_at >= self.config.transfer_grace_s:
                 return self._finish()
             return []
+        if self.mode == "starting":
+            return []
+        limit = self.campaign.silence.max_call_duration_s
+        handing_over = self._slot is not None and self._slot.kind == "transfer"
+        if now - self._t0 >= limit and not handing_over:
+            # Hard: the call never outlasts the setting, whatever is still playing.
+            if self.mode != "ending":
+                self.ended_by = "max_duration"
+            return [te.HangupNow(), *self._finish()]
         if self.mode == "ending":
             if now - self._ending_since >= self.config.ending_grace_s:
                 return [te.HangupNow(), *self._finish()]
             return []
-        if self.mode in ("starting", "screening"):
+        if self.mode == "screening":
             return []
-        if now - self._t0 >= self.campaign.silence.max_call_duration_s:
+        goodbye = self.lines.max_duration_goodbye
+        if now - self._t0 >= limit - self._lead_s(goodbye):
+            # Early enough that the goodbye is heard whole before the limit.
             self.ended_by = "max_duration"
-            return [*self._stop(), *self._end(self.lines.max_duration_goodbye, now)]
+            return [*self._stop(), *self._end(goodbye, now)]
         if self.mode == "voicemail":
             if now - ev.last_voice >= self.config.voicemail_silence_s:
                 return self._leave_voicemail(now)
@@ -275,6 +286,12 @@ class CallFlow:
             self._reprompted = True
             return self._say(self.lines.reprompt, interruptible=True, restart_silence=False)
         return []
+
+
+    def _lead_s(self, line: str) -> float:
+        """How long before the limit `line` must start to end by it: its estimated
+        spoken length plus the render and the line's latency."""
+        return len(line) * self.config.speech_s_per_char + self.config.goodbye_margin_s
 
 
 _TRANSFER_UNAVAILABLE = ('{"transfer": "error", "error": "no transfer target '

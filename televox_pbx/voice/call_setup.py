@@ -97,6 +97,10 @@ class SessionConfig:
     preroll_s: float = 0.3
     voicemail_silence_s: float = 1.5
     ending_grace_s: float = 15.0  # a goodbye that never drains still ends the call
+    # The max-duration goodbye starts this early before the limit: its estimated length
+    # (Piper says ~14 characters a second) plus a margin for its render and the line.
+    speech_s_per_char: float = 0.07
+    goodbye_margin_s: float = 1.0
     transfer_grace_s: float = 5.0  # wait this long for Asterisk to leave AudioSocket
     max_followups: int = 1  # extra LLM rounds after a tool call with no speech
     # How long the session waits for an AMD verdict that has not arrived when the audio
