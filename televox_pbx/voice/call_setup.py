@@ -95,6 +95,9 @@ class SessionConfig:
     last_words_s: float = 3.0
     tick_s: float = 0.02
     preroll_s: float = 0.3
+    # Speech over the agent is confirmed late (it must be clearer): its utterance reaches
+    # back this far at most for its first words (voice/listener.py, Listener._lead_in).
+    barge_in_preroll_s: float = 1.5
     voicemail_silence_s: float = 1.5
     ending_grace_s: float = 15.0  # a goodbye that never drains still ends the call
     # The max-duration goodbye starts this early before the limit: its estimated length
