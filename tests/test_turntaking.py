@@ -249,10 +249,12 @@ def test_the_end_call_tool_after_a_reply_says_goodbye_only_if_nothing_was_said()
     assert core.tt.ended_by == "agent"
 
 
+LIMITED = CAMPAIGN.model_copy(update={"silence": CAMPAIGN.silence.model_copy(
+    update={"max_call_duration_s": 25.0, "hangup_after_s": 60.0})})
+
+
 def test_the_max_duration_goodbye_starts_early_and_the_limit_is_hard() -> None:
-    camp = CAMPAIGN.model_copy(update={"silence": CAMPAIGN.silence.model_copy(
-        update={"max_call_duration_s": 25.0, "hangup_after_s": 60.0})})
-    core = Core(camp, speech_s_per_char=0.07, goodbye_margin_s=1.0)
+    core = Core(LIMITED, speech_s_per_char=0.07, goodbye_margin_s=1.0)
     core.talking()
     lead = len(LINES.max_duration_goodbye) * 0.07 + 1.0
     assert core(te.Tick(25.0 - lead - 0.1, False, 2.0)) == []
@@ -264,3 +266,16 @@ def test_the_max_duration_goodbye_starts_early_and_the_limit_is_hard() -> None:
     assert core(te.Tick(24.9, False, 2.0)) == []
     assert kinds(core(te.Tick(25.0, False, 2.0))) == ["HangupNow", "Finish"]
     assert core.tt.ended_by == "max_duration"
+
+
+def test_the_call_length_counts_from_the_answer_not_the_connect() -> None:
+    """AMD() in the dialplan ran 4 s between the answer and the audio connecting."""
+    core = Core(LIMITED, speech_s_per_char=0.07, goodbye_margin_s=1.0)
+    [say, _] = core(te.CallStarted(4.0, AmdStatus.HUMAN, answered=0.0))
+    assert isinstance(say, te.Say) and say.opening
+    assert core(te.AgentDone(say.task, te.Outcome(), 5.0)) == []
+    lead = len(LINES.max_duration_goodbye) * 0.07 + 1.0
+    assert core(te.Tick(25.0 - lead - 0.1, False, 5.0)) == []
+    assert kinds(core(te.Tick(25.0 - lead, False, 5.0))) == ["Stop", "Say"]
+    core.line.queued = 10.0
+    assert kinds(core(te.Tick(25.0, False, 5.0))) == ["HangupNow", "Finish"]

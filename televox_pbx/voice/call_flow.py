@@ -57,6 +57,7 @@ class CallFlow:
         self._resumed_on: int | None = None  # seq whose backchannel resumed the agent
         self._owed: float | None = None  # speech end of turns to answer once free
         self._t0 = self._anchor = self._ending_since = 0.0
+        self._answered = 0.0  # the call's length (max_call_duration_s) counts from here
         # Turns that began before this (the greeting heard while screening) are kept in
         # the transcript but not answered: the opening answers them.
         self._heard_from = float("-inf")
@@ -112,8 +113,10 @@ class CallFlow:
 
     # --- start and end ----------------------------------------------------------------
 
-    def _start(self, at: float, amd: AmdStatus | None, screen: bool = False) -> list[te.Action]:
+    def _start(self, at: float, amd: AmdStatus | None, screen: bool = False,
+               answered: float | None = None) -> list[te.Action]:
         self._t0 = self._anchor = at
+        self._answered = min(at, answered) if answered is not None else at
         if screen and amd is None:
             # Machine detection listens to the greeting first; the opening is rendered
             # meanwhile and held, so a person's "Hello?" is answered at once. The LLM's
@@ -249,7 +252,7 @@ class CallFlow:
             return []
         limit = self.campaign.silence.max_call_duration_s
         handing_over = self._slot is not None and self._slot.kind == "transfer"
-        if now - self._t0 >= limit and not handing_over:
+        if now - self._answered >= limit and not handing_over:
             # Hard: the call never outlasts the setting, whatever is still playing.
             if self.mode != "ending":
                 self.ended_by = "max_duration"
@@ -261,7 +264,7 @@ class CallFlow:
         if self.mode == "screening":
             return []
         goodbye = self.lines.max_duration_goodbye
-        if now - self._t0 >= limit - self._lead_s(goodbye):
+        if now - self._answered >= limit - self._lead_s(goodbye):
             # Early enough that the goodbye is heard whole before the limit.
             self.ended_by = "max_duration"
             return [*self._stop(), *self._end(goodbye, now)]
