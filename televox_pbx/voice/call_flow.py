@@ -290,7 +290,6 @@ class CallFlow:
             return self._say(self.lines.reprompt, interruptible=True, restart_silence=False)
         return []
 
-
     def _lead_s(self, line: str) -> float:
         """How long before the limit `line` must start to end by it: its estimated
         spoken length plus the render and the line's latency."""
