@@ -12,6 +12,7 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pydantic import SecretStr
@@ -274,7 +275,7 @@ class App:
                 variables=variables, zone=req.variables.get("TELEVOX_ZONE") or None,
                 amd_wait=lambda timeout_s: await_verdict(
                     lambda: self._amd_status(req.call_id), self.clock, timeout_s),
-                opening=extras.opening)
+                opening=extras.opening, answered_at=lambda: self._answered_at(req.call_id))
             await session(call)
         return handle
 
@@ -283,6 +284,11 @@ class App:
         after the audio has connected (the session waits for it, bounded)."""
         outcome = self.runner.tracker.outcome(call_id) if self.runner is not None else None
         return outcome.amd_status if outcome is not None else None
+
+    def _answered_at(self, call_id: str) -> datetime | None:
+        """When the call tracker saw the answer (AMD() runs after it, before the audio)."""
+        outcome = self.runner.tracker.outcome(call_id) if self.runner is not None else None
+        return outcome.answered_at if outcome is not None else None
 
     def _inbound_handler(self) -> SessionHandler | None:
         name = self.settings.inbound_campaign

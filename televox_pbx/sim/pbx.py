@@ -279,10 +279,13 @@ class Simulator:
         session.send([("Response", "Success"), *aid, ("EventList", "start"),
                       ("Message", "Channel status will follow")])
         now = self._clock.monotonic()
+        names = [v.strip() for v in (msg.get("Variables") or "").split(",") if v.strip()]
         for ch in chans:
+            wanted_vars = [("Variable", f"{n}={ch.variables.get(n, '')}") for n in names]
             session.send([("Event", "Status"), ("Privilege", "Call"), *aid, *ch.fields(),
                           ("Type", "PJSIP"), ("Application", ch.application),
-                          ("Data", ch.app_data), ("Seconds", str(int(now - ch.created_at)))])
+                          ("Data", ch.app_data), ("Seconds", str(int(now - ch.created_at))),
+                          *wanted_vars])
         session.send([("Event", "StatusComplete"), *aid, ("EventList", "Complete"),
                       ("ListItems", str(len(chans))), ("Items", str(len(chans)))])
 
@@ -504,7 +507,8 @@ class Simulator:
         ch = SimChannel(name=f"PJSIP/{trunk}-{next(self._seq):08x}", uniqueid=uniqueid,
                         call_id=call_id, caller_num=caller_id, caller_name=caller_id,
                         state=4, created_at=self._clock.monotonic(),
-                        application="AudioSocket")
+                        application="AudioSocket",
+                        variables={"TELEVOX_CALL_ID": call_id})  # the dialplan's Set()
         self.channels[ch.name] = ch
         self._chan_event("Newchannel", ch)
         ch.state = 6

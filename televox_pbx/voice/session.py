@@ -47,12 +47,14 @@ from televox_pbx.voice.agent_tasks import AgentTasks
 from televox_pbx.voice.amd import verdict_or_person
 from televox_pbx.voice.call_setup import (
     AmdWait,
+    AnsweredAt,
     CallInfo,
     CallLogPort,
     CallPorts,
     CallResult,
     Engines,
     SessionConfig,
+    answered_t,
     callee_zones,
     local_now,
 )
@@ -167,7 +169,8 @@ class VoiceSession:
                                                     cid)
             if self._amd is None and amd == "stream" and self.info.phone:  # outbound only
                 self.screening = Screening(self._t0, cid, self.config.machine_detect)
-            await self._apply(te.CallStarted(self._t0, self._amd, self.screening is not None))
+            await self._apply(te.CallStarted(self._t0, self._amd, self.screening is not None,
+                                             answered_t(self.info, self._t0, self._wall0)))
             while not self.core.done:
                 await self._handle(await self._events.get())
             await self._last_words()
@@ -380,12 +383,13 @@ class VoiceSessionFactory:
     def create(self, *, campaign: Campaign, call_id: str, phone: str,
                variables: Mapping[str, str] | None = None, zone: str | None = None,
                amd: AmdStatus | None = None, amd_wait: AmdWait | None = None,
-               opening: str | None = None) -> VoiceSession:
+               opening: str | None = None,
+               answered_at: AnsweredAt | None = None) -> VoiceSession:
         """One session (a SessionHandler) per call. For inbound calls pass phone="" and
         the caller's number is taken from the connection."""
         info = CallInfo(call_id=call_id, phone=phone, campaign=campaign,
                         variables=dict(variables or {}), zone=zone, amd=amd,
-                        amd_wait=amd_wait, opening=opening)
+                        amd_wait=amd_wait, opening=opening, answered_at=answered_at)
         return VoiceSession(info, self.engines, self.ports, self.clock, self.config)
 
     def inbound_handler(self, campaign: Campaign, *, opening: str | None = None,
