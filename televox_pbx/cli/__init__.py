@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "db",
     "dnc",
     "events",
+    "groups",
     "models",
     "plan",
     "schema",

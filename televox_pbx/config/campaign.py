@@ -236,6 +236,9 @@ class Campaign(_Strict):
                     "phone1..phone10, var:NAME or skip.")
     scheduled_start: datetime | None = Field(
         default=None, description="Automatic start, with a UTC offset.")
+    groups: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="Contact groups to call: resolved at start; later members join.")
 
     @field_validator("dtmf_actions", mode="before")
     @classmethod

@@ -1,0 +1,33 @@
+-- Contact groups, SMS threads and IVR answers (issue 16).
+
+-- Named groups of people, reused across campaigns. A member is not a campaign contact:
+-- a campaign that targets the group gets a contact row per member when it starts, and
+-- later members join a running campaign as they are added.
+CREATE TABLE contact_groups (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT NOT NULL UNIQUE,
+    created_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+);
+
+CREATE TABLE group_members (
+    id            INTEGER PRIMARY KEY,
+    group_id      INTEGER NOT NULL REFERENCES contact_groups(id) ON DELETE CASCADE,
+    name          TEXT,
+    first_name    TEXT,
+    last_name     TEXT,
+    email         TEXT,
+    timezone      TEXT,
+    variables_json TEXT NOT NULL DEFAULT '{}',
+    added_at      TEXT NOT NULL
+);
+CREATE INDEX group_members_group ON group_members(group_id, id);
+
+-- A member's numbers, deduplicated by E.164 inside each group.
+CREATE TABLE group_member_phones (
+    member_id     INTEGER NOT NULL REFERENCES group_members(id) ON DELETE CASCADE,
+    group_id      INTEGER NOT NULL REFERENCES contact_groups(id) ON DELETE CASCADE,
+    position      INTEGER NOT NULL CHECK (position BETWEEN 1 AND 10),
+    e164          TEXT NOT NULL,
+    UNIQUE (member_id, position),
+    UNIQUE (group_id, e164)
+);
