@@ -33,6 +33,9 @@ from televox_pbx.config.settings import Settings
 from televox_pbx.control.server import ControlServer
 from televox_pbx.control.service import start_control
 from televox_pbx.domain import AmdStatus, CallOutcome, OriginateRequest
+from televox_pbx.sms.ami import AmiMessenger
+from televox_pbx.sms.responder import LlmResponder
+from televox_pbx.sms.service import SmsService
 from televox_pbx.startup import check_database, startup_error
 from televox_pbx.store import Store
 from televox_pbx.store.attempts import (
@@ -97,6 +100,7 @@ class App:
         self.client: AmiClient | None = None
         self.audiosocket: AudioSocketServer | None = None
         self.runner: VoiceRunner | None = None
+        self.sms: SmsService | None = None
         self.eventlog: EventLog | None = None
         self.factory: VoiceSessionFactory | None = None
         self._holder: Any = None  # televox_pbx.voice.engines.holder.Engines
@@ -176,6 +180,11 @@ class App:
             session_results=self._session_results,
             handler_for=self._handler_for if self.factory is not None else None,
             audiosocket=self.audiosocket, recover_on_login=self._recover)
+        # SMS campaigns send through the dialer; inbound texts arrive as UserEvents.
+        self.sms = SmsService(store, AmiMessenger(client), self.clock, workspace=s.workspace,
+                              responder=LlmResponder(engines.llm) if engines else None)
+        self.runner.dialer.sms = self.sms
+        client.subscribe(self.sms.on_event)
         self._stage = "recovery"
         if self._recover:
             await close_stale_inbound(store)
@@ -324,9 +333,13 @@ class App:
         async with asyncio.TaskGroup() as tg:
             events = tg.create_task(supervise("event log writer", self.eventlog.run,
                                               self.clock), name="eventlog")
+            texts = tg.create_task(supervise("inbound texts", self.sms.run, self.clock),
+                                   name="sms-inbound") if self.sms is not None else None
             await self.runner.run(stop, exit_when_idle=exit_when_idle)
             await self._drain_calls()
             events.cancel()
+            if texts is not None:
+                texts.cancel()
 
     async def _drain_calls(self) -> None:
         """Dialing has stopped but calls already up go on: keep feeding their results to

@@ -17,6 +17,8 @@ from pydantic import (
     field_validator,
 )
 
+from televox_pbx.sms.segments import check_template
+
 # The words that tell the callee they are talking to an AI: "AI" as a word (upper case:
 # TTS reads a lower-case "ai" as "eye") or "artificial intelligence". "An automated
 # assistant" or "a virtual agent" does not say it, and our promise is that the agent does.
@@ -208,6 +210,27 @@ class TransferConfig(_Strict):
     priority: int = 1
 
 
+class SmsConfig(_Strict):
+    message: str = Field(
+        min_length=1, description="The text sent to each contact; {{VARIABLES}} allowed. "
+                                  "Rendered, it must fit one segment (160 GSM-7 or 70 UCS-2).")
+    stop_confirmation: str = Field(
+        default="You are unsubscribed and will get no more messages or calls from us. "
+                "Reply START to undo.", min_length=1,
+        description="Sent once when a number opts out by text.")
+    start_confirmation: str = Field(
+        default="You are subscribed again. Reply STOP to opt out.", min_length=1,
+        description="Sent when START or UNSTOP takes a text opt-out back.")
+
+    @field_validator("message", "stop_confirmation", "start_confirmation")
+    @classmethod
+    def _one_segment(cls, v: str) -> str:
+        problem = check_template(v)
+        if problem is not None:
+            raise ValueError(problem)
+        return v
+
+
 DtmfAction = Literal["opt_out", "transfer", "end_call", "interested", "callback"]
 
 
@@ -217,6 +240,10 @@ class Campaign(_Strict):
     agent: AgentConfig
     caller_id: str = Field(min_length=1, description="Number shown to the callee (E.164).")
     trunk: str = Field(min_length=1, description="PJSIP endpoint of the SIP trunk")
+    channel: Literal["voice", "sms"] = Field(
+        default="voice", description="voice: calls; sms: one text per contact (sms: section).")
+    sms: SmsConfig | None = Field(default=None, validate_default=True,
+                                  description="The message of an SMS campaign.")
     default_country: str = Field(default="US", pattern=r"^[A-Z]{2}$",
                                  description="Region for numbers written without +country.")
     calling_window: CallingWindow = CallingWindow()
@@ -239,6 +266,14 @@ class Campaign(_Strict):
     groups: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list,
         description="Contact groups to call: resolved at start; later members join.")
+
+    @field_validator("sms")
+    @classmethod
+    def _sms(cls, v: SmsConfig | None, info: ValidationInfo) -> SmsConfig | None:
+        if v is None and info.data.get("channel") == "sms":
+            raise ValueError("an SMS campaign (channel: sms) needs an sms: section with a "
+                             "message")
+        return v
 
     @field_validator("dtmf_actions", mode="before")
     @classmethod

@@ -31,3 +31,25 @@ CREATE TABLE group_member_phones (
     UNIQUE (member_id, position),
     UNIQUE (group_id, e164)
 );
+
+-- SMS: an attempt is a call or a message; both hold the one-live-attempt claim on the
+-- number while they are in flight.
+ALTER TABLE call_attempts ADD COLUMN channel TEXT NOT NULL DEFAULT 'voice';
+
+-- Every text sent or received, in order per number: the thread the agent answers in.
+-- kind: campaign | single | reply | confirmation (out), inbound (in).
+CREATE TABLE sms_messages (
+    id            INTEGER PRIMARY KEY,
+    campaign_id   INTEGER REFERENCES campaigns(id) ON DELETE SET NULL,
+    contact_id    INTEGER REFERENCES contacts(id) ON DELETE SET NULL,
+    attempt_id    TEXT,
+    e164          TEXT NOT NULL,
+    direction     TEXT NOT NULL CHECK (direction IN ('out', 'in')),
+    kind          TEXT NOT NULL,
+    body          TEXT NOT NULL,
+    status        TEXT NOT NULL CHECK (status IN ('sent', 'failed', 'received', 'held')),
+    reason        TEXT,
+    at            TEXT NOT NULL
+);
+CREATE INDEX sms_messages_number ON sms_messages(e164, id);
+CREATE INDEX sms_messages_contact ON sms_messages(campaign_id, contact_id, id);
