@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "schema",
     "serve",
     "sim",
+    "sms",
 )
 
 
