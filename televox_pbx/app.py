@@ -33,6 +33,7 @@ from televox_pbx.config.settings import Settings
 from televox_pbx.control.server import ControlServer
 from televox_pbx.control.service import start_control
 from televox_pbx.domain import AmdStatus, CallOutcome, OriginateRequest
+from televox_pbx.ivr.wiring import IvrCalls
 from televox_pbx.sms.ami import AmiMessenger
 from televox_pbx.sms.responder import LlmResponder
 from televox_pbx.sms.service import SmsService
@@ -101,6 +102,7 @@ class App:
         self.audiosocket: AudioSocketServer | None = None
         self.runner: VoiceRunner | None = None
         self.sms: SmsService | None = None
+        self.ivr: IvrCalls | None = None
         self.eventlog: EventLog | None = None
         self.factory: VoiceSessionFactory | None = None
         self._holder: Any = None  # televox_pbx.voice.engines.holder.Engines
@@ -184,6 +186,7 @@ class App:
         self.sms = SmsService(store, AmiMessenger(client), self.clock, workspace=s.workspace,
                               responder=LlmResponder(engines.llm) if engines else None)
         self.runner.dialer.sms = self.sms
+        self.ivr = IvrCalls(store, s, self.clock, engines.tts if engines else None)
         client.subscribe(self.sms.on_event)
         self._stage = "recovery"
         if self._recover:
@@ -272,6 +275,11 @@ class App:
 
         async def handle(call: CallAudio) -> None:
             campaign = await self._campaign_for(req)
+            if campaign is not None and campaign.kind == "ivr" and self.ivr is not None:
+                results = self._results
+                await self.ivr.handle(campaign, call_id, req.phone, call, lambda r: (
+                    results.report(call_id, r) if results is not None else None))
+                return
             if campaign is None or self.factory is None:
                 log.error("no campaign for answered call", extra={"call_id": call_id})
                 await call.hangup()

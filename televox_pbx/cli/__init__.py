@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "dnc",
     "events",
     "groups",
+    "ivr",
     "models",
     "plan",
     "schema",

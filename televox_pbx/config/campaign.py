@@ -17,6 +17,7 @@ from pydantic import (
     field_validator,
 )
 
+from televox_pbx.config.ivr import IvrConfig
 from televox_pbx.sms.segments import check_template
 
 # The words that tell the callee they are talking to an AI: "AI" as a word (upper case:
@@ -244,6 +245,12 @@ class Campaign(_Strict):
         default="voice", description="voice: calls; sms: one text per contact (sms: section).")
     sms: SmsConfig | None = Field(default=None, validate_default=True,
                                   description="The message of an SMS campaign.")
+    kind: Literal["conversation", "ivr"] = Field(
+        default="conversation",
+        description="conversation: the AI agent talks; ivr: the ivr: flow plays prompts and "
+                    "gathers keys, with no LLM.")
+    ivr: IvrConfig | None = Field(default=None, validate_default=True,
+                                  description="The flow of an IVR campaign (kind: ivr).")
     default_country: str = Field(default="US", pattern=r"^[A-Z]{2}$",
                                  description="Region for numbers written without +country.")
     calling_window: CallingWindow = CallingWindow()
@@ -273,6 +280,22 @@ class Campaign(_Strict):
         if v is None and info.data.get("channel") == "sms":
             raise ValueError("an SMS campaign (channel: sms) needs an sms: section with a "
                              "message")
+        return v
+
+    @field_validator("ivr")
+    @classmethod
+    def _ivr(cls, v: IvrConfig | None, info: ValidationInfo) -> IvrConfig | None:
+        if v is None:
+            if info.data.get("kind") == "ivr":
+                raise ValueError("an IVR campaign (kind: ivr) needs an ivr: flow")
+            return v
+        agent = info.data.get("agent")
+        first = v.first_prompt()
+        # A synthetic voice says it is an AI, first, as the agent's opening line must.
+        if v.uses_tts() and not (agent is not None and agent.allow_no_ai_disclosure) and (
+                first is None or first.say is None or not has_ai_disclosure(first.say)):
+            raise ValueError("the flow speaks with the TTS voice: its first prompt must be a "
+                             "say: that " + AI_DISCLOSURE_MESSAGE.removeprefix("must "))
         return v
 
     @field_validator("dtmf_actions", mode="before")

@@ -53,3 +53,17 @@ CREATE TABLE sms_messages (
 );
 CREATE INDEX sms_messages_number ON sms_messages(e164, id);
 CREATE INDEX sms_messages_contact ON sms_messages(campaign_id, contact_id, id);
+
+-- IVR answers: one row per question answered on a call (a key, or a recorded answer).
+CREATE TABLE ivr_answers (
+    id            INTEGER PRIMARY KEY,
+    attempt_id    TEXT NOT NULL REFERENCES call_attempts(id) ON DELETE CASCADE,
+    campaign_id   INTEGER REFERENCES campaigns(id) ON DELETE SET NULL,
+    contact_id    INTEGER REFERENCES contacts(id) ON DELETE SET NULL,
+    question      TEXT NOT NULL,
+    digit         TEXT,
+    recording     TEXT,
+    at            TEXT NOT NULL
+);
+CREATE INDEX ivr_answers_attempt ON ivr_answers(attempt_id, id);
+CREATE INDEX ivr_answers_campaign ON ivr_answers(campaign_id, attempt_id);
