@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from televox_pbx.campaigns import gate
 from televox_pbx.campaigns.outcomes import OutcomeApplier
 from televox_pbx.campaigns.pacing import Pacer
+from televox_pbx.campaigns.recent import skip_if_answered
 from televox_pbx.campaigns.recovery import ReconcileReport, Recovery
 from televox_pbx.campaigns.retry import Result
 from televox_pbx.clock import Clock
@@ -239,8 +240,10 @@ class Dialer:
                 await self._refuse(cfg, cand, decision, now, report)
                 return CallNowResult(None, _refusal_text(decision),
                                      _GATE_CODES.get(decision.reason, "refused"))
-            call_id = self._new_id()
             phone = decision.e164 or cand.e164
+            if await skip_if_answered(self._store, cfg, cand.contact_id, phone, now, purpose):
+                return CallNowResult(None, "answered recently (another campaign)", "skipped")
+            call_id = self._new_id()
             try:
                 await att.claim(self._store, att.Intent(
                     call_id=call_id, campaign_id=row.id, contact_id=cand.contact_id,

@@ -181,6 +181,13 @@ class RetryPolicy(_Strict):
     retry_interval_minutes: int = Field(default=60, ge=0)
     max_attempts_per_phone: int = Field(default=3, ge=1, le=20)
     skip_answered_within_hours: int | None = Field(default=None, ge=1)
+    skip_answered_within_days: int | None = Field(
+        default=None, ge=1, le=3650,
+        description="Skip a contact whose number any campaign reached in the last N days.")
+    redial_no_answer: bool = Field(
+        default=True,
+        description="false: a contact who did not answer (no answer, busy, voicemail) is "
+                    "not dialled again, on any of its phones.")
     dropped_retries: int = Field(
         default=1, ge=0, le=5,
         description="Redials of a contact whose answered call the PBX cut (restart, fault).")

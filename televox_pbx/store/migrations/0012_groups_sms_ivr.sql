@@ -67,3 +67,6 @@ CREATE TABLE ivr_answers (
 );
 CREATE INDEX ivr_answers_attempt ON ivr_answers(attempt_id, id);
 CREATE INDEX ivr_answers_campaign ON ivr_answers(campaign_id, attempt_id);
+
+-- "Skip contacts answered in the last N days, across campaigns": one indexed lookup.
+CREATE INDEX call_attempts_phone_answered ON call_attempts(phone, answered_at);
