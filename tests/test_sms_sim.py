@@ -201,3 +201,31 @@ async def test_a_reply_at_night_is_held(rig: Rig) -> None:
     assert len(rig.bodies_to(ANN)) == 1
     row = await rig.store.fetchone("SELECT status FROM sms_messages WHERE kind = 'reply'")
     assert row is not None and row[0] == "held"
+
+
+async def test_a_held_reply_goes_out_when_the_window_opens(rig: Rig) -> None:
+    await _seed(rig.store, ["Ann"], [ANN])
+    await _run(rig, 2)
+    await rig.clock.advance((NIGHT - NOON).total_seconds())
+    await rig.text_in(ANN, "When are you open?")
+    assert await rig.sms.send_held() == 0  # still night
+    await rig.clock.advance(10 * 3600)  # 09:00 in New York: run()'s check sends it
+    for _ in range(500):
+        if rig.responder.answer in rig.bodies_to(ANN):
+            break
+        await asyncio.sleep(0.01)
+    await rig.clock.advance(300)  # later checks: nothing more to send
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+    assert rig.bodies_to(ANN).count(rig.responder.answer) == 1
+
+
+async def test_a_held_reply_is_dropped_after_stop(rig: Rig) -> None:
+    await _seed(rig.store, ["Ann"], [ANN])
+    await _run(rig, 2)
+    await rig.clock.advance((NIGHT - NOON).total_seconds())
+    await rig.text_in(ANN, "When are you open?")
+    await rig.text_in(ANN, "STOP")
+    await rig.clock.advance(10 * 3600)
+    assert await rig.sms.send_held() == 0
+    assert not any(b == rig.responder.answer for b in rig.bodies_to(ANN))

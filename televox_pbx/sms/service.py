@@ -48,6 +48,8 @@ class SendResult:
     attempt_id: str | None = None
 
 
+# How often replies held outside the calling window are looked at again.
+HELD_CHECK_S = 60.0
 _GATE_CODES = {gate.GateReason.DNC: "dnc", gate.GateReason.OUTSIDE_WINDOW: "window",
                gate.GateReason.UNKNOWN_TIMEZONE: "unknown_tz",
                gate.GateReason.INVALID_NUMBER: "invalid"}
@@ -137,13 +139,44 @@ class SmsService:
             self._inbox.put_nowait(found)
 
     async def run(self) -> None:
-        """Handle queued inbound texts one at a time, forever."""
+        """Handle queued inbound texts one at a time, and send held replies once the
+        window opens, forever."""
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._held_loop(), name="sms-held")
+            while True:
+                msg = await self._inbox.get()
+                try:
+                    await self.on_inbound(msg)
+                except Exception:
+                    log.exception("inbound message not handled")
+
+    async def _held_loop(self) -> None:
         while True:
-            msg = await self._inbox.get()
+            await self._clock.sleep(HELD_CHECK_S)
             try:
-                await self.on_inbound(msg)
+                await self.send_held()
             except Exception:
-                log.exception("inbound message not handled")
+                log.exception("held replies not sent")
+
+    async def send_held(self) -> int:
+        """Send the replies held outside the window whose window is open now; a reply
+        to a number that opted out meanwhile is dropped. Returns how many went out."""
+        sent = 0
+        for row_id, e164, body, campaign_id in await sms_store.held_replies(self._store):
+            row = await get_campaign_by_id(self._store, campaign_id) if campaign_id else None
+            cfg = row.config() if row is not None else None
+            if cfg is None:
+                await sms_store.supersede_held(self._store, row_id=row_id, reason="no campaign")
+                continue
+            result = await self.send_single(cfg, campaign_id, e164, body, kind="reply",
+                                            purpose="sms_reply")
+            if result.ok:
+                sent += 1
+                await sms_store.supersede_held(self._store, row_id=row_id, reason="sent")
+            elif result.code in ("dnc", "invalid", "too_long"):
+                await sms_store.supersede_held(self._store, row_id=row_id,
+                                               reason=result.code)
+        return sent
 
     async def _owner(self, e164: str) -> tuple[int | None, int | None, Campaign | None]:
         owner = await sms_store.thread_owner(self._store, e164)
@@ -162,6 +195,8 @@ class SmsService:
         now = self._clock.now()
         await sms_store.record(self._store, e164, "in", "inbound", msg.body, "received", now,
                                campaign_id=campaign_id, contact_id=contact_id)
+        # A newer text makes an answer still waiting for the window stale.
+        await sms_store.supersede_held(self._store, e164=e164, reason="a newer text came")
         sms_cfg = cfg.sms if cfg is not None and cfg.sms is not None else SmsConfig(
             message="-")
         word = keywords.classify(msg.body)

@@ -144,3 +144,18 @@ async def recipients(store: Store, campaign_id: int) -> list[Recipient]:
             status = "replied"
         out.append(Recipient(int(r[0]), r["e164"], status, reason))
     return out
+
+
+async def held_replies(store: Store) -> list[tuple[int, str, str, int | None]]:
+    """(id, e164, body, campaign_id) of replies waiting for the window, oldest first."""
+    rows = await store.fetchall("SELECT id, e164, body, campaign_id FROM sms_messages"
+                                " WHERE status = 'held' ORDER BY id")
+    return [(int(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows]
+
+
+async def supersede_held(store: Store, e164: str | None = None, row_id: int | None = None,
+                         reason: str = "") -> None:
+    """Held replies to a number (or one by id) are no longer to be sent as they are."""
+    await store.execute(
+        "UPDATE sms_messages SET status = 'superseded', reason = ? WHERE status = 'held'"
+        " AND (e164 = ? OR id = ?)", (reason, e164, row_id))

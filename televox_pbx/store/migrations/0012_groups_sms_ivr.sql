@@ -47,7 +47,10 @@ CREATE TABLE sms_messages (
     direction     TEXT NOT NULL CHECK (direction IN ('out', 'in')),
     kind          TEXT NOT NULL,
     body          TEXT NOT NULL,
-    status        TEXT NOT NULL CHECK (status IN ('sent', 'failed', 'received', 'held')),
+    -- held: a reply waiting for the calling window; superseded: a held reply made stale
+    -- by a newer text, sent later (its own row), or dropped (the number opted out).
+    status        TEXT NOT NULL CHECK (status IN ('sent', 'failed', 'received', 'held',
+                                                  'superseded')),
     reason        TEXT,
     at            TEXT NOT NULL
 );
