@@ -34,6 +34,10 @@ from televox_pbx.config.settings import Settings
 from televox_pbx.control.server import ControlServer
 from televox_pbx.control.service import start_control
 from televox_pbx.domain import AmdStatus, CallOutcome, OriginateRequest
+from televox_pbx.ivr.wiring import IvrCalls
+from televox_pbx.sms.ami import AmiMessenger
+from televox_pbx.sms.responder import LlmResponder
+from televox_pbx.sms.service import SmsService
 from televox_pbx.startup import check_database, startup_error
 from televox_pbx.store import Store
 from televox_pbx.store.attempts import (
@@ -98,6 +102,8 @@ class App:
         self.client: AmiClient | None = None
         self.audiosocket: AudioSocketServer | None = None
         self.runner: VoiceRunner | None = None
+        self.sms: SmsService | None = None
+        self.ivr: IvrCalls | None = None
         self.eventlog: EventLog | None = None
         self.factory: VoiceSessionFactory | None = None
         self._holder: Any = None  # televox_pbx.voice.engines.holder.Engines
@@ -179,6 +185,12 @@ class App:
             session_results=self._session_results,
             handler_for=self._handler_for if self.factory is not None else None,
             audiosocket=self.audiosocket, recover_on_login=self._recover)
+        # SMS campaigns send through the dialer; inbound texts arrive as UserEvents.
+        self.sms = SmsService(store, AmiMessenger(client), self.clock, workspace=s.workspace,
+                              responder=LlmResponder(engines.llm) if engines else None)
+        self.runner.dialer.sms = self.sms
+        self.ivr = IvrCalls(store, s, self.clock, engines.tts if engines else None)
+        client.subscribe(self.sms.on_event)
         self._stage = "recovery"
         if self._recover:
             await close_stale_inbound(store)
@@ -266,6 +278,11 @@ class App:
 
         async def handle(call: CallAudio) -> None:
             campaign = await self._campaign_for(req)
+            if campaign is not None and campaign.kind == "ivr" and self.ivr is not None:
+                results = self._results
+                await self.ivr.handle(campaign, call_id, req.phone, call, lambda r: (
+                    results.report(call_id, r) if results is not None else None))
+                return
             if campaign is None or self.factory is None:
                 log.error("no campaign for answered call", extra={"call_id": call_id})
                 await call.hangup()
@@ -332,9 +349,13 @@ class App:
         async with asyncio.TaskGroup() as tg:
             events = tg.create_task(supervise("event log writer", self.eventlog.run,
                                               self.clock), name="eventlog")
+            texts = tg.create_task(supervise("inbound texts", self.sms.run, self.clock),
+                                   name="sms-inbound") if self.sms is not None else None
             await self.runner.run(stop, exit_when_idle=exit_when_idle)
             await self._drain_calls()
             events.cancel()
+            if texts is not None:
+                texts.cancel()
 
     async def _drain_calls(self) -> None:
         """Dialing has stopped but calls already up go on: keep feeding their results to

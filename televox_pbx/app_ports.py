@@ -47,6 +47,12 @@ class ResultLog:
             if not fut.done():
                 fut.set_result((turns, disposition))
 
+    def report(self, call_id: str, result: SessionResult) -> None:
+        """A session that keeps no CallRecord (an IVR call) hands its result over here."""
+        fut = self._future(call_id)
+        if not fut.done():
+            fut.set_result(result)
+
     def forget(self, call_id: str) -> None:
         """Nobody will wait for this call's result (inbound calls have no dialer)."""
         self._results.pop(call_id, None)

@@ -106,8 +106,9 @@ def test_manager_classes_are_minimal() -> None:
     write = set((user.get("write") or "").split(","))
     # call: Newchannel/Hangup/OriginateResponse; user: UserEvent (see the fixtures).
     assert read == {"call", "user"}
-    # originate: Originate; call: Hangup/Redirect; reporting: CoreShowChannels/Status.
-    assert write == {"originate", "call", "reporting"}
+    # originate: Originate; call: Hangup/Redirect; reporting: CoreShowChannels/Status;
+    # message: MessageSend.
+    assert write == {"originate", "call", "reporting", "message"}
     assert not ({"system", "command", "config", "all"} & (read | write))
 
 
@@ -143,6 +144,7 @@ def test_pjsip_trunk_template() -> None:
     identify = one(conf, "televox-trunk-identify", "identify")
     transport = one(conf, "transport-udp", "transport")
     assert endpoint.get("context") == "televox-inbound"
+    assert endpoint.get("message_context") == "televox-messages"
     assert endpoint.get("aors") == "televox-trunk"
     assert endpoint.get("outbound_auth") == "televox-trunk-auth"
     assert endpoint.get("transport") == "transport-udp"
@@ -183,6 +185,18 @@ def test_outbound_context() -> None:
     assert label == "connect"
     assert args == "${TELEVOX_CALL_ID},${TELEVOX_AUDIOSOCKET}"
     assert "h" in dp.contexts["televox-outbound"]
+
+
+def test_messages_context() -> None:
+    dp = parse_dialplan(ASTERISK / "extensions.conf")
+    [(_, app, args), (_, last, _)] = dp.steps("televox-messages", "s")
+    assert app == "UserEvent" and last == "Hangup"
+    assert args == ("TelevoxMessage,From: ${BASE64_ENCODE(${MESSAGE(from)})},"
+                    "To: ${BASE64_ENCODE(${MESSAGE(to)})},"
+                    "Body: ${BASE64_ENCODE(${MESSAGE(body)})}")
+    for pattern in ("_X.", "_+X."):
+        assert dp.steps("televox-messages", pattern) == [(None, "Goto",
+                                                          "televox-messages,s,1")]
 
 
 def test_inbound_context() -> None:

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from televox_pbx.campaigns import gate
 from televox_pbx.campaigns.outcomes import OutcomeApplier
 from televox_pbx.campaigns.pacing import Pacer
+from televox_pbx.campaigns.recent import skip_if_answered
 from televox_pbx.campaigns.recovery import ReconcileReport, Recovery
 from televox_pbx.campaigns.retry import Result
 from televox_pbx.clock import Clock
@@ -31,6 +32,7 @@ from televox_pbx.config.campaign import Campaign
 from televox_pbx.domain import CallOutcome, CallStatus, Disposition, FailureKind
 from televox_pbx.domain import OriginateRequest as Req
 from televox_pbx.ports import ChannelProbe, Originator
+from televox_pbx.sms.service import SmsService
 from televox_pbx.store import attempts as att
 from televox_pbx.store import campaigns as camp
 from televox_pbx.store import dial_queue as dq
@@ -98,6 +100,9 @@ class Dialer:
         self._configs: dict[int, tuple[str, Campaign]] = {}  # parsed once per stored JSON
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        # Sends the texts of SMS campaigns (channel: sms) after the same gate and claim;
+        # set by whoever wires the PBX link. Without it SMS campaigns wait.
+        self.sms: SmsService | None = None
         self.outcomes = OutcomeApplier(store, clock, self._config, workspace=workspace)
         self._recovery = Recovery(store, clock, self.outcomes, probe)
 
@@ -222,6 +227,8 @@ class Dialer:
                                                  cand.phone_index, None, now,
                                                  event="no_phone_left")
             return CallNowResult(None, "no phone left to try", "no_phone")
+        if cfg.channel == "sms" and self.sms is None:
+            return CallNowResult(None, "no SMS sender is wired to this dialer", "not_sent")
         purpose = purpose or ("callback" if cand.callback_id is not None else (
             "retry" if cand.retry_pass > 1 or cand.position > 1 else "campaign"))
         async with self._lock:
@@ -233,8 +240,10 @@ class Dialer:
                 await self._refuse(cfg, cand, decision, now, report)
                 return CallNowResult(None, _refusal_text(decision),
                                      _GATE_CODES.get(decision.reason, "refused"))
-            call_id = self._new_id()
             phone = decision.e164 or cand.e164
+            if await skip_if_answered(self._store, cfg, cand.contact_id, phone, now, purpose):
+                return CallNowResult(None, "answered recently (another campaign)", "skipped")
+            call_id = self._new_id()
             try:
                 await att.claim(self._store, att.Intent(
                     call_id=call_id, campaign_id=row.id, contact_id=cand.contact_id,
@@ -243,6 +252,13 @@ class Dialer:
                     self._workspace)
             except att.ClaimRefused as refused:
                 return await self._claim_refused(cfg, cand, refused, now, report)
+        if self.sms is not None and cfg.channel == "sms":
+            sent = await self.sms.send_claimed(row.id, cfg, cand.contact_id, cand.variables,
+                                               call_id, phone)
+            if sent.ok:
+                report.originated.append(call_id)
+            return CallNowResult(call_id if sent.ok else None, sent.reason or "sent",
+                                 "originated" if sent.ok else sent.code)
         req = Req(call_id=call_id, phone=phone, trunk=cfg.trunk,
                   caller_id=cfg.caller_id, ring_timeout_s=cfg.ring_timeout_s,
                   variables=self._variables(cfg, cand, call_id, decision.zones))

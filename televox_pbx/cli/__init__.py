@@ -16,11 +16,14 @@ COMMAND_MODULES = (
     "db",
     "dnc",
     "events",
+    "groups",
+    "ivr",
     "models",
     "plan",
     "schema",
     "serve",
     "sim",
+    "sms",
 )
 
 

@@ -20,6 +20,9 @@ from pydantic import (
     model_validator,
 )
 
+from televox_pbx.config.ivr import IvrConfig
+from televox_pbx.sms.segments import check_template
+
 # The words that tell the callee they are talking to an AI: "AI" as a word (upper case:
 # TTS reads a lower-case "ai" as "eye") or "artificial intelligence". "An automated
 # assistant" or "a virtual agent" does not say it, and our promise is that the agent does.
@@ -181,6 +184,13 @@ class RetryPolicy(_Strict):
     retry_interval_minutes: int = Field(default=60, ge=0)
     max_attempts_per_phone: int = Field(default=3, ge=1, le=20)
     skip_answered_within_hours: int | None = Field(default=None, ge=1)
+    skip_answered_within_days: int | None = Field(
+        default=None, ge=1, le=3650,
+        description="Skip a contact whose number any campaign reached in the last N days.")
+    redial_no_answer: bool = Field(
+        default=True,
+        description="false: a contact who did not answer (no answer, busy, voicemail) is "
+                    "not dialled again, on any of its phones.")
     dropped_retries: int = Field(
         default=1, ge=0, le=5,
         description="Redials of a contact whose answered call the PBX cut (restart, fault).")
@@ -224,6 +234,27 @@ def _amd_mode(value: Any) -> Any:
     if value is False:
         return "off"
     return value
+
+
+class SmsConfig(_Strict):
+    message: str = Field(
+        min_length=1, description="The text sent to each contact; {{VARIABLES}} allowed. "
+                                  "Rendered, it must fit one segment (160 GSM-7 or 70 UCS-2).")
+    stop_confirmation: str = Field(
+        default="You are unsubscribed and will get no more messages or calls from us. "
+                "Reply START to undo.", min_length=1,
+        description="Sent once when a number opts out by text.")
+    start_confirmation: str = Field(
+        default="You are subscribed again. Reply STOP to opt out.", min_length=1,
+        description="Sent when START or UNSTOP takes a text opt-out back.")
+
+    @field_validator("message", "stop_confirmation", "start_confirmation")
+    @classmethod
+    def _one_segment(cls, v: str) -> str:
+        problem = check_template(v)
+        if problem is not None:
+            raise ValueError(problem)
+        return v
 
 
 DtmfAction = Literal["opt_out", "transfer", "end_call", "interested", "callback"]
@@ -272,6 +303,16 @@ class Campaign(_Strict):
     agent: AgentConfig
     caller_id: str = Field(min_length=1, description="Number shown to the callee (E.164).")
     trunk: str = Field(min_length=1, description="PJSIP endpoint of the SIP trunk")
+    channel: Literal["voice", "sms"] = Field(
+        default="voice", description="voice: calls; sms: one text per contact (sms: section).")
+    sms: SmsConfig | None = Field(default=None, validate_default=True,
+                                  description="The message of an SMS campaign.")
+    kind: Literal["conversation", "ivr"] = Field(
+        default="conversation",
+        description="conversation: the AI agent talks; ivr: the ivr: flow plays prompts and "
+                    "gathers keys, with no LLM.")
+    ivr: IvrConfig | None = Field(default=None, validate_default=True,
+                                  description="The flow of an IVR campaign (kind: ivr).")
     default_country: str = Field(default="US", pattern=r"^[A-Z]{2}$",
                                  description="Region for numbers written without +country.")
     calling_window: CallingWindow = CallingWindow()
@@ -298,6 +339,33 @@ class Campaign(_Strict):
     scheduled_start: datetime | None = Field(
         default=None, description="Automatic start, with a UTC offset.")
     intake: IntakeConfig = IntakeConfig()
+    groups: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="Contact groups to call: resolved at start; later members join.")
+
+    @field_validator("sms")
+    @classmethod
+    def _sms(cls, v: SmsConfig | None, info: ValidationInfo) -> SmsConfig | None:
+        if v is None and info.data.get("channel") == "sms":
+            raise ValueError("an SMS campaign (channel: sms) needs an sms: section with a "
+                             "message")
+        return v
+
+    @field_validator("ivr")
+    @classmethod
+    def _ivr(cls, v: IvrConfig | None, info: ValidationInfo) -> IvrConfig | None:
+        if v is None:
+            if info.data.get("kind") == "ivr":
+                raise ValueError("an IVR campaign (kind: ivr) needs an ivr: flow")
+            return v
+        agent = info.data.get("agent")
+        first = v.first_prompt()
+        # A synthetic voice says it is an AI, first, as the agent's opening line must.
+        if v.uses_tts() and not (agent is not None and agent.allow_no_ai_disclosure) and (
+                first is None or first.say is None or not has_ai_disclosure(first.say)):
+            raise ValueError("the flow speaks with the TTS voice: its first prompt must be a "
+                             "say: that " + AI_DISCLOSURE_MESSAGE.removeprefix("must "))
+        return v
 
     @field_validator("dtmf_actions", mode="before")
     @classmethod
