@@ -28,6 +28,7 @@ from televox_pbx.campaigns.phones import caller_e164
 from televox_pbx.campaigns.runner import SessionResult
 from televox_pbx.clock import Clock, SystemClock, wait_for
 from televox_pbx.config.campaign import Campaign
+from televox_pbx.config.capacity import effective as effective_capacity
 from televox_pbx.config.loader import ConfigError, find_campaign
 from televox_pbx.config.settings import Settings
 from televox_pbx.control.server import ControlServer
@@ -109,6 +110,9 @@ class App:
         self.web: Any = None  # televox_pbx.web.server.WebService when serving the API
         # POST /api/v1/calls extras by contact id, taken when that contact's call goes out.
         self.call_extras: dict[str, CallExtras] = {}
+        # The voice capacity, checked against this box's cores (config/capacity.py).
+        self.capacity = effective_capacity(settings.capacity)
+        self._inbound_live = 0  # inbound conversations: they count against the capacity
 
     @property
     def ami_mode(self) -> str:
@@ -135,6 +139,10 @@ class App:
         self._stage = "control"
         if self._control:  # first: a second daemon on this database stops here
             self.control = await start_control(self)
+        if self.capacity.warning is not None:
+            log.warning(self.capacity.warning)
+        log.info("voice capacity", extra={"conversations": self.capacity.conversations,
+                                          "cores": self.capacity.cores})
         self._stage = "database"
         check_database(s.database.path)
         self.store = store = await Store.open(s.database.path)
@@ -173,6 +181,7 @@ class App:
         self.runner = VoiceRunner(
             store, client, self.clock, workspace=s.workspace,
             max_concurrent_global=s.max_concurrent_calls,
+            capacity=self.capacity.conversations, live_elsewhere=lambda: self._inbound_live,
             session_results=self._session_results,
             handler_for=self._handler_for if self.factory is not None else None,
             audiosocket=self.audiosocket, recover_on_login=self._recover)
@@ -301,9 +310,11 @@ class App:
             store = self.store
             caller = caller_e164(call.caller_id or "", self.settings.default_country)
             await record_inbound(store, call.call_id, caller, self.clock.now())
+            self._inbound_live += 1
             try:
                 await self.factory.inbound_handler(campaign)(call)
             finally:
+                self._inbound_live -= 1
                 await finish_inbound(store, call.call_id, self.clock.now())
                 if self._results is not None:
                     self._results.forget(call.call_id)

@@ -192,6 +192,20 @@ class ControlSettings(_Strict):
     token_path: Path | None = None  # default: <database dir>/<database stem>.token
 
 
+class CapacitySettings(_Strict):
+    """Live conversations at once (config/capacity.py; bench/capacity.py measures them)."""
+
+    conversations: int | None = Field(
+        default=None, ge=1, le=1000,
+        description="Live conversations at once, all campaigns and call-now together; "
+                    "unset: per_core x the cores of the box.")
+    per_core: float = Field(
+        default=1.5, gt=0, le=100,
+        description="Conversations one core serves at p95 first audio <= 2 s.")
+    enforce: bool = Field(default=True, description="Cap conversations at per_core x cores "
+                                                    "(off: only warn at start).")
+
+
 class Settings(_Strict):
     ami: AmiSettings = AmiSettings()
     audiosocket: AudioSocketSettings = AudioSocketSettings()
@@ -210,4 +224,5 @@ class Settings(_Strict):
     # The campaign whose agent answers inbound calls; none means inbound calls are refused.
     inbound_campaign: str | None = None
     max_concurrent_calls: int = Field(default=10, ge=1, le=1000)
+    capacity: CapacitySettings = CapacitySettings()
     control: ControlSettings = ControlSettings()
