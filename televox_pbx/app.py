@@ -221,8 +221,13 @@ class App:
             if problems:
                 raise RuntimeError(f"model {model!r}: {'; '.join(problems)}")
         await holder.preload()
-        return SessionEngines(vad=holder.vad(), stt=holder.stt(), llm=holder.llm(),
-                              tts=holder.tts(), turn=holder.turn())
+        engines = SessionEngines(vad=holder.vad(), stt=holder.stt(), llm=holder.llm(),
+                                 tts=holder.tts(), turn=holder.turn())
+        if not self.settings.capacity.scheduler:
+            return engines
+        from televox_pbx.voice.engines.scheduled import EngineScheduler
+
+        return EngineScheduler.create(self.clock).wrap(engines)
 
     async def _start_pbx(self, engines: SessionEngines | None,
                          ) -> tuple[str, int, SecretStr | None]:

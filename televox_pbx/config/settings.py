@@ -204,6 +204,8 @@ class CapacitySettings(_Strict):
         description="Conversations one core serves at p95 first audio <= 2 s.")
     enforce: bool = Field(default=True, description="Cap conversations at per_core x cores "
                                                     "(off: only warn at start).")
+    scheduler: bool = Field(default=True, description="Engine work in earliest-deadline-"
+                            "first order, a reply's first clause first (off: as calls ask).")
 
 
 class Settings(_Strict):
