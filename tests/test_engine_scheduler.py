@@ -80,6 +80,20 @@ def test_waiting_before() -> None:
     assert core.waiting_before(C) and not core.waiting_before(F)
 
 
+async def test_continuations_take_turns_once_overdue() -> None:
+    clock = FakeClock()
+    core = EdfScheduler(clock, Budgets(first_s=0.25, continuation_s=1.0))
+    core.submit("a", C)
+    core.next()
+    core.submit("b", C)
+    assert not core.should_yield(C)  # b is not overdue yet: a goes on
+    assert not core.should_yield(F)  # a first clause is never parked for it
+    await clock.advance(1.0)
+    assert core.should_yield(C)
+    core.submit("c", B)
+    assert not EdfScheduler(clock).should_yield(C)
+
+
 # --- the asyncio gate -----------------------------------------------------------------
 
 async def test_gate_grants_in_deadline_order() -> None:

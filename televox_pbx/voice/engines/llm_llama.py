@@ -43,9 +43,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-import numpy.typing as npt
-
 from televox_pbx.voice.engines.llm_eval import SLICE, Stopped, eval_prompt
 from televox_pbx.voice.engines.llm_park import Parked, park, unpark
 from televox_pbx.voice.engines.llm_reply import (
@@ -57,6 +54,13 @@ from televox_pbx.voice.engines.llm_reply import (
     wrap_assistant,
 )
 from televox_pbx.voice.engines.llm_states import KvStates
+from televox_pbx.voice.engines.llm_template import (
+    NULL,
+    _chat_template,
+    _tool_schema,
+    _tool_starts,
+    _upto_next_turn,
+)
 from televox_pbx.voice.interfaces import ChatMessage, LlmDelta
 
 log = logging.getLogger(__name__)
@@ -66,7 +70,7 @@ _PARKED = object()
 # The head stops before the space: " null" is one token, and a prompt ending in a space
 # would push the model off its usual tokens (it then chose a tool far too often).
 _HEAD = '{"tool":'
-_NULL = " null"  # one token in Qwen2.5, the very text the tool grammar yields for it
+_NULL = NULL
 _SAY = ', "say": "'
 
 
@@ -435,61 +439,3 @@ def _await_demand(wanted: threading.Semaphore, stop: threading.Event) -> bool:
     """Block until the consumer asks for the next piece; False once it has left."""
     wanted.acquire()
     return not stop.is_set()
-
-
-def _tool_schema(tools: list[ToolSpec]) -> dict[str, Any]:
-    """Just the "tool" value of the reply schema."""
-    schema: dict[str, Any] = reply_schema(tools)["properties"]["tool"]
-    return schema
-
-
-def _tool_starts(llama: Any) -> tuple[int, npt.NDArray[np.intp]] | None:
-    """The ` null` token, and every other token the tool grammar could start its value
-    with: those beginning ` {` (a tool call; some, like ` {}`, the grammar would refuse),
-    the pieces of ` null` (` `, ` n`, ` nu`) and ` null` with more after it (` null `).
-    Counting a token too many only sends a turn down the slower grammar path, which is
-    always right. None when ` null` is not one token. Scans the vocabulary: ~0.4 s, once,
-    at load time."""
-    null = llama.tokenize(_NULL.encode("utf-8"), add_bos=False, special=False)
-    if len(null) != 1 or llama.detokenize(null) != _NULL.encode("utf-8"):
-        return None
-    whole = _NULL.encode("utf-8")
-    rivals = [t for t in range(int(llama.n_vocab())) if t != null[0]
-              and _rival(bytes(llama.detokenize([t])), whole)]
-    return null[0], np.asarray(rivals, dtype=np.intp)
-
-
-def _rival(piece: bytes, null: bytes) -> bool:
-    return bool(piece) and (piece.startswith(b" {") or null.startswith(piece)
-                            or piece.startswith(null))
-
-
-def _upto_next_turn(template: Callable[[list[dict[str, str]]], str],
-                    prompt: list[dict[str, str]]) -> str:
-    """`prompt` as text followed by the header of the turn that comes next, the callee's
-    (tool results are user turns too): `<|im_start|>user\n` for Qwen. Rendered as is, the
-    text would end in a reply header the next prompt does not have; this way the header's
-    ~3 tokens are evaluated in the background, not after the callee has spoken."""
-    marker = "\u2063\u2063"  # invisible separators: in no real prompt
-    text = template([*prompt, {"role": "user", "content": marker}])
-    end = text.rfind(marker)
-    return text[:end] if end >= 0 else template(prompt)
-
-
-def _chat_template(llama: Any) -> Callable[[list[dict[str, str]]], str] | None:
-    """The model's own chat template as text (what create_chat_completion would build),
-    ending with the assistant's turn; None when `llama` carries none."""
-    metadata = getattr(llama, "metadata", None)
-    if not isinstance(metadata, dict) or "tokenizer.chat_template" not in metadata:
-        return None
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-    def token(tid: int) -> str:
-        return str(llama._model.token_get_text(tid)) if tid != -1 else ""
-    formatter: Any = Jinja2ChatFormatter(template=metadata["tokenizer.chat_template"],
-                                    eos_token=token(llama.token_eos()),
-                                    bos_token=token(llama.token_bos()))
-
-    def render(messages: list[dict[str, str]]) -> str:
-        return str(formatter(messages=messages).prompt)
-    return render

@@ -250,7 +250,7 @@ class ScheduledLlm:
             """Parks this stream when a more urgent reply waits for the context."""
 
             def should_park(self) -> bool:
-                return llm.core.waiting_before(STAGE.get())
+                return llm.core.should_yield(STAGE.get())
 
             async def wait_turn(self) -> None:
                 """Parked: both gates go to the waiting reply; back in EDF order."""

@@ -121,6 +121,16 @@ class EdfScheduler:
         return sorted((job for _, _, job in self._heap if job.state == "pending"),
                       key=lambda j: (j.deadline, j.seq))
 
+    def should_yield(self, stage: Stage) -> bool:
+        """A holder that can give the resource up between steps (a parked LLM stream),
+        now doing `stage` work, should: a more urgent stage waits, or (past its first
+        clause) another reply's work is overdue, so replies take turns a clause apart."""
+        now = self.clock.monotonic()
+        return any(job.stage < stage or (stage is not Stage.FIRST
+                                         and job.stage is not Stage.BACKGROUND
+                                         and job.deadline <= now)
+                   for _, _, job in self._heap if job.state == "pending")
+
     def waiting_before(self, stage: Stage) -> bool:
         """Some pending job has a more urgent stage than `stage` (a background holder
         should give the resource up)."""
