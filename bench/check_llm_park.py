@@ -50,6 +50,9 @@ async def main() -> None:
     schema = tools_schema(transfer_available=False)
 
     def fresh() -> None:
+        llm.cancel_background()  # the last run's warm-up must not touch the next run
+        with llm._lock:
+            pass
         llm._llama.reset()
         if llm._states is not None:
             llm._states._items.clear()

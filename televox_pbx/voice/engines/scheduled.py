@@ -241,9 +241,10 @@ class ScheduledLlm:
 
     async def stream(self, messages: Sequence[ChatMessage],
                      tools_schema: dict[str, Any] | None = None) -> AsyncIterator[LlmDelta]:
-        self._cancel_background()  # the previous reply's warm-up waits; this one runs now
         cpu, llm = self.scheduler.cpu, self.scheduler.llm
         held = [await llm.acquire(Stage.FIRST, label="llm-context")]
+        cancel_background = self._cancel_background
+        cancel_background()  # the last reply's warm-up of its next prompt waits; this runs
         piece: list[Job | None] = [None]  # the CPU slot of the piece being made
 
         class Turn:
@@ -259,6 +260,7 @@ class ScheduledLlm:
                     piece[0] = None
                 llm.release(held[0])
                 held[0] = await llm.acquire(label="llm-context")
+                cancel_background()
                 piece[0] = await cpu.acquire(label="llm")
 
         parks = bool(getattr(self.inner, "parks", False))
