@@ -38,12 +38,13 @@ from bench_voice_latency import CAMPAIGN, KEYS, SCRIPTS, TurnClock, pct
 
 from televox_pbx.audiosocket.server import AudioSocketServer
 from televox_pbx.audiosocket.session import CallAudio
+from televox_pbx.campaigns.dnc import CallDnc, DncService
 from televox_pbx.clock import SystemClock
 from televox_pbx.config.settings import ModelSettings
 from televox_pbx.sim.audio_leg import AudioLeg, LegConfig, Segment
 from televox_pbx.sim.speech import rms, silence, speech_from_tts
 from televox_pbx.store.db import Store
-from televox_pbx.store.transcripts import StoreCallbacks, StoreCallLog, StoreDnc, transcript
+from televox_pbx.store.transcripts import StoreCallbacks, StoreCallLog, transcript
 from televox_pbx.voice.engines.holder import Engines as ModelHolder
 from televox_pbx.voice.session import CallPorts, Engines, SessionConfig, VoiceSessionFactory
 
@@ -103,7 +104,7 @@ async def run_n(n: int, lines: int, engines: Engines, store: Store,
                 speech: dict[str, bytes], offset: int = 0) -> RunResult:
     """`n` calls at once, the callees' scripts from SCRIPTS[offset]."""
     clock = SystemClock()
-    factory = VoiceSessionFactory(engines, CallPorts(StoreDnc(store, clock),
+    factory = VoiceSessionFactory(engines, CallPorts(CallDnc(DncService(store, clock=clock)),
                                                      StoreCallbacks(store), StoreCallLog(store)),
                                   clock, SessionConfig())
     result = RunResult(n)
