@@ -164,3 +164,25 @@ def test_check_warns_of_a_campaign_above_the_capacity(
     assert "capacity: 2 live conversation(s) at once (2 core(s) serve 3)" in out
     assert "campaign 'survey': pacing.max_concurrent 4 is above the voice capacity 2" in out
     assert "'dental'" not in out
+
+
+def test_plan_warns_of_a_campaign_above_the_capacity(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+
+    (tmp_path / "campaigns").mkdir()
+    db = tmp_path / "t.db"
+    settings = tmp_path / "televox.yaml"
+    settings.write_text(f"database: {{path: {db}}}\ncampaigns_dir: {tmp_path / 'campaigns'}\n"
+                        "capacity: {conversations: 1}\n")
+
+    async def prepare() -> None:
+        store = await Store.open(db)
+        await seed(store, campaign("wide", 4), [["+12125550100"]], state="RUNNING")
+        await store.close()
+    asyncio.run(prepare())
+    monkeypatch.setattr("televox_pbx.config.capacity.machine_cores", lambda: 2)
+    assert main(["-c", str(settings), "plan", "wide"]) == 0
+    out = capsys.readouterr().out
+    assert "campaign 'wide': pacing.max_concurrent 4 is above the voice capacity 1" in out
