@@ -49,6 +49,7 @@ from televox_pbx.voice.engines.holder import Engines as ModelHolder
 from televox_pbx.voice.session import CallPorts, Engines, SessionConfig, VoiceSessionFactory
 
 TARGET_P95_S = 2.0
+_PHONES = iter(range(10**6))  # one live attempt per number: each call its own
 
 
 def rss_mb() -> float:
@@ -121,10 +122,11 @@ async def run_n(n: int, lines: int, engines: Engines, store: Store,
         async def one(script: list[str]) -> None:
             call_id = str(uuid.uuid4())
             call_ids.append(call_id)
+            phone = f"+1555{next(_PHONES):07d}"
             await store.execute("INSERT INTO call_attempts(id, phone) VALUES (?, ?)",
-                                (call_id, "+15550198000"))
-            session = factory.create(campaign=CAMPAIGN, call_id=call_id,
-                                     phone="+15550198000", variables={"name": "Sam"})
+                                (call_id, phone))
+            session = factory.create(campaign=CAMPAIGN, call_id=call_id, phone=phone,
+                                     variables={"name": "Sam"})
             done = asyncio.Event()
 
             async def handler(call: CallAudio) -> None:
