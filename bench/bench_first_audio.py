@@ -21,9 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_voice_latency import SCRIPTS, pct
+from bench_voice_latency import CAMPAIGN, SCRIPTS, pct
 from capacity import rss_mb, run_n, session_engines
 
+from televox_pbx.agent.warmup import warm_prompts
 from televox_pbx.clock import SystemClock
 from televox_pbx.config.settings import ModelSettings
 from televox_pbx.sim.speech import speech_from_tts
@@ -41,6 +42,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
           f"load average {os.getloadavg()[0]:.1f}")
     tts = speech_from_tts(models.tts())
     speech = {line: await tts(line) for script in SCRIPTS for line in script[:args.lines]}
+    # As the daemon does before its first dial: the campaign's stable prompt evaluated.
+    await warm_prompts(models.llm(), [CAMPAIGN])
     engines = session_engines(models, not args.no_scheduler, SystemClock())
     line: list[float] = []
     session: list[float] = []

@@ -36,6 +36,7 @@ from typing import Any
 
 from bench_voice_latency import CAMPAIGN, KEYS, SCRIPTS, TurnClock, pct
 
+from televox_pbx.agent.warmup import warm_prompts
 from televox_pbx.audiosocket.server import AudioSocketServer
 from televox_pbx.audiosocket.session import CallAudio
 from televox_pbx.campaigns.dnc import CallDnc, DncService
@@ -189,6 +190,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
           f"scheduler {'off' if args.no_scheduler else 'on'}")
     tts = speech_from_tts(models.tts())
     speech = {line: await tts(line) for script in SCRIPTS for line in script[:args.lines]}
+    # As the daemon does before its first dial: the campaign's stable prompt evaluated.
+    await warm_prompts(models.llm(), [CAMPAIGN])
     engines = session_engines(models, not args.no_scheduler, SystemClock())
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
