@@ -82,6 +82,8 @@ class RunResult:
     peak_rss_mb: float = 0.0
     collisions: int = 0
     ended: list[str] = field(default_factory=list)
+    cpu_s: float = 0.0  # this process's CPU time over the run (all threads)
+    wall_s: float = 0.0
 
     def summary(self) -> dict[str, Any]:
         return {"calls": self.calls, "turns": len(self.first_audio),
@@ -90,7 +92,9 @@ class RunResult:
                 "opening_max": max(self.openings, default=float("nan")),
                 "stages_p50": {k: statistics.median(v) for k, v in self.stages.items() if v},
                 "stages_p95": {k: pct(v, 0.95) for k, v in self.stages.items() if v},
-                "peak_rss_mb": self.peak_rss_mb, "collisions": self.collisions}
+                "peak_rss_mb": self.peak_rss_mb, "collisions": self.collisions,
+                "cpu_s": self.cpu_s, "wall_s": self.wall_s,
+                "ended": sorted(set(self.ended))}
 
 
 def session_engines(models: ModelHolder, scheduled: bool, clock: SystemClock) -> Engines:
@@ -156,7 +160,10 @@ async def run_n(n: int, lines: int, engines: Engines, store: Store,
                 result.openings.append(opening.first - opening.start)
 
         sampler = asyncio.create_task(sample_rss())
+        cpu0, wall0 = time.process_time(), time.perf_counter()
         await asyncio.gather(*(one(SCRIPTS[(offset + i) % len(SCRIPTS)]) for i in range(n)))
+        result.cpu_s = time.process_time() - cpu0
+        result.wall_s = time.perf_counter() - wall0
         sampling = False
         await sampler
     result.stages = {k: [] for k in KEYS}
@@ -175,6 +182,10 @@ def show(r: dict[str, Any], base_rss: float | None) -> None:
     print(f"N={r['calls']}: {r['turns']} turns  first audio p50 {r['p50']:.2f} s  "
           f"p95 {r['p95']:.2f} s  max {r['max']:.2f} s  opening <= {r['opening_max']:.2f} s"
           f"  collisions {r['collisions']}  peak RSS {r['peak_rss_mb']:.0f} MB{per_call}")
+    turns = max(1, r["turns"])
+    print(f"      CPU {r['cpu_s']:.0f} s over {r['wall_s']:.0f} s wall "
+          f"({r['cpu_s'] / r['wall_s']:.2f} cores; {r['cpu_s'] / turns:.1f} CPU s per callee "
+          f"turn, the opening included); calls ended: {', '.join(r['ended'])}")
     print("      stage p50 (ms after speech end): " + "  ".join(
         f"{k.removesuffix('_ms')}={v:.0f}" for k, v in stages.items()))
     print("      stage p95 (ms):                  " + "  ".join(
