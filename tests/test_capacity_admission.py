@@ -40,15 +40,16 @@ async def two_campaigns(store: Store) -> None:
 
 def test_unset_capacity_follows_the_cores() -> None:
     got = effective(CapacitySettings(), cores=2)
-    assert (got.conversations, got.core_limit, got.warning) == (3, 3, None)
+    assert (got.conversations, got.core_limit, got.warning) == (2, 2, None)
+    assert effective(CapacitySettings(per_core=1.5), cores=2).conversations == 3
     assert core_limit(CapacitySettings(per_core=1.0), 4) == 4
     assert effective(CapacitySettings(per_core=0.25), cores=2).conversations == 1  # never 0
 
 
 def test_capacity_above_the_cores_is_capped_with_a_warning() -> None:
     got = effective(CapacitySettings(conversations=8), cores=2)
-    assert got.conversations == 3
-    assert got.warning is not None and "capped at 3" in got.warning
+    assert got.conversations == 2
+    assert got.warning is not None and "capped at 2" in got.warning
 
 
 def test_enforce_off_keeps_the_setting_but_warns() -> None:
@@ -161,7 +162,7 @@ def test_check_warns_of_a_campaign_above_the_capacity(
     monkeypatch.setattr("televox_pbx.config.capacity.machine_cores", lambda: 2)
     assert main(["check", "config"]) == 0  # a warning, not an error
     out = capsys.readouterr().out
-    assert "capacity: 2 live conversation(s) at once (2 core(s) serve 3)" in out
+    assert "capacity: 2 live conversation(s) at once (2 core(s) serve 2)" in out
     assert "campaign 'survey': pacing.max_concurrent 4 is above the voice capacity 2" in out
     assert "'dental'" not in out
 
