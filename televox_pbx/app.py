@@ -181,7 +181,9 @@ class App:
         self.runner = VoiceRunner(
             store, client, self.clock, workspace=s.workspace,
             max_concurrent_global=s.max_concurrent_calls,
-            capacity=self.capacity.conversations, live_elsewhere=lambda: self._inbound_live,
+            # The voice capacity bounds conversations; with no voice engines, no agent talks.
+            capacity=self.capacity.conversations if engines is not None else None,
+            live_elsewhere=lambda: self._inbound_live,
             session_results=self._session_results,
             handler_for=self._handler_for if self.factory is not None else None,
             audiosocket=self.audiosocket, recover_on_login=self._recover)
