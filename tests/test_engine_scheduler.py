@@ -132,18 +132,26 @@ async def test_barge_in_drops_queued_work() -> None:
 
 
 async def test_a_first_job_preempts_background_work() -> None:
-    gate = Gate("cpu", FakeClock())
+    gate = Gate("llm", FakeClock())
     preempted: list[str] = []
+    OWNER.set("a")
     prefill = await gate.acquire(B, on_preempt=lambda: preempted.append("prefill"))
-    later = asyncio.create_task(gate.acquire(C))
+    own = asyncio.create_task(gate.acquire(F))
+    later = asyncio.create_task(_as("b", gate.acquire(C)))
     await asyncio.sleep(0)
-    assert preempted == []  # a continuation waits its turn
-    first = asyncio.create_task(gate.acquire(F))
+    assert preempted == []  # its own reply and another's continuation wait their turn
+    first = asyncio.create_task(_as("b", gate.acquire(F)))
     await asyncio.sleep(0)
     assert preempted == ["prefill"]
     gate.release(prefill)
+    gate.release(await own)
     gate.release(await first)
     gate.release(await later)
+
+
+async def _as(owner: str, work: Any) -> Any:
+    OWNER.set(owner)
+    return await work
 
 
 # --- STT batching ---------------------------------------------------------------------

@@ -13,8 +13,9 @@ order (scheduler.py): a reply's first clause before any continuation and before 
   gate per piece, so another call's transcript or first clause runs between two pieces.
 - Transcripts waiting at once are decoded in one batch (whisper over several calls' audio:
   bench/bench_stt_batch.py: 2 clips in 0.75x the time of one after the other).
-- A prefill (background) holding a gate is cancelled when a FIRST job asks for it; the
-  LLM's own warm-up of the next prompt is stopped likewise (LlamaLlm.cancel_background).
+- A prefill (background) holds the LLM context, not the CPU gate, and is cancelled when
+  another call's reply asks for the context; the LLM's own warm-up of a call's next prompt
+  is stopped when a reply takes the context (LlamaLlm.cancel_background).
 - Task cancellation (barge-in, hang-up) drops a call's queued work; `cancel(owner)` too.
 """
 
@@ -60,7 +61,8 @@ class Gate:
     async def acquire(self, stage: Stage | None = None, *, label: str = "",
                       on_preempt: Callable[[], None] | None = None) -> Job:
         """Wait for the resource; `release` the job after. `on_preempt` is called (on the
-        loop) when a FIRST job asks while this one, a BACKGROUND job, holds it."""
+        loop) when another call's FIRST job asks while this one, a BACKGROUND job, holds
+        it."""
         stage = STAGE.get() if stage is None else stage
         job = self.core.submit(OWNER.get(), stage, label)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -68,7 +70,9 @@ class Gate:
         if stage is Stage.FIRST:
             for holder in list(self.core.running):
                 callback = self._preempt.get(holder)
-                if holder.stage is Stage.BACKGROUND and callback is not None:
+                # A call's own prefill is the start of its reply: it goes on.
+                if holder.stage is Stage.BACKGROUND and callback is not None \
+                        and holder.owner != job.owner:
                     callback()
         self._pump()
         try:
@@ -299,10 +303,11 @@ class ScheduledLlm:
             preempted[0] = True
             task.cancel()
         try:
+            # The context only: holding the CPU gate for a prefill's seconds would hold up
+            # every other call's transcripts and speech; cancelling it for them lost the
+            # work its own first reply needs (measured: the first reply took the prompt).
             async with self.scheduler.llm.slot(Stage.BACKGROUND, label="prefill",
-                                               on_preempt=preempt), \
-                    self.scheduler.cpu.slot(Stage.BACKGROUND, label="prefill",
-                                            on_preempt=preempt):
+                                               on_preempt=preempt):
                 await prefill(messages, tools_schema)
         except asyncio.CancelledError:
             if not preempted[0] or task.uncancel() > 0:
