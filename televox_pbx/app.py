@@ -29,6 +29,7 @@ from televox_pbx.campaigns.phones import caller_e164
 from televox_pbx.campaigns.runner import SessionResult
 from televox_pbx.clock import Clock, SystemClock, wait_for
 from televox_pbx.config.campaign import Campaign
+from televox_pbx.config.capacity import effective as effective_capacity
 from televox_pbx.config.loader import ConfigError, find_campaign
 from televox_pbx.config.settings import Settings
 from televox_pbx.control.server import ControlServer
@@ -116,6 +117,9 @@ class App:
         self.web: Any = None  # televox_pbx.web.server.WebService when serving the API
         # POST /api/v1/calls extras by contact id, taken when that contact's call goes out.
         self.call_extras: dict[str, CallExtras] = {}
+        # The voice capacity, checked against this box's cores (config/capacity.py).
+        self.capacity = effective_capacity(settings.capacity)
+        self._inbound_live = 0  # inbound conversations: they count against the capacity
 
     @property
     def ami_mode(self) -> str:
@@ -142,6 +146,10 @@ class App:
         self._stage = "control"
         if self._control:  # first: a second daemon on this database stops here
             self.control = await start_control(self)
+        if self.capacity.warning is not None:
+            log.warning(self.capacity.warning)
+        log.info("voice capacity", extra={"conversations": self.capacity.conversations,
+                                          "cores": self.capacity.cores})
         self._stage = "database"
         if not s.database.is_postgres:
             check_database(s.database.path)
@@ -182,6 +190,9 @@ class App:
         self.runner = VoiceRunner(
             store, client, self.clock, workspace=s.workspace,
             max_concurrent_global=s.max_concurrent_calls,
+            # The voice capacity bounds conversations; with no voice engines, no agent talks.
+            capacity=self.capacity.conversations if engines is not None else None,
+            live_elsewhere=lambda: self._inbound_live,
             session_results=self._session_results,
             handler_for=self._handler_for if self.factory is not None else None,
             audiosocket=self.audiosocket, recover_on_login=self._recover)
@@ -227,8 +238,13 @@ class App:
             if problems:
                 raise RuntimeError(f"model {model!r}: {'; '.join(problems)}")
         await holder.preload()
-        return SessionEngines(vad=holder.vad(), stt=holder.stt(), llm=holder.llm(),
-                              tts=holder.tts(), turn=holder.turn())
+        engines = SessionEngines(vad=holder.vad(), stt=holder.stt(), llm=holder.llm(),
+                                 tts=holder.tts(), turn=holder.turn())
+        if not self.settings.capacity.scheduler:
+            return engines
+        from televox_pbx.voice.engines.scheduled import EngineScheduler
+
+        return EngineScheduler.create(self.clock).wrap(engines)
 
     async def _start_pbx(self, engines: SessionEngines | None,
                          ) -> tuple[str, int, SecretStr | None]:
@@ -326,9 +342,11 @@ class App:
             store = self.store
             caller = caller_e164(call.caller_id or "", self.settings.default_country)
             await record_inbound(store, call.call_id, caller, self.clock.now())
+            self._inbound_live += 1
             try:
                 await self.factory.inbound_handler(campaign)(call)
             finally:
+                self._inbound_live -= 1
                 await finish_inbound(store, call.call_id, self.clock.now())
                 if self._results is not None:
                     self._results.forget(call.call_id)

@@ -77,6 +77,7 @@ _GATE_CODES = {gate.GateReason.DNC: "dnc", gate.GateReason.OUTSIDE_WINDOW: "wind
 class Dialer:
     def __init__(self, store: Store, originator: Originator, clock: Clock, *,
                  workspace: str = "default", max_concurrent_global: int = 10,
+                 capacity: int | None = None, live_elsewhere: Callable[[], int] = lambda: 0,
                  probe: ChannelProbe | None = None, tick_s: float = 1.0,
                  new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
                  not_sent: tuple[type[BaseException], ...] = (),
@@ -85,12 +86,21 @@ class Dialer:
         wire (e.g. AMI not connected); those attempts are closed unsent and the contact
         waits its turn again. `fate_unknown`: it may have gone out (link lost mid-action);
         the attempt stays open for the tracker or `reconcile()` to settle. Any other
-        exception spends the attempt as failed. No attempt is ever sent twice."""
+        exception spends the attempt as failed. No attempt is ever sent twice.
+
+        `capacity`: the live conversations the voice engines serve at once
+        (config/capacity.py), across every campaign and call-now. Every call in flight
+        counts against it, ringing ones too (any of them may be answered), plus
+        `live_elsewhere()`: conversations that are not attempts (inbound calls). A call
+        that would go past it is not originated: campaigns wait for a line, call-now is
+        refused with code "capacity" (not queued: the operator asked for now)."""
         self._store = store
         self._originator = originator
         self._clock = clock
         self._workspace = workspace
         self._max_global = max_concurrent_global
+        self.capacity = capacity
+        self._live_elsewhere = live_elsewhere
         self._probe = probe
         self._tick_s = tick_s
         self._new_id = new_id
@@ -185,9 +195,24 @@ class Dialer:
         else:
             await self._advance(row, cfg, report)
 
+    def campaign_limit(self, cfg: Campaign) -> int:
+        """The campaign's max_concurrent, capped by the voice capacity."""
+        limit = cfg.pacing.max_concurrent
+        return limit if self.capacity is None else min(limit, self.capacity)
+
     async def _free_lines(self, campaign_id: int, cfg: Campaign) -> int:
-        return min(cfg.pacing.max_concurrent - await att.in_flight(self._store, campaign_id),
-                   self._max_global - await att.in_flight(self._store))
+        total = await att.in_flight(self._store)
+        return min(self.campaign_limit(cfg) - await att.in_flight(self._store, campaign_id),
+                   self._max_global - total, self._capacity_free(total))
+
+    def _capacity_free(self, in_flight: int) -> int:
+        """Conversations the voice capacity still admits, `in_flight` calls being live."""
+        if self.capacity is None:
+            return self._max_global
+        return self.capacity - in_flight - self._live_elsewhere()
+
+    async def capacity_full(self) -> bool:
+        return self._capacity_free(await att.in_flight(self._store)) <= 0
 
     # ---- choosing and dialling -------------------------------------------------------
 
@@ -353,6 +378,10 @@ class Dialer:
             return CallNowResult(None, "campaign has no stored configuration", "no_config")
         if not self._ready():
             return CallNowResult(None, "the PBX link is down or reconnecting", "not_ready")
+        if await self.capacity_full():
+            return CallNowResult(None, f"at capacity: {self.capacity} live conversations "
+                                 "at once (capacity.conversations); try again when one "
+                                 "ends", "capacity")
         if await self._free_lines(row.id, cfg) <= 0:
             return CallNowResult(None, "all lines busy (concurrency limit)", "capacity")
         return await self._try(row, cfg, cand, TickReport(), purpose="call_now")

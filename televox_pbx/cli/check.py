@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from televox_pbx.config.capacity import Capacity, campaign_warning
+from televox_pbx.config.capacity import effective as effective_capacity
 from televox_pbx.config.loader import (
     SETTINGS_FILE_NAME,
     ConfigError,
@@ -69,6 +71,14 @@ def describe_ami(settings: Settings) -> str:
     return f"AMI: {ami.username}@{ami.host}:{ami.port}, {state}"
 
 
+def describe_capacity(capacity: Capacity) -> str:
+    """The live conversations the daemon will admit on this box (a warning is not an
+    error: the daemon starts, capped)."""
+    line = (f"capacity: {capacity.conversations} live conversation(s) at once "
+            f"({capacity.cores} core(s) serve {capacity.core_limit})")
+    return f"{line}\nwarning: {capacity.warning}" if capacity.warning else line
+
+
 def import_mapping_issues(path: Path, root: yaml.Node | None,
                           data: dict[str, Any]) -> list[ConfigIssue]:
     """import_mapping targets the importer would refuse, caught before any upload."""
@@ -98,8 +108,11 @@ def check_directory(directory: Path, settings_file: Path | None = None) -> Check
     # Settings that failed to load still have a default campaigns dir to check.
     campaigns_dir = (settings.campaigns_dir if settings is not None
                      else path.parent / Settings().campaigns_dir)
+    capacity = None
     if settings is not None:
         report.notes.append(describe_ami(settings))
+        capacity = effective_capacity(settings.capacity)
+        report.notes.append(describe_capacity(capacity))
     if not campaigns_dir.is_dir():
         report.issues.append(ConfigIssue(campaigns_dir, None, "campaigns_dir",
                                          "campaigns directory not found"))
@@ -113,11 +126,16 @@ def check_directory(directory: Path, settings_file: Path | None = None) -> Check
             continue
         seen.add(file.stem)
         try:
-            load_campaign(file, extra_checks=(import_mapping_issues,))
+            campaign = load_campaign(file, extra_checks=(import_mapping_issues,))
         except ConfigError as exc:
             report.issues.extend(exc.issues)
         else:
             report.ok.append(file)
+            if capacity is not None:
+                warning = campaign_warning(campaign.name, campaign.pacing.max_concurrent,
+                                           capacity.conversations)
+                if warning:
+                    report.notes.append(f"{file}: {warning}")
     if not files:
         report.notes.append(f"no campaign files in {campaigns_dir}")
     return report

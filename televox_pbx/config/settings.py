@@ -264,6 +264,26 @@ class ControlSettings(_Strict):
     token_path: Path | None = None  # default: <database dir>/<database stem>.token
 
 
+class CapacitySettings(_Strict):
+    """Live conversations at once (config/capacity.py; bench/capacity.py measures them)."""
+
+    conversations: int | None = Field(
+        default=None, ge=1, le=1000,
+        description="Live conversations at once, all campaigns and call-now together; "
+                    "unset: per_core x the cores of the box.")
+    # A callee turn costs ~4.7 CPU s (STT, the reply's LLM pass and decode, TTS; the
+    # opening included; bench/capacity.py) and comes every ~7 s: one call keeps ~1/3 of a
+    # 2-core box busy, so 2 calls queue little and 3 queue a lot.
+    per_core: float = Field(
+        default=1.0, gt=0, le=100,
+        description="Conversations one core serves at p95 first audio <= 2 s "
+                    "(measure with bench/capacity.py on a quiet box).")
+    enforce: bool = Field(default=True, description="Cap conversations at per_core x cores "
+                                                    "(off: only warn at start).")
+    scheduler: bool = Field(default=True, description="Engine work in earliest-deadline-"
+                            "first order, a reply's first clause first (off: as calls ask).")
+
+
 class Settings(_Strict):
     ami: AmiSettings = AmiSettings()
     audiosocket: AudioSocketSettings = AudioSocketSettings()
@@ -283,4 +303,5 @@ class Settings(_Strict):
     # The campaign whose agent answers inbound calls; none means inbound calls are refused.
     inbound_campaign: str | None = None
     max_concurrent_calls: int = Field(default=10, ge=1, le=1000)
+    capacity: CapacitySettings = CapacitySettings()
     control: ControlSettings = ControlSettings()

@@ -19,6 +19,7 @@ from televox_pbx.voice.call_setup import Engines, SessionConfig
 from televox_pbx.voice.context import Conversation
 from televox_pbx.voice.disclosure import Disclosure
 from televox_pbx.voice.engines.resample import resample_pcm16 as to_rate
+from televox_pbx.voice.engines.scheduler import STAGE, Stage
 from televox_pbx.voice.interfaces import ChatMessage, ToolCall
 from televox_pbx.voice.playback import RATE, Playback, Reply, ms
 from televox_pbx.voice.trim import trim_leading_silence
@@ -160,6 +161,7 @@ class ReplyPipeline:
                             # The callee waits on this clause's audio alone: ask the LLM
                             # for nothing more until it is rendered.
                             await first_said.wait()
+                            STAGE.set(Stage.CONTINUATION)  # for the engines' scheduler
                     if delta.tool_call is not None:
                         action = self.parse_tool(delta.tool_call)
                         actions.append(action)
@@ -205,6 +207,8 @@ class ReplyPipeline:
     # --- speech ------------------------------------------------------------------------
 
     async def synth_clause(self, reply: Reply, clause: str) -> None:
+        # The engines' scheduler serves a reply's first clause before any continuation.
+        STAGE.set(Stage.CONTINUATION if reply.pieces else Stage.FIRST)
         first = True
         async for chunk in self.engines.tts.synthesize(clause):
             pcm = to_rate(chunk.pcm, chunk.sample_rate, RATE)

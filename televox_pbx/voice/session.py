@@ -60,6 +60,7 @@ from televox_pbx.voice.call_setup import (
 )
 from televox_pbx.voice.context import INTERRUPTED_MARK, Conversation
 from televox_pbx.voice.disclosure import Disclosure
+from televox_pbx.voice.engines.scheduler import OWNER
 from televox_pbx.voice.interfaces import ChatMessage, ToolCall
 from televox_pbx.voice.listener import Listener
 from televox_pbx.voice.playback import Playback, Reply
@@ -134,6 +135,7 @@ class VoiceSession:
     # --- the SessionHandler ------------------------------------------------------------
 
     async def __call__(self, call: CallAudio) -> None:
+        OWNER.set(self.info.call_id)  # whose work it is, for the engines' scheduler
         self._call = call
         self._phone = self.info.phone or call.caller_id or ""
         if not self.info.phone:  # inbound: the caller's zones are known only now
