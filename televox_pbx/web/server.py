@@ -22,6 +22,7 @@ from televox_pbx.web import (
     api_contacts,
     api_dnc,
     api_events,
+    api_groups,
     api_intake,
     api_messages,
     api_system,
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 def all_routes() -> list[Route]:
     return [*api_system.ROUTES, *api_campaigns.ROUTES, *api_contacts.ROUTES,
             *api_calls.ROUTES, *api_dnc.ROUTES, *api_events.ROUTES,
-            *api_intake.ROUTES, *api_messages.ROUTES]
+            *api_intake.ROUTES, *api_messages.ROUTES, *api_groups.ROUTES]
 
 
 def build_app(c: ApiContext, tokens: dict[str, SecretStr]) -> web.Application:
