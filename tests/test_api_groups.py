@@ -19,7 +19,8 @@ async def test_groups_crud_members_and_audit(tmp_path: Path) -> None:
         assert (await api.json("GET", "/groups"))["groups"] == []
         made = await api.json("POST", "/groups", 201, json={"name": "vip"})
         assert (made["name"], made["members"]) == ("vip", 0)
-        await api.json("POST", "/groups", 200, json={"name": "vip"})  # idempotent
+        assert (await api.json("POST", "/groups", 409, json={"name": "vip"}))["error"] == \
+            "exists"
         await api.json("POST", "/groups", 422, json={"name": ""})
 
         added = await api.json("POST", "/groups/vip/members", 201, json={

@@ -83,11 +83,11 @@ async def groups_list(request: web.Request) -> web.Response:
 async def group_create(request: web.Request) -> web.Response:
     c = ctx(request)
     body = await json_body(request, GroupBody, c.settings.http.max_body_bytes)
-    existed = await gs.group_id(c.store, body.name) is not None
+    if await gs.group_id(c.store, body.name) is not None:
+        raise ApiError(409, "exists", "a group of that name exists")
     await gs.ensure_group(c.store, body.name)
-    if not existed:
-        await audit(request, "group.create", body.name)
-    return json_response(_info(await _existing(c, body.name)), 200 if existed else 201)
+    await audit(request, "group.create", body.name)
+    return json_response(_info(await _existing(c, body.name)), 201)
 
 
 async def group_delete(request: web.Request) -> web.Response:
@@ -201,8 +201,8 @@ _SUMMARY = {"type": "object", "required": ["summary", "mapping"]}
 ROUTES: list[Route] = [
     Route("GET", "/groups", groups_list, "Every contact group with its member count", TAG,
           ok_schema={"type": "object", "required": ["groups"]}),
-    Route("POST", "/groups", group_create, "Create an empty group (200 if it exists)", TAG,
-          body=GroupBody, ok=201, ok_schema={"type": "object", "required": ["name"]}),
+    Route("POST", "/groups", group_create, "Create an empty group", TAG, body=GroupBody, ok=201,
+          ok_schema={"type": "object", "required": ["name"]}, errors=(409,)),
     Route("DELETE", "/groups/{group}", group_delete,
           "Delete a group and its members (campaign contacts made from them stay)", TAG,
           params=(_GROUP,)),
