@@ -210,7 +210,8 @@ ROUTES: list[Route] = [
           params=(_GROUP, *PAGING),
           ok_schema={"type": "object", "required": ["total", "members"]}),
     Route("POST", "/groups/{group}/members", member_add,
-          "Add one member (created group if new); joins started campaigns that target it",
+          "Add one member (the group is created if new); joins the started campaigns that "
+          "target it",
           TAG, params=(_GROUP,), body=MemberBody, ok=201, errors=(409, 422)),
     Route("DELETE", "/groups/{group}/members/{phone}", member_remove,
           "Remove the member with this number from the group (not from campaigns)", TAG,
