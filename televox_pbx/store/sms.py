@@ -159,3 +159,22 @@ async def supersede_held(store: Store, e164: str | None = None, row_id: int | No
     await store.execute(
         "UPDATE sms_messages SET status = 'superseded', reason = ? WHERE status = 'held'"
         " AND (e164 = ? OR id = ?)", (reason, e164, row_id))
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadText:
+    direction: str  # out | in
+    kind: str
+    body: str
+    status: str
+    reason: str | None
+    at: str
+
+
+async def contact_thread(store: Store, campaign_id: int, contact_id: int) -> list[ThreadText]:
+    """Every text between a campaign and one of its contacts, oldest first (API, UI)."""
+    rows = await store.fetchall(
+        "SELECT direction, kind, body, status, reason, at FROM sms_messages"
+        " WHERE campaign_id = ? AND contact_id = ? ORDER BY id", (campaign_id, contact_id))
+    return [ThreadText(str(r[0]), str(r[1]), str(r[2]), str(r[3]), r[4], str(r[5]))
+            for r in rows]
