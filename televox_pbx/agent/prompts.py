@@ -12,12 +12,14 @@ The system prompt is built once per call, so it stays byte-identical across the 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from televox_pbx.agent.examples import examples
 from televox_pbx.agent.variables import render
+from televox_pbx.config.agent import AgentFile
 from televox_pbx.config.campaign import AI_DISCLOSURE, Campaign
 
 DISCLOSURE_PREFIX = "I'm an AI assistant."
@@ -60,9 +62,38 @@ def opening_line(campaign: Campaign, variables: Mapping[str, object],
     return ensure_disclosure(line)
 
 
+KNOWLEDGE_RULE = """\
+- A note [Knowledge: ...] after the callee's words holds facts from the business's files.
+  Answer from business facts, knowledge notes and this call's details only. When they do
+  not hold the answer, say you don't know and offer a callback from the team. Never guess
+  a price, an address, an opening hour or a policy."""
+
+
+def agent_prompt(profile: AgentFile) -> str:
+    """The agent's fixed part (persona, business facts, instructions, rules, its examples):
+    identical for every call of that agent, whatever the campaign, so one evaluated
+    prefix serves them all. Nothing of a campaign or a contact is in it."""
+    parts = [f"You are {profile.persona_name}, an AI phone assistant for {profile.business}."]
+    if profile.business_info.strip():
+        parts.append(f"Business facts: {profile.business_info.strip()}")
+    if profile.instructions.strip():
+        parts.append(profile.instructions.strip())
+    parts.append(RULES)
+    if profile.knowledge:
+        parts.append(KNOWLEDGE_RULE)
+    if profile.examples:
+        parts.append("Examples of good answers:")
+        for ex in profile.examples:
+            parts += [f"Callee: {ex.callee}",
+                      f"You: {json.dumps({'tool': None, 'say': ex.agent})}"]
+    return "\n".join(parts)
+
+
 def stable_prompt(campaign: Campaign) -> str:
     """What every call of `campaign` shares: the start of each call's system prompt."""
     agent = campaign.agent
+    if agent.profile is not None:
+        return _campaign_after_agent(campaign, agent.profile)
     parts = [
         f"You are {agent.persona_name}, an AI phone assistant. You call people on behalf of "
         f"{agent.business}.",
@@ -72,6 +103,17 @@ def stable_prompt(campaign: Campaign) -> str:
     if agent.context and _HAS_VARIABLE not in agent.context:
         parts.append(f"Facts you may use: {render(agent.context, {})}")
     parts += [RULES, examples(campaign)]
+    return "\n".join(parts)
+
+
+def _campaign_after_agent(campaign: Campaign, profile: AgentFile) -> str:
+    """A campaign that names its agent: the agent's fixed part, then the campaign's."""
+    agent = campaign.agent
+    parts = [agent_prompt(profile), "", "This campaign: you call people on behalf of "
+             f"{profile.business}."]
+    if _HAS_VARIABLE not in agent.goal:
+        parts.append(f"Goal of every call: {render(agent.goal, {})}")
+    parts.append(examples(campaign))
     return "\n".join(parts)
 
 

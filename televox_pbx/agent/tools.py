@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -32,8 +32,11 @@ def _fn(name: ToolName, description: str, properties: dict[str, Any],
                        "additionalProperties": False}}}
 
 
-def tools_schema(*, transfer_available: bool) -> dict[str, Any]:
-    """OpenAI-style tool list under {"tools": [...]}; stable per campaign for prompt caching."""
+def tools_schema(*, transfer_available: bool, allowed: Collection[str] | None = None,
+                 custom: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """OpenAI-style tool list under {"tools": [...]}; stable per campaign for prompt caching.
+    `allowed`: the built-in tools an agent file lets its agent use (None: all);
+    `custom`: the agent's own tools, already in this format."""
     tools = [
         _fn(ToolName.SET_DISPOSITION, "Record the outcome of the call.",
             {"disposition": {"type": "string", "enum": [d.value for d in Disposition]},
@@ -50,7 +53,9 @@ def tools_schema(*, transfer_available: bool) -> dict[str, Any]:
     if transfer_available:
         tools.insert(3, _fn(ToolName.TRANSFER, "Transfer the person to a human colleague.",
                             {}, []))
-    return {"tools": tools}
+    if allowed is not None:
+        tools = [t for t in tools if t["function"]["name"] in allowed]
+    return {"tools": [*tools, *custom]}
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 # Modules under televox_pbx.cli that each add one top-level subcommand.
 COMMAND_MODULES = (
+    "agents",
     "call",
     "calls",
     "campaign",

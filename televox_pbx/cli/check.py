@@ -1,4 +1,4 @@
-"""`televox check [DIR]`: validate televox.yaml and every campaign file, like a linter.
+"""`televox check [DIR]`: validate televox.yaml, every agent and campaign file, like a linter.
 
 Prints `OK <file>` per good file and `<file>:<line>: <field.path>: <message>` per problem;
 exit 1 when anything is wrong. Never prints the AMI secret, only whether it is available.
@@ -17,9 +17,12 @@ from televox_pbx.config.loader import (
     SETTINGS_FILE_NAME,
     ConfigError,
     ConfigIssue,
+    agents_dir_for,
     campaign_files,
+    load_agents,
     load_campaign,
     load_settings,
+    read_yaml,
     settings_path,
 )
 from televox_pbx.config.settings import Settings
@@ -90,6 +93,16 @@ def import_mapping_issues(path: Path, root: yaml.Node | None,
     return issues
 
 
+def piper_voices() -> list[str]:
+    """The TTS voices the model manifest offers; empty when it cannot be read."""
+    from televox_pbx.voice.engines.manifest import ManifestError, load_manifest
+
+    try:
+        return [e.id for e in load_manifest().models if e.kind == "tts"]
+    except ManifestError:
+        return []
+
+
 def check_directory(directory: Path, settings_file: Path | None = None) -> CheckReport:
     """Validate the settings file and every campaign file it points at."""
     report = CheckReport()
@@ -100,6 +113,24 @@ def check_directory(directory: Path, settings_file: Path | None = None) -> Check
                      else path.parent / Settings().campaigns_dir)
     if settings is not None:
         report.notes.append(describe_ami(settings))
+    agents_dir = (settings.agents_dir if settings is not None
+                  else agents_dir_for(campaigns_dir))
+    agents, agent_issues = load_agents(agents_dir)
+    report.issues.extend(agent_issues)
+    for name, agent in sorted(agents.items()):
+        file = next(p for p in campaign_files(agents_dir) if p.stem == name)
+        root = read_yaml(file)[0]
+        missing = [ConfigIssue(file, line_of(root, ("knowledge", n)),
+                               f"knowledge.{n}", f"{p} not found")
+                   for n, p in enumerate(agent.knowledge_paths()) if not p.exists()]
+        if agent.voice is not None and (voices := piper_voices()) \
+                and agent.voice not in voices:
+            missing.append(ConfigIssue(file, line_of(root, ("voice",)), "voice",
+                                       f"not a Piper voice of the model manifest "
+                                       f"({', '.join(voices)})"))
+        report.issues.extend(missing)
+        if not missing:
+            report.ok.append(file)
     if not campaigns_dir.is_dir():
         report.issues.append(ConfigIssue(campaigns_dir, None, "campaigns_dir",
                                          "campaigns directory not found"))
@@ -113,7 +144,7 @@ def check_directory(directory: Path, settings_file: Path | None = None) -> Check
             continue
         seen.add(file.stem)
         try:
-            load_campaign(file, extra_checks=(import_mapping_issues,))
+            load_campaign(file, extra_checks=(import_mapping_issues,), agents=agents)
         except ConfigError as exc:
             report.issues.extend(exc.issues)
         else:

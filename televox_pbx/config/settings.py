@@ -202,6 +202,7 @@ class Settings(_Strict):
     events: EventLogSettings = EventLogSettings()
     logging: LoggingSettings = LoggingSettings()
     campaigns_dir: Path = Path("campaigns")
+    agents_dir: Path = Path("agents")
     recordings_dir: Path = Path("var/recordings")
     workspace: str = "default"
     # Country for numbers written without one (inbound caller IDs, the DNC list).

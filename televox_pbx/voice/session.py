@@ -100,7 +100,10 @@ class VoiceSession:
         self.context = Conversation(self._system_message())
         self.actions = CallActions(info, ports, self.disposition)
         self.listener = Listener(engines.vad, self.config, turn_model=engines.turn is not None)
-        self._tools = tools_schema(transfer_available=self.actions.can_transfer)
+        profile = self.campaign.agent.profile
+        self._tools = tools_schema(
+            transfer_available=self.actions.can_transfer,
+            allowed=None if profile is None else profile.builtin_tools)
         self._events: asyncio.Queue[_Queued] = asyncio.Queue()
         self._helpers: list[asyncio.Task[None]] = []
         self.jobs = SpeechJobs(engines, self.context, clock, self._events.put_nowait,
