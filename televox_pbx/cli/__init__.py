@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "db",
     "dnc",
     "events",
+    "knowledge",
     "models",
     "plan",
     "schema",

@@ -110,7 +110,7 @@ class AgentFile(_Strict):
 
     def knowledge_paths(self) -> list[Path]:
         base = self.base_dir or Path(".")
-        return [p if (p := Path(s)).is_absolute() else base / p for s in self.knowledge]
+        return [Path(os.path.normpath(base / s)) for s in self.knowledge]
 
     def greeting(self) -> str:
         return self.inbound.first_message or (
