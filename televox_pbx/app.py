@@ -33,6 +33,8 @@ from televox_pbx.config.settings import Settings
 from televox_pbx.control.server import ControlServer
 from televox_pbx.control.service import start_control
 from televox_pbx.domain import AmdStatus, CallOutcome, OriginateRequest
+from televox_pbx.knowledge.index import KnowledgeIndex
+from televox_pbx.knowledge.startup import start_knowledge
 from televox_pbx.startup import check_database, startup_error
 from televox_pbx.store import Store
 from televox_pbx.store.attempts import (
@@ -99,6 +101,7 @@ class App:
         self.runner: VoiceRunner | None = None
         self.eventlog: EventLog | None = None
         self.factory: VoiceSessionFactory | None = None
+        self.knowledge: KnowledgeIndex | None = None
         self._holder: Any = None  # televox_pbx.voice.engines.holder.Engines
         self._results: ResultLog | None = None
         self._stage = "settings"  # what start() is doing, for a one-line failure
@@ -138,6 +141,8 @@ class App:
         self._stage = "database"
         check_database(s.database.path)
         self.store = store = await Store.open(s.database.path)
+        self._stage = "knowledge"
+        self.knowledge = knowledge = await start_knowledge(s)
         self._stage = "models"
         engines = await self._load_engines()
         self._results = ResultLog(store, self.clock)
@@ -158,7 +163,7 @@ class App:
             dnc = CallDnc(DncService(store, s.workspace, s.default_country, self.clock))
             ports = CallPorts(dnc=dnc,
                               callbacks=StoreCallbacks(store), log=self._results,
-                              transfer=AmiTransfer(client))
+                              transfer=AmiTransfer(client), knowledge=knowledge)
             self.factory = VoiceSessionFactory(
                 engines, ports, self.clock, SessionConfig(recordings_dir=s.recordings_dir))
             if self._recover:  # the daemon, not a one-off `televox call` beside it
@@ -385,6 +390,8 @@ class App:
             steps.append(("audiosocket", self.audiosocket.close))
         if self.eventlog is not None and self.store is not None:
             steps.append(("event log", self.eventlog.flush))
+        if self.knowledge is not None:
+            steps.append(("knowledge", self.knowledge.close))
         steps += [("store", self._close_store), ("models", self._close_models),
                   ("control", self._close_control)]
         for name, close in steps:

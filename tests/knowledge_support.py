@@ -27,6 +27,12 @@ def new_index(tmp: Path) -> KnowledgeIndex:
     return KnowledgeIndex(open_index(path))
 
 
+async def new_index_async(tmp: Path) -> KnowledgeIndex:
+    path = tmp / "store.db"
+    await _migrate(path)
+    return KnowledgeIndex(open_index(path))
+
+
 def front_desk() -> AgentFile:
     return load_agents(REPO / "config" / "agents")[0]["front-desk"]
 

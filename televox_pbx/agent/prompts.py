@@ -21,6 +21,7 @@ from televox_pbx.agent.examples import examples
 from televox_pbx.agent.variables import render
 from televox_pbx.config.agent import AgentFile
 from televox_pbx.config.campaign import AI_DISCLOSURE, Campaign
+from televox_pbx.config.inbound import INBOUND_PREFIX
 
 DISCLOSURE_PREFIX = "I'm an AI assistant."
 _HAS_VARIABLE = "{{"
@@ -62,11 +63,25 @@ def opening_line(campaign: Campaign, variables: Mapping[str, object],
     return ensure_disclosure(line)
 
 
+# An agent file's rules serve the calls it places and the calls it answers alike.
+AGENT_RULES = RULES.replace(
+    "- You are the caller; the callee is the person you called. Say only your own words: never\n"
+    "  speak for the callee, never repeat their words back.",
+    "- Say only your own words: never speak for the other person, never repeat their words\n"
+    "  back.")
 KNOWLEDGE_RULE = """\
-- A note [Knowledge: ...] after the callee's words holds facts from the business's files.
+- A note [Knowledge: ...] after the person's words holds facts from the business's files.
   Answer from business facts, knowledge notes and this call's details only. When they do
-  not hold the answer, say you don't know and offer a callback from the team. Never guess
-  a price, an address, an opening hour or a policy."""
+  not answer the question, say you don't know and offer a callback from the team. Never
+  guess a price, an address, an opening hour or a policy."""
+# How to use a note, and how to decline when it does not answer: facts no business has.
+KNOWLEDGE_EXAMPLES = (
+    ("Can I leave my bike somewhere?\n[Knowledge: Bikes: bikes can be left in the rack by "
+     "the door.]", "Yes, you can leave your bike in the rack by the door."),
+    ("Is there a cafe in the building?\n[Knowledge: Bikes: bikes can be left in the rack by "
+     "the door.]", "I'm sorry, I don't know that. Would you like someone from our team to "
+     "call you back about it?"),
+)
 
 
 def agent_prompt(profile: AgentFile) -> str:
@@ -78,14 +93,15 @@ def agent_prompt(profile: AgentFile) -> str:
         parts.append(f"Business facts: {profile.business_info.strip()}")
     if profile.instructions.strip():
         parts.append(profile.instructions.strip())
-    parts.append(RULES)
+    parts.append(AGENT_RULES)
+    pairs = [(ex.callee, ex.agent) for ex in profile.examples]
     if profile.knowledge:
         parts.append(KNOWLEDGE_RULE)
-    if profile.examples:
-        parts.append("Examples of good answers:")
-        for ex in profile.examples:
-            parts += [f"Callee: {ex.callee}",
-                      f"You: {json.dumps({'tool': None, 'say': ex.agent})}"]
+        pairs = [*KNOWLEDGE_EXAMPLES, *pairs]
+    if pairs:
+        parts.append("Examples of good answers (their facts are not this business's):")
+        for callee, say in pairs:
+            parts += [f"Callee: {callee}", f"You: {json.dumps({'tool': None, 'say': say})}"]
     return "\n".join(parts)
 
 
@@ -109,6 +125,9 @@ def stable_prompt(campaign: Campaign) -> str:
 def _campaign_after_agent(campaign: Campaign, profile: AgentFile) -> str:
     """A campaign that names its agent: the agent's fixed part, then the campaign's."""
     agent = campaign.agent
+    if campaign.name.startswith(INBOUND_PREFIX):
+        return "\n".join([agent_prompt(profile), "", f"People call {profile.business} and "
+                          f"you answer. Goal: {agent.goal}"])
     parts = [agent_prompt(profile), "", "This campaign: you call people on behalf of "
              f"{profile.business}."]
     if _HAS_VARIABLE not in agent.goal:

@@ -21,6 +21,17 @@ NOTE_CHARS = 240
 MIN_MATCHED = 0.2  # share of the question's words a chunk must hold to be shown
 CLEAR_FAQ = 0.75  # share of the question's words a stored FAQ question must hold
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
+NOTE_MARK = "\n[Knowledge: "  # how a note follows the callee's words in their turn
+
+
+def with_note(text: str, note: str | None) -> str:
+    return f"{text}\n{note}" if note else text
+
+
+def strip_note(text: str) -> str:
+    """What the callee said, without the knowledge note after it."""
+    at = text.find(NOTE_MARK)
+    return text if at < 0 else text[:at]
 
 
 class Grounding:

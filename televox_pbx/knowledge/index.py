@@ -81,6 +81,9 @@ class KnowledgeIndex:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
+    async def close(self) -> None:
+        self.conn.close()
+
     # --- building ------------------------------------------------------------------
 
     def build(self, agent: AgentFile, now: datetime | None = None) -> BuildReport:

@@ -18,6 +18,7 @@ from televox_pbx.campaigns.phones import normalize_phone
 from televox_pbx.campaigns.windows import resolve_zones
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.domain import AmdStatus, Disposition
+from televox_pbx.knowledge.index import KnowledgeIndex
 from televox_pbx.store.transcripts import CallRecord, TurnRow
 from televox_pbx.voice.endpointing import EndpointConfig
 from televox_pbx.voice.interfaces import Llm, Stt, Tts, TurnModel, Vad
@@ -42,6 +43,7 @@ class CallPorts:
     callbacks: CallbackPort
     log: CallLogPort
     transfer: TransferPort | None = None
+    knowledge: KnowledgeIndex | None = None  # the agents' knowledge bases (issue 18)
 
 
 # Waits at most the given seconds for the call's AMD verdict; None when none came.

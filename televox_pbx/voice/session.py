@@ -41,6 +41,7 @@ from televox_pbx.audiosocket.session import (
 from televox_pbx.clock import Clock
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.domain import AmdStatus
+from televox_pbx.knowledge.grounding import Grounding
 from televox_pbx.voice import turn_events as te
 from televox_pbx.voice.actions import CallActions
 from televox_pbx.voice.agent_tasks import AgentTasks
@@ -97,7 +98,8 @@ class VoiceSession:
         self._amd = info.amd
         self.disposition = DispositionState()
         self.disclosure = Disclosure()  # the opening sets what to disclose
-        self.context = Conversation(self._system_message())
+        self.grounding = _grounding(info, ports)
+        self.context = Conversation(self._system_message(), self.grounding)
         self.actions = CallActions(info, ports, self.disposition)
         self.listener = Listener(engines.vad, self.config, turn_model=engines.turn is not None)
         profile = self.campaign.agent.profile
@@ -147,6 +149,8 @@ class VoiceSession:
                                       self._parse_tool, ReplyPolicy.for_call(
                                           self.campaign, self.info.variables,
                                           self.config.lines))
+        if self.grounding is not None:
+            self.pipeline.direct = self.grounding.faq_answer
         self.tasks = AgentTasks(self.pipeline, self.actions, self.context, self.config, call,
                                 self._opening_text(), self._events.put_nowait, self.clock)
         self.core = TurnTaking(
@@ -282,7 +286,7 @@ class VoiceSession:
                         reply.latency[key] = value
                 messages = self.context.messages()
                 if action.user is not None:
-                    messages.append(ChatMessage("user", action.user))
+                    messages.append(self.context.user_message(action.user))
                 release = asyncio.Event() if action.held else None
                 self._start(action.task, self.tasks.answer(reply, messages, release))
                 self._held, self._release = (reply, release) if action.held else (None, None)
@@ -390,3 +394,11 @@ class VoiceSessionFactory:
                                   variables=variables, opening=opening)
             await session(call)
         return handle
+
+
+def _grounding(info: CallInfo, ports: CallPorts) -> Grounding | None:
+    """The knowledge lookup for an agent file with knowledge, when the index is there."""
+    profile = info.campaign.agent.profile
+    if profile is None or not profile.knowledge or ports.knowledge is None:
+        return None
+    return Grounding(ports.knowledge, profile.name)
