@@ -28,11 +28,11 @@ from televox_pbx.campaigns.phones import caller_e164
 from televox_pbx.campaigns.runner import SessionResult
 from televox_pbx.clock import Clock, SystemClock, wait_for
 from televox_pbx.config.campaign import Campaign
-from televox_pbx.config.loader import ConfigError, find_campaign
 from televox_pbx.config.settings import Settings
 from televox_pbx.control.server import ControlServer
 from televox_pbx.control.service import start_control
 from televox_pbx.domain import AmdStatus, CallOutcome, OriginateRequest
+from televox_pbx.inbound_routes import InboundRoutes
 from televox_pbx.knowledge.index import KnowledgeIndex
 from televox_pbx.knowledge.startup import start_knowledge
 from televox_pbx.startup import check_database, startup_error
@@ -102,6 +102,7 @@ class App:
         self.eventlog: EventLog | None = None
         self.factory: VoiceSessionFactory | None = None
         self.knowledge: KnowledgeIndex | None = None
+        self._routes: InboundRoutes | None = None
         self._holder: Any = None  # televox_pbx.voice.engines.holder.Engines
         self._results: ResultLog | None = None
         self._stage = "settings"  # what start() is doing, for a one-line failure
@@ -148,7 +149,7 @@ class App:
         self._results = ResultLog(store, self.clock)
         port = self._audiosocket_port if self._audiosocket_port is not None else \
             s.audiosocket.port
-        self._stage = "inbound campaign"
+        self._stage = "inbound numbers"
         inbound = self._inbound_handler()
         self._stage = "audiosocket"
         self.audiosocket = AudioSocketServer(self.clock, host=s.audiosocket.bind_host,
@@ -244,12 +245,11 @@ class App:
     # -- wiring --------------------------------------------------------------------------
 
     def _on_event(self, msg: AmiMessage) -> None:
-        """The inbound dialplan announces each call's AudioSocket UUID before connecting."""
-        if msg.event != "UserEvent" or (msg.get("UserEvent") or "").lower() != "televoxinbound":
-            return
-        call_id = msg.get("CallId")
-        if call_id and self.audiosocket is not None:
-            self.audiosocket.announce_inbound(call_id.lower(), msg.get("CallerID"))
+        """The inbound dialplan announces each call's AudioSocket UUID before connecting;
+        only a call to a number with an agent is let in."""
+        if self._routes is not None and self.audiosocket is not None \
+                and self.eventlog is not None:
+            self._routes.on_event(msg, self.audiosocket.announce_inbound, self.eventlog.record)
 
     async def _campaign_for(self, req: OriginateRequest) -> Campaign | None:
         name = req.variables.get("TELEVOX_CAMPAIGN")
@@ -288,18 +288,13 @@ class App:
         return outcome.amd_status if outcome is not None else None
 
     def _inbound_handler(self) -> SessionHandler | None:
-        name = self.settings.inbound_campaign
-        if name is None:
+        self._routes = routes = InboundRoutes(self.settings)
+        if not routes:
             return None
-        try:
-            campaign = find_campaign(self.settings, name)
-        except ConfigError as exc:
-            raise RuntimeError(f"inbound_campaign {name!r} does not load: {exc}") from exc
-        if campaign is None:
-            raise RuntimeError(f"inbound_campaign {name!r}: no {name}.yaml in campaigns_dir")
 
         async def handle(call: CallAudio) -> None:
-            if self.factory is None:
+            campaign = routes.campaign_for(call.call_id)
+            if self.factory is None or campaign is None:
                 await call.hangup()
                 return
             assert self.store is not None

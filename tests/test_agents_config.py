@@ -141,3 +141,38 @@ def test_builtin_tools_are_limited_to_the_agents_list() -> None:
     names = [t["function"]["name"] for t in tools_schema(
         transfer_available=True, allowed=["set_disposition", "end_call"])["tools"]]
     assert names == ["set_disposition", "end_call"]
+
+
+# --- numbers (settings) ---------------------------------------------------------------
+
+
+def test_inbound_campaign_says_how_to_migrate(workdir: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    path = workdir / "config" / "televox.yaml"
+    text = path.read_text() + "inbound_campaign: dental\n"
+    path.write_text(text)
+    assert main(["check", "config"]) == 1
+    out = capsys.readouterr().out
+    line = len(text.splitlines())
+    assert (f"config/televox.yaml:{line}: inbound_campaign: inbound_campaign is gone: an "
+            "inbound call is answered by the agent of the number it was made to. Move the "
+            "campaign's agent to config/agents/NAME.yaml and list the number: numbers: "
+            "[{number: '+15550100200', agent: NAME}]") in out
+
+
+def test_caller_id_and_number_agents_are_checked(workdir: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    settings = workdir / "config" / "televox.yaml"
+    text = settings.read_text().replace("agent: front-desk", "agent: back-office")
+    settings.write_text(text)
+    survey = workdir / "config" / "campaigns" / "survey.yaml"
+    survey.write_text(survey.read_text().replace('"+15550100300"', '"+15550100999"'))
+    assert main(["check", "config"]) == 1
+    out = capsys.readouterr().out
+    agent_line = next(i for i, t in enumerate(text.splitlines(), 1) if "back-office" in t)
+    caller_line = next(i for i, t in enumerate(survey.read_text().splitlines(), 1)
+                       if t.startswith("caller_id:"))
+    assert (f"config/televox.yaml:{agent_line}: numbers.0.agent: no agent 'back-office' in "
+            "config/agents") in out
+    assert (f"config/campaigns/survey.yaml:{caller_line}: caller_id: not one of the numbers "
+            "that may be shown as caller ID (settings numbers: +15550100200, +15550100300)") in out

@@ -17,6 +17,7 @@ from televox_pbx.config.loader import (
     SETTINGS_FILE_NAME,
     ConfigError,
     ConfigIssue,
+    RawCheck,
     agents_dir_for,
     campaign_files,
     load_agents,
@@ -103,6 +104,37 @@ def piper_voices() -> list[str]:
         return []
 
 
+def number_agent_issues(path: Path, settings: Settings, agents: set[str]) -> list[ConfigIssue]:
+    """Every number's agent must be an agent file."""
+    root = read_yaml(path)[0]
+    return [ConfigIssue(path, line_of(root, ("numbers", i, "agent")), f"numbers.{i}.agent",
+                        f"no agent {n.agent!r} in {settings.agents_dir}")
+            for i, n in enumerate(settings.numbers) if n.agent is not None
+            and n.agent not in agents]
+
+
+def caller_id_checks(settings: Settings | None) -> tuple[RawCheck, ...]:
+    """A campaign's caller ID must be one of the numbers that allow it (when the settings
+    list numbers at all)."""
+    if settings is None or not settings.numbers:
+        return ()
+    from televox_pbx.campaigns.phones import normalize_phone
+
+    allowed = [n.number for n in settings.numbers if n.caller_id]
+
+    def check(path: Path, root: yaml.Node | None, data: dict[str, Any]) -> list[ConfigIssue]:
+        value = data.get("caller_id")
+        if value is None:
+            return []
+        country = str(data.get("default_country") or settings.default_country)
+        if normalize_phone(str(value), country).e164 in allowed:
+            return []
+        return [ConfigIssue(path, line_of(root, ("caller_id",)), "caller_id",
+                            f"not one of the numbers that may be shown as caller ID "
+                            f"(settings numbers: {', '.join(allowed) or 'none'})")]
+    return (check,)
+
+
 def check_directory(directory: Path, settings_file: Path | None = None) -> CheckReport:
     """Validate the settings file and every campaign file it points at."""
     report = CheckReport()
@@ -131,6 +163,8 @@ def check_directory(directory: Path, settings_file: Path | None = None) -> Check
         report.issues.extend(missing)
         if not missing:
             report.ok.append(file)
+    if settings is not None:
+        report.issues.extend(number_agent_issues(path, settings, set(agents)))
     if not campaigns_dir.is_dir():
         report.issues.append(ConfigIssue(campaigns_dir, None, "campaigns_dir",
                                          "campaigns directory not found"))
@@ -144,7 +178,8 @@ def check_directory(directory: Path, settings_file: Path | None = None) -> Check
             continue
         seen.add(file.stem)
         try:
-            load_campaign(file, extra_checks=(import_mapping_issues,), agents=agents)
+            load_campaign(file, extra_checks=(import_mapping_issues,
+                                              *caller_id_checks(settings)), agents=agents)
         except ConfigError as exc:
             report.issues.extend(exc.issues)
         else:
