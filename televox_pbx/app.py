@@ -45,6 +45,7 @@ from televox_pbx.store.attempts import (
 )
 from televox_pbx.store.call_lookup import settled
 from televox_pbx.store.campaigns import campaigns_in_states, get_campaign
+from televox_pbx.store.tool_calls import StoreToolCalls
 from televox_pbx.store.transcripts import StoreCallbacks
 from televox_pbx.supervise import supervise
 from televox_pbx.voice.amd import await_verdict
@@ -164,7 +165,8 @@ class App:
             dnc = CallDnc(DncService(store, s.workspace, s.default_country, self.clock))
             ports = CallPorts(dnc=dnc,
                               callbacks=StoreCallbacks(store), log=self._results,
-                              transfer=AmiTransfer(client), knowledge=knowledge)
+                              transfer=AmiTransfer(client), knowledge=knowledge,
+                              tool_calls=StoreToolCalls(store, self.clock))
             self.factory = VoiceSessionFactory(
                 engines, ports, self.clock, SessionConfig(recordings_dir=s.recordings_dir))
             if self._recover:  # the daemon, not a one-off `televox call` beside it

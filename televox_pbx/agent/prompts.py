@@ -74,10 +74,13 @@ KNOWLEDGE_RULE = """\
   Answer from business facts, knowledge notes and this call's details only. When they do
   not answer the question, say you don't know and offer a callback from the team. Never
   guess a price, an address, an opening hour or a policy."""
-# How to use a note, and how to decline when it does not answer: facts no business has.
+# How to answer from a note, and how to decline when it does not answer (facts no
+# business has, so the model cannot repeat them as this one's).
 KNOWLEDGE_EXAMPLES = (
-    ("Can I leave my bike somewhere?\n[Knowledge: Bikes: bikes can be left in the rack by "
-     "the door.]", "Yes, you can leave your bike in the rack by the door."),
+    ("Can I leave my bike somewhere while I'm there?\n[Knowledge: Bikes: bikes can be left "
+     "in the rack by the door.]", "Yes, you can leave your bike in the rack by the door."),
+    ("How much is the lamp repair?\n[Knowledge: How much is a lamp repair? A lamp repair "
+     "costs 40 dollars.]", "A lamp repair costs 40 dollars."),
     ("Is there a cafe in the building?\n[Knowledge: Bikes: bikes can be left in the rack by "
      "the door.]", "I'm sorry, I don't know that. Would you like someone from our team to "
      "call you back about it?"),
@@ -183,6 +186,8 @@ class Lines:
     fallback: str = "Sorry, I didn't catch that. Could you say it again?"
     # Said instead of booking a callback at a time the callee never named.
     ask_when: str = "No problem. When would be a better time to call you back?"
+    # Said when a custom tool timed out or failed (the model is told what happened).
+    tool_failed: str = "I'm sorry, I can't check that right now."
     front_desk_callback: str = ("Thank you, our front desk will call you back to find a new "
                                 "time. Goodbye.")
 

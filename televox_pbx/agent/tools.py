@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from televox_pbx.agent.custom_tools import CustomTool
 from televox_pbx.agent.dispositions import parse_disposition
 from televox_pbx.campaigns.windows import in_window_everywhere
 from televox_pbx.config.campaign import CallingWindow
@@ -91,7 +92,8 @@ class InvalidTool:
     error: str
 
 
-ToolAction = SetDisposition | OptOut | ScheduleCallback | Transfer | EndCall | InvalidTool
+ToolAction = (SetDisposition | OptOut | ScheduleCallback | Transfer | EndCall | InvalidTool
+              | CustomTool)
 
 
 def parse_tool_call(call: ToolCall, *, now: datetime, zones: Sequence[str] = (),

@@ -97,6 +97,9 @@ class AgentConfig(_Strict):
     # The agent file a campaign names (`agent: NAME`); set by the loader, never written.
     profile: SkipJsonSchema[AgentFile | None] = Field(default=None, exclude=True)
 
+    def name_of_profile(self) -> str:
+        return self.profile.name if self.profile is not None else ""
+
     # A field validator, not a model validator: it still runs (and reports at
     # agent.opening_line) when other fields of the campaign have errors.
     @field_validator("opening_line")

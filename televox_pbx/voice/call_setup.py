@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from televox_pbx.agent.custom_tools import ToolCallLog
 from televox_pbx.agent.ports import CallbackPort, DncPort, TransferPort
 from televox_pbx.agent.prompts import LINES, Lines
 from televox_pbx.campaigns.phones import normalize_phone
@@ -44,6 +45,7 @@ class CallPorts:
     log: CallLogPort
     transfer: TransferPort | None = None
     knowledge: KnowledgeIndex | None = None  # the agents' knowledge bases (issue 18)
+    tool_calls: ToolCallLog | None = None  # where custom tool calls are kept
 
 
 # Waits at most the given seconds for the call's AMD verdict; None when none came.

@@ -41,9 +41,9 @@ from televox_pbx.audiosocket.session import (
 from televox_pbx.clock import Clock
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.domain import AmdStatus
-from televox_pbx.knowledge.grounding import Grounding
 from televox_pbx.voice import turn_events as te
 from televox_pbx.voice.actions import CallActions
+from televox_pbx.voice.agent_extras import as_custom, custom_schema, grounding_for, runner_for
 from televox_pbx.voice.agent_tasks import AgentTasks
 from televox_pbx.voice.amd import verdict_or_person
 from televox_pbx.voice.call_setup import (
@@ -58,6 +58,7 @@ from televox_pbx.voice.call_setup import (
     local_now,
 )
 from televox_pbx.voice.context import INTERRUPTED_MARK, Conversation
+from televox_pbx.voice.custom_calls import CustomCalls
 from televox_pbx.voice.disclosure import Disclosure
 from televox_pbx.voice.interfaces import ChatMessage, ToolCall
 from televox_pbx.voice.listener import Listener
@@ -98,14 +99,16 @@ class VoiceSession:
         self._amd = info.amd
         self.disposition = DispositionState()
         self.disclosure = Disclosure()  # the opening sets what to disclose
-        self.grounding = _grounding(info, ports)
+        self.grounding = grounding_for(info, ports)
+        self.custom = runner_for(info, clock)
         self.context = Conversation(self._system_message(), self.grounding)
         self.actions = CallActions(info, ports, self.disposition)
         self.listener = Listener(engines.vad, self.config, turn_model=engines.turn is not None)
         profile = self.campaign.agent.profile
         self._tools = tools_schema(
             transfer_available=self.actions.can_transfer,
-            allowed=None if profile is None else profile.builtin_tools)
+            allowed=None if profile is None else profile.builtin_tools,
+            custom=custom_schema(self.custom))
         self._events: asyncio.Queue[_Queued] = asyncio.Queue()
         self._helpers: list[asyncio.Task[None]] = []
         self.jobs = SpeechJobs(engines, self.context, clock, self._events.put_nowait,
@@ -153,6 +156,11 @@ class VoiceSession:
             self.pipeline.direct = self.grounding.faq_answer
         self.tasks = AgentTasks(self.pipeline, self.actions, self.context, self.config, call,
                                 self._opening_text(), self._events.put_nowait, self.clock)
+        if self.custom is not None:
+            self.tasks.custom = CustomCalls(
+                self.custom, self.pipeline, self.context, self.clock, self.config.lines,
+                call_id=self.info.call_id, agent=self.campaign.agent.name_of_profile(),
+                record=self.ports.tool_calls)
         self.core = TurnTaking(
             self.campaign, self.config, self.disclosure, self.disposition,
             lambda: call.output.queued_seconds, can_transfer=self.actions.can_transfer,
@@ -357,6 +365,8 @@ class VoiceSession:
         return opening_line(self.campaign, self.info.variables, self.info.opening)
 
     def _parse_tool(self, call: ToolCall) -> ToolAction:
+        if (custom := as_custom(call, self.custom)) is not None:
+            return custom
         return parse_tool_call(call, now=self.clock.now(), zones=self._zones,
                                window=self.campaign.calling_window)
 
@@ -395,10 +405,3 @@ class VoiceSessionFactory:
             await session(call)
         return handle
 
-
-def _grounding(info: CallInfo, ports: CallPorts) -> Grounding | None:
-    """The knowledge lookup for an agent file with knowledge, when the index is there."""
-    profile = info.campaign.agent.profile
-    if profile is None or not profile.knowledge or ports.knowledge is None:
-        return None
-    return Grounding(ports.knowledge, profile.name)
