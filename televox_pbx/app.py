@@ -45,6 +45,7 @@ from televox_pbx.store.attempts import (
 )
 from televox_pbx.store.call_lookup import settled
 from televox_pbx.store.campaigns import campaigns_in_states, get_campaign
+from televox_pbx.store.person_history import record_inbound_route
 from televox_pbx.store.tool_calls import StoreToolCalls
 from televox_pbx.store.transcripts import StoreCallbacks
 from televox_pbx.supervise import supervise
@@ -295,14 +296,17 @@ class App:
             return None
 
         async def handle(call: CallAudio) -> None:
-            campaign = routes.campaign_for(call.call_id)
-            if self.factory is None or campaign is None:
+            route = routes.route_for(call.call_id)
+            if self.factory is None or route is None:
                 await call.hangup()
                 return
+            number, campaign = route
             assert self.store is not None
             store = self.store
             caller = caller_e164(call.caller_id or "", self.settings.default_country)
             await record_inbound(store, call.call_id, caller, self.clock.now())
+            await record_inbound_route(store, call.call_id, number,
+                                       campaign.agent.name_of_profile())
             try:
                 await self.factory.inbound_handler(campaign)(call)
             finally:

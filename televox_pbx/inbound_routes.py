@@ -69,6 +69,9 @@ class InboundRoutes:
         e164 = caller_e164(dialled, self.default_country)
         return e164 if e164 in self.campaigns else None
 
-    def campaign_for(self, call_id: str) -> Campaign | None:
+    def route_for(self, call_id: str) -> tuple[str, Campaign] | None:
+        """The number the announced call was made to, and its agent's campaign."""
         number = self._dialled.pop(call_id.lower(), None)
-        return self.campaigns.get(number) if number is not None else None
+        if number is None or number not in self.campaigns:
+            return None
+        return number, self.campaigns[number]

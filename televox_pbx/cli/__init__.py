@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "calls",
     "campaign",
     "check",
+    "contacts",
     "db",
     "dnc",
     "events",

@@ -94,8 +94,9 @@ class AgentConfig(_Strict):
     opening_line: str = Field(min_length=1, description="First words; {{NAME}}-style vars.")
     goal: str = Field(min_length=1)
     context: str = ""
-    # The agent file a campaign names (`agent: NAME`); set by the loader, never written.
-    profile: SkipJsonSchema[AgentFile | None] = Field(default=None, exclude=True)
+    # The agent file a campaign names (`agent: NAME`), set by the loader; stored with the
+    # campaign (its JSON in the store), so the dialer's calls keep its knowledge and tools.
+    profile: SkipJsonSchema[AgentFile | None] = None
 
     def name_of_profile(self) -> str:
         return self.profile.name if self.profile is not None else ""

@@ -36,3 +36,11 @@ CREATE TABLE tool_calls (
     created_at TEXT NOT NULL
 );
 CREATE INDEX tool_calls_call ON tool_calls(call_id);
+
+-- Which number an inbound call was made to and which agent answered it (the attempt row
+-- of an inbound call has no campaign): for one history per person.
+CREATE TABLE inbound_routes (
+    call_id TEXT PRIMARY KEY,
+    number TEXT NOT NULL,
+    agent TEXT NOT NULL
+);
