@@ -77,12 +77,12 @@ KNOWLEDGE_RULE = """\
 # How to answer from a note, and how to decline when it does not answer (facts no
 # business has, so the model cannot repeat them as this one's).
 KNOWLEDGE_EXAMPLES = (
-    ("Can I leave my bike somewhere while I'm there?\n[Knowledge: Bikes: bikes can be left "
-     "in the rack by the door.]", "Yes, you can leave your bike in the rack by the door."),
+    ("Do you wrap presents?\n[Knowledge: Gift wrapping: we wrap gifts for free at the "
+     "till.]", "Yes, we wrap gifts for free at the till."),
     ("How much is the lamp repair?\n[Knowledge: How much is a lamp repair? A lamp repair "
      "costs 40 dollars.]", "A lamp repair costs 40 dollars."),
-    ("Is there a cafe in the building?\n[Knowledge: Bikes: bikes can be left in the rack by "
-     "the door.]", "I'm sorry, I don't know that. Would you like someone from our team to "
+    ("Do you repair bicycles?\n[Knowledge: Gift wrapping: we wrap gifts for free at the "
+     "till.]", "I'm sorry, I don't know that. Would you like someone from our team to "
      "call you back about it?"),
 )
 
