@@ -200,10 +200,12 @@ class App:
         self._stage = "running"
 
     async def _warm_prompts(self, llm: Llm) -> None:
-        """The active campaigns' shared prompt prefix, evaluated before their first call."""
+        """The active campaigns' and the inbound agents' shared prompt prefix, evaluated
+        before their first call."""
         assert self.store is not None
         rows = await campaigns_in_states(self.store, ("RUNNING", "SCHEDULED"))
-        await warm_prompts(llm, [c for row in rows if (c := row.config()) is not None])
+        inbound = list(self._routes.campaigns.values()) if self._routes is not None else []
+        await warm_prompts(llm, [*inbound, *(c for row in rows if (c := row.config()))])
 
     async def _load_engines(self) -> SessionEngines | None:
         if self._engines is not None:

@@ -28,7 +28,7 @@ from televox_pbx.agent.tools import (
     ToolAction,
     Transfer,
     parse_tool_call,
-    tools_schema,
+    tools_for,
 )
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.domain import Disposition
@@ -66,9 +66,7 @@ class TextDialogue:
         self.lines = lines
         self.max_followups = max_followups
         self.policy = ReplyPolicy.for_call(campaign, variables, lines)
-        profile = campaign.agent.profile
-        self.tools = tools_schema(transfer_available=campaign.transfer is not None,
-                                  allowed=None if profile is None else profile.builtin_tools)
+        self.tools = tools_for(campaign, transfer_port=True)
         opening = opening_line(campaign, variables, opening)
         self.messages = [
             ChatMessage("system", system_prompt(campaign, variables,

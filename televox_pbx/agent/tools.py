@@ -9,10 +9,10 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from televox_pbx.agent.custom_tools import CustomTool
+from televox_pbx.agent.custom_tools import CustomTool, custom_tools_schema
 from televox_pbx.agent.dispositions import parse_disposition
 from televox_pbx.campaigns.windows import in_window_everywhere
-from televox_pbx.config.campaign import CallingWindow
+from televox_pbx.config.campaign import CallingWindow, Campaign
 from televox_pbx.domain import Disposition
 from televox_pbx.voice.interfaces import ToolCall
 
@@ -57,6 +57,18 @@ def tools_schema(*, transfer_available: bool, allowed: Collection[str] | None = 
     if allowed is not None:
         tools = [t for t in tools if t["function"]["name"] in allowed]
     return {"tools": [*tools, *custom]}
+
+
+def tools_for(campaign: Campaign, *, transfer_port: bool) -> dict[str, Any]:
+    """The tools a call of `campaign` offers. A campaign naming an agent file gets that
+    agent's list whatever the campaign (transfer included when the agent allows it; a
+    campaign without a target says it cannot transfer): the list sits before the agent's
+    fixed part in the prompt, so every call of the agent shares one cached prefix."""
+    profile = campaign.agent.profile
+    if profile is None:
+        return tools_schema(transfer_available=campaign.transfer is not None and transfer_port)
+    return tools_schema(transfer_available=True, allowed=profile.builtin_tools,
+                        custom=custom_tools_schema(profile.tools))
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from televox_pbx.agent.custom_tools import CustomTool, HttpToolRunner, custom_tools_schema
+from televox_pbx.agent.custom_tools import CustomTool, HttpToolRunner
 from televox_pbx.agent.tools import ToolAction
 from televox_pbx.clock import Clock
 from televox_pbx.knowledge.grounding import Grounding
@@ -23,10 +23,6 @@ def runner_for(info: CallInfo, clock: Clock) -> HttpToolRunner | None:
     if profile is None or not profile.tools:
         return None
     return HttpToolRunner(profile.tools, clock)
-
-
-def custom_schema(runner: HttpToolRunner | None) -> list[dict[str, object]]:
-    return custom_tools_schema(list(runner.tools.values())) if runner is not None else []
 
 
 def as_custom(call: ToolCall, runner: HttpToolRunner | None) -> ToolAction | None:

@@ -25,7 +25,7 @@ from televox_pbx.agent.reply_policy import ReplyPolicy
 from televox_pbx.agent.tools import (
     ToolAction,
     parse_tool_call,
-    tools_schema,
+    tools_for,
 )
 from televox_pbx.agent.variables import render
 from televox_pbx.audiosocket.session import (
@@ -43,7 +43,7 @@ from televox_pbx.config.campaign import Campaign
 from televox_pbx.domain import AmdStatus
 from televox_pbx.voice import turn_events as te
 from televox_pbx.voice.actions import CallActions
-from televox_pbx.voice.agent_extras import as_custom, custom_schema, grounding_for, runner_for
+from televox_pbx.voice.agent_extras import as_custom, grounding_for, runner_for
 from televox_pbx.voice.agent_tasks import AgentTasks
 from televox_pbx.voice.amd import verdict_or_person
 from televox_pbx.voice.call_setup import (
@@ -104,11 +104,7 @@ class VoiceSession:
         self.context = Conversation(self._system_message(), self.grounding)
         self.actions = CallActions(info, ports, self.disposition)
         self.listener = Listener(engines.vad, self.config, turn_model=engines.turn is not None)
-        profile = self.campaign.agent.profile
-        self._tools = tools_schema(
-            transfer_available=self.actions.can_transfer,
-            allowed=None if profile is None else profile.builtin_tools,
-            custom=custom_schema(self.custom))
+        self._tools = tools_for(self.campaign, transfer_port=ports.transfer is not None)
         self._events: asyncio.Queue[_Queued] = asyncio.Queue()
         self._helpers: list[asyncio.Task[None]] = []
         self.jobs = SpeechJobs(engines, self.context, clock, self._events.put_nowait,
