@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 from asterisk_conf import PbxAddress
-from procs import wait_until
+from procs import free_ports, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -47,6 +47,8 @@ def settings_yaml(address: PbxAddress, *, numbers: dict[str, str],
         "campaigns_dir": "campaigns",
         "recordings_dir": "recordings",
         "agents_dir": "agents",
+        # A free port: another run's daemon on this box may hold the default 8080.
+        "http": {"port": free_ports(1)[0]},
         "numbers": [{"number": n, "agent": a} for n, a in numbers.items()],
     }
 
