@@ -176,3 +176,13 @@ def test_caller_id_and_number_agents_are_checked(workdir: Path,
             "config/agents") in out
     assert (f"config/campaigns/survey.yaml:{caller_line}: caller_id: not one of the numbers "
             "that may be shown as caller ID (settings numbers: +15550100200, +15550100300)") in out
+
+
+def test_check_says_how_to_move_an_inline_agent(workdir: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "config"]) == 0
+    out = capsys.readouterr().out
+    assert ("inline agent in dental.yaml, survey.yaml (still loads). To share it or give it "
+            "knowledge and tools: move persona_name and business to config/agents/NAME.yaml "
+            "(context becomes business_info), write `agent: NAME` in the campaign and keep "
+            "opening_line and goal at its top level") in out

@@ -171,6 +171,7 @@ def check_directory(directory: Path, settings_file: Path | None = None) -> Check
         return report
     files = campaign_files(campaigns_dir)
     seen: set[str] = set()
+    inline: list[str] = []
     for file in files:
         if file.stem in seen:
             report.issues.append(ConfigIssue(file, None, "", f"campaign {file.stem!r} is "
@@ -178,12 +179,21 @@ def check_directory(directory: Path, settings_file: Path | None = None) -> Check
             continue
         seen.add(file.stem)
         try:
-            load_campaign(file, extra_checks=(import_mapping_issues,
-                                              *caller_id_checks(settings)), agents=agents)
+            campaign = load_campaign(file, extra_checks=(import_mapping_issues,
+                                                         *caller_id_checks(settings)),
+                                     agents=agents)
         except ConfigError as exc:
             report.issues.extend(exc.issues)
         else:
             report.ok.append(file)
+            if campaign.agent.profile is None:
+                inline.append(file.name)
+    if inline:
+        report.notes.append(
+            f"inline agent in {', '.join(inline)} (still loads). To share it or give it "
+            "knowledge and tools: move persona_name and business to config/agents/NAME.yaml "
+            "(context becomes business_info), write `agent: NAME` in the campaign and keep "
+            "opening_line and goal at its top level")
     if not files:
         report.notes.append(f"no campaign files in {campaigns_dir}")
     return report
