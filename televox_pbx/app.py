@@ -30,12 +30,14 @@ from televox_pbx.campaigns.runner import SessionResult
 from televox_pbx.clock import Clock, SystemClock, wait_for
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.config.capacity import effective as effective_capacity
-from televox_pbx.config.loader import ConfigError, find_campaign
 from televox_pbx.config.settings import Settings
 from televox_pbx.control.server import ControlServer
 from televox_pbx.control.service import start_control
 from televox_pbx.domain import AmdStatus, CallOutcome, OriginateRequest
+from televox_pbx.inbound_routes import InboundRoutes
 from televox_pbx.ivr.wiring import IvrCalls
+from televox_pbx.knowledge.index import KnowledgeIndex
+from televox_pbx.knowledge.startup import start_knowledge
 from televox_pbx.sms.ami import AmiMessenger
 from televox_pbx.sms.responder import LlmResponder
 from televox_pbx.sms.service import SmsService
@@ -49,6 +51,8 @@ from televox_pbx.store.attempts import (
 )
 from televox_pbx.store.call_lookup import settled
 from televox_pbx.store.campaigns import campaigns_in_states, get_campaign
+from televox_pbx.store.person_history import record_inbound_route
+from televox_pbx.store.tool_calls import StoreToolCalls
 from televox_pbx.store.transcripts import StoreCallbacks
 from televox_pbx.supervise import supervise
 from televox_pbx.voice.amd import await_verdict
@@ -107,6 +111,8 @@ class App:
         self.ivr: IvrCalls | None = None
         self.eventlog: EventLog | None = None
         self.factory: VoiceSessionFactory | None = None
+        self.knowledge: KnowledgeIndex | None = None
+        self._routes: InboundRoutes | None = None
         self._holder: Any = None  # televox_pbx.voice.engines.holder.Engines
         self._results: ResultLog | None = None
         self._stage = "settings"  # what start() is doing, for a one-line failure
@@ -155,12 +161,14 @@ class App:
             check_database(s.database.path)
         self.store = store = await Store.open(s.database.target(),
                                               password=s.database.password())
+        self._stage = "knowledge"
+        self.knowledge = knowledge = await start_knowledge(s)
         self._stage = "models"
         engines = await self._load_engines()
         self._results = ResultLog(store, self.clock)
         port = self._audiosocket_port if self._audiosocket_port is not None else \
             s.audiosocket.port
-        self._stage = "inbound campaign"
+        self._stage = "inbound numbers"
         inbound = self._inbound_handler()
         self._stage = "audiosocket"
         self.audiosocket = AudioSocketServer(self.clock, host=s.audiosocket.bind_host,
@@ -175,7 +183,8 @@ class App:
             dnc = CallDnc(DncService(store, s.workspace, s.default_country, self.clock))
             ports = CallPorts(dnc=dnc,
                               callbacks=StoreCallbacks(store), log=self._results,
-                              transfer=AmiTransfer(client))
+                              transfer=AmiTransfer(client), knowledge=knowledge,
+                              tool_calls=StoreToolCalls(store, self.clock))
             self.factory = VoiceSessionFactory(
                 engines, ports, self.clock, SessionConfig(recordings_dir=s.recordings_dir))
             if self._recover:  # the daemon, not a one-off `televox call` beside it
@@ -217,10 +226,12 @@ class App:
         self._stage = "running"
 
     async def _warm_prompts(self, llm: Llm) -> None:
-        """The active campaigns' shared prompt prefix, evaluated before their first call."""
+        """The active campaigns' and the inbound agents' shared prompt prefix, evaluated
+        before their first call."""
         assert self.store is not None
         rows = await campaigns_in_states(self.store, ("RUNNING", "SCHEDULED"))
-        await warm_prompts(llm, [c for row in rows if (c := row.config()) is not None])
+        inbound = list(self._routes.campaigns.values()) if self._routes is not None else []
+        await warm_prompts(llm, [*inbound, *(c for row in rows if (c := row.config()))])
 
     async def _load_engines(self) -> SessionEngines | None:
         if self._engines is not None:
@@ -270,12 +281,11 @@ class App:
     # -- wiring --------------------------------------------------------------------------
 
     def _on_event(self, msg: AmiMessage) -> None:
-        """The inbound dialplan announces each call's AudioSocket UUID before connecting."""
-        if msg.event != "UserEvent" or (msg.get("UserEvent") or "").lower() != "televoxinbound":
-            return
-        call_id = msg.get("CallId")
-        if call_id and self.audiosocket is not None:
-            self.audiosocket.announce_inbound(call_id.lower(), msg.get("CallerID"))
+        """The inbound dialplan announces each call's AudioSocket UUID before connecting;
+        only a call to a number with an agent is let in."""
+        if self._routes is not None and self.audiosocket is not None \
+                and self.eventlog is not None:
+            self._routes.on_event(msg, self.audiosocket.announce_inbound, self.eventlog.record)
 
     async def _campaign_for(self, req: OriginateRequest) -> Campaign | None:
         name = req.variables.get("TELEVOX_CAMPAIGN")
@@ -324,25 +334,23 @@ class App:
         return outcome.answered_at if outcome is not None else None
 
     def _inbound_handler(self) -> SessionHandler | None:
-        name = self.settings.inbound_campaign
-        if name is None:
+        self._routes = routes = InboundRoutes(self.settings)
+        if not routes:
             return None
-        try:
-            campaign = find_campaign(self.settings, name)
-        except ConfigError as exc:
-            raise RuntimeError(f"inbound_campaign {name!r} does not load: {exc}") from exc
-        if campaign is None:
-            raise RuntimeError(f"inbound_campaign {name!r}: no {name}.yaml in campaigns_dir")
 
         async def handle(call: CallAudio) -> None:
-            if self.factory is None:
+            route = routes.route_for(call.call_id)
+            if self.factory is None or route is None:
                 await call.hangup()
                 return
+            number, campaign = route
             assert self.store is not None
             store = self.store
             caller = caller_e164(call.caller_id or "", self.settings.default_country)
             await record_inbound(store, call.call_id, caller, self.clock.now())
             self._inbound_live += 1
+            await record_inbound_route(store, call.call_id, number,
+                                       campaign.agent.name_of_profile())
             try:
                 await self.factory.inbound_handler(campaign)(call)
             finally:
@@ -432,6 +440,8 @@ class App:
             steps.append(("audiosocket", self.audiosocket.close))
         if self.eventlog is not None and self.store is not None:
             steps.append(("event log", self.eventlog.flush))
+        if self.knowledge is not None:
+            steps.append(("knowledge", self.knowledge.close))
         steps += [("store", self._close_store), ("models", self._close_models),
                   ("control", self._close_control)]
         for name, close in steps:

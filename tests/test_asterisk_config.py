@@ -206,12 +206,14 @@ def test_inbound_context() -> None:
     assert steps[0][1:] == ("Set", "TELEVOX_CALL_ID=${UUID()}")
     assert apps.index("Answer") < apps.index("UserEvent") < apps.index("AudioSocket")
     user_event = next(args for _, app, args in steps if app == "UserEvent")
-    assert user_event == "TelevoxInbound,CallId: ${TELEVOX_CALL_ID},CallerID: ${CALLERID(num)}"
+    assert user_event == ("TelevoxInbound,CallId: ${TELEVOX_CALL_ID},CallerID: ${CALLERID(num)},"
+                          "Dialed: ${TELEVOX_DID}")
     assert next(args for _, app, args in steps if app == "AudioSocket") == \
         "${TELEVOX_CALL_ID},${TELEVOX_AUDIOSOCKET}"
-    # Any dialled number lands on s.
+    # Any dialled number lands on s, and goes along (the daemon routes by it).
     for pattern in ("_X.", "_+X."):
-        assert dp.steps("televox-inbound", pattern) == [(None, "Goto", "televox-inbound,s,1")]
+        assert dp.steps("televox-inbound", pattern) == [
+            (None, "Set", "TELEVOX_DID=${EXTEN}"), (None, "Goto", "televox-inbound,s,1")]
 
 
 def test_daemon_address_is_one_global_matching_the_settings_default() -> None:

@@ -19,7 +19,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
+from televox_pbx.config.agent import AgentFile
 from televox_pbx.config.ivr import IvrConfig
 from televox_pbx.sms.segments import check_template
 
@@ -96,6 +98,12 @@ class AgentConfig(_Strict):
     opening_line: str = Field(min_length=1, description="First words; {{NAME}}-style vars.")
     goal: str = Field(min_length=1)
     context: str = ""
+    # The agent file a campaign names (`agent: NAME`), set by the loader; stored with the
+    # campaign (its JSON in the store), so the dialer's calls keep its knowledge and tools.
+    profile: SkipJsonSchema[AgentFile | None] = None
+
+    def name_of_profile(self) -> str:
+        return self.profile.name if self.profile is not None else ""
 
     # A field validator, not a model validator: it still runs (and reports at
     # agent.opening_line) when other fields of the campaign have errors.
@@ -297,10 +305,37 @@ class IntakeConfig(_Strict):
         return value.encode("utf-8") if value else None
 
 
+def _agent_ref_schema(schema: dict[str, Any]) -> None:
+    """`agent:` is the name of an agent file or, as before, an inline agent block."""
+    inline = dict(schema)
+    schema.clear()
+    schema["anyOf"] = [{"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                        "description": "The name of an agent in config/agents/."}, inline]
+
+
+def _known_agent(value: Any) -> Any:
+    # A name the model validator below did not resolve: no such agent file.
+    if isinstance(value, str):
+        raise ValueError(f"no agent {value!r}: expected agents/{value}.yaml (see `televox "
+                         "agents list`)")
+    return value
+
+
 class Campaign(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
                       description="Must equal the file name without .yaml.")
-    agent: AgentConfig
+    agent: Annotated[AgentConfig, BeforeValidator(_known_agent)] = Field(
+        json_schema_extra=_agent_ref_schema,
+        description="The agent's name (config/agents/NAME.yaml), or an inline agent block.")
+    # With a named agent the campaign keeps its own opening line and goal here.
+    allow_no_ai_disclosure: bool = Field(
+        default=False,
+        description="Explicit override: allow an opening line with no AI disclosure.")
+    opening_line: str | None = Field(
+        default=None, validate_default=True,
+        description="With a named agent: first words; {{NAME}}-style vars.")
+    goal: str | None = Field(default=None, validate_default=True,
+                             description="With a named agent: what the call must achieve.")
     caller_id: str = Field(min_length=1, description="Number shown to the callee (E.164).")
     trunk: str = Field(min_length=1, description="PJSIP endpoint of the SIP trunk")
     channel: Literal["voice", "sms"] = Field(
@@ -365,6 +400,48 @@ class Campaign(_Strict):
                 first is None or first.say is None or not has_ai_disclosure(first.say)):
             raise ValueError("the flow speaks with the TTS voice: its first prompt must be a "
                              "say: that " + AI_DISCLOSURE_MESSAGE.removeprefix("must "))
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_agent(cls, data: Any, info: ValidationInfo) -> Any:
+        """`agent: NAME` becomes that agent with this campaign's opening line and goal.
+        The agent files come in the validation context (config/loader.py)."""
+        agents = (info.context or {}).get("agents") or {}
+        if not isinstance(data, dict) or not isinstance(data.get("agent"), str):
+            return data
+        profile = agents.get(data["agent"])
+        if not isinstance(profile, AgentFile):
+            return data
+        # Placeholders where the campaign lacks a line: its own fields report that.
+        line = data.get("opening_line")
+        line = line if isinstance(line, str) and line.strip() else "-"
+        allow = data.get("allow_no_ai_disclosure") is True
+        merged = {"persona_name": profile.persona_name, "business": profile.business,
+                  "opening_line": line, "goal": data.get("goal") or "-", "context": "",
+                  # A line without disclosure is reported once, at the top-level field,
+                  # and the campaign does not load; one that loads keeps its own flag.
+                  "allow_no_ai_disclosure": allow or not has_ai_disclosure(line),
+                  "profile": profile}
+        return {**data, "agent": merged}
+
+    @field_validator("opening_line", "goal")
+    @classmethod
+    def _own_lines(cls, v: str | None, info: ValidationInfo) -> str | None:
+        agent = info.data.get("agent")
+        if agent is None:
+            return v  # the agent itself failed; that is reported
+        field = info.field_name
+        if agent.profile is None:
+            if v is not None:
+                raise ValueError(f"with an inline agent, write {field} inside agent:")
+            return v
+        if not (v and v.strip()):
+            raise ValueError(f"required: the campaign names agent {agent.profile.name!r} "
+                             f"and gives its own {field}")
+        if (field == "opening_line" and not info.data.get("allow_no_ai_disclosure")
+                and not has_ai_disclosure(v)):
+            raise ValueError(AI_DISCLOSURE_MESSAGE.replace("agent.allow", "allow"))
         return v
 
     @field_validator("dtmf_actions", mode="before")

@@ -512,8 +512,9 @@ class Simulator:
     # -- inbound ----------------------------------------------------------------------
 
     async def start_inbound(self, caller_id: str, callee: Callee | None = None,
-                            trunk: str = "trunk") -> str:
-        """A call from `caller_id` arrives; returns the AudioSocket UUID it will use."""
+                            trunk: str = "trunk", dialed: str | None = None) -> str:
+        """A call from `caller_id` (to the DID `dialed`) arrives; returns the AudioSocket
+        UUID it will use."""
         call_id = str(uuid.uuid4())
         who = callee or self.scenario.inbound
         if who.behaviour == Behaviour.VOICEMAIL:
@@ -529,8 +530,10 @@ class Simulator:
         self._chan_event("Newchannel", ch)
         ch.state = 6
         self._chan_event("Newstate", ch)
-        self._chan_event("UserEvent", ch, [("UserEvent", INBOUND_EVENT), ("CallId", call_id),
-                                           ("CallerID", caller_id)], "user,all")
+        fields = [("UserEvent", INBOUND_EVENT), ("CallId", call_id), ("CallerID", caller_id)]
+        if dialed is not None:
+            fields.append(("Dialed", dialed))
+        self._chan_event("UserEvent", ch, fields, "user,all")
 
         async def go() -> None:
             try:

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from televox_pbx.agent.custom_tools import ToolCallLog
 from televox_pbx.agent.ports import CallbackPort, DncPort, TransferPort
 from televox_pbx.agent.prompts import LINES, Lines
 from televox_pbx.campaigns.phones import normalize_phone
 from televox_pbx.campaigns.windows import resolve_zones
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.domain import AmdStatus, Disposition
+from televox_pbx.knowledge.index import KnowledgeIndex
 from televox_pbx.store.transcripts import CallRecord, TurnRow
 from televox_pbx.voice.endpointing import EndpointConfig
 from televox_pbx.voice.interfaces import Llm, Stt, Tts, TurnModel, Vad
@@ -43,6 +45,8 @@ class CallPorts:
     callbacks: CallbackPort
     log: CallLogPort
     transfer: TransferPort | None = None
+    knowledge: KnowledgeIndex | None = None  # the agents' knowledge bases (issue 18)
+    tool_calls: ToolCallLog | None = None  # where custom tool calls are kept
 
 
 # Waits at most the given seconds for the call's AMD verdict; None when none came.

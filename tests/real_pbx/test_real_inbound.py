@@ -115,3 +115,33 @@ async def test_an_inbound_call_is_transferred_by_its_call_id(
         await client.close()
         server.close()
         await asyncio.to_thread(asterisk.stop)
+
+
+def test_each_number_is_answered_by_its_own_agent(daemon: Daemon, pbx: Pbx) -> None:
+    """Two numbers, two agents: each caller hears the first message of the agent of the
+    number it dialled."""
+    from conftest import INBOUND_AGENTS
+
+    heard: dict[str, str] = {}
+    for number, (_, _, first) in INBOUND_AGENTS.items():
+        sip_port, media_port = free_ports(2)
+        caller_num = f"21255501{len(heard) + 50}"
+        caller = sipp_caller(pbx.sipp, pbx.run_dir / "sipp", SIPP_DIR / "caller.xml",
+                             pbx.address, did=number.removeprefix("+"), caller=caller_num,
+                             sip_port=sip_port, media_port=media_port)
+        caller.start()
+        try:
+            assert caller.wait(60) == 0, caller.out.read_text(errors="replace")[-2000:]
+        finally:
+            caller.stop()
+
+        def stored(caller_num: str = caller_num) -> list[dict[str, object]] | None:
+            rows = daemon.rows("SELECT * FROM call_attempts WHERE direction = 'inbound' "
+                               "AND phone = ?", f"+1{caller_num}")
+            return rows if rows and rows[0]["status"] not in ("answered", "intent") else None
+        [call] = wait_until(f"the call to {number} to be stored", stored, 30)  # type: ignore[misc]
+        agent = turns_of(daemon.transcript(str(call["id"])), "agent")
+        assert agent, f"no agent turn on the call to {number}"
+        heard[number] = str(agent[0]["text"])
+        assert says(heard[number], first), (number, heard[number])
+    assert len(set(heard.values())) == 2
