@@ -23,13 +23,14 @@ from pathlib import Path
 
 from televox_pbx.audiosocket.server import AudioSocketServer
 from televox_pbx.audiosocket.session import CallAudio
+from televox_pbx.campaigns.dnc import CallDnc, DncService
 from televox_pbx.clock import SystemClock
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.config.settings import ModelSettings
 from televox_pbx.sim.audio_leg import AudioLeg, LegConfig, Segment
 from televox_pbx.sim.speech import rms, silence, speech_from_tts
 from televox_pbx.store.db import Store
-from televox_pbx.store.transcripts import StoreCallbacks, StoreCallLog, StoreDnc, transcript
+from televox_pbx.store.transcripts import StoreCallbacks, StoreCallLog, transcript
 from televox_pbx.voice.engines.holder import Engines as ModelHolder
 from televox_pbx.voice.session import CallPorts, Engines, SessionConfig, VoiceSessionFactory
 
@@ -125,7 +126,8 @@ async def run_calls(scripts: list[list[str]], concurrency: int, models: ModelHol
     clock = SystemClock()
     factory = VoiceSessionFactory(
         Engines(models.vad(), models.stt(), models.llm(), models.tts()),
-        CallPorts(StoreDnc(store, clock), StoreCallbacks(store), StoreCallLog(store)),
+        CallPorts(CallDnc(DncService(store, clock=clock)), StoreCallbacks(store),
+                  StoreCallLog(store)),
         clock, config)
     runs: list[CallRun] = []
     async with AudioSocketServer(clock) as server:

@@ -15,13 +15,14 @@ from pathlib import Path
 
 from televox_pbx.audiosocket.server import AudioSocketServer
 from televox_pbx.audiosocket.session import CallAudio
+from televox_pbx.campaigns.dnc import CallDnc, DncService
 from televox_pbx.clock import SystemClock
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.config.settings import ModelSettings
 from televox_pbx.sim.audio_leg import AudioLeg, LegConfig, Segment
 from televox_pbx.sim.speech import speech_from_tts
 from televox_pbx.store.db import Store
-from televox_pbx.store.transcripts import StoreCallbacks, StoreCallLog, StoreDnc, transcript
+from televox_pbx.store.transcripts import StoreCallbacks, StoreCallLog, transcript
 from televox_pbx.voice.engines.holder import Engines as ModelHolder
 from televox_pbx.voice.session import CallPorts, Engines, SessionConfig, VoiceSessionFactory
 
@@ -48,7 +49,8 @@ async def main(says: list[str]) -> None:
                             (call_id, "+15550198000"))
         factory = VoiceSessionFactory(
             Engines(models.vad(), models.stt(), models.llm(), models.tts()),
-            CallPorts(StoreDnc(store, clock), StoreCallbacks(store), StoreCallLog(store)),
+            CallPorts(CallDnc(DncService(store, clock=clock)), StoreCallbacks(store),
+                  StoreCallLog(store)),
             clock, SessionConfig())
         session = factory.create(campaign=CAMPAIGN, call_id=call_id, phone="+15550198000",
                                  variables={"name": "Sam"})

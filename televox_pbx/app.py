@@ -12,6 +12,7 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pydantic import SecretStr
@@ -28,12 +29,19 @@ from televox_pbx.campaigns.phones import caller_e164
 from televox_pbx.campaigns.runner import SessionResult
 from televox_pbx.clock import Clock, SystemClock, wait_for
 from televox_pbx.config.campaign import Campaign
-from televox_pbx.config.loader import ConfigError, find_campaign
+from televox_pbx.config.capacity import effective as effective_capacity
 from televox_pbx.config.settings import Settings
 from televox_pbx.control.server import ControlServer
 from televox_pbx.control.service import start_control
 from televox_pbx.domain import AmdStatus, CallOutcome, OriginateRequest
+from televox_pbx.inbound_routes import InboundRoutes
+from televox_pbx.ivr.wiring import IvrCalls
+from televox_pbx.knowledge.index import KnowledgeIndex
+from televox_pbx.knowledge.startup import start_knowledge
 from televox_pbx.lease_keeper import LeaseKeeper, start_lease
+from televox_pbx.sms.ami import AmiMessenger
+from televox_pbx.sms.responder import LlmResponder
+from televox_pbx.sms.service import SmsService
 from televox_pbx.startup import check_database, startup_error
 from televox_pbx.store import Store
 from televox_pbx.store.attempts import (
@@ -44,6 +52,8 @@ from televox_pbx.store.attempts import (
 )
 from televox_pbx.store.call_lookup import settled
 from televox_pbx.store.campaigns import campaigns_in_states, get_campaign
+from televox_pbx.store.person_history import record_inbound_route
+from televox_pbx.store.tool_calls import StoreToolCalls
 from televox_pbx.store.transcripts import StoreCallbacks
 from televox_pbx.supervise import supervise
 from televox_pbx.voice.amd import await_verdict
@@ -98,9 +108,13 @@ class App:
         self.client: AmiClient | None = None
         self.audiosocket: AudioSocketServer | None = None
         self.runner: VoiceRunner | None = None
+        self.sms: SmsService | None = None
+        self.ivr: IvrCalls | None = None
         self.eventlog: EventLog | None = None
         self.lease: LeaseKeeper | None = None  # on PostgreSQL: this node's epoch and lease
         self.factory: VoiceSessionFactory | None = None
+        self.knowledge: KnowledgeIndex | None = None
+        self._routes: InboundRoutes | None = None
         self._holder: Any = None  # televox_pbx.voice.engines.holder.Engines
         self._results: ResultLog | None = None
         self._stage = "settings"  # what start() is doing, for a one-line failure
@@ -111,6 +125,9 @@ class App:
         self.web: Any = None  # televox_pbx.web.server.WebService when serving the API
         # POST /api/v1/calls extras by contact id, taken when that contact's call goes out.
         self.call_extras: dict[str, CallExtras] = {}
+        # The voice capacity, checked against this box's cores (config/capacity.py).
+        self.capacity = effective_capacity(settings.capacity)
+        self._inbound_live = 0  # inbound conversations: they count against the capacity
 
     @property
     def ami_mode(self) -> str:
@@ -137,6 +154,10 @@ class App:
         self._stage = "control"
         if self._control:  # first: a second daemon on this database stops here
             self.control = await start_control(self)
+        if self.capacity.warning is not None:
+            log.warning(self.capacity.warning)
+        log.info("voice capacity", extra={"conversations": self.capacity.conversations,
+                                          "cores": self.capacity.cores})
         self._stage = "database"
         if not s.database.is_postgres:
             check_database(s.database.path)
@@ -144,12 +165,14 @@ class App:
                                               password=s.database.password())
         if s.database.is_postgres and self._recover:  # the daemon, one of several nodes
             self.lease = await start_lease(store, self.clock, s)
+        self._stage = "knowledge"
+        self.knowledge = knowledge = await start_knowledge(s)
         self._stage = "models"
         engines = await self._load_engines()
         self._results = ResultLog(store, self.clock)
         port = self._audiosocket_port if self._audiosocket_port is not None else \
             s.audiosocket.port
-        self._stage = "inbound campaign"
+        self._stage = "inbound numbers"
         inbound = self._inbound_handler()
         self._stage = "audiosocket"
         self.audiosocket = AudioSocketServer(self.clock, host=s.audiosocket.bind_host,
@@ -164,7 +187,8 @@ class App:
             dnc = CallDnc(DncService(store, s.workspace, s.default_country, self.clock))
             ports = CallPorts(dnc=dnc,
                               callbacks=StoreCallbacks(store), log=self._results,
-                              transfer=AmiTransfer(client))
+                              transfer=AmiTransfer(client), knowledge=knowledge,
+                              tool_calls=StoreToolCalls(store, self.clock))
             self.factory = VoiceSessionFactory(
                 engines, ports, self.clock, SessionConfig(recordings_dir=s.recordings_dir))
             if self._recover:  # the daemon, not a one-off `televox call` beside it
@@ -179,9 +203,18 @@ class App:
         self.runner = VoiceRunner(
             store, client, self.clock, workspace=s.workspace,
             max_concurrent_global=s.max_concurrent_calls,
+            # The voice capacity bounds conversations; with no voice engines, no agent talks.
+            capacity=self.capacity.conversations if engines is not None else None,
+            live_elsewhere=lambda: self._inbound_live,
             session_results=self._session_results,
             handler_for=self._handler_for if self.factory is not None else None,
             audiosocket=self.audiosocket, recover_on_login=self._recover)
+        # SMS campaigns send through the dialer; inbound texts arrive as UserEvents.
+        self.sms = SmsService(store, AmiMessenger(client), self.clock, workspace=s.workspace,
+                              responder=LlmResponder(engines.llm) if engines else None)
+        self.runner.dialer.sms = self.sms
+        self.ivr = IvrCalls(store, s, self.clock, engines.tts if engines else None)
+        client.subscribe(self.sms.on_event)
         self._stage = "recovery"
         if self._recover:
             await close_stale_inbound(store)
@@ -197,10 +230,12 @@ class App:
         self._stage = "running"
 
     async def _warm_prompts(self, llm: Llm) -> None:
-        """The active campaigns' shared prompt prefix, evaluated before their first call."""
+        """The active campaigns' and the inbound agents' shared prompt prefix, evaluated
+        before their first call."""
         assert self.store is not None
         rows = await campaigns_in_states(self.store, ("RUNNING", "SCHEDULED"))
-        await warm_prompts(llm, [c for row in rows if (c := row.config()) is not None])
+        inbound = list(self._routes.campaigns.values()) if self._routes is not None else []
+        await warm_prompts(llm, [*inbound, *(c for row in rows if (c := row.config()))])
 
     async def _load_engines(self) -> SessionEngines | None:
         if self._engines is not None:
@@ -218,8 +253,13 @@ class App:
             if problems:
                 raise RuntimeError(f"model {model!r}: {'; '.join(problems)}")
         await holder.preload()
-        return SessionEngines(vad=holder.vad(), stt=holder.stt(), llm=holder.llm(),
-                              tts=holder.tts(), turn=holder.turn())
+        engines = SessionEngines(vad=holder.vad(), stt=holder.stt(), llm=holder.llm(),
+                                 tts=holder.tts(), turn=holder.turn())
+        if not self.settings.capacity.scheduler:
+            return engines
+        from televox_pbx.voice.engines.scheduled import EngineScheduler
+
+        return EngineScheduler.create(self.clock).wrap(engines)
 
     async def _start_pbx(self, engines: SessionEngines | None,
                          ) -> tuple[str, int, SecretStr | None]:
@@ -245,12 +285,11 @@ class App:
     # -- wiring --------------------------------------------------------------------------
 
     def _on_event(self, msg: AmiMessage) -> None:
-        """The inbound dialplan announces each call's AudioSocket UUID before connecting."""
-        if msg.event != "UserEvent" or (msg.get("UserEvent") or "").lower() != "televoxinbound":
-            return
-        call_id = msg.get("CallId")
-        if call_id and self.audiosocket is not None:
-            self.audiosocket.announce_inbound(call_id.lower(), msg.get("CallerID"))
+        """The inbound dialplan announces each call's AudioSocket UUID before connecting;
+        only a call to a number with an agent is let in."""
+        if self._routes is not None and self.audiosocket is not None \
+                and self.eventlog is not None:
+            self._routes.on_event(msg, self.audiosocket.announce_inbound, self.eventlog.record)
 
     async def _campaign_for(self, req: OriginateRequest) -> Campaign | None:
         name = req.variables.get("TELEVOX_CAMPAIGN")
@@ -269,6 +308,11 @@ class App:
 
         async def handle(call: CallAudio) -> None:
             campaign = await self._campaign_for(req)
+            if campaign is not None and campaign.kind == "ivr" and self.ivr is not None:
+                results = self._results
+                await self.ivr.handle(campaign, call_id, req.phone, call, lambda r: (
+                    results.report(call_id, r) if results is not None else None))
+                return
             if campaign is None or self.factory is None:
                 log.error("no campaign for answered call", extra={"call_id": call_id})
                 await call.hangup()
@@ -278,7 +322,7 @@ class App:
                 variables=variables, zone=req.variables.get("TELEVOX_ZONE") or None,
                 amd_wait=lambda timeout_s: await_verdict(
                     lambda: self._amd_status(req.call_id), self.clock, timeout_s),
-                opening=extras.opening)
+                opening=extras.opening, answered_at=lambda: self._answered_at(req.call_id))
             await session(call)
         return handle
 
@@ -288,28 +332,33 @@ class App:
         outcome = self.runner.tracker.outcome(call_id) if self.runner is not None else None
         return outcome.amd_status if outcome is not None else None
 
+    def _answered_at(self, call_id: str) -> datetime | None:
+        """When the call tracker saw the answer (AMD() runs after it, before the audio)."""
+        outcome = self.runner.tracker.outcome(call_id) if self.runner is not None else None
+        return outcome.answered_at if outcome is not None else None
+
     def _inbound_handler(self) -> SessionHandler | None:
-        name = self.settings.inbound_campaign
-        if name is None:
+        self._routes = routes = InboundRoutes(self.settings)
+        if not routes:
             return None
-        try:
-            campaign = find_campaign(self.settings, name)
-        except ConfigError as exc:
-            raise RuntimeError(f"inbound_campaign {name!r} does not load: {exc}") from exc
-        if campaign is None:
-            raise RuntimeError(f"inbound_campaign {name!r}: no {name}.yaml in campaigns_dir")
 
         async def handle(call: CallAudio) -> None:
-            if self.factory is None:
+            route = routes.route_for(call.call_id)
+            if self.factory is None or route is None:
                 await call.hangup()
                 return
+            number, campaign = route
             assert self.store is not None
             store = self.store
             caller = caller_e164(call.caller_id or "", self.settings.default_country)
             await record_inbound(store, call.call_id, caller, self.clock.now())
+            self._inbound_live += 1
+            await record_inbound_route(store, call.call_id, number,
+                                       campaign.agent.name_of_profile())
             try:
                 await self.factory.inbound_handler(campaign)(call)
             finally:
+                self._inbound_live -= 1
                 await finish_inbound(store, call.call_id, self.clock.now())
                 if self._results is not None:
                     self._results.forget(call.call_id)
@@ -332,11 +381,15 @@ class App:
                                               self.clock), name="eventlog")
             lease = tg.create_task(supervise("node lease", self.lease.run, self.clock),
                                    name="lease") if self.lease is not None else None
+            texts = tg.create_task(supervise("inbound texts", self.sms.run, self.clock),
+                                   name="sms-inbound") if self.sms is not None else None
             await self.runner.run(stop, exit_when_idle=exit_when_idle)
             await self._drain_calls()
             events.cancel()
             if lease is not None:
                 lease.cancel()
+            if texts is not None:
+                texts.cancel()
 
     async def _drain_calls(self) -> None:
         """Dialing has stopped but calls already up go on: keep feeding their results to
@@ -395,6 +448,8 @@ class App:
             steps.append(("audiosocket", self.audiosocket.close))
         if self.eventlog is not None and self.store is not None:
             steps.append(("event log", self.eventlog.flush))
+        if self.knowledge is not None:
+            steps.append(("knowledge", self.knowledge.close))
         steps += [("store", self._close_store), ("models", self._close_models),
                   ("control", self._close_control)]
         for name, close in steps:

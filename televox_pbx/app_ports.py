@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from televox_pbx.ami.client import AmiClient
+from televox_pbx.ami.codec import AmiMessage
 from televox_pbx.audiosocket.server import AudioSocketServer
 from televox_pbx.audiosocket.session import SessionHandler
 from televox_pbx.campaigns.runner import CampaignRunner, SessionResult
@@ -46,6 +47,12 @@ class ResultLog:
             if not fut.done():
                 fut.set_result((turns, disposition))
 
+    def report(self, call_id: str, result: SessionResult) -> None:
+        """A session that keeps no CallRecord (an IVR call) hands its result over here."""
+        fut = self._future(call_id)
+        if not fut.done():
+            fut.set_result(result)
+
     def forget(self, call_id: str) -> None:
         """Nobody will wait for this call's result (inbound calls have no dialer)."""
         self._results.pop(call_id, None)
@@ -69,13 +76,25 @@ class AmiTransfer:
         self._client = client
 
     async def transfer(self, call_id: str, target: Any) -> None:
-        channels = await self._client.status()
-        name = next((m.get("Channel") for m in channels if m.get("Uniqueid") == call_id), None)
+        # An outbound channel's Uniqueid is the call id (the Originate's ChannelId); an
+        # inbound one has its own, and only TELEVOX_CALL_ID (set by the dialplan, and by
+        # the Originate too) names the call.
+        channels = await self._client.status(variables=(CALL_ID_VAR,))
+        name = next((m.get("Channel") for m in channels if _is_call(m, call_id)), None)
         if name is None:
             raise RuntimeError("no live channel for this call")
         await self._client.send_action([
             ("Action", "Redirect"), ("Channel", name), ("Context", target.context),
             ("Exten", target.exten), ("Priority", str(target.priority))])
+
+
+CALL_ID_VAR = "TELEVOX_CALL_ID"
+
+
+def _is_call(status: AmiMessage, call_id: str) -> bool:
+    if status.get("Uniqueid") == call_id:
+        return True
+    return f"{CALL_ID_VAR}={call_id}" in status.getall("Variable")
 
 
 class VoiceRunner(CampaignRunner):

@@ -86,6 +86,6 @@ def startup_error(stage: str, exc: BaseException, settings: Settings, *,
                             "simulator.scenario, or configure ami.host to use Asterisk")
     if stage == "control":  # its messages say what to do (another daemon, a bad path)
         return StartupError(why)
-    if stage == "inbound campaign":
-        return StartupError(f"{why}. Fix that campaign file or unset inbound_campaign")
+    if stage == "inbound numbers":
+        return StartupError(f"{why}. Fix that agent file or the numbers in the settings")
     return StartupError(f"{stage} failed: {type(exc).__name__}: {why}")

@@ -12,7 +12,7 @@ from voice_fakes import LoudnessVad, Reply, ScriptedLlm, ScriptedStt, ScriptedTt
 
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.config.loader import load_settings
-from televox_pbx.config.settings import Settings
+from televox_pbx.config.settings import PhoneNumber, Settings
 from televox_pbx.voice.session import Engines
 
 EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -63,6 +63,18 @@ def write_campaign(settings: Settings, data: dict[str, Any]) -> Path:
     path = settings.campaigns_dir / f"{data['name']}.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
+
+
+def with_number_agents(settings: Settings, numbers: dict[str, str]) -> Settings:
+    """Settings whose numbers are answered by agent files written for them."""
+    settings.agents_dir.mkdir(parents=True, exist_ok=True)
+    for agent in set(numbers.values()):
+        (settings.agents_dir / f"{agent}.yaml").write_text(yaml.safe_dump({
+            "name": agent, "persona_name": "Ava", "business": "Acme",
+            "inbound": {"first_message": f"Hello, this is Ava of {agent}, an AI assistant."}}),
+            encoding="utf-8")
+    return settings.model_copy(update={"numbers": [
+        PhoneNumber(number=n, agent=a) for n, a in numbers.items()]})
 
 
 def fake_engines(stt: Sequence[str], llm: Sequence[Reply]) -> Engines:

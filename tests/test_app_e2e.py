@@ -170,16 +170,16 @@ async def test_stop_mid_call_shuts_down_cleanly(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_inbound_call_is_answered_by_the_inbound_campaign(tmp_path: Path) -> None:
-    """The simulator rings the daemon: the AMI announcement lets the AudioSocket UUID in,
-    the inbound campaign's agent answers, and the call is stored as an inbound attempt."""
-    from app_support import campaign_data, write_campaign
+async def test_inbound_call_is_answered_by_the_dialled_numbers_agent(tmp_path: Path) -> None:
+    """The simulator rings the daemon: the AMI announcement (with the number dialled)
+    lets the AudioSocket UUID in, that number's agent answers, and the call is stored as
+    an inbound attempt."""
+    from app_support import with_number_agents
 
     from televox_pbx.sim.scenario import Callee
 
-    settings = write_settings(tmp_path, {})
-    write_campaign(settings, campaign_data("frontdesk"))
-    settings = settings.model_copy(update={"inbound_campaign": "frontdesk"})
+    settings = with_number_agents(write_settings(tmp_path, {}),
+                                  {"+15550100300": "frontdesk"})
     engines = fake_engines([CALLEE_LINE], ["Sure, I can help with that. Goodbye."])
     app = App(settings, engines=engines, audiosocket_port=0)
     await app.start()
@@ -187,7 +187,8 @@ async def test_inbound_call_is_answered_by_the_inbound_campaign(tmp_path: Path) 
     running = asyncio.create_task(app.run(stop))
     try:
         caller = Callee(behaviour="answer", script=[{"say": CALLEE_LINE}], hangup_after_s=4.0)
-        call_id = await app.sim.start_inbound("+12125550199", callee=caller)
+        call_id = await app.sim.start_inbound("+12125550199", callee=caller,
+                                              dialed="15550100300")
         await asyncio.wait_for(app.sim.wait_call_ended(call_id), 15)
         assert app.audiosocket is not None and app.audiosocket.stats().refused == 0
         assert app.store is not None
@@ -206,6 +207,37 @@ async def test_inbound_call_is_answered_by_the_inbound_campaign(tmp_path: Path) 
         assert row is not None and row["direction"] == "inbound"
         assert row["phone"] == "+12125550199" and row["status"] == "completed"
         assert app._results is not None and not app._results._results  # nothing kept
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 10)
+        await asyncio.wait_for(app.stop(), 15)
+
+
+async def test_call_to_an_unknown_number_is_refused_and_logged(tmp_path: Path) -> None:
+    from app_support import with_number_agents
+
+    from televox_pbx.sim.scenario import Callee
+
+    settings = with_number_agents(write_settings(tmp_path, {}),
+                                  {"+15550100300": "frontdesk"})
+    app = App(settings, engines=fake_engines([], []), audiosocket_port=0)
+    await app.start()
+    stop = asyncio.Event()
+    running = asyncio.create_task(app.run(stop))
+    try:
+        caller = Callee(behaviour="answer", script=[{"say": CALLEE_LINE}], hangup_after_s=4.0)
+        call_id = await app.sim.start_inbound("+12125550199", callee=caller,
+                                              dialed="+15550100999")
+        await asyncio.wait_for(app.sim.wait_call_ended(call_id), 15)
+        assert app.audiosocket is not None and app.audiosocket.stats().refused == 1
+        assert app.eventlog is not None and app.store is not None
+        await app.eventlog.flush()
+        rows = await app.store.fetchall(
+            "SELECT event, call_id FROM ami_events WHERE event = 'TelevoxInboundRefused'")
+        assert [(r["event"], r["call_id"]) for r in rows] == [
+            ("TelevoxInboundRefused", call_id)]
+        assert await app.store.fetchall(
+            "SELECT id FROM call_attempts WHERE direction = 'inbound'") == []
     finally:
         stop.set()
         await asyncio.wait_for(running, 10)

@@ -106,8 +106,9 @@ def test_manager_classes_are_minimal() -> None:
     write = set((user.get("write") or "").split(","))
     # call: Newchannel/Hangup/OriginateResponse; user: UserEvent (see the fixtures).
     assert read == {"call", "user"}
-    # originate: Originate; call: Hangup/Redirect; reporting: CoreShowChannels/Status.
-    assert write == {"originate", "call", "reporting"}
+    # originate: Originate; call: Hangup/Redirect; reporting: CoreShowChannels/Status;
+    # message: MessageSend.
+    assert write == {"originate", "call", "reporting", "message"}
     assert not ({"system", "command", "config", "all"} & (read | write))
 
 
@@ -143,6 +144,7 @@ def test_pjsip_trunk_template() -> None:
     identify = one(conf, "televox-trunk-identify", "identify")
     transport = one(conf, "transport-udp", "transport")
     assert endpoint.get("context") == "televox-inbound"
+    assert endpoint.get("message_context") == "televox-messages"
     assert endpoint.get("aors") == "televox-trunk"
     assert endpoint.get("outbound_auth") == "televox-trunk-auth"
     assert endpoint.get("transport") == "transport-udp"
@@ -185,6 +187,18 @@ def test_outbound_context() -> None:
     assert "h" in dp.contexts["televox-outbound"]
 
 
+def test_messages_context() -> None:
+    dp = parse_dialplan(ASTERISK / "extensions.conf")
+    [(_, app, args), (_, last, _)] = dp.steps("televox-messages", "s")
+    assert app == "UserEvent" and last == "Hangup"
+    assert args == ("TelevoxMessage,From: ${BASE64_ENCODE(${MESSAGE(from)})},"
+                    "To: ${BASE64_ENCODE(${MESSAGE(to)})},"
+                    "Body: ${BASE64_ENCODE(${MESSAGE(body)})}")
+    for pattern in ("_X.", "_+X."):
+        assert dp.steps("televox-messages", pattern) == [(None, "Goto",
+                                                          "televox-messages,s,1")]
+
+
 def test_inbound_context() -> None:
     dp = parse_dialplan(ASTERISK / "extensions.conf")
     steps = dp.steps("televox-inbound", "s")
@@ -192,12 +206,14 @@ def test_inbound_context() -> None:
     assert steps[0][1:] == ("Set", "TELEVOX_CALL_ID=${UUID()}")
     assert apps.index("Answer") < apps.index("UserEvent") < apps.index("AudioSocket")
     user_event = next(args for _, app, args in steps if app == "UserEvent")
-    assert user_event == "TelevoxInbound,CallId: ${TELEVOX_CALL_ID},CallerID: ${CALLERID(num)}"
+    assert user_event == ("TelevoxInbound,CallId: ${TELEVOX_CALL_ID},CallerID: ${CALLERID(num)},"
+                          "Dialed: ${TELEVOX_DID}")
     assert next(args for _, app, args in steps if app == "AudioSocket") == \
         "${TELEVOX_CALL_ID},${TELEVOX_AUDIOSOCKET}"
-    # Any dialled number lands on s.
+    # Any dialled number lands on s, and goes along (the daemon routes by it).
     for pattern in ("_X.", "_+X."):
-        assert dp.steps("televox-inbound", pattern) == [(None, "Goto", "televox-inbound,s,1")]
+        assert dp.steps("televox-inbound", pattern) == [
+            (None, "Set", "TELEVOX_DID=${EXTEN}"), (None, "Goto", "televox-inbound,s,1")]
 
 
 def test_daemon_address_is_one_global_matching_the_settings_default() -> None:

@@ -24,10 +24,11 @@ async def _seed(db: Path) -> None:
         await store.execute("INSERT INTO contacts(id, campaign_id, name) VALUES (1, 1, 'Sam')")
         await store.execute(
             "INSERT INTO call_attempts(id, campaign_id, contact_id, phone, status, disposition,"
-            " duration_s, created_at, answered_at, hangup_at, amd_status)"
+            " duration_s, created_at, answered_at, hangup_at, amd_status, amd_cause)"
             " VALUES (?, 1, 1, '+12125550100', 'completed', 'INTERESTED', 12.5, ?, ?, ?,"
-            " 'HUMAN')", (CALL, "2026-01-05T15:00:00.000Z", "2026-01-05T15:00:05.000Z",
-                          "2026-01-05T15:00:17.500Z"))
+            " 'HUMAN', 'SHORTGREETING-0.3')",
+            (CALL, "2026-01-05T15:00:00.000Z", "2026-01-05T15:00:05.000Z",
+             "2026-01-05T15:00:17.500Z"))
         await store.execute(
             "INSERT INTO call_attempts(id, phone, status, created_at)"
             " VALUES ('other', '+12125550199', 'busy', '2026-01-04T15:00:00.000Z')")
@@ -52,13 +53,16 @@ def test_calls_list_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert len(out) == 2 and out[1].startswith(CALL[:8]) and "INTERESTED" in out[1]
     assert main(["calls", "show", CALL[:8], "--db", str(db)]) == 0
     text = capsys.readouterr().out
-    assert "Sam, +12125550100 (outbound)" in text and "AMD          HUMAN" in text
+    assert "Sam, +12125550100 (outbound)" in text
+    assert "AMD          HUMAN, cause SHORTGREETING-0.3" in text
     assert "turns        1" in text  # one count: callee turns that said something
     assert "/r/a.wav" in text and "first_audio 812 ms" in text
     assert "   6.0s  callee  Yes, Tuesday works." in text
     assert main(["calls", "show", CALL, "--db", str(db), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["call"]["disposition"] == "INTERESTED" and doc["call"]["turns"] == 1
+    assert (doc["call"]["amd_status"], doc["call"]["amd_cause"]) == ("HUMAN",
+                                                                      "SHORTGREETING-0.3")
     assert [t["speaker"] for t in doc["turns"]] == ["agent", "callee", "callee", "agent"]
     assert main(["calls", "show", "nope", "--db", str(db)]) == 1
     assert main(["calls", "list", "--db", str(db), "--status", "busy", "--json"]) == 0

@@ -169,7 +169,8 @@ def test_empty_campaigns_dir_is_ok(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 # --- JSON Schema ----------------------------------------------------------------------
 
-@pytest.mark.parametrize(("kind", "shipped"), [("campaign", "campaign.schema.json"),
+@pytest.mark.parametrize(("kind", "shipped"), [("agent", "agent.schema.json"),
+                                               ("campaign", "campaign.schema.json"),
                                                ("settings", "televox.schema.json")])
 def test_shipped_schema_matches_models(kind: str, shipped: str) -> None:
     # If this fails: televox schema campaign > config/campaign.schema.json (and settings

@@ -11,6 +11,8 @@ import pytest
 from sim_harness import fake_speech, harness
 
 from televox_pbx.ami.client import AmiActionError
+from televox_pbx.app_ports import AmiTransfer
+from televox_pbx.config.campaign import TransferConfig
 from televox_pbx.domain import CallStatus
 from televox_pbx.sim import Callee, Scenario, ScriptItem, Simulator, SpeechUnavailable
 from televox_pbx.sim.audio_leg import LegEnd, Segment, _skip_consumed
@@ -169,6 +171,31 @@ async def test_redirect_moves_the_channel_out_of_audiosocket() -> None:
         assert session.ended_by == "peer"
         with pytest.raises(AmiActionError, match="No such channel"):
             await h.client.send_action({"Action": "Hangup", "Channel": "PJSIP/nope-1"})
+
+
+async def test_the_transfer_port_redirects_inbound_and_outbound_calls_by_call_id() -> None:
+    # An inbound channel's Uniqueid is Asterisk's own, not the call id (the dialplan's
+    # UUID()): the port must find it by TELEVOX_CALL_ID.
+    scenario = Scenario(default=Callee(ring_s=0.05), inbound=Callee())
+    target = TransferConfig(context="agents", exten="100")
+    async with harness(scenario, echo_hangup_s=None) as h:
+        first = await h.sim.start_inbound("+15550111")
+        second = await h.sim.start_inbound("+15550112")
+        out = await h.originate("15550100")
+        sessions = {c: await asyncio.wait_for(h.echo.wait_session(c), 5)
+                    for c in (first, second, out)}
+        port = AmiTransfer(h.client)
+        await port.transfer(second, target)
+        await asyncio.wait_for(sessions[second].done.wait(), 5)
+        assert sessions[second].ended_by == "peer"
+        assert not sessions[first].done.is_set(), "only that call's channel moved"
+        await port.transfer(out, target)
+        await asyncio.wait_for(sessions[out].done.wait(), 5)
+        assert not sessions[first].done.is_set()
+        redirects = h.sim.actions_named("Redirect")
+        assert len(redirects) == 2 and {r.get("Exten") for r in redirects} == {"100"}
+        with pytest.raises(RuntimeError, match="no live channel"):
+            await port.transfer("00000000-0000-4000-8000-00000000dead", target)
 
 
 async def test_scenario_file_sets_a_callee_who_awaits_the_reply(tmp_path: Path) -> None:

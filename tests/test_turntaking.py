@@ -32,11 +32,11 @@ class Line:
 
 
 class Core:
-    def __init__(self, **config: Any) -> None:
+    def __init__(self, campaign: Campaign = CAMPAIGN, **config: Any) -> None:
         self.line = Line()
         self.disclosure = Disclosure()
         self.disposition = DispositionState()
-        self.tt = TurnTaking(CAMPAIGN, SessionConfig(**config), self.disclosure,
+        self.tt = TurnTaking(campaign, SessionConfig(**config), self.disclosure,
                              self.disposition, lambda: self.line.queued, can_transfer=False,
                              voicemail_text="Please call back.")
         self.seq = 100
@@ -247,3 +247,35 @@ def test_the_end_call_tool_after_a_reply_says_goodbye_only_if_nothing_was_said()
     [bye] = core(te.AgentDone(reply.task, te.Outcome(EndCall(), spoke=True), 4.0))
     assert isinstance(bye, te.Say) and bye.hangup and bye.line is None
     assert core.tt.ended_by == "agent"
+
+
+LIMITED = CAMPAIGN.model_copy(update={"silence": CAMPAIGN.silence.model_copy(
+    update={"max_call_duration_s": 25.0, "hangup_after_s": 60.0})})
+
+
+def test_the_max_duration_goodbye_starts_early_and_the_limit_is_hard() -> None:
+    core = Core(LIMITED, speech_s_per_char=0.07, goodbye_margin_s=1.0)
+    core.talking()
+    lead = len(LINES.max_duration_goodbye) * 0.07 + 1.0
+    assert core(te.Tick(25.0 - lead - 0.1, False, 2.0)) == []
+    acts = core(te.Tick(25.0 - lead, False, 2.0))
+    assert kinds(acts) == ["Stop", "Say"]
+    bye = acts[1]
+    assert isinstance(bye, te.Say) and bye.hangup and bye.line == LINES.max_duration_goodbye
+    core.line.queued = 10.0  # the goodbye played slower than estimated
+    assert core(te.Tick(24.9, False, 2.0)) == []
+    assert kinds(core(te.Tick(25.0, False, 2.0))) == ["HangupNow", "Finish"]
+    assert core.tt.ended_by == "max_duration"
+
+
+def test_the_call_length_counts_from_the_answer_not_the_connect() -> None:
+    """AMD() in the dialplan ran 4 s between the answer and the audio connecting."""
+    core = Core(LIMITED, speech_s_per_char=0.07, goodbye_margin_s=1.0)
+    [say, _] = core(te.CallStarted(4.0, AmdStatus.HUMAN, answered=0.0))
+    assert isinstance(say, te.Say) and say.opening
+    assert core(te.AgentDone(say.task, te.Outcome(), 5.0)) == []
+    lead = len(LINES.max_duration_goodbye) * 0.07 + 1.0
+    assert core(te.Tick(25.0 - lead - 0.1, False, 5.0)) == []
+    assert kinds(core(te.Tick(25.0 - lead, False, 5.0))) == ["Stop", "Say"]
+    core.line.queued = 10.0
+    assert kinds(core(te.Tick(25.0, False, 5.0))) == ["HangupNow", "Finish"]

@@ -6,6 +6,7 @@ import asyncio
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,8 @@ async def rig(tmp_path: Path) -> AsyncIterator[RigFactory]:
                    replies: list[Reply] | None = None, amd: AmdStatus | None = None,
                    opening: str | None = None, first_token_s: float = 0.0,
                    per_token_s: float = 0.0, variables: dict[str, str] | None = None,
-                   zone: str | None = "America/New_York") -> Rig:
+                   zone: str | None = "America/New_York",
+                   answered_before_s: float | None = None) -> Rig:
         clock = FakeClock()
         call = FakeCall(clock)
         stt = ScriptedStt(list(said or []), clock=clock, delay_s=0.1)
@@ -116,9 +118,11 @@ async def rig(tmp_path: Path) -> AsyncIterator[RigFactory]:
             clock, SessionConfig(recordings_dir=tmp_path / "rec"))
         if variables is None:
             variables = {"name": "Sam"}
+        answered = None if answered_before_s is None \
+            else clock.now() - timedelta(seconds=answered_before_s)
         session = factory.create(campaign=camp or campaign(), call_id=call.call_id,
                                  phone=PHONE, variables=variables, zone=zone, amd=amd,
-                                 opening=opening)
+                                 opening=opening, answered_at=lambda: answered)
         task = asyncio.create_task(session(call))
         r = Rig(clock, call, Timeline(clock, call), session, stt, llm, tts, dnc, callbacks,
                 transfer, log, task, [asyncio.create_task(call.pacer())])
@@ -371,6 +375,28 @@ async def test_max_call_duration(rig: RigFactory) -> None:
     await r.finish()
     assert LINES.max_duration_goodbye in r.tts.spoken
     assert r.call.hangups[0][0] <= 8.0 + 6.0
+    assert r.session.result is not None and r.session.result.ended_by == "max_duration"
+
+
+@pytest.mark.parametrize("answered_before_s", [None, 4.0])
+async def test_the_call_ends_by_its_max_duration_goodbye_included(
+        rig: RigFactory, answered_before_s: float | None) -> None:
+    # FINDINGS: a 25 s call lasted 28.8 s (the goodbye started at the limit). With AMD()
+    # in the dialplan the audio connects seconds after the answer: the length counts
+    # from the answer.
+    camp = campaign(silence={"max_call_duration_s": 25.0, "hangup_after_s": 60.0})
+    r = await rig(camp=camp, said=["Hmm, let me think about that for a while."] * 20,
+                  replies=["Take your time."] * 20, answered_before_s=answered_before_s)
+    await opening_done(r)
+    while not r.done and r.clock.monotonic() < 40.0:
+        await r.tl.say(1.0)
+        await r.tl.wait(1.5)
+    await r.finish()
+    assert r.tts.spoken[-1] == LINES.max_duration_goodbye
+    [(_, drained)] = r.call.hangups
+    assert drained, "the goodbye was heard whole"
+    assert r.call.ended_at is not None
+    assert r.call.ended_at + (answered_before_s or 0.0) <= 25.0
     assert r.session.result is not None and r.session.result.ended_by == "max_duration"
 
 

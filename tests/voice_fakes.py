@@ -128,6 +128,7 @@ class FakeCall:
         self._tap: RecordingTap | None = None
         self._reason: HangupReason | None = None
         self.hangups: list[tuple[float, bool]] = []  # (t, drain)
+        self.ended_at: float | None = None  # when the line went down, drained or not
 
     @property
     def call_id(self) -> str:
@@ -174,6 +175,7 @@ class FakeCall:
     def _end(self, reason: HangupReason) -> None:
         if self._reason is None:
             self._reason = reason
+            self.ended_at = self.clock.monotonic()
             self._output.closed = True
             self._events.put_nowait(Hangup(reason, self.clock.monotonic()))
 

@@ -28,10 +28,11 @@ from televox_pbx.agent.tools import (
     ToolAction,
     Transfer,
     parse_tool_call,
-    tools_schema,
+    tools_for,
 )
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.domain import Disposition
+from televox_pbx.knowledge.grounding import Grounding, with_note
 from televox_pbx.voice.interfaces import ChatMessage, Llm
 
 
@@ -53,18 +54,20 @@ class Outcome:
 
 class TextDialogue:
     def __init__(self, campaign: Campaign, variables: Mapping[str, object], llm: Llm, *,
-                 now: datetime, zone: str, lines: Lines = LINES, max_followups: int = 1
-                 ) -> None:
-        """`now`: an aware datetime (the callee's clock is `zone`'s)."""
+                 now: datetime, zone: str, lines: Lines = LINES, max_followups: int = 1,
+                 ground: Grounding | None = None, opening: str | None = None) -> None:
+        """`now`: an aware datetime (the callee's clock is `zone`'s); `ground`: the agent's
+        knowledge, as the session looks it up (voice/context.py, voice/reply.py)."""
         self.campaign = campaign
+        self.ground = ground
         self.llm = llm
         self.now = now
         self.zones = (zone,)
         self.lines = lines
         self.max_followups = max_followups
         self.policy = ReplyPolicy.for_call(campaign, variables, lines)
-        self.tools = tools_schema(transfer_available=campaign.transfer is not None)
-        opening = opening_line(campaign, variables)
+        self.tools = tools_for(campaign, transfer_port=True)
+        opening = opening_line(campaign, variables, opening)
         self.messages = [
             ChatMessage("system", system_prompt(campaign, variables,
                                                 now.astimezone(ZoneInfo(zone)))),
@@ -82,7 +85,13 @@ class TextDialogue:
         self.transcript.append(Line("callee", text))
         if is_opt_out(text):  # the law, not the model: before the LLM, as the session
             return self._opt_out("optout")
-        self.messages.append(ChatMessage("user", text))
+        note = self.ground.note(text) if self.ground is not None else None
+        self.messages.append(ChatMessage("user", with_note(text, note)))
+        stored = self.ground.faq_answer(text) if self.ground is not None else None
+        if stored is not None:  # a clear FAQ match is spoken as stored
+            self.messages.append(ChatMessage("assistant", stored))
+            self.transcript.append(Line("agent", stored))
+            return self.transcript[-1]
         return await self._respond(0)
 
     async def _respond(self, followups: int) -> Line:

@@ -18,6 +18,7 @@ from televox_pbx.agent.classify import classify
 from televox_pbx.agent.examples import Kind
 from televox_pbx.agent.intents import is_affirmative
 from televox_pbx.domain import Disposition
+from televox_pbx.knowledge.grounding import strip_note
 from televox_pbx.voice.interfaces import ChatMessage
 
 _QUESTION = re.compile(r"\?\s*$|^\s*(what|where|when|how|why|which|is|are|do|does|can|"
@@ -88,7 +89,7 @@ def with_hints(kind: Kind, messages: Sequence[ChatMessage]) -> list[ChatMessage]
         if m.role == "assistant":
             agent = m.content
         elif m.role == "user" and not m.content.lstrip().startswith("["):
-            hint = turn_hint(kind, m.content.strip(), agent)
+            hint = turn_hint(kind, strip_note(m.content).strip(), agent)
             if hint is not None:
                 out.append(ChatMessage("user", f"[{hint}]"))
     return out

@@ -12,13 +12,16 @@ The system prompt is built once per call, so it stays byte-identical across the 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from televox_pbx.agent.examples import examples
 from televox_pbx.agent.variables import render
+from televox_pbx.config.agent import AgentFile
 from televox_pbx.config.campaign import AI_DISCLOSURE, Campaign
+from televox_pbx.config.inbound import INBOUND_PREFIX
 
 DISCLOSURE_PREFIX = "I'm an AI assistant."
 _HAS_VARIABLE = "{{"
@@ -60,9 +63,56 @@ def opening_line(campaign: Campaign, variables: Mapping[str, object],
     return ensure_disclosure(line)
 
 
+# An agent file's rules serve the calls it places and the calls it answers alike.
+AGENT_RULES = RULES.replace(
+    "- You are the caller; the callee is the person you called. Say only your own words: never\n"
+    "  speak for the callee, never repeat their words back.",
+    "- Say only your own words: never speak for the other person, never repeat their words\n"
+    "  back.")
+KNOWLEDGE_RULE = """\
+- A note [Knowledge: ...] after the person's words holds facts from the business's files.
+  Answer from business facts, knowledge notes and this call's details only. When they do
+  not answer the question, say you don't know and offer a callback from the team. Never
+  guess a price, an address, an opening hour or a policy."""
+# How to answer from a note, and how to decline when it does not answer (facts no
+# business has, so the model cannot repeat them as this one's).
+KNOWLEDGE_EXAMPLES = (
+    ("Do you wrap presents?\n[Knowledge: Gift wrapping: we wrap gifts for free at the "
+     "till.]", "Yes, we wrap gifts for free at the till."),
+    ("How much is the lamp repair?\n[Knowledge: How much is a lamp repair? A lamp repair "
+     "costs 40 dollars.]", "A lamp repair costs 40 dollars."),
+    ("Do you repair bicycles?\n[Knowledge: Gift wrapping: we wrap gifts for free at the "
+     "till.]", "I'm sorry, I don't know that. Would you like someone from our team to "
+     "call you back about it?"),
+)
+
+
+def agent_prompt(profile: AgentFile) -> str:
+    """The agent's fixed part (persona, business facts, instructions, rules, its examples):
+    identical for every call of that agent, whatever the campaign, so one evaluated
+    prefix serves them all. Nothing of a campaign or a contact is in it."""
+    parts = [f"You are {profile.persona_name}, an AI phone assistant for {profile.business}."]
+    if profile.business_info.strip():
+        parts.append(f"Business facts: {profile.business_info.strip()}")
+    if profile.instructions.strip():
+        parts.append(profile.instructions.strip())
+    parts.append(AGENT_RULES)
+    pairs = [(ex.callee, ex.agent) for ex in profile.examples]
+    if profile.knowledge:
+        parts.append(KNOWLEDGE_RULE)
+        pairs = [*KNOWLEDGE_EXAMPLES, *pairs]
+    if pairs:
+        parts.append("Examples of good answers (their facts are not this business's):")
+        for callee, say in pairs:
+            parts += [f"Callee: {callee}", f"You: {json.dumps({'tool': None, 'say': say})}"]
+    return "\n".join(parts)
+
+
 def stable_prompt(campaign: Campaign) -> str:
     """What every call of `campaign` shares: the start of each call's system prompt."""
     agent = campaign.agent
+    if agent.profile is not None:
+        return _campaign_after_agent(campaign, agent.profile)
     parts = [
         f"You are {agent.persona_name}, an AI phone assistant. You call people on behalf of "
         f"{agent.business}.",
@@ -72,6 +122,20 @@ def stable_prompt(campaign: Campaign) -> str:
     if agent.context and _HAS_VARIABLE not in agent.context:
         parts.append(f"Facts you may use: {render(agent.context, {})}")
     parts += [RULES, examples(campaign)]
+    return "\n".join(parts)
+
+
+def _campaign_after_agent(campaign: Campaign, profile: AgentFile) -> str:
+    """A campaign that names its agent: the agent's fixed part, then the campaign's."""
+    agent = campaign.agent
+    if campaign.name.startswith(INBOUND_PREFIX):
+        return "\n".join([agent_prompt(profile), "", f"People call {profile.business} and "
+                          f"you answer. Goal: {agent.goal}"])
+    parts = [agent_prompt(profile), "", "This campaign: you call people on behalf of "
+             f"{profile.business}."]
+    if _HAS_VARIABLE not in agent.goal:
+        parts.append(f"Goal of every call: {render(agent.goal, {})}")
+    parts.append(examples(campaign))
     return "\n".join(parts)
 
 
@@ -122,6 +186,8 @@ class Lines:
     fallback: str = "Sorry, I didn't catch that. Could you say it again?"
     # Said instead of booking a callback at a time the callee never named.
     ask_when: str = "No problem. When would be a better time to call you back?"
+    # Said when a custom tool timed out or failed (the model is told what happened).
+    tool_failed: str = "I'm sorry, I can't check that right now."
     front_desk_callback: str = ("Thank you, our front desk will call you back to find a new "
                                 "time. Goodbye.")
 

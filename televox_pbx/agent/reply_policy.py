@@ -33,6 +33,7 @@ from televox_pbx.agent.optout import is_opt_out, likely_opt_out
 from televox_pbx.agent.prompts import LINES, Lines
 from televox_pbx.agent.variables import render
 from televox_pbx.config.campaign import Campaign
+from televox_pbx.knowledge.grounding import strip_note
 from televox_pbx.voice.interfaces import ChatMessage, Llm, LlmDelta, ToolCall
 
 log = logging.getLogger(__name__)
@@ -109,14 +110,14 @@ def last_callee(messages: Sequence[ChatMessage]) -> str:
     """The callee's latest words ('' when the latest user turn is a system note)."""
     for m in reversed(messages):
         if m.role == "user":
-            text = m.content.strip()
+            text = strip_note(m.content).strip()
             return "" if text.startswith("[") else text
     return ""
 
 
 def callee_words(messages: Sequence[ChatMessage], n: int) -> list[str]:
     """The callee's last `n` utterances (system notes left out), oldest first."""
-    said = [m.content for m in messages
+    said = [strip_note(m.content) for m in messages
             if m.role == "user" and not m.content.lstrip().startswith("[")]
     return said[-n:]
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from televox_pbx.agent.custom_tools import CustomTool, custom_tools_schema
 from televox_pbx.agent.dispositions import parse_disposition
 from televox_pbx.campaigns.windows import in_window_everywhere
-from televox_pbx.config.campaign import CallingWindow
+from televox_pbx.config.campaign import CallingWindow, Campaign
 from televox_pbx.domain import Disposition
 from televox_pbx.voice.interfaces import ToolCall
 
@@ -32,8 +33,11 @@ def _fn(name: ToolName, description: str, properties: dict[str, Any],
                        "additionalProperties": False}}}
 
 
-def tools_schema(*, transfer_available: bool) -> dict[str, Any]:
-    """OpenAI-style tool list under {"tools": [...]}; stable per campaign for prompt caching."""
+def tools_schema(*, transfer_available: bool, allowed: Collection[str] | None = None,
+                 custom: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """OpenAI-style tool list under {"tools": [...]}; stable per campaign for prompt caching.
+    `allowed`: the built-in tools an agent file lets its agent use (None: all);
+    `custom`: the agent's own tools, already in this format."""
     tools = [
         _fn(ToolName.SET_DISPOSITION, "Record the outcome of the call.",
             {"disposition": {"type": "string", "enum": [d.value for d in Disposition]},
@@ -50,7 +54,21 @@ def tools_schema(*, transfer_available: bool) -> dict[str, Any]:
     if transfer_available:
         tools.insert(3, _fn(ToolName.TRANSFER, "Transfer the person to a human colleague.",
                             {}, []))
-    return {"tools": tools}
+    if allowed is not None:
+        tools = [t for t in tools if t["function"]["name"] in allowed]
+    return {"tools": [*tools, *custom]}
+
+
+def tools_for(campaign: Campaign, *, transfer_port: bool) -> dict[str, Any]:
+    """The tools a call of `campaign` offers. A campaign naming an agent file gets that
+    agent's list whatever the campaign (transfer included when the agent allows it; a
+    campaign without a target says it cannot transfer): the list sits before the agent's
+    fixed part in the prompt, so every call of the agent shares one cached prefix."""
+    profile = campaign.agent.profile
+    if profile is None:
+        return tools_schema(transfer_available=campaign.transfer is not None and transfer_port)
+    return tools_schema(transfer_available=True, allowed=profile.builtin_tools,
+                        custom=custom_tools_schema(profile.tools))
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +104,8 @@ class InvalidTool:
     error: str
 
 
-ToolAction = SetDisposition | OptOut | ScheduleCallback | Transfer | EndCall | InvalidTool
+ToolAction = (SetDisposition | OptOut | ScheduleCallback | Transfer | EndCall | InvalidTool
+              | CustomTool)
 
 
 def parse_tool_call(call: ToolCall, *, now: datetime, zones: Sequence[str] = (),

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable
 
 from televox_pbx.agent.prompts import stable_prompt
-from televox_pbx.agent.tools import tools_schema
+from televox_pbx.agent.tools import tools_for
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.voice.interfaces import ChatMessage, Llm
 
@@ -28,8 +28,7 @@ async def warm_prompts(llm: Llm, campaigns: Iterable[Campaign], *,
         return 0
     warmed = 0
     for campaign in campaigns:
-        tools = tools_schema(transfer_available=campaign.transfer is not None
-                             and transfer_port)
+        tools = tools_for(campaign, transfer_port=transfer_port)
         try:
             await prefill([ChatMessage("system", stable_prompt(campaign))], tools)
         except Exception:

@@ -510,10 +510,15 @@ class AmiClient:
                                                "CoreShowChannelsComplete")
         return events
 
-    async def status(self, channel: str | None = None) -> list[AmiMessage]:
+    async def status(self, channel: str | None = None, *,
+                     variables: tuple[str, ...] = ()) -> list[AmiMessage]:
+        """One Status event per channel; each `variables` name comes back as a
+        `Variable: NAME=value` field."""
         fields = {"Action": "Status"}
         if channel:
             fields["Channel"] = channel
+        if variables:
+            fields["Variables"] = ",".join(variables)
         _, events = await self.send_collecting(fields, "StatusComplete")
         return events
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
+from televox_pbx.campaigns.groups import GroupError, resolve_for_campaign
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.store.campaigns import (
     CampaignRow,
@@ -66,9 +67,11 @@ def transition(state: State, action: Action) -> State | None:
 
 
 async def apply(store: Store, name: str, action: Action, now: datetime, *,
-                campaign: Campaign | None = None, at: datetime | None = None) -> CampaignRow:
+                campaign: Campaign | None = None, at: datetime | None = None,
+                workspace: str = "default") -> CampaignRow:
     """Run one operator action. `campaign` refreshes the stored config (start/restart/
-    schedule read the YAML); `at` is the schedule time."""
+    schedule read the YAML); `at` is the schedule time. Starting a campaign that targets
+    contact groups makes their members its contacts (campaigns/groups.py)."""
     if campaign is not None:
         await upsert_campaign(store, campaign)
     row = await get_campaign(store, name)
@@ -78,6 +81,12 @@ async def apply(store: Store, name: str, action: Action, now: datetime, *,
         raise ControlError(f"campaign {name!r} has no stored configuration; start it from YAML")
     state = State(row.state)
     target = transition(state, action)
+    cfg = row.config()
+    if cfg is not None and cfg.groups and target in (State.RUNNING, State.SCHEDULED):
+        try:
+            await resolve_for_campaign(store, row.id, cfg, workspace=workspace, now=now)
+        except GroupError as exc:
+            raise ControlError(str(exc)) from exc
     if action is Action.SCHEDULE:
         if at is None:
             raise ControlError("schedule needs a time")

@@ -25,6 +25,7 @@ from televox_pbx.campaigns import gate
 from televox_pbx.campaigns.cluster_dial import Claimed, ClusterDial
 from televox_pbx.campaigns.outcomes import OutcomeApplier
 from televox_pbx.campaigns.pacing import Pacer
+from televox_pbx.campaigns.recent import skip_if_answered
 from televox_pbx.campaigns.recovery import ReconcileReport, Recovery
 from televox_pbx.campaigns.retry import Result
 from televox_pbx.clock import Clock
@@ -32,6 +33,7 @@ from televox_pbx.config.campaign import Campaign
 from televox_pbx.domain import CallOutcome, CallStatus, Disposition, FailureKind
 from televox_pbx.domain import OriginateRequest as Req
 from televox_pbx.ports import ChannelProbe, Originator
+from televox_pbx.sms.service import SmsService
 from televox_pbx.store import attempts as att
 from televox_pbx.store import campaigns as camp
 from televox_pbx.store import dial_queue as dq
@@ -76,6 +78,7 @@ _GATE_CODES = {gate.GateReason.DNC: "dnc", gate.GateReason.OUTSIDE_WINDOW: "wind
 class Dialer:
     def __init__(self, store: Store, originator: Originator, clock: Clock, *,
                  workspace: str = "default", max_concurrent_global: int = 10,
+                 capacity: int | None = None, live_elsewhere: Callable[[], int] = lambda: 0,
                  probe: ChannelProbe | None = None, tick_s: float = 1.0,
                  new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
                  not_sent: tuple[type[BaseException], ...] = (),
@@ -87,12 +90,20 @@ class Dialer:
         the attempt stays open for the tracker or `reconcile()` to settle. Any other
         exception spends the attempt as failed. No attempt is ever sent twice.
         `cluster` (PostgreSQL, several nodes): the campaign queue is claimed through it,
-        then gated again on the database's clock (campaigns/cluster_dial.py)."""
+        then gated again on the database's clock (campaigns/cluster_dial.py).
+        `capacity`: the live conversations the voice engines serve at once
+        (config/capacity.py), across every campaign and call-now. Every call in flight
+        counts against it, ringing ones too (any of them may be answered), plus
+        `live_elsewhere()`: conversations that are not attempts (inbound calls). A call
+        that would go past it is not originated: campaigns wait for a line, call-now is
+        refused with code "capacity" (not queued: the operator asked for now)."""
         self._store = store
         self._originator = originator
         self._clock = clock
         self._workspace = workspace
         self._max_global = max_concurrent_global
+        self.capacity = capacity
+        self._live_elsewhere = live_elsewhere
         self._probe = probe
         self._tick_s = tick_s
         self._new_id = new_id
@@ -103,6 +114,9 @@ class Dialer:
         self._configs: dict[int, tuple[str, Campaign]] = {}  # parsed once per stored JSON
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        # Sends the texts of SMS campaigns (channel: sms) after the same gate and claim;
+        # set by whoever wires the PBX link. Without it SMS campaigns wait.
+        self.sms: SmsService | None = None
         self.outcomes = OutcomeApplier(store, clock, self._config, workspace=workspace)
         self._recovery = Recovery(store, clock, self.outcomes, probe)
 
@@ -185,9 +199,24 @@ class Dialer:
         else:
             await self._advance(row, cfg, report)
 
+    def campaign_limit(self, cfg: Campaign) -> int:
+        """The campaign's max_concurrent, capped by the voice capacity."""
+        limit = cfg.pacing.max_concurrent
+        return limit if self.capacity is None else min(limit, self.capacity)
+
     async def _free_lines(self, campaign_id: int, cfg: Campaign) -> int:
-        return min(cfg.pacing.max_concurrent - await att.in_flight(self._store, campaign_id),
-                   self._max_global - await att.in_flight(self._store))
+        total = await att.in_flight(self._store)
+        return min(self.campaign_limit(cfg) - await att.in_flight(self._store, campaign_id),
+                   self._max_global - total, self._capacity_free(total))
+
+    def _capacity_free(self, in_flight: int) -> int:
+        """Conversations the voice capacity still admits, `in_flight` calls being live."""
+        if self.capacity is None:
+            return self._max_global
+        return self.capacity - in_flight - self._live_elsewhere()
+
+    async def capacity_full(self) -> bool:
+        return self._capacity_free(await att.in_flight(self._store)) <= 0
 
     # ---- choosing and dialling -------------------------------------------------------
 
@@ -237,6 +266,8 @@ class Dialer:
                                                  cand.phone_index, None, now,
                                                  event="no_phone_left")
             return CallNowResult(None, "no phone left to try", "no_phone")
+        if cfg.channel == "sms" and self.sms is None:
+            return CallNowResult(None, "no SMS sender is wired to this dialer", "not_sent")
         purpose = purpose or ("callback" if cand.callback_id is not None else (
             "retry" if cand.retry_pass > 1 or cand.position > 1 else "campaign"))
         async with self._lock:
@@ -254,8 +285,13 @@ class Dialer:
                 await self._refuse(cfg, cand, decision, now, report)
                 return CallNowResult(None, _refusal_text(decision),
                                      _GATE_CODES.get(decision.reason, "refused"))
-            call_id = claimed or self._new_id()
             phone = decision.e164 or cand.e164
+            if await skip_if_answered(self._store, cfg, cand.contact_id, phone, now, purpose):
+                if claimed is not None:  # the cluster claim made it live: close it unsent
+                    await att.cancel_unsent(self._store, claimed, cand.contact_id, now,
+                                            "answered recently (another campaign)")
+                return CallNowResult(None, "answered recently (another campaign)", "skipped")
+            call_id = claimed or self._new_id()
             try:
                 if claimed is None:
                     await att.claim(self._store, att.Intent(
@@ -265,6 +301,13 @@ class Dialer:
                         self._workspace)
             except att.ClaimRefused as refused:
                 return await self._claim_refused(cfg, cand, refused, now, report)
+        if self.sms is not None and cfg.channel == "sms":
+            sent = await self.sms.send_claimed(row.id, cfg, cand.contact_id, cand.variables,
+                                               call_id, phone)
+            if sent.ok:
+                report.originated.append(call_id)
+            return CallNowResult(call_id if sent.ok else None, sent.reason or "sent",
+                                 "originated" if sent.ok else sent.code)
         req = Req(call_id=call_id, phone=phone, trunk=cfg.trunk,
                   caller_id=cfg.caller_id, ring_timeout_s=cfg.ring_timeout_s,
                   variables=self._variables(cfg, cand, call_id, decision.zones))
@@ -359,6 +402,10 @@ class Dialer:
             return CallNowResult(None, "campaign has no stored configuration", "no_config")
         if not self._ready():
             return CallNowResult(None, "the PBX link is down or reconnecting", "not_ready")
+        if await self.capacity_full():
+            return CallNowResult(None, f"at capacity: {self.capacity} live conversations "
+                                 "at once (capacity.conversations); try again when one "
+                                 "ends", "capacity")
         if await self._free_lines(row.id, cfg) <= 0:
             return CallNowResult(None, "all lines busy (concurrency limit)", "capacity")
         return await self._try(row, cfg, cand, TickReport(), purpose="call_now")

@@ -35,6 +35,8 @@ _EXHAUSTED = {Result.NO_ANSWER: "no_answer", Result.BUSY: "busy", Result.FAILED:
               Result.VOICEMAIL: "voicemail", Result.WRONG_NUMBER: "failed",
               Result.INVALID: "failed", Result.DNC: "dnc"}
 RETRYABLE = frozenset(_EXHAUSTED)
+# "Did not answer": what retry.redial_no_answer: false never dials again.
+_UNANSWERED = frozenset({Result.NO_ANSWER, Result.BUSY, Result.VOICEMAIL})
 # Results that say nothing about whether the phone rings: they don't count as an attempt.
 UNCOUNTED = frozenset({Result.DNC})
 
@@ -86,6 +88,8 @@ def next_step(result: Result, *, position: int, live_positions: list[int], retry
             again = now + timedelta(minutes=policy.retry_interval_minutes)
             return ContactUpdate("pending", position, retry_pass, again, last_disposition)
         return ContactUpdate("completed", position, retry_pass, None, last_disposition)
+    if not policy.redial_no_answer and result in _UNANSWERED:
+        return ContactUpdate(_EXHAUSTED[result], position, retry_pass, None, last_disposition)
     hold: datetime | None = None
     if policy.skip_answered_within_hours and answered_at is not None:
         hold = answered_at + timedelta(hours=policy.skip_answered_within_hours)

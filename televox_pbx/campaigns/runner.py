@@ -57,6 +57,7 @@ class CampaignRunner:
 
     def __init__(self, store: Store, client: AmiClient, clock: Clock, *,
                  workspace: str = "default", max_concurrent_global: int = 10,
+                 capacity: int | None = None, live_elsewhere: Callable[[], int] = lambda: 0,
                  reconcile_every_s: float = 30.0,
                  session_results: SessionResults | None = None,
                  recover_on_login: bool = True) -> None:
@@ -71,7 +72,8 @@ class CampaignRunner:
         self._reconcile_every_s = reconcile_every_s
         self.tracker = CallTracker(clock)
         self.dialer = Dialer(store, self, clock, workspace=workspace,
-                             max_concurrent_global=max_concurrent_global, probe=client,
+                             max_concurrent_global=max_concurrent_global,
+                             capacity=capacity, live_elsewhere=live_elsewhere, probe=client,
                              not_sent=(AmiNotConnected,), fate_unknown=(OriginateUnknown,),
                              cluster=ClusterDial(store) if store.node is not None else None)
         self._outcomes: asyncio.Queue[CallOutcome] = asyncio.Queue()

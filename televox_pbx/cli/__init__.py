@@ -9,19 +9,25 @@ from collections.abc import Sequence
 
 # Modules under televox_pbx.cli that each add one top-level subcommand.
 COMMAND_MODULES = (
+    "agents",
     "call",
     "calls",
     "campaign",
     "check",
+    "contacts",
     "db",
     "dnc",
     "events",
+    "groups",
+    "ivr",
+    "knowledge",
     "models",
     "nodes",
     "plan",
     "schema",
     "serve",
     "sim",
+    "sms",
 )
 
 

@@ -127,7 +127,8 @@ def print_detail(d: CallDetail, out: TextIO) -> None:
         + (f", cause {c.hangup_cause}" if c.hangup_cause is not None else "")
         + (f", SIP {c.sip_code}" if c.sip_code is not None else ""),
         f"disposition  {c.disposition or '-'}",
-        f"AMD          {c.amd_status or '-'}",
+        f"AMD          {c.amd_status or '-'}"
+        + (f", cause {c.amd_cause}" if c.amd_cause else ""),
         f"turns        {c.turns}",
     ]
     for path, seconds in d.recordings:

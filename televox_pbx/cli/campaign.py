@@ -14,6 +14,7 @@ from typing import Any
 from televox_pbx.campaigns.controls import Action, ControlError, apply
 from televox_pbx.cli.campaign_import import add_import_commands
 from televox_pbx.cli.common import run, settings_from_args
+from televox_pbx.cli.ivr import prompt_problems
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.config.loader import ConfigError, find_campaign
 from televox_pbx.store import Store
@@ -83,6 +84,12 @@ def _parse_at(text: str) -> datetime:
 def _action(args: argparse.Namespace) -> int:
     action: Action = args.action
     campaign = _yaml(args) if action in _READS_YAML else None
+    if campaign is not None and campaign.ivr is not None:  # prompts checked at start
+        problems = prompt_problems(settings_from_args(args), campaign)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if problems:
+            return 1
     at: datetime | None = None
     if action is Action.SCHEDULE:
         if args.at is not None:

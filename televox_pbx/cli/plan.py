@@ -9,6 +9,8 @@ from typing import Any
 
 from televox_pbx.campaigns.plan import Plan, PlanAction, build_plan
 from televox_pbx.cli.common import run, settings_from_args
+from televox_pbx.config.capacity import campaign_warning
+from televox_pbx.config.capacity import effective as effective_capacity
 from televox_pbx.store import Store
 from televox_pbx.store.campaigns import get_campaign
 
@@ -28,7 +30,7 @@ def _plan(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     db = str(args.db or settings.database.path)
 
-    async def go() -> Plan | str:
+    async def go() -> tuple[Plan, int] | str:
         store = await Store.open(db)
         try:
             row = await get_campaign(store, args.name)
@@ -37,15 +39,21 @@ def _plan(args: argparse.Namespace) -> int:
             cfg = row.config()
             if cfg is None:
                 return "no stored configuration (start or schedule it from YAML first)"
-            return await build_plan(store, row, cfg, datetime.now(UTC), hours=args.hours,
+            plan = await build_plan(store, row, cfg, datetime.now(UTC), hours=args.hours,
                                     workspace=settings.workspace)
+            return plan, cfg.pacing.max_concurrent
         finally:
             await store.close()
-    plan = run(go())
-    if isinstance(plan, str):
-        print(f"campaign {args.name}: {plan}", file=sys.stderr)
+    got = run(go())
+    if isinstance(got, str):
+        print(f"campaign {args.name}: {got}", file=sys.stderr)
         return 1
+    plan, max_concurrent = got
     print_plan(plan, args.limit)
+    warning = campaign_warning(plan.campaign, max_concurrent,
+                               effective_capacity(settings.capacity).conversations)
+    if warning:
+        print(warning)
     return 0
 
 

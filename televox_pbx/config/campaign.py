@@ -19,6 +19,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
+
+from televox_pbx.config.agent import AgentFile
+from televox_pbx.config.ivr import IvrConfig
+from televox_pbx.sms.segments import check_template
 
 # The words that tell the callee they are talking to an AI: "AI" as a word (upper case:
 # TTS reads a lower-case "ai" as "eye") or "artificial intelligence". "An automated
@@ -93,6 +98,12 @@ class AgentConfig(_Strict):
     opening_line: str = Field(min_length=1, description="First words; {{NAME}}-style vars.")
     goal: str = Field(min_length=1)
     context: str = ""
+    # The agent file a campaign names (`agent: NAME`), set by the loader; stored with the
+    # campaign (its JSON in the store), so the dialer's calls keep its knowledge and tools.
+    profile: SkipJsonSchema[AgentFile | None] = None
+
+    def name_of_profile(self) -> str:
+        return self.profile.name if self.profile is not None else ""
 
     # A field validator, not a model validator: it still runs (and reports at
     # agent.opening_line) when other fields of the campaign have errors.
@@ -181,6 +192,13 @@ class RetryPolicy(_Strict):
     retry_interval_minutes: int = Field(default=60, ge=0)
     max_attempts_per_phone: int = Field(default=3, ge=1, le=20)
     skip_answered_within_hours: int | None = Field(default=None, ge=1)
+    skip_answered_within_days: int | None = Field(
+        default=None, ge=1, le=3650,
+        description="Skip a contact whose number any campaign reached in the last N days.")
+    redial_no_answer: bool = Field(
+        default=True,
+        description="false: a contact who did not answer (no answer, busy, voicemail) is "
+                    "not dialled again, on any of its phones.")
     dropped_retries: int = Field(
         default=1, ge=0, le=5,
         description="Redials of a contact whose answered call the PBX cut (restart, fault).")
@@ -226,6 +244,27 @@ def _amd_mode(value: Any) -> Any:
     return value
 
 
+class SmsConfig(_Strict):
+    message: str = Field(
+        min_length=1, description="The text sent to each contact; {{VARIABLES}} allowed. "
+                                  "Rendered, it must fit one segment (160 GSM-7 or 70 UCS-2).")
+    stop_confirmation: str = Field(
+        default="You are unsubscribed and will get no more messages or calls from us. "
+                "Reply START to undo.", min_length=1,
+        description="Sent once when a number opts out by text.")
+    start_confirmation: str = Field(
+        default="You are subscribed again. Reply STOP to opt out.", min_length=1,
+        description="Sent when START or UNSTOP takes a text opt-out back.")
+
+    @field_validator("message", "stop_confirmation", "start_confirmation")
+    @classmethod
+    def _one_segment(cls, v: str) -> str:
+        problem = check_template(v)
+        if problem is not None:
+            raise ValueError(problem)
+        return v
+
+
 DtmfAction = Literal["opt_out", "transfer", "end_call", "interested", "callback"]
 
 
@@ -266,12 +305,49 @@ class IntakeConfig(_Strict):
         return value.encode("utf-8") if value else None
 
 
+def _agent_ref_schema(schema: dict[str, Any]) -> None:
+    """`agent:` is the name of an agent file or, as before, an inline agent block."""
+    inline = dict(schema)
+    schema.clear()
+    schema["anyOf"] = [{"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                        "description": "The name of an agent in config/agents/."}, inline]
+
+
+def _known_agent(value: Any) -> Any:
+    # A name the model validator below did not resolve: no such agent file.
+    if isinstance(value, str):
+        raise ValueError(f"no agent {value!r}: expected agents/{value}.yaml (see `televox "
+                         "agents list`)")
+    return value
+
+
 class Campaign(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
                       description="Must equal the file name without .yaml.")
-    agent: AgentConfig
+    agent: Annotated[AgentConfig, BeforeValidator(_known_agent)] = Field(
+        json_schema_extra=_agent_ref_schema,
+        description="The agent's name (config/agents/NAME.yaml), or an inline agent block.")
+    # With a named agent the campaign keeps its own opening line and goal here.
+    allow_no_ai_disclosure: bool = Field(
+        default=False,
+        description="Explicit override: allow an opening line with no AI disclosure.")
+    opening_line: str | None = Field(
+        default=None, validate_default=True,
+        description="With a named agent: first words; {{NAME}}-style vars.")
+    goal: str | None = Field(default=None, validate_default=True,
+                             description="With a named agent: what the call must achieve.")
     caller_id: str = Field(min_length=1, description="Number shown to the callee (E.164).")
     trunk: str = Field(min_length=1, description="PJSIP endpoint of the SIP trunk")
+    channel: Literal["voice", "sms"] = Field(
+        default="voice", description="voice: calls; sms: one text per contact (sms: section).")
+    sms: SmsConfig | None = Field(default=None, validate_default=True,
+                                  description="The message of an SMS campaign.")
+    kind: Literal["conversation", "ivr"] = Field(
+        default="conversation",
+        description="conversation: the AI agent talks; ivr: the ivr: flow plays prompts and "
+                    "gathers keys, with no LLM.")
+    ivr: IvrConfig | None = Field(default=None, validate_default=True,
+                                  description="The flow of an IVR campaign (kind: ivr).")
     default_country: str = Field(default="US", pattern=r"^[A-Z]{2}$",
                                  description="Region for numbers written without +country.")
     calling_window: CallingWindow = CallingWindow()
@@ -298,6 +374,75 @@ class Campaign(_Strict):
     scheduled_start: datetime | None = Field(
         default=None, description="Automatic start, with a UTC offset.")
     intake: IntakeConfig = IntakeConfig()
+    groups: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="Contact groups to call: resolved at start; later members join.")
+
+    @field_validator("sms")
+    @classmethod
+    def _sms(cls, v: SmsConfig | None, info: ValidationInfo) -> SmsConfig | None:
+        if v is None and info.data.get("channel") == "sms":
+            raise ValueError("an SMS campaign (channel: sms) needs an sms: section with a "
+                             "message")
+        return v
+
+    @field_validator("ivr")
+    @classmethod
+    def _ivr(cls, v: IvrConfig | None, info: ValidationInfo) -> IvrConfig | None:
+        if v is None:
+            if info.data.get("kind") == "ivr":
+                raise ValueError("an IVR campaign (kind: ivr) needs an ivr: flow")
+            return v
+        agent = info.data.get("agent")
+        first = v.first_prompt()
+        # A synthetic voice says it is an AI, first, as the agent's opening line must.
+        if v.uses_tts() and not (agent is not None and agent.allow_no_ai_disclosure) and (
+                first is None or first.say is None or not has_ai_disclosure(first.say)):
+            raise ValueError("the flow speaks with the TTS voice: its first prompt must be a "
+                             "say: that " + AI_DISCLOSURE_MESSAGE.removeprefix("must "))
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_agent(cls, data: Any, info: ValidationInfo) -> Any:
+        """`agent: NAME` becomes that agent with this campaign's opening line and goal.
+        The agent files come in the validation context (config/loader.py)."""
+        agents = (info.context or {}).get("agents") or {}
+        if not isinstance(data, dict) or not isinstance(data.get("agent"), str):
+            return data
+        profile = agents.get(data["agent"])
+        if not isinstance(profile, AgentFile):
+            return data
+        # Placeholders where the campaign lacks a line: its own fields report that.
+        line = data.get("opening_line")
+        line = line if isinstance(line, str) and line.strip() else "-"
+        allow = data.get("allow_no_ai_disclosure") is True
+        merged = {"persona_name": profile.persona_name, "business": profile.business,
+                  "opening_line": line, "goal": data.get("goal") or "-", "context": "",
+                  # A line without disclosure is reported once, at the top-level field,
+                  # and the campaign does not load; one that loads keeps its own flag.
+                  "allow_no_ai_disclosure": allow or not has_ai_disclosure(line),
+                  "profile": profile}
+        return {**data, "agent": merged}
+
+    @field_validator("opening_line", "goal")
+    @classmethod
+    def _own_lines(cls, v: str | None, info: ValidationInfo) -> str | None:
+        agent = info.data.get("agent")
+        if agent is None:
+            return v  # the agent itself failed; that is reported
+        field = info.field_name
+        if agent.profile is None:
+            if v is not None:
+                raise ValueError(f"with an inline agent, write {field} inside agent:")
+            return v
+        if not (v and v.strip()):
+            raise ValueError(f"required: the campaign names agent {agent.profile.name!r} "
+                             f"and gives its own {field}")
+        if (field == "opening_line" and not info.data.get("allow_no_ai_disclosure")
+                and not has_ai_disclosure(v)):
+            raise ValueError(AI_DISCLOSURE_MESSAGE.replace("agent.allow", "allow"))
+        return v
 
     @field_validator("dtmf_actions", mode="before")
     @classmethod

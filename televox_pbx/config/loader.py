@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from televox_pbx.config import yamlio
+from televox_pbx.config.agent import AgentFile
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.config.settings import Settings
 
@@ -82,7 +83,8 @@ def read_yaml(path: Path) -> tuple[yaml.Node | None, dict[str, Any]]:
     return root, data
 
 
-def load_model(path: Path, model: type[M], checks: tuple[RawCheck, ...] = ()) -> M:
+def load_model(path: Path, model: type[M], checks: tuple[RawCheck, ...] = (),
+               context: dict[str, Any] | None = None) -> M:
     """Validate one file; all problems found (YAML, fields, raw checks) in one ConfigError."""
     root, data = read_yaml(path)
     issues = [ConfigIssue(path, d.line, ".".join(d.path),
@@ -90,7 +92,7 @@ def load_model(path: Path, model: type[M], checks: tuple[RawCheck, ...] = ()) ->
               for d in yamlio.duplicate_keys(root)]
     result: M | None = None
     try:
-        result = model.model_validate(data)
+        result = model.model_validate(data, context=context)
     except ValidationError as exc:
         issues.extend(_issues_from(path, root, exc))
     for check in checks:
@@ -129,6 +131,7 @@ def resolve_settings_paths(settings: Settings, base: Path) -> Settings:
         "http": http,
         "webhooks": hooks,
         "campaigns_dir": rel(settings.campaigns_dir),
+        "agents_dir": rel(settings.agents_dir),
         "recordings_dir": rel(settings.recordings_dir),
         "simulator": settings.simulator.model_copy(update={
             "scenario": rel(settings.simulator.scenario) if settings.simulator.scenario else None,
@@ -159,25 +162,59 @@ def _name_matches_file(path: Path, root: yaml.Node | None,
     return []
 
 
-def load_campaign(path: Path, extra_checks: tuple[RawCheck, ...] = ()) -> Campaign:
-    return load_model(path, Campaign, checks=(_name_matches_file, *extra_checks))
+def agents_dir_for(campaigns_dir: Path) -> Path:
+    """Where agent files live when no settings say: next to the campaigns directory."""
+    return campaigns_dir.parent / "agents"
+
+
+def load_agent(path: Path) -> AgentFile:
+    agent = load_model(path, AgentFile, checks=(_name_matches_file,))
+    return agent.model_copy(update={"base_dir": path.parent})
+
+
+def load_agents(directory: Path) -> tuple[dict[str, AgentFile], list[ConfigIssue]]:
+    """Every agent file in the directory (none if it does not exist); bad ones reported."""
+    good: dict[str, AgentFile] = {}
+    issues: list[ConfigIssue] = []
+    for path in campaign_files(directory) if directory.is_dir() else []:
+        if path.stem in good:
+            issues.append(ConfigIssue(path, None, "", f"agent {path.stem!r} is defined "
+                                                      "twice (.yaml and .yml)"))
+            continue
+        try:
+            good[path.stem] = load_agent(path)
+        except ConfigError as exc:
+            issues.extend(exc.issues)
+    return good, issues
+
+
+def load_campaign(path: Path, extra_checks: tuple[RawCheck, ...] = (),
+                  agents: dict[str, AgentFile] | None = None) -> Campaign:
+    """`agents`: the agent files a campaign may name; default: those in agents/ beside
+    the campaign's directory."""
+    if agents is None:
+        agents = load_agents(agents_dir_for(path.parent))[0]
+    return load_model(path, Campaign, checks=(_name_matches_file, *extra_checks),
+                      context={"agents": agents})
 
 
 def campaign_files(directory: Path) -> list[Path]:
     return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
 
 
-def load_campaigns(directory: Path) -> tuple[dict[str, Campaign], list[ConfigIssue]]:
+def load_campaigns(directory: Path, agents_dir: Path | None = None,
+                   ) -> tuple[dict[str, Campaign], list[ConfigIssue]]:
     """Every campaign in the directory; bad files are reported, good ones still load."""
     good: dict[str, Campaign] = {}
     issues: list[ConfigIssue] = []
+    agents = load_agents(agents_dir or agents_dir_for(directory))[0]
     for path in campaign_files(directory):
         if path.stem in good:
             issues.append(ConfigIssue(path, None, "", f"campaign {path.stem!r} is defined "
                                                       "twice (.yaml and .yml)"))
             continue
         try:
-            good[path.stem] = load_campaign(path)
+            good[path.stem] = load_campaign(path, agents=agents)
         except ConfigError as exc:
             issues.extend(exc.issues)
     return good, issues
@@ -187,4 +224,12 @@ def find_campaign(settings: Settings, name: str) -> Campaign | None:
     """campaigns_dir/NAME.yaml loaded and checked; None if there is no such file.
     A file that exists but does not validate raises ConfigError."""
     path = settings.campaigns_dir / f"{name}.yaml"
-    return load_campaign(path) if path.exists() else None
+    if not path.exists():
+        return None
+    return load_campaign(path, agents=load_agents(settings.agents_dir)[0])
+
+
+def find_agent(settings: Settings, name: str) -> AgentFile | None:
+    """agents_dir/NAME.yaml loaded and checked; None if there is no such file."""
+    path = settings.agents_dir / f"{name}.yaml"
+    return load_agent(path) if path.exists() else None

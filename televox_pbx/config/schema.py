@@ -10,10 +10,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from televox_pbx.config.agent import AgentFile
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.config.settings import Settings
 
-SCHEMAS: dict[str, type[BaseModel]] = {"campaign": Campaign, "settings": Settings}
+SCHEMAS: dict[str, type[BaseModel]] = {"agent": AgentFile, "campaign": Campaign,
+                                       "settings": Settings}
 _DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 

@@ -15,6 +15,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 
 class _Strict(BaseModel):
@@ -267,6 +268,42 @@ class ControlSettings(_Strict):
     token_path: Path | None = None  # default: <database dir>/<database stem>.token
 
 
+class CapacitySettings(_Strict):
+    """Live conversations at once (config/capacity.py; bench/capacity.py measures them)."""
+
+    conversations: int | None = Field(
+        default=None, ge=1, le=1000,
+        description="Live conversations at once, all campaigns and call-now together; "
+                    "unset: per_core x the cores of the box.")
+    # A callee turn costs ~4.7 CPU s (STT, the reply's LLM pass and decode, TTS; the
+    # opening included; bench/capacity.py) and comes every ~7 s: one call keeps ~1/3 of a
+    # 2-core box busy, so 2 calls queue little and 3 queue a lot.
+    per_core: float = Field(
+        default=1.0, gt=0, le=100,
+        description="Conversations one core serves at p95 first audio <= 2 s "
+                    "(measure with bench/capacity.py on a quiet box).")
+    enforce: bool = Field(default=True, description="Cap conversations at per_core x cores "
+                                                    "(off: only warn at start).")
+    scheduler: bool = Field(default=True, description="Engine work in earliest-deadline-"
+                            "first order, a reply's first clause first (off: as calls ask).")
+
+
+INBOUND_CAMPAIGN_GONE = (
+    "inbound_campaign is gone: an inbound call is answered by the agent of the number it "
+    "was made to. Move the campaign's agent to config/agents/NAME.yaml and list the number: "
+    "numbers: [{number: '+15550100200', agent: NAME}]")
+
+
+class PhoneNumber(_Strict):
+    """One of the business's numbers (a DID), in E.164."""
+
+    number: str = Field(pattern=r"^\+[1-9]\d{6,14}$", description="E.164, e.g. +15550100200.")
+    agent: str | None = Field(default=None, description="The agent (config/agents/NAME.yaml) "
+                                                        "answering calls to it; none: refused.")
+    caller_id: bool = Field(default=True, description="Campaigns may show it as caller ID.")
+    sms: bool = Field(default=False, description="SMS may be sent from it (issue 16).")
+
+
 class Settings(_Strict):
     ami: AmiSettings = AmiSettings()
     audiosocket: AudioSocketSettings = AudioSocketSettings()
@@ -278,12 +315,37 @@ class Settings(_Strict):
     events: EventLogSettings = EventLogSettings()
     logging: LoggingSettings = LoggingSettings()
     campaigns_dir: Path = Path("campaigns")
+    agents_dir: Path = Path("agents")
     recordings_dir: Path = Path("var/recordings")
     workspace: str = "default"
     # Country for numbers written without one (inbound caller IDs, the DNC list).
     default_country: str = Field(default="US", pattern=r"^[A-Z]{2}$")
     simulator: SimulatorSettings = SimulatorSettings()
-    # The campaign whose agent answers inbound calls; none means inbound calls are refused.
-    inbound_campaign: str | None = None
+    numbers: list[PhoneNumber] = Field(
+        default_factory=list,
+        description="The business's numbers (DIDs): the agent answering each, and whether "
+                    "campaigns may show it as caller ID. Calls to other numbers are refused.")
+    # Gone (issue 18): inbound calls go to the dialled number's agent. Kept only to say so.
+    inbound_campaign: SkipJsonSchema[Any] = Field(default=None, exclude=True)
     max_concurrent_calls: int = Field(default=10, ge=1, le=1000)
+    capacity: CapacitySettings = CapacitySettings()
     control: ControlSettings = ControlSettings()
+
+    @field_validator("inbound_campaign")
+    @classmethod
+    def _gone(cls, v: Any) -> None:
+        if v is not None:
+            raise ValueError(INBOUND_CAMPAIGN_GONE)
+        return None
+
+    @field_validator("numbers")
+    @classmethod
+    def _unique(cls, v: list[PhoneNumber]) -> list[PhoneNumber]:
+        seen = [n.number for n in v]
+        for number in seen:
+            if seen.count(number) > 1:
+                raise ValueError(f"{number} is listed twice")
+        return v
+
+    def number(self, e164: str) -> PhoneNumber | None:
+        return next((n for n in self.numbers if n.number == e164), None)

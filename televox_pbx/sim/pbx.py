@@ -22,6 +22,7 @@ from televox_pbx.clock import Clock, SystemClock
 from televox_pbx.sim.ami_server import AmiServer, AmiSession, Fields
 from televox_pbx.sim.audio_leg import AudioLeg, LegConfig, LegEnd, LegResult, Segment
 from televox_pbx.sim.channel import SimChannel, cause_fields, duration_hms
+from televox_pbx.sim.messages import SentMessage, inbound_fields, parse_message_send
 from televox_pbx.sim.scenario import Behaviour, Callee, Scenario
 from televox_pbx.sim.speech import (
     SpeechSource,
@@ -78,6 +79,8 @@ class Simulator:
         self.actions: list[AmiMessage] = []
         self.events: deque[AmiMessage] = deque(maxlen=20000)
         self.results: dict[str, LegResult] = {}
+        self.messages: list[SentMessage] = []  # every text MessageSend handed over
+        self.refuse_messages_to: set[str] = set()  # numbers whose texts fail
         self.ping_enabled = True
         # Test control: after handling these actions, cut the AMI socket before the reply
         # reaches the client (the action itself still takes effect, the worst case).
@@ -177,7 +180,7 @@ class Simulator:
             "ping": self._ping, "logoff": self._logoff, "originate": self._originate,
             "hangup": self._hangup, "redirect": self._redirect,
             "coreshowchannels": self._core_show_channels, "status": self._status,
-            "userevent": self._user_event,
+            "userevent": self._user_event, "messagesend": self._message_send,
         }.get(action)
         if handler is None:
             session.send([("Response", "Error"), *aid, ("Message", "Invalid/unknown command")])
@@ -218,6 +221,19 @@ class Simulator:
         extra = [(k, v) for k, v in msg.fields
                  if k.lower() not in ("action", "actionid", "userevent")]
         self._emit("UserEvent", [("UserEvent", name), *extra], "user,all")
+
+    def _message_send(self, session: AmiSession, msg: AmiMessage, aid: Fields) -> None:
+        got = parse_message_send(msg)
+        if isinstance(got, str) or got.to in self.refuse_messages_to:
+            session.send([("Response", "Error"), *aid, ("Message", got if isinstance(got, str)
+                                                        else "Message failed to send.")])
+            return
+        self.messages.append(got)
+        session.send([("Response", "Success"), *aid, ("Message", "Message successfully sent")])
+
+    def deliver_message(self, sender: str, to: str, body: str) -> None:
+        """A text from `sender` arrives on the trunk (the dialplan's UserEvent)."""
+        self._emit("UserEvent", inbound_fields(sender, to, body), "user,all")
 
     def _find(self, name: str | None) -> SimChannel | None:
         if not name:
@@ -279,10 +295,13 @@ class Simulator:
         session.send([("Response", "Success"), *aid, ("EventList", "start"),
                       ("Message", "Channel status will follow")])
         now = self._clock.monotonic()
+        names = [v.strip() for v in (msg.get("Variables") or "").split(",") if v.strip()]
         for ch in chans:
+            wanted_vars = [("Variable", f"{n}={ch.variables.get(n, '')}") for n in names]
             session.send([("Event", "Status"), ("Privilege", "Call"), *aid, *ch.fields(),
                           ("Type", "PJSIP"), ("Application", ch.application),
-                          ("Data", ch.app_data), ("Seconds", str(int(now - ch.created_at)))])
+                          ("Data", ch.app_data), ("Seconds", str(int(now - ch.created_at))),
+                          *wanted_vars])
         session.send([("Event", "StatusComplete"), *aid, ("EventList", "Complete"),
                       ("ListItems", str(len(chans))), ("Items", str(len(chans)))])
 
@@ -493,8 +512,9 @@ class Simulator:
     # -- inbound ----------------------------------------------------------------------
 
     async def start_inbound(self, caller_id: str, callee: Callee | None = None,
-                            trunk: str = "trunk") -> str:
-        """A call from `caller_id` arrives; returns the AudioSocket UUID it will use."""
+                            trunk: str = "trunk", dialed: str | None = None) -> str:
+        """A call from `caller_id` (to the DID `dialed`) arrives; returns the AudioSocket
+        UUID it will use."""
         call_id = str(uuid.uuid4())
         who = callee or self.scenario.inbound
         if who.behaviour == Behaviour.VOICEMAIL:
@@ -504,13 +524,16 @@ class Simulator:
         ch = SimChannel(name=f"PJSIP/{trunk}-{next(self._seq):08x}", uniqueid=uniqueid,
                         call_id=call_id, caller_num=caller_id, caller_name=caller_id,
                         state=4, created_at=self._clock.monotonic(),
-                        application="AudioSocket")
+                        application="AudioSocket",
+                        variables={"TELEVOX_CALL_ID": call_id})  # the dialplan's Set()
         self.channels[ch.name] = ch
         self._chan_event("Newchannel", ch)
         ch.state = 6
         self._chan_event("Newstate", ch)
-        self._chan_event("UserEvent", ch, [("UserEvent", INBOUND_EVENT), ("CallId", call_id),
-                                           ("CallerID", caller_id)], "user,all")
+        fields = [("UserEvent", INBOUND_EVENT), ("CallId", call_id), ("CallerID", caller_id)]
+        if dialed is not None:
+            fields.append(("Dialed", dialed))
+        self._chan_event("UserEvent", ch, fields, "user,all")
 
         async def go() -> None:
             try:

@@ -24,6 +24,7 @@ class CallRow:
     failure: str | None
     disposition: str | None
     amd_status: str | None
+    amd_cause: str | None  # why: AMD()'s AMDCAUSE or the stream detector's (e.g. BEEP)
     turns: int
     duration_s: float | None
     created_at: datetime | None
@@ -43,7 +44,8 @@ class CallDetail:
 
 _SELECT = (
     "SELECT a.id, k.name AS campaign, a.contact_id, c.name AS contact_name, a.phone,"
-    " a.direction, a.status, a.failure, a.disposition, a.amd_status, a.turns, a.duration_s,"
+    " a.direction, a.status, a.failure, a.disposition, a.amd_status, a.amd_cause,"
+    " a.turns, a.duration_s,"
     " a.created_at, a.answered_at, a.hangup_at, a.hangup_cause, a.sip_code, a.notes"
     " FROM call_attempts a LEFT JOIN campaigns k ON k.id = a.campaign_id"
     " LEFT JOIN contacts c ON c.id = a.contact_id")
@@ -54,7 +56,7 @@ def _row(r: Any) -> CallRow:
         id=str(r["id"]), campaign=r["campaign"], contact_id=r["contact_id"],
         contact_name=r["contact_name"], phone=str(r["phone"]), direction=str(r["direction"]),
         status=str(r["status"]), failure=r["failure"], disposition=r["disposition"],
-        amd_status=r["amd_status"], turns=int(r["turns"] or 0),
+        amd_status=r["amd_status"], amd_cause=r["amd_cause"], turns=int(r["turns"] or 0),
         duration_s=float(r["duration_s"]) if r["duration_s"] is not None else None,
         created_at=parse_iso(r["created_at"]), answered_at=parse_iso(r["answered_at"]),
         hangup_at=parse_iso(r["hangup_at"]), hangup_cause=r["hangup_cause"],

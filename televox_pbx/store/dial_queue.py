@@ -17,7 +17,8 @@ from televox_pbx.store.timefmt import iso, parse_iso
 
 # Contact statuses that still have work ahead of them.
 OPEN_STATUSES = ("pending", "calling", "connected", "callback")
-FINAL_STATUSES = ("completed", "no_answer", "busy", "failed", "voicemail", "opted_out", "dnc")
+FINAL_STATUSES = ("completed", "no_answer", "busy", "failed", "voicemail", "opted_out", "dnc",
+                  "skipped")
 # Phones never dialled again once they produced one of these.
 DEAD_PHONE_STATUSES = ("wrong_number", "dnc", "invalid")
 

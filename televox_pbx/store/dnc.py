@@ -93,7 +93,29 @@ async def add_numbers_in_tx(store: Store, workspace: str, entries: Sequence[tupl
     await store.conn.executemany(
         "INSERT INTO dnc_audit(workspace, e164, action, reason, source, actor, at)"
         " VALUES (?,?,'add',?,?,?,?)", [(workspace, e, r, source, actor, at) for e, r in new])
+    if source != SMS_SOURCE and present:
+        await _claim_from_sms(store, workspace, [(e, r) for e, r in wanted.items()
+                                                 if e in present], source, actor, at)
     return [e for e, _ in new]
+
+
+# An opt-out a text made (STOP) is the only kind a text (START) may take back.
+SMS_SOURCE = "sms"
+
+
+async def _claim_from_sms(store: Store, workspace: str, entries: Sequence[tuple[str, str]],
+                          source: str, actor: str, at: str) -> None:
+    """Any other request to list a number an SMS opt-out already holds takes the entry
+    over (audited), so a later START cannot undo what the operator or a call asked for."""
+    for e164, reason in entries:
+        async with store.conn.execute(
+                "UPDATE dnc SET source = ?, reason = ?, added_by = ?"
+                " WHERE workspace = ? AND e164 = ? AND source = ?",
+                (source, reason, actor, workspace, e164, SMS_SOURCE)) as cur:
+            if cur.rowcount:
+                await store.conn.execute(
+                    "INSERT INTO dnc_audit(workspace, e164, action, reason, source, actor, at)"
+                    " VALUES (?,?,'add',?,?,?,?)", (workspace, e164, reason, source, actor, at))
 
 
 async def remove_numbers(store: Store, workspace: str, numbers: Sequence[str], reason: str,

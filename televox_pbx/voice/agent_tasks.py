@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from televox_pbx.agent.custom_tools import CustomTool
 from televox_pbx.agent.tools import EndCall, OptOut, Transfer
 from televox_pbx.audiosocket.session import CallAudio
 from televox_pbx.clock import Clock
@@ -16,6 +17,7 @@ from televox_pbx.voice import turn_events as te
 from televox_pbx.voice.actions import CallActions
 from televox_pbx.voice.call_setup import SessionConfig
 from televox_pbx.voice.context import Conversation
+from televox_pbx.voice.custom_calls import CustomCalls
 from televox_pbx.voice.interfaces import ChatMessage, Llm
 from televox_pbx.voice.playback import Reply
 from televox_pbx.voice.reply import ReplyPipeline
@@ -37,6 +39,7 @@ class AgentTasks:
         self.opening = opening
         self.report = report
         self.clock = clock
+        self.custom: CustomCalls | None = None  # the agent's HTTP tools, if it has any
 
     async def prefill(self, llm: Llm, tools: dict[str, Any]) -> None:
         """While the opening plays, let the LLM evaluate the prompt prefix (if it can),
@@ -74,7 +77,15 @@ class AgentTasks:
         round (the model answers the tool's result)."""
         spoke, calls = await self.pipeline.respond(reply, messages, release)
         terminal: OptOut | EndCall | Transfer | None = None
+        # A custom tool's answer the model must speak from; a failure said already.
+        answered = failed = False
         for call in calls:
+            if isinstance(call, CustomTool) and self.custom is not None:
+                if await self.custom.run(call):
+                    answered = True
+                else:
+                    failed = True
+                continue
             result = await self.actions.apply(call)
             if isinstance(call, OptOut | EndCall | Transfer):
                 terminal = terminal or call
@@ -82,7 +93,8 @@ class AgentTasks:
                 self.context.add_note(ChatMessage("tool", result))
         if terminal is not None:
             return te.Outcome(terminal, source="tool", spoke=spoke)
-        if not spoke and calls and followups < self.config.max_followups:
+        if (answered or (not spoke and not failed and calls)) \
+                and followups < self.config.max_followups:
             return await self.answer(self.pipeline.new_reply(), self.context.messages(),
                                      None, followups + 1)
         return te.Outcome(spoke=spoke)

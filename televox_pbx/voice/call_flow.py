@@ -57,6 +57,7 @@ class CallFlow:
         self._resumed_on: int | None = None  # seq whose backchannel resumed the agent
         self._owed: float | None = None  # speech end of turns to answer once free
         self._t0 = self._anchor = self._ending_since = 0.0
+        self._answered = 0.0  # the call's length (max_call_duration_s) counts from here
         # Turns that began before this (the greeting heard while screening) are kept in
         # the transcript but not answered: the opening answers them.
         self._heard_from = float("-inf")
@@ -112,8 +113,10 @@ class CallFlow:
 
     # --- start and end ----------------------------------------------------------------
 
-    def _start(self, at: float, amd: AmdStatus | None, screen: bool = False) -> list[te.Action]:
+    def _start(self, at: float, amd: AmdStatus | None, screen: bool = False,
+               answered: float | None = None) -> list[te.Action]:
         self._t0 = self._anchor = at
+        self._answered = min(at, answered) if answered is not None else at
         if screen and amd is None:
             # Machine detection listens to the greeting first; the opening is rendered
             # meanwhile and held, so a person's "Hello?" is answered at once. The LLM's
@@ -245,15 +248,26 @@ class CallFlow:
             if now - self.transferred_at >= self.config.transfer_grace_s:
                 return self._finish()
             return []
+        if self.mode == "starting":
+            return []
+        limit = self.campaign.silence.max_call_duration_s
+        handing_over = self._slot is not None and self._slot.kind == "transfer"
+        if now - self._answered >= limit and not handing_over:
+            # Hard: the call never outlasts the setting, whatever is still playing.
+            if self.mode != "ending":
+                self.ended_by = "max_duration"
+            return [te.HangupNow(), *self._finish()]
         if self.mode == "ending":
             if now - self._ending_since >= self.config.ending_grace_s:
                 return [te.HangupNow(), *self._finish()]
             return []
-        if self.mode in ("starting", "screening"):
+        if self.mode == "screening":
             return []
-        if now - self._t0 >= self.campaign.silence.max_call_duration_s:
+        goodbye = self.lines.max_duration_goodbye
+        if now - self._answered >= limit - self._lead_s(goodbye):
+            # Early enough that the goodbye is heard whole before the limit.
             self.ended_by = "max_duration"
-            return [*self._stop(), *self._end(self.lines.max_duration_goodbye, now)]
+            return [*self._stop(), *self._end(goodbye, now)]
         if self.mode == "voicemail":
             if now - ev.last_voice >= self.config.voicemail_silence_s:
                 return self._leave_voicemail(now)
@@ -275,6 +289,11 @@ class CallFlow:
             self._reprompted = True
             return self._say(self.lines.reprompt, interruptible=True, restart_silence=False)
         return []
+
+    def _lead_s(self, line: str) -> float:
+        """How long before the limit `line` must start to end by it: its estimated
+        spoken length plus the render and the line's latency."""
+        return len(line) * self.config.speech_s_per_char + self.config.goodbye_margin_s
 
 
 _TRANSFER_UNAVAILABLE = ('{"transfer": "error", "error": "no transfer target '

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from televox_pbx.agent.custom_tools import ToolCallLog
 from televox_pbx.agent.ports import CallbackPort, DncPort, TransferPort
 from televox_pbx.agent.prompts import LINES, Lines
 from televox_pbx.campaigns.phones import normalize_phone
 from televox_pbx.campaigns.windows import resolve_zones
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.domain import AmdStatus, Disposition
+from televox_pbx.knowledge.index import KnowledgeIndex
 from televox_pbx.store.transcripts import CallRecord, TurnRow
 from televox_pbx.voice.endpointing import EndpointConfig
 from televox_pbx.voice.interfaces import Llm, Stt, Tts, TurnModel, Vad
@@ -43,10 +45,16 @@ class CallPorts:
     callbacks: CallbackPort
     log: CallLogPort
     transfer: TransferPort | None = None
+    knowledge: KnowledgeIndex | None = None  # the agents' knowledge bases (issue 18)
+    tool_calls: ToolCallLog | None = None  # where custom tool calls are kept
 
 
 # Waits at most the given seconds for the call's AMD verdict; None when none came.
 AmdWait = Callable[[float], Awaitable[AmdStatus | None]]
+# When the PBX answered the call (AMI), once known.
+AnsweredAt = Callable[[], datetime | None]
+# Beyond this, an answer time is taken for a wrong clock rather than AMD()'s wait.
+MAX_ANSWER_LEAD_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +70,9 @@ class CallInfo:
     # (SessionConfig.amd_wait_s at most); `amd` wins when given.
     amd_wait: AmdWait | None = None
     opening: str | None = None  # an inbound or --opening line (disclosure is added)
+    # The call's length (max_call_duration_s) counts from the answer, which comes before
+    # the audio connects: AMD() runs in between (seconds). None: from the connect.
+    answered_at: AnsweredAt | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +106,15 @@ class SessionConfig:
     last_words_s: float = 3.0
     tick_s: float = 0.02
     preroll_s: float = 0.3
+    # Speech over the agent is confirmed late (it must be clearer): its utterance reaches
+    # back this far at most for its first words (voice/listener.py, Listener._lead_in).
+    barge_in_preroll_s: float = 1.5
     voicemail_silence_s: float = 1.5
     ending_grace_s: float = 15.0  # a goodbye that never drains still ends the call
+    # The max-duration goodbye starts this early before the limit: its estimated length
+    # (Piper says ~14 characters a second) plus a margin for its render and the line.
+    speech_s_per_char: float = 0.07
+    goodbye_margin_s: float = 1.0
     transfer_grace_s: float = 5.0  # wait this long for Asterisk to leave AudioSocket
     max_followups: int = 1  # extra LLM rounds after a tool call with no speech
     # How long the session waits for an AMD verdict that has not arrived when the audio
@@ -113,6 +131,14 @@ class CallResult:
     turns: list[TurnRow]
     recording: Path | None
     ended_by: str  # callee, agent, silence, max_duration, voicemail, opt_out, transfer
+
+
+def answered_t(info: CallInfo, t0: float, wall0: datetime) -> float:
+    """The answer on the monotonic clock of `t0` (the connect, at wall time `wall0`)."""
+    at = info.answered_at() if info.answered_at is not None else None
+    if at is None:
+        return t0
+    return t0 - min(max((wall0 - at).total_seconds(), 0.0), MAX_ANSWER_LEAD_S)
 
 
 def callee_zones(info: CallInfo, phone: str) -> tuple[str, ...]:

@@ -12,12 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from televox_pbx.knowledge.grounding import Grounding, with_note
 from televox_pbx.store.transcripts import TurnRow
 from televox_pbx.voice.interfaces import ChatMessage
 from televox_pbx.voice.playback import RATE, Reply
 from televox_pbx.voice.turns import heard_prefix
 
 INTERRUPTED_MARK = " [interrupted]"
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +41,16 @@ Entry = Reply | CalleeSaid | Note
 
 
 class Conversation:
-    def __init__(self, system: ChatMessage) -> None:
+    def __init__(self, system: ChatMessage, ground: Grounding | None = None) -> None:
         self.system = system
         self.entries: list[Entry] = []
+        self.ground = ground  # the agent's knowledge, looked up on each callee turn
+
+    def user_message(self, text: str) -> ChatMessage:
+        """A callee's turn as the LLM sees it: with the knowledge note appended (after
+        the turn, so everything before it in the prompt stays as cached)."""
+        note = self.ground.note(text) if self.ground is not None else None
+        return ChatMessage("user", with_note(text, note))
 
     # --- writing ---------------------------------------------------------------------
 
@@ -85,7 +94,7 @@ class Conversation:
             if isinstance(item, Note):
                 out.append(item.message)
             elif isinstance(item, CalleeSaid):
-                out.append(ChatMessage("user", item.text))
+                out.append(self.user_message(item.text))
             elif item.final_text:  # a reply the callee heard nothing of is not there
                 text = item.final_text
                 out.append(ChatMessage("assistant",

@@ -28,6 +28,9 @@ from televox_pbx.voice.turn_events import (
 RATE = 8000
 # Sounding chunks after a reported pause that mean the callee's last word was cut.
 CLIPPED_CHUNKS = 2
+# Over the agent, a pause this short (a comma) does not part the speech before an
+# utterance's confirmed start from it (see Listener._lead_in).
+BRIDGE_S = 0.3
 
 
 class Listener:
@@ -44,6 +47,9 @@ class Listener:
         self.last_heard: tuple[bytes, float] = (b"", 0.0)  # the last frame (8 kHz), VAD prob
         self._preroll: deque[bytes] = deque()
         self._preroll_bytes = 0
+        # (start, pcm, speech, echo) of the last chunks heard: the pre-roll over the agent
+        self._recent: deque[tuple[float, bytes, bool, bool]] = deque()
+        self._over_agent = False  # the chunk being fed was heard while the agent spoke
         self._utt = bytearray()
         self._utt_start = 0.0
         self._seq = 0
@@ -77,7 +83,8 @@ class Listener:
         prob = self._vad.speech_prob(to_rate(pcm, RATE, self._vad_rate))
         self.last_heard = (pcm, prob)
         self._echo.heard(pcm)
-        if agent_audible and prob > 0 and self._echo.is_echo(t, pcm):
+        echo = agent_audible and prob > 0 and self._echo.is_echo(t, pcm)
+        if echo:
             prob = 0.0
         if prob >= cfg.threshold:
             self.last_voice = t + duration
@@ -85,6 +92,8 @@ class Listener:
         self._preroll_bytes += len(pcm)
         while self._preroll_bytes - len(self._preroll[0]) >= self.config.preroll_s * RATE * 2:
             self._preroll_bytes -= len(self._preroll.popleft())
+        self._remember(t, pcm, prob >= cfg.threshold, echo)
+        self._over_agent = agent_audible
         ep = self._ep
         if ep.speaking:
             self._utt += pcm
@@ -134,9 +143,38 @@ class Listener:
         seq, self._reported = self._reported[0], None
         return SpeechResumed(seq)
 
+    def _remember(self, t: float, pcm: bytes, speech: bool, echo: bool) -> None:
+        self._recent.append((t, pcm, speech, echo))
+        keep = self.config.barge_in_preroll_s + self.config.preroll_s \
+            + self.config.endpoint.barge_in_onset_s + 0.1
+        while self._recent and self._recent[0][0] < t - keep:
+            self._recent.popleft()
+
+    def _lead_in(self, start: float) -> bytes:
+        """The audio before an utterance that began over the agent. Speech there must be
+        clearer and longer to count (EndpointConfig.barge_in_*), so its first words ("Sorry,
+        who is" of "Sorry, who is calling?") were heard before it was confirmed: reach
+        back over the speech that ran into the confirmed start (comma pauses bridged;
+        our echo, gated out, is not speech), `barge_in_preroll_s` at most, plus the usual
+        pre-roll, where our echo is silenced (else STT may take our words for theirs)."""
+        first = start
+        for t, pcm, speech, _ in reversed(self._recent):
+            if t >= start:
+                continue
+            if t < start - self.config.barge_in_preroll_s:
+                break
+            if speech:
+                if first - (t + len(pcm) / (RATE * 2)) > BRIDGE_S + 1e-9:
+                    break
+                first = t
+        since = first - self.config.preroll_s - 1e-9
+        return b"".join(bytes(len(pcm)) if echo and t < first else pcm
+                        for t, pcm, _, echo in self._recent if t >= since)
+
     def _edge(self, edge: Edge, at: float, now: float) -> Event:
         if edge is Edge.START:
-            self._utt = bytearray(b"".join(self._preroll))
+            self._utt = bytearray(self._lead_in(at) if self._over_agent
+                                  else b"".join(self._preroll))
             self._utt_start = at
             return SpeechStarted(at)
         audio, self._utt = bytes(self._utt), bytearray()

@@ -9,17 +9,19 @@ confirmed. The AI disclosure, when owed, is said first (voice/disclosure.py).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from televox_pbx.agent.reply_policy import ReplyPolicy
 from televox_pbx.agent.tools import OptOut, ToolAction
 from televox_pbx.clock import Clock
+from televox_pbx.knowledge.grounding import strip_note
 from televox_pbx.voice.call_setup import Engines, SessionConfig
 from televox_pbx.voice.context import Conversation
 from televox_pbx.voice.disclosure import Disclosure
 from televox_pbx.voice.engines.resample import resample_pcm16 as to_rate
-from televox_pbx.voice.interfaces import ChatMessage, ToolCall
+from televox_pbx.voice.engines.scheduler import STAGE, Stage
+from televox_pbx.voice.interfaces import ChatMessage, LlmDelta, ToolCall
 from televox_pbx.voice.playback import RATE, Playback, Reply, ms
 from televox_pbx.voice.trim import trim_leading_silence
 from televox_pbx.voice.turns import ClauseSplitter, split_disclosure
@@ -41,6 +43,8 @@ class ReplyPipeline:
         self.disclosure = disclosure
         self.tools = tools
         self.parse_tool = parse_tool
+        # An answer to speak as is for the callee's words (a clear FAQ match), or None.
+        self.direct: Callable[[str], str | None] | None = None
 
     # --- replies and fixed lines --------------------------------------------------------
 
@@ -142,7 +146,9 @@ class ReplyPipeline:
                     and self.clock.monotonic() - playback.last_audio_t >= starve)
 
         async def produce() -> None:
-            stream = (self.policy.stream(self.engines.llm, messages, self.tools)
+            direct = self._direct(messages)
+            stream = (_said(direct) if direct is not None
+                      else self.policy.stream(self.engines.llm, messages, self.tools)
                       if self.policy is not None
                       else self.engines.llm.stream(messages, self.tools))
             try:
@@ -160,6 +166,7 @@ class ReplyPipeline:
                             # The callee waits on this clause's audio alone: ask the LLM
                             # for nothing more until it is rendered.
                             await first_said.wait()
+                            STAGE.set(Stage.CONTINUATION)  # for the engines' scheduler
                     if delta.tool_call is not None:
                         action = self.parse_tool(delta.tool_call)
                         actions.append(action)
@@ -202,9 +209,16 @@ class ReplyPipeline:
             own = own[1:]  # the owed disclosure is not an answer: a tool result needs one
         return bool(own), actions
 
+    def _direct(self, messages: Sequence[ChatMessage]) -> str | None:
+        if self.direct is None or not messages or messages[-1].role != "user":
+            return None
+        return self.direct(strip_note(messages[-1].content))
+
     # --- speech ------------------------------------------------------------------------
 
     async def synth_clause(self, reply: Reply, clause: str) -> None:
+        # The engines' scheduler serves a reply's first clause before any continuation.
+        STAGE.set(Stage.CONTINUATION if reply.pieces else Stage.FIRST)
         first = True
         async for chunk in self.engines.tts.synthesize(clause):
             pcm = to_rate(chunk.pcm, chunk.sample_rate, RATE)
@@ -219,3 +233,8 @@ class ReplyPipeline:
             else:
                 reply.held.append((clause, pcm, first))
             first = False
+
+
+async def _said(text: str) -> AsyncIterator[LlmDelta]:
+    """A stored answer, streamed like a model's reply."""
+    yield LlmDelta(text=text)

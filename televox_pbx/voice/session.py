@@ -25,7 +25,7 @@ from televox_pbx.agent.reply_policy import ReplyPolicy
 from televox_pbx.agent.tools import (
     ToolAction,
     parse_tool_call,
-    tools_schema,
+    tools_for,
 )
 from televox_pbx.agent.variables import render
 from televox_pbx.audiosocket.session import (
@@ -43,21 +43,26 @@ from televox_pbx.config.campaign import Campaign
 from televox_pbx.domain import AmdStatus
 from televox_pbx.voice import turn_events as te
 from televox_pbx.voice.actions import CallActions
+from televox_pbx.voice.agent_extras import as_custom, grounding_for, runner_for
 from televox_pbx.voice.agent_tasks import AgentTasks
 from televox_pbx.voice.amd import verdict_or_person
 from televox_pbx.voice.call_setup import (
     AmdWait,
+    AnsweredAt,
     CallInfo,
     CallLogPort,
     CallPorts,
     CallResult,
     Engines,
     SessionConfig,
+    answered_t,
     callee_zones,
     local_now,
 )
 from televox_pbx.voice.context import INTERRUPTED_MARK, Conversation
+from televox_pbx.voice.custom_calls import CustomCalls
 from televox_pbx.voice.disclosure import Disclosure
+from televox_pbx.voice.engines.scheduler import OWNER
 from televox_pbx.voice.interfaces import ChatMessage, ToolCall
 from televox_pbx.voice.listener import Listener
 from televox_pbx.voice.playback import Playback, Reply
@@ -98,10 +103,12 @@ class VoiceSession:
         self._amd = info.amd
         self.disposition = DispositionState()
         self.disclosure = Disclosure()  # the opening sets what to disclose
-        self.context = Conversation(self._system_message())
+        self.grounding = grounding_for(info, ports)
+        self.custom = runner_for(info, clock)
+        self.context = Conversation(self._system_message(), self.grounding)
         self.actions = CallActions(info, ports, self.disposition)
         self.listener = Listener(engines.vad, self.config, turn_model=engines.turn is not None)
-        self._tools = tools_schema(transfer_available=self.actions.can_transfer)
+        self._tools = tools_for(self.campaign, transfer_port=ports.transfer is not None)
         self._events: asyncio.Queue[_Queued] = asyncio.Queue()
         self._helpers: list[asyncio.Task[None]] = []
         self.jobs = SpeechJobs(engines, self.context, clock, self._events.put_nowait,
@@ -132,6 +139,7 @@ class VoiceSession:
     # --- the SessionHandler ------------------------------------------------------------
 
     async def __call__(self, call: CallAudio) -> None:
+        OWNER.set(self.info.call_id)  # whose work it is, for the engines' scheduler
         self._call = call
         self._phone = self.info.phone or call.caller_id or ""
         if not self.info.phone:  # inbound: the caller's zones are known only now
@@ -146,8 +154,15 @@ class VoiceSession:
                                       self._parse_tool, ReplyPolicy.for_call(
                                           self.campaign, self.info.variables,
                                           self.config.lines))
+        if self.grounding is not None:
+            self.pipeline.direct = self.grounding.faq_answer
         self.tasks = AgentTasks(self.pipeline, self.actions, self.context, self.config, call,
                                 self._opening_text(), self._events.put_nowait, self.clock)
+        if self.custom is not None:
+            self.tasks.custom = CustomCalls(
+                self.custom, self.pipeline, self.context, self.clock, self.config.lines,
+                call_id=self.info.call_id, agent=self.campaign.agent.name_of_profile(),
+                record=self.ports.tool_calls)
         self.core = TurnTaking(
             self.campaign, self.config, self.disclosure, self.disposition,
             lambda: call.output.queued_seconds, can_transfer=self.actions.can_transfer,
@@ -167,7 +182,8 @@ class VoiceSession:
                                                     cid)
             if self._amd is None and amd == "stream" and self.info.phone:  # outbound only
                 self.screening = Screening(self._t0, cid, self.config.machine_detect)
-            await self._apply(te.CallStarted(self._t0, self._amd, self.screening is not None))
+            await self._apply(te.CallStarted(self._t0, self._amd, self.screening is not None,
+                                             answered_t(self.info, self._t0, self._wall0)))
             while not self.core.done:
                 await self._handle(await self._events.get())
             await self._last_words()
@@ -291,7 +307,7 @@ class VoiceSession:
                         reply.latency[key] = value
                 messages = self.context.messages()
                 if action.user is not None:
-                    messages.append(ChatMessage("user", action.user))
+                    messages.append(self.context.user_message(action.user))
                 release = asyncio.Event() if action.held else None
                 self._start(action.task, self.tasks.answer(reply, messages, release))
                 self._held, self._release = (reply, release) if action.held else (None, None)
@@ -363,6 +379,8 @@ class VoiceSession:
         return opening_line(self.campaign, self.info.variables, self.info.opening)
 
     def _parse_tool(self, call: ToolCall) -> ToolAction:
+        if (custom := as_custom(call, self.custom)) is not None:
+            return custom
         return parse_tool_call(call, now=self.clock.now(), zones=self._zones,
                                window=self.campaign.calling_window)
 
@@ -380,12 +398,13 @@ class VoiceSessionFactory:
     def create(self, *, campaign: Campaign, call_id: str, phone: str,
                variables: Mapping[str, str] | None = None, zone: str | None = None,
                amd: AmdStatus | None = None, amd_wait: AmdWait | None = None,
-               opening: str | None = None) -> VoiceSession:
+               opening: str | None = None,
+               answered_at: AnsweredAt | None = None) -> VoiceSession:
         """One session (a SessionHandler) per call. For inbound calls pass phone="" and
         the caller's number is taken from the connection."""
         info = CallInfo(call_id=call_id, phone=phone, campaign=campaign,
                         variables=dict(variables or {}), zone=zone, amd=amd,
-                        amd_wait=amd_wait, opening=opening)
+                        amd_wait=amd_wait, opening=opening, answered_at=answered_at)
         return VoiceSession(info, self.engines, self.ports, self.clock, self.config)
 
     def inbound_handler(self, campaign: Campaign, *, opening: str | None = None,
@@ -398,3 +417,4 @@ class VoiceSessionFactory:
                                   variables=variables, opening=opening)
             await session(call)
         return handle
+

@@ -20,6 +20,7 @@ class CallStarted:
     # Machine detection runs on the callee's audio (campaign `amd: stream`): nothing is
     # said until `Screened`, the opening prepared meanwhile.
     screen: bool = False
+    answered: float | None = None  # when the PBX answered (before `at`), if known
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,8 +92,8 @@ class TurnTaking(CallFlow):
                 return self._agent_done(ev)
             case te.DtmfPressed(digit=digit, at=at):
                 return self._dtmf(digit, at)
-            case te.CallStarted(at=at, amd=amd, screen=screen):
-                return self._start(at, amd, screen)
+            case te.CallStarted(at=at, amd=amd, screen=screen, answered=answered):
+                return self._start(at, amd, screen, answered)
             case te.Screened():
                 return self._screened(ev) + self._greeting_heard()
             case te.Beep(at=at):

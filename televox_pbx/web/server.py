@@ -19,10 +19,13 @@ from televox_pbx.supervise import supervise
 from televox_pbx.web import (
     api_calls,
     api_campaigns,
+    api_channels,
     api_contacts,
     api_dnc,
     api_events,
+    api_groups,
     api_intake,
+    api_messages,
     api_system,
 )
 from televox_pbx.web.api_system import OPENAPI
@@ -45,7 +48,8 @@ log = logging.getLogger(__name__)
 def all_routes() -> list[Route]:
     return [*api_system.ROUTES, *api_campaigns.ROUTES, *api_contacts.ROUTES,
             *api_calls.ROUTES, *api_dnc.ROUTES, *api_events.ROUTES,
-            *api_intake.ROUTES]
+            *api_intake.ROUTES, *api_messages.ROUTES, *api_groups.ROUTES,
+            *api_channels.ROUTES]
 
 
 def build_app(c: ApiContext, tokens: dict[str, SecretStr]) -> web.Application:

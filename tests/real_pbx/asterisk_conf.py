@@ -31,7 +31,7 @@ MODULES = (
     "res_pjsip_dtmf_info.so", "res_pjsip_logger.so", "res_rtp_asterisk.so", "chan_pjsip.so",
     "codec_ulaw.so", "codec_alaw.so", "pbx_config.so", "app_audiosocket.so",
     "res_audiosocket.so", "app_amd.so", "app_userevent.so", "func_uuid.so",
-    "func_callerid.so",
+    "func_callerid.so", "res_pjsip_messaging.so", "func_base64.so",
 )
 
 

@@ -38,7 +38,13 @@ from procs import (
 
 HERE = Path(__file__).resolve().parent
 SHARED = REPO.parent / "shared"
-INBOUND = "frontdesk"
+# DID -> (agent, business, first message): what each number's caller hears first.
+INBOUND_AGENTS = {
+    "+15550100200": ("frontdesk", "Acme Dental",
+                     "Hello, this is Ava, an AI assistant at Acme Dental. How can I help?"),
+    "+15550100300": ("billing", "Acme Billing",
+                     "Good day, you have reached Acme Billing. I am Ava, an AI assistant."),
+}
 
 
 REAL = frozenset({"tools", "pbx", "daemon"})
@@ -124,16 +130,16 @@ def pbx(tools: tuple[Path, Path, str], run_dir: Path, far_end_audio: Path) -> It
 
 @pytest.fixture(scope="session")
 def daemon(pbx: Pbx, run_dir: Path) -> Iterator[Daemon]:
-    """`televox serve` with the real models against the PBX; the inbound agent is the
-    `frontdesk` campaign."""
+    """`televox serve` with the real models against the PBX; two numbers, each answered
+    by its own agent (INBOUND_AGENTS)."""
     workdir = run_dir / "daemon"
     workdir.mkdir(parents=True, exist_ok=True)
-    d = Daemon(workdir, pbx.address, inbound_campaign=INBOUND, models_dir=models_dir(),
-               logged_in=pbx.daemon_logged_in)
-    d.write_campaign(INBOUND, agent={
-        "persona_name": "Ava", "business": "Acme Dental",
-        "opening_line": "Hello, this is Ava, an AI assistant at Acme Dental. How can I help?",
-        "goal": "Help the caller with their appointment."})
+    d = Daemon(workdir, pbx.address, models_dir=models_dir(), logged_in=pbx.daemon_logged_in,
+               numbers={number: name for number, (name, _, _) in INBOUND_AGENTS.items()})
+    for name, business, first in INBOUND_AGENTS.values():
+        d.write_agent(name, persona_name="Ava", business=business,
+                      inbound={"first_message": first,
+                               "goal": "Help the caller with their appointment."})
     try:
         d.start()
         yield d

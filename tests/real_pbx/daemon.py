@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 from asterisk_conf import PbxAddress
-from procs import wait_until
+from procs import free_ports, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -32,7 +32,7 @@ OPENING = ("Hi {{NAME}}, this is Ava, an AI assistant calling from Acme Dental a
 DISCLOSURE = "this is Ava, an AI assistant calling from Acme Dental"
 
 
-def settings_yaml(address: PbxAddress, *, inbound_campaign: str | None,
+def settings_yaml(address: PbxAddress, *, numbers: dict[str, str],
                   models_dir: Path) -> dict[str, Any]:
     """televox.yaml for a daemon beside this Asterisk (README: "Run against your own
     Asterisk"): AMI host and port, AudioSocket on the port the dialplan dials."""
@@ -46,7 +46,10 @@ def settings_yaml(address: PbxAddress, *, inbound_campaign: str | None,
         "logging": {"level": "INFO"},
         "campaigns_dir": "campaigns",
         "recordings_dir": "recordings",
-        "inbound_campaign": inbound_campaign,
+        "agents_dir": "agents",
+        # A free port: another run's daemon on this box may hold the default 8080.
+        "http": {"port": free_ports(1)[0]},
+        "numbers": [{"number": n, "agent": a} for n, a in numbers.items()],
     }
 
 
@@ -76,15 +79,18 @@ def campaign_yaml(name: str, **overrides: Any) -> dict[str, Any]:
 
 
 class Daemon:
-    def __init__(self, workdir: Path, address: PbxAddress, *, inbound_campaign: str | None,
+    def __init__(self, workdir: Path, address: PbxAddress, *, numbers: dict[str, str],
                  models_dir: Path, logged_in: Callable[[], bool]) -> None:
+        """`numbers`: DID (E.164) -> the agent answering calls to it."""
         self.workdir = workdir
         self.address = address
         self.settings = workdir / "televox.yaml"
         self.campaigns = workdir / "campaigns"
         self.campaigns.mkdir(parents=True, exist_ok=True)
+        self.agents = workdir / "agents"
+        self.agents.mkdir(parents=True, exist_ok=True)
         self.settings.write_text(yaml.safe_dump(settings_yaml(
-            address, inbound_campaign=inbound_campaign, models_dir=models_dir)),
+            address, numbers=numbers, models_dir=models_dir)),
             encoding="utf-8")
         self._logged_in = logged_in
         self.proc: subprocess.Popen[bytes] | None = None
@@ -144,6 +150,11 @@ class Daemon:
             raise AssertionError(f"televox {' '.join(args)} exited {done.returncode}:\n"
                                  f"{done.stdout}\n{done.stderr}")
         return done.stdout
+
+    def write_agent(self, name: str, **fields: Any) -> Path:
+        path = self.agents / f"{name}.yaml"
+        path.write_text(yaml.safe_dump({"name": name, **fields}), encoding="utf-8")
+        return path
 
     def write_campaign(self, name: str, **overrides: Any) -> Path:
         path = self.campaigns / f"{name}.yaml"

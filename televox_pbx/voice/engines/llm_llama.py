@@ -30,16 +30,21 @@ import json
 import logging
 import re
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Sequence,
+)
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
+from typing import Any, Protocol
 
 from televox_pbx.voice.engines.llm_eval import SLICE, Stopped, eval_prompt
+from televox_pbx.voice.engines.llm_park import Parked, park, unpark
 from televox_pbx.voice.engines.llm_reply import (
     ReplyStreamParser,
     ToolSpec,
@@ -49,19 +54,38 @@ from televox_pbx.voice.engines.llm_reply import (
     wrap_assistant,
 )
 from televox_pbx.voice.engines.llm_states import KvStates
+from televox_pbx.voice.engines.llm_template import (
+    NULL,
+    _chat_template,
+    _tool_schema,
+    _tool_starts,
+    _upto_next_turn,
+)
 from televox_pbx.voice.interfaces import ChatMessage, LlmDelta
 
 log = logging.getLogger(__name__)
 
 _DONE = object()
+_PARKED = object()
 # The head stops before the space: " null" is one token, and a prompt ending in a space
 # would push the model off its usual tokens (it then chose a tool far too often).
 _HEAD = '{"tool":'
-_NULL = " null"  # one token in Qwen2.5, the very text the tool grammar yields for it
+_NULL = NULL
 _SAY = ', "say": "'
 
 
+class Yielder(Protocol):
+    """Asked between two pieces of a stream whether it should give the context up
+    (llm_park), and awaited while it is parked, until its turn comes again."""
+
+    def should_park(self) -> bool: ...
+
+    def wait_turn(self) -> Awaitable[None]: ...
+
+
 class LlamaLlm:
+    parks = True  # stream() takes a `yielder` (engines/scheduled.py)
+
     def __init__(self, llama: Any, *, max_tokens: int = 160, temperature: float = 0.2,
                  state_cache_bytes: int = 0) -> None:
         """`llama` is a llama_cpp.Llama (or anything with its create_chat_completion).
@@ -71,7 +95,10 @@ class LlamaLlm:
         self.temperature = temperature
         self._grammars: dict[str, Any] = {}
         self._lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm")
+        # The lock serialises the context; a parked stream keeps its thread waiting.
+        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="llm")
+        self._warm_stop = threading.Event()  # the warm-up under way, if any
+        self.parked = 0  # streams that gave the context up mid-reply
         self._template = _chat_template(llama)
         self._states = (KvStates(llama, state_cache_bytes)
                         if state_cache_bytes > 0 and self._template is not None else None)
@@ -98,9 +125,11 @@ class LlamaLlm:
         return cls(llama, state_cache_bytes=state_cache_bytes, **kwargs)
 
     async def stream(self, messages: Sequence[ChatMessage],
-                     tools_schema: dict[str, Any] | None = None) -> AsyncIterator[LlmDelta]:
+                     tools_schema: dict[str, Any] | None = None, *,
+                     yielder: Yielder | None = None) -> AsyncIterator[LlmDelta]:
         """Plain text without tools; with tools, the JSON reply format (see llm_reply):
-        a validated ToolCall delta (if any) first, then the speech as it is generated."""
+        a validated ToolCall delta (if any) first, then the speech as it is generated.
+        `yielder`: between pieces, the stream may park (see llm_park)."""
         tools = normalize_tools(tools_schema)
         prompt = self._messages(messages, tools)
         parser = ReplyStreamParser({t.name for t in tools}) if tools else None
@@ -114,7 +143,7 @@ class LlamaLlm:
             run = partial(self._chat, prompt, grammar)
         spoken: list[str] = []
         # aclosing: stop the worker the moment our consumer goes away, not at GC time.
-        async with contextlib.aclosing(self._generate(run)) as gen:
+        async with contextlib.aclosing(self._generate(run, yielder)) as gen:
             async for piece in gen:
                 if parser is None:
                     yield LlmDelta(text=piece)
@@ -148,7 +177,10 @@ class LlamaLlm:
         if tools and template is not None:
             # The same text the next reply's prompt starts with, up to the callee's words.
             text = _upto_next_turn(template, prompt)
-            run: Callable[[], Generator[str, None, None]] = partial(self._evaluate, text)
+            # Slices of 64 (~1.2 s): a prefill is background work, stopped between slices
+            # when a reply needs the context (engines/scheduled.py).
+            run: Callable[[], Generator[str, None, None]] = partial(
+                self._evaluate, text, None, 64)
         else:
             run = partial(self._chat, prompt, None, 1)
         async with contextlib.aclosing(self._generate(run)) as gen:
@@ -161,11 +193,15 @@ class LlamaLlm:
         if template is None:
             return
         text = _upto_next_turn(template, prompt)
+        self._warm_stop = stop = threading.Event()
 
         def work() -> None:
             with self._lock:
-                for _ in self._evaluate(text, threading.Event()):
-                    pass
+                if stop.is_set():
+                    return
+                with contextlib.suppress(Stopped):  # a reply came first (cancel_background)
+                    for _ in self._evaluate(text, stop, slice_len=SLICE):
+                        pass
 
         def done(future: Future[None]) -> None:
             if not future.cancelled() and future.exception() is not None:
@@ -235,8 +271,13 @@ class LlamaLlm:
             if states is not None and save:
                 states.save()
 
-    def _evaluate(self, text: str, stop: threading.Event | None = None
-                  ) -> Generator[str, None, None]:
+    def cancel_background(self) -> None:
+        """Stop the warm-up under way (within one 32-token slice): another call's reply
+        needs the CPU now. What it evaluated stays in the context."""
+        self._warm_stop.set()
+
+    def _evaluate(self, text: str, stop: threading.Event | None = None,
+                  slice_len: int | None = None) -> Generator[str, None, None]:
         """Leave `text` evaluated and saved, sampling nothing (a generator, to run like
         the others). `stop` defaults to the running generation's flag."""
         llama = self._llama
@@ -246,7 +287,7 @@ class LlamaLlm:
         # Whole batches, as create_completion would: nothing waits on this but the next
         # reply, and 16-token slices made a 500-token first prompt slower (9.9 s, not 8.5).
         eval_prompt(llama, tokens, self._stop_flag if stop is None else stop,
-                    slice_len=int(getattr(llama, "n_batch", SLICE)))
+                    slice_len=slice_len or int(getattr(llama, "n_batch", SLICE)))
         if self._states is not None:
             self._states.save()
         yield from ()
@@ -299,11 +340,12 @@ class LlamaLlm:
             llama._requires_eval = True  # its live logits are those of `then`, not ours
         return False
 
-    async def _generate(self, run: Callable[[], Generator[str, None, None]]
-                        ) -> AsyncGenerator[str, None]:
+    async def _generate(self, run: Callable[[], Generator[str, None, None]],
+                        yielder: Yielder | None = None) -> AsyncGenerator[str, None]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         stop = threading.Event()
+        park_now = threading.Event()  # give the context up before the next piece
         # One piece is made per request of the consumer, never ahead of it: a consumer that
         # stops pulling (the session, while Piper renders the first clause) frees both
         # cores. Decoding alongside made that synthesis ~2.5x slower (60 -> 190 ms).
@@ -316,30 +358,66 @@ class LlamaLlm:
                 stop.set()
 
         def work() -> None:
+            held = False
+            pieces: Generator[str, None, None] | None = None
             try:
-                with self._lock:
-                    if stop.is_set():
-                        return
-                    self._stop_flag = stop
-                    pieces = run()
-                    try:
-                        while _await_demand(wanted, stop):
-                            piece = next(pieces, None)
-                            if piece is None:
-                                break
-                            put(piece)
-                    finally:
-                        pieces.close()
+                self._lock.acquire()
+                held = True
+                if stop.is_set():
+                    return
+                self._stop_flag = stop
+                pieces = run()
+                while _await_demand(wanted, stop):
+                    if park_now.is_set():
+                        park_now.clear()
+                        parked: Parked = park(self._llama, self._states)
+                        self._lock.release()
+                        held = False
+                        self.parked += 1
+                        put(_PARKED)
+                        if not _await_demand(wanted, stop):
+                            break
+                        self._lock.acquire()
+                        held = True
+                        self._stop_flag = stop
+                        unpark(self._llama, self._states, parked)
+                    piece = next(pieces, None)
+                    if piece is None:
+                        break
+                    put(piece)
             except Stopped:
                 pass  # the consumer left mid-prompt; nobody waits for an answer
             except BaseException as exc:  # delivered to the consumer, not lost in a thread
                 put(exc)
             finally:
-                put(_DONE)
+                try:
+                    if pieces is not None:
+                        if not held:  # closing touches the context (a state is saved)
+                            self._lock.acquire()
+                            held = True
+                        pieces.close()
+                finally:
+                    if held:
+                        self._lock.release()
+                    put(_DONE)
 
         future = loop.run_in_executor(self._executor, work)
+        first = True
         try:
             while True:
+                if not first and yielder is not None and yielder.should_park():
+                    park_now.set()
+                    wanted.release()
+                    item = await queue.get()
+                    if item is _PARKED:
+                        await yielder.wait_turn()
+                    elif item is _DONE:
+                        break
+                    elif isinstance(item, BaseException):
+                        raise item
+                    else:
+                        raise RuntimeError("LLM worker answered a park with a piece")
+                first = False
                 wanted.release()
                 item = await queue.get()
                 if item is _DONE:
@@ -361,61 +439,3 @@ def _await_demand(wanted: threading.Semaphore, stop: threading.Event) -> bool:
     """Block until the consumer asks for the next piece; False once it has left."""
     wanted.acquire()
     return not stop.is_set()
-
-
-def _tool_schema(tools: list[ToolSpec]) -> dict[str, Any]:
-    """Just the "tool" value of the reply schema."""
-    schema: dict[str, Any] = reply_schema(tools)["properties"]["tool"]
-    return schema
-
-
-def _tool_starts(llama: Any) -> tuple[int, npt.NDArray[np.intp]] | None:
-    """The ` null` token, and every other token the tool grammar could start its value
-    with: those beginning ` {` (a tool call; some, like ` {}`, the grammar would refuse),
-    the pieces of ` null` (` `, ` n`, ` nu`) and ` null` with more after it (` null `).
-    Counting a token too many only sends a turn down the slower grammar path, which is
-    always right. None when ` null` is not one token. Scans the vocabulary: ~0.4 s, once,
-    at load time."""
-    null = llama.tokenize(_NULL.encode("utf-8"), add_bos=False, special=False)
-    if len(null) != 1 or llama.detokenize(null) != _NULL.encode("utf-8"):
-        return None
-    whole = _NULL.encode("utf-8")
-    rivals = [t for t in range(int(llama.n_vocab())) if t != null[0]
-              and _rival(bytes(llama.detokenize([t])), whole)]
-    return null[0], np.asarray(rivals, dtype=np.intp)
-
-
-def _rival(piece: bytes, null: bytes) -> bool:
-    return bool(piece) and (piece.startswith(b" {") or null.startswith(piece)
-                            or piece.startswith(null))
-
-
-def _upto_next_turn(template: Callable[[list[dict[str, str]]], str],
-                    prompt: list[dict[str, str]]) -> str:
-    """`prompt` as text followed by the header of the turn that comes next, the callee's
-    (tool results are user turns too): `<|im_start|>user\n` for Qwen. Rendered as is, the
-    text would end in a reply header the next prompt does not have; this way the header's
-    ~3 tokens are evaluated in the background, not after the callee has spoken."""
-    marker = "\u2063\u2063"  # invisible separators: in no real prompt
-    text = template([*prompt, {"role": "user", "content": marker}])
-    end = text.rfind(marker)
-    return text[:end] if end >= 0 else template(prompt)
-
-
-def _chat_template(llama: Any) -> Callable[[list[dict[str, str]]], str] | None:
-    """The model's own chat template as text (what create_chat_completion would build),
-    ending with the assistant's turn; None when `llama` carries none."""
-    metadata = getattr(llama, "metadata", None)
-    if not isinstance(metadata, dict) or "tokenizer.chat_template" not in metadata:
-        return None
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-    def token(tid: int) -> str:
-        return str(llama._model.token_get_text(tid)) if tid != -1 else ""
-    formatter: Any = Jinja2ChatFormatter(template=metadata["tokenizer.chat_template"],
-                                    eos_token=token(llama.token_eos()),
-                                    bos_token=token(llama.token_bos()))
-
-    def render(messages: list[dict[str, str]]) -> str:
-        return str(formatter(messages=messages).prompt)
-    return render

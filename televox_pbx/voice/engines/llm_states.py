@@ -39,7 +39,7 @@ class KvStates:
         self._llama = llama
         self.capacity_bytes = capacity_bytes
         self.min_gain_tokens = min_gain_tokens  # a restore costs about this much eval
-        self._items: OrderedDict[tuple[int, ...], bytes] = OrderedDict()
+        self._items: OrderedDict[tuple[int, ...], bytearray] = OrderedDict()
         self._bytes = 0
 
     def save(self) -> None:
@@ -49,14 +49,19 @@ class KvStates:
 
         ctx = llama._ctx.ctx
         size = int(lib.llama_state_get_size(ctx))
-        buf = (ctypes.c_uint8 * size)()
-        n = int(lib.llama_state_get_data(ctx, buf, size))
+        # One buffer, kept as is: a ctypes array copied into bytes held two copies of
+        # ~30 MB at once, for every save (peak RSS grew by that per concurrent call).
+        data = bytearray(size)
+        view = (ctypes.c_uint8 * size).from_buffer(data)
+        n = int(lib.llama_state_get_data(ctx, view, size))
+        del view  # the buffer is exported while the view lives: no resizing until then
+        if n < size:
+            del data[n:]
         key = tuple(int(t) for t in llama.input_ids[: llama.n_tokens])
         for stale in [key, *covered_by(self._items, key)]:
             old = self._items.pop(stale, None)
             if old is not None:
                 self._bytes -= len(old)
-        data = ctypes.string_at(buf, n)
         self._items[key] = data
         self._bytes += len(data)
         while self._bytes > self.capacity_bytes and len(self._items) > 1:
@@ -80,7 +85,7 @@ class KvStates:
 
         data = self._items[best_key]
         self._items.move_to_end(best_key)
-        buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+        buf = (ctypes.c_uint8 * len(data)).from_buffer(data)  # no copy
         if int(lib.llama_state_set_data(llama._ctx.ctx, buf, len(data))) != len(data):
             raise RuntimeError("failed to restore a llama state")
         llama.input_ids[: len(best_key)] = np.asarray(best_key, dtype=np.intc)

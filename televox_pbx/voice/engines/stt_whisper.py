@@ -114,15 +114,33 @@ class WhisperStt:
         return await loop.run_in_executor(self._executor, self.transcribe_blocking, audio)
 
     def transcribe_blocking(self, audio: AudioChunk) -> Transcript:
-        samples = resample_float(pcm16_to_float(audio.pcm), audio.sample_rate, WHISPER_RATE)
-        if samples.size < WHISPER_RATE // 10:  # under 100 ms: nothing worth decoding
-            return Transcript("", None)
-        frames = self._window(samples.size)
-        if frames is not None:
-            short = self._decode_short(samples, frames)
-            if short is not None:
-                return short
-        return self._decode(samples)
+        return self.transcribe_batch_blocking([audio])[0]
+
+    async def transcribe_batch(self, audios: list[AudioChunk]) -> list[Transcript]:
+        """Several calls' utterances in one decode (engines/scheduled.py batches them):
+        on 2 cores, 2 clips in 0.75x the time of one after the other."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.transcribe_batch_blocking,
+                                          audios)
+
+    def transcribe_batch_blocking(self, audios: list[AudioChunk]) -> list[Transcript]:
+        clips = [resample_float(pcm16_to_float(a.pcm), a.sample_rate, WHISPER_RATE)
+                 for a in audios]
+        out: list[Transcript | None] = [None] * len(clips)
+        short: list[int] = []
+        for i, samples in enumerate(clips):
+            if samples.size < WHISPER_RATE // 10:  # under 100 ms: nothing worth decoding
+                out[i] = Transcript("", None)
+            elif self._window(samples.size) is not None:
+                short.append(i)
+        if short:
+            # One window for the batch: the longest any of them needs.
+            frames = max(self._window(clips[i].size) or 0 for i in short)
+            for i, got in zip(short, self._decode_short_many([clips[i] for i in short],
+                                                             frames), strict=True):
+                out[i] = got
+        return [got if got is not None else self._decode(clips[i])
+                for i, got in enumerate(out)]
 
     def _window(self, n_samples: int) -> int | None:
         """Mel frames of the short window for this clip; None: use the 30 s path."""
@@ -133,18 +151,28 @@ class WhisperStt:
 
     def _decode_short(self, samples: np.ndarray, frames: int) -> Transcript | None:
         """Decode in a `frames`-long window; None when the result looks degenerate."""
-        self.short_decodes += 1
+        return self._decode_short_many([samples], frames)[0]
+
+    def _decode_short_many(self, clips: list[np.ndarray], frames: int
+                           ) -> list[Transcript | None]:
+        self.short_decodes += len(clips)
         # Pad the audio, not the features: the log-mel floor is set per clip, so padding
         # features with zeros is not silence to the model (and it hallucinates).
-        padded = np.pad(samples, (0, frames * HOP - samples.size))
-        features = self._model.feature_extractor(padded, padding=0)[:, :frames]
+        features = np.stack([self._model.feature_extractor(
+            np.pad(samples, (0, frames * HOP - samples.size)), padding=0)[:, :frames]
+            for samples in clips])
         # ~10 tokens per second of window is twice fast speech: a looping decode stops early.
         # CTranslate2 generates at most max_length // 2 tokens (whisper's 224 of 448).
         max_new = min(self._model.max_length // 2, 20 + frames // 10)
-        result = self._model.model.generate(
-            self._storage(np.ascontiguousarray(features[None])), [self._prompt],
+        results = self._model.model.generate(
+            self._storage(np.ascontiguousarray(features)), [self._prompt] * len(clips),
             beam_size=self._beam_size, max_length=2 * max_new, return_scores=True,
-            return_no_speech_prob=True, suppress_tokens=self._suppress)[0]
+            return_no_speech_prob=True, suppress_tokens=self._suppress)
+        return [self._judge(r, samples, max_new) for r, samples in zip(results, clips,
+                                                                        strict=True)]
+
+    def _judge(self, result: Any, samples: np.ndarray, max_new: int) -> Transcript | None:
+        """A short-window result, or None when it looks degenerate (decode it in 30 s)."""
         tokens: list[int] = result.sequences_ids[0]
         text = str(self._tokenizer.decode(tokens)).strip()
         # The score is the sum of log-probs (end-of-text included) over len(tokens) (length

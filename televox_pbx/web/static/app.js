@@ -31,6 +31,10 @@
       body[k] = lists.includes(k)
         ? String(v).split(/[\r\n,;]+/).map((x) => x.trim()).filter(Boolean) : v;
     }
+    // <form data-upload>: the form as multipart (a file), not JSON.
+    const upload = form.dataset.upload !== undefined;
+    const form_data = new FormData(form);
+    form_data.delete("csrf");
     const method = form.dataset.method || "POST";
     const out = form.querySelector("[data-result]") || document.getElementById("flash");
     const button = ev.submitter;
@@ -40,9 +44,10 @@
     try {
       res = await fetch(form.dataset.api, {
         method, credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "Accept": "application/json",
-                   "X-CSRF-Token": csrf() },
-        body: method === "DELETE" ? undefined : JSON.stringify(body),
+        headers: upload ? { "Accept": "application/json", "X-CSRF-Token": csrf() }
+          : { "Content-Type": "application/json", "Accept": "application/json",
+              "X-CSRF-Token": csrf() },
+        body: method === "DELETE" ? undefined : upload ? form_data : JSON.stringify(body),
       });
       data = await res.json().catch(() => ({}));
     } catch (err) {
@@ -52,6 +57,11 @@
     if (out) {
       let msg = res.ok ? (form.dataset.done || "Done.") : describe(res, data);
       if (res.ok && data.call_id) msg += " " + data.call_id;
+      const sum = data.summary;
+      if (res.ok && sum && sum.rows !== undefined) {
+        msg += " " + sum.added + " added, " + sum.duplicate + " duplicate, " + sum.invalid +
+          " invalid, " + sum.dnc + " on the DNC list (of " + sum.rows + " rows)";
+      }
       out.textContent = msg;
       out.className = res.ok ? "ok" : "err";
     }

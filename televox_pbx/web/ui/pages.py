@@ -14,6 +14,7 @@ from aiohttp import web
 from televox_pbx.campaigns.controls import Action, ControlError, State, transition
 from televox_pbx.campaigns.dnc import DncService
 from televox_pbx.domain import Disposition
+from televox_pbx.store import sms as sms_store
 from televox_pbx.store.call_history import list_calls
 from televox_pbx.store.campaigns import get_campaign
 from televox_pbx.store.contact_queries import ContactFilter, list_contacts
@@ -24,6 +25,7 @@ from televox_pbx.web.errors import ApiError, Handler
 from televox_pbx.web.routes import int_param, str_param
 
 LEADS_PAGE = 25
+SMS_SHOWN = 200  # recipients on the campaign page; the API pages through all of them
 _LEAD_STATUSES = ("pending", "calling", "connected", "callback", "completed", "no_answer",
                   "busy", "failed", "voicemail", "opted_out", "dnc")
 
@@ -73,7 +75,25 @@ async def campaign_page(request: web.Request) -> web.Response:
                         "currency": c.settings.dashboard.currency},
                "actions": _actions(detail["state"])}
     context.update(await _leads(request, row.id if row else None))
+    context.update(await _channel(request, name, row.id if row else None))
     return aiohttp_jinja2.render_template("campaign.html", request, context)
+
+
+async def _channel(request: web.Request, name: str, campaign_id: int | None
+                   ) -> dict[str, Any]:
+    """SMS campaigns: their recipients (as `televox sms status`); IVR: the answers link."""
+    c = ctx(request)
+    try:
+        cfg = await api_campaigns.campaign_config(c, name)
+    except ApiError:
+        return {"sms": False, "ivr": False}
+    sms = cfg.channel == "sms"
+    every = await sms_store.recipients(c.store, campaign_id) if sms and campaign_id else []
+    counts: dict[str, int] = {}
+    for r in every:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return {"sms": sms, "recipients": every[:SMS_SHOWN], "recipient_counts": counts,
+            "recipients_total": len(every), "ivr": cfg.ivr is not None}
 
 
 def _actions(state: str) -> list[str]:

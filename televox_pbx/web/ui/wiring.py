@@ -16,7 +16,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from televox_pbx.web.context import ApiContext
-from televox_pbx.web.ui import imports, login, pages
+from televox_pbx.web.ui import groups, imports, login, pages
 from televox_pbx.web.ui.progress import HUB, ProgressHub, progress_stream
 from televox_pbx.web.ui.sessions import SESSIONS, Sessions, current
 
@@ -45,6 +45,8 @@ def _pages() -> list[tuple[str, str, Any]]:
         ("POST", n + "/import/{key}", imports.commit),
         ("GET", "/ui/calls/{id}", pages.call_page),
         ("GET", "/ui/dnc", pages.dnc_page),
+        ("GET", "/ui/groups", groups.groups_page),
+        ("GET", "/ui/groups/{group}", groups.group_page),
         ("GET", "/ui/events", pages.events_page),
         ("GET", login.LOGIN_PATH, login.login_page),
         ("POST", login.LOGIN_PATH, login.login_submit),

@@ -1,0 +1,1 @@
+"""IVR campaigns (issue 16): prompts, keys and answers, with no LLM in the loop."""

@@ -1,0 +1,1 @@
+"""An agent's knowledge base: sources read into chunks, indexed with SQLite FTS5."""

@@ -1,0 +1,108 @@
+"""Grounded turns in a call (scripted fakes, FakeClock): the knowledge note follows the
+callee's words (the system prompt, the agent's fixed part first, never changes), and a
+clear FAQ match is spoken as stored, without the LLM."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from knowledge_support import REPO, new_index, new_index_async
+from test_voice_session import PHONE, Rig, opening_done
+from voice_fakes import (
+    FakeCall,
+    FakeCallbacks,
+    FakeDnc,
+    FakeTransfer,
+    LoudnessVad,
+    MemoryCallLog,
+    ScriptedLlm,
+    ScriptedStt,
+    ScriptedTts,
+    Timeline,
+)
+
+from televox_pbx.agent.prompts import agent_prompt
+from televox_pbx.clock import FakeClock
+from televox_pbx.config.loader import load_campaign
+from televox_pbx.knowledge.grounding import NOTE_CHARS, Grounding
+from televox_pbx.voice.session import CallPorts, Engines, SessionConfig, VoiceSessionFactory
+
+RECALL = load_campaign(REPO / "config" / "campaigns" / "recall.yaml")
+
+
+async def _call(tmp_path: Path, said: list[str], replies: list[str]) -> Rig:
+    index = await new_index_async(tmp_path)
+    assert RECALL.agent.profile is not None
+    index.build(RECALL.agent.profile)
+    clock = FakeClock()
+    call = FakeCall(clock)
+    stt = ScriptedStt(said, clock=clock, delay_s=0.1)
+    llm = ScriptedLlm(list(replies), clock=clock)
+    tts = ScriptedTts(clock=clock)
+    dnc, callbacks, transfer, log = (FakeDnc(clock), FakeCallbacks(), FakeTransfer(clock),
+                                     MemoryCallLog())
+    factory = VoiceSessionFactory(
+        Engines(LoudnessVad(), stt, llm, tts),
+        CallPorts(dnc, callbacks, log, transfer, knowledge=index),
+        clock, SessionConfig(recordings_dir=tmp_path / "rec"))
+    session = factory.create(campaign=RECALL, call_id=call.call_id, phone=PHONE,
+                             variables={"name": "Sam"}, zone="America/New_York")
+    task = asyncio.create_task(session(call))
+    r = Rig(clock, call, Timeline(clock, call), session, stt, llm, tts, dnc, callbacks,
+            transfer, log, task, [asyncio.create_task(call.pacer())])
+    await clock.advance(0.02)
+    return r
+
+
+async def _stop(r: Rig) -> None:
+    for t in [r.task, *r.helpers]:
+        t.cancel()
+    await asyncio.gather(r.task, *r.helpers, return_exceptions=True)
+
+
+async def test_clear_faq_match_is_spoken_as_stored_without_the_llm(tmp_path: Path) -> None:
+    r = await _call(tmp_path, ["How much does a crown cost?"], [])
+    try:
+        await opening_done(r)
+        n = len(r.tts.spoken)
+        await r.tl.say(1.0)
+        await r.tl.until(lambda: len(r.tts.spoken) > n and r.idle())
+        assert " ".join(r.spoken_after(n)) == (
+            "A porcelain crown costs 1,100 dollars per tooth without insurance.")
+        assert r.llm.calls == []
+        assert r.session.messages[-1].content.startswith("A porcelain crown costs")
+    finally:
+        await _stop(r)
+
+
+async def test_knowledge_note_follows_the_callees_words(tmp_path: Path) -> None:
+    said = "Can I return a whitening kit I haven't opened?"
+    r = await _call(tmp_path, [said], ["Yes, within 30 days."])
+    try:
+        await opening_done(r)
+        await r.tl.say(1.0)
+        await r.tl.until(lambda: bool(r.llm.calls) and r.idle())
+        messages = r.llm.calls[-1]
+        assert RECALL.agent.profile is not None
+        assert messages[0].role == "system"
+        assert messages[0].content.startswith(agent_prompt(RECALL.agent.profile))
+        assert messages[0] == r.session.messages[0], "the system prompt never changes"
+        # The callee's turn (a turn hint of the reply policy may follow it).
+        user = next(m.content for m in reversed(messages) if m.content.startswith(said))
+        assert user.startswith(said + "\n[Knowledge: Refunds: Whitening kits may be returned")
+        # The transcript keeps the callee's words only.
+        assert r.session.context.callee_texts == [said]
+    finally:
+        await _stop(r)
+
+
+def test_note_stays_within_its_budget_and_unrelated_words_get_none(tmp_path: Path) -> None:
+    index = new_index(tmp_path)
+    assert RECALL.agent.profile is not None
+    index.build(RECALL.agent.profile)
+    ground = Grounding(index, "front-desk")
+    note = ground.note("What if I'm running twenty minutes late to my appointment?")
+    assert note is not None and len(note) <= NOTE_CHARS + len("[Knowledge: ]")
+    assert ground.note("What is it you do?") is None
+    assert ground.faq_answer("Is Dr. Chen married?") is None
