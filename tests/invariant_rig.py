@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import shutil
 import tempfile
 from collections.abc import Coroutine
@@ -21,6 +22,13 @@ from televox_pbx.domain import CallOutcome, Disposition, OriginateRequest
 from televox_pbx.sim import Simulator
 
 T = TypeVar("T")
+# A step of the rig that makes no progress for this long (real seconds) fails the test with
+# every task's stack, instead of hanging CI (one full-suite run hung in crash_restart).
+STEP_LIMIT_S = 300.0
+# A daemon start still waiting after this long (real seconds) gets its FakeClock moved, as
+# a real daemon's clock would move: its readiness may wait on a timer (an AMI action's
+# timeout, the start-up reconcile's pause) that nobody else advances during a start.
+START_GRACE_S = 5.0
 SessionResult = tuple[int | None, Disposition | None]
 
 
@@ -35,16 +43,38 @@ class Rig:
         self.beside: list[Daemon] = []
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return self.loop.run_until_complete(coro)
+        return self.loop.run_until_complete(self._guarded(coro))
+
+    async def _guarded(self, coro: Coroutine[Any, Any, T]) -> T:
+        step = asyncio.ensure_future(coro)
+        done, _ = await asyncio.wait({step}, timeout=STEP_LIMIT_S)
+        if step in done:
+            return step.result()
+        stacks = io.StringIO()
+        for task in asyncio.all_tasks():
+            print(f"-- task {task.get_name()}", file=stacks)
+            task.print_stack(limit=15, file=stacks)
+        step.cancel()
+        raise AssertionError(f"a rig step made no progress for {STEP_LIMIT_S:.0f} s; "
+                             f"tasks:\n{stacks.getvalue()}")
 
     def session_results(self, req: OriginateRequest, outcome: CallOutcome) -> SessionResult:
         raise NotImplementedError
 
     async def start_daemon(self) -> None:
         assert self.sim is not None
-        self.daemon = await Daemon.start(self.db, self.sim.ami_port, self.clock,
-                                         self.session_results)
+        self.daemon = await self.started(Daemon.start(self.db, self.sim.ami_port, self.clock,
+                                                      self.session_results))
         await self.settle()
+
+    async def started(self, start: Coroutine[Any, Any, Daemon]) -> Daemon:
+        """A daemon's start; its clock moves if the start waits past START_GRACE_S."""
+        task = asyncio.ensure_future(start)
+        done, _ = await asyncio.wait({task}, timeout=START_GRACE_S)
+        while task not in done:
+            await self.clock.advance(0.5)
+            done, _ = await asyncio.wait({task}, timeout=0.05)
+        return task.result()
 
     def spies(self) -> list[DbSpy]:
         return [d.spy for d in (self.daemon, *self.beside) if d is not None]
@@ -136,7 +166,8 @@ class Rig:
             await asyncio.gather(*rest, return_exceptions=True)
             return dialled
         try:
-            return self.run(go())
+            # Not through run(): go() cancels every task but its own, the guard's included.
+            return self.loop.run_until_complete(go())
         finally:
             self.loop.close()
             shutil.rmtree(self.dir, ignore_errors=True)

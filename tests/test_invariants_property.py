@@ -174,8 +174,8 @@ class Invariants(RuleBasedStateMachine, Rig):
                 return
             contact = ids[pick % len(ids)]
             if beside and len(self.beside) < 2:
-                other = await Daemon.start_beside(self.db, self.sim.ami_port, self.clock,
-                                                  self.session_results)
+                other = await self.started(Daemon.start_beside(
+                    self.db, self.sim.ami_port, self.clock, self.session_results))
                 self.beside.append(other)
                 placed = await other.runner.dialer.call_now(contact)
                 where = "beside the daemon"
