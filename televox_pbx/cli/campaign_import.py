@@ -146,16 +146,21 @@ def _export(args: argparse.Namespace) -> int:
             return await contacts_for_export(store, row.id)
         finally:
             await store.close()
-    found = run(go())
+    return write_export(args.name, args.file, run(go()), "row(s)")
+
+
+def write_export(name: str, file: Path,
+                 found: tuple[list[str], list[list[object]]] | None, noun: str) -> int:
+    """An export command's end: the campaign's (header, rows) to `file`, or why not."""
     if found is None:
-        print(f"{args.name}: no such campaign in the store", file=sys.stderr)
+        print(f"{name}: no such campaign in the store", file=sys.stderr)
         return 1
     try:
-        n = write_csv(args.file, *found)
+        n = write_csv(file, *found)
     except OSError as exc:
-        print(f"{args.file}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+        print(f"{file}: cannot write: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    print(f"wrote {n} row(s) to {args.file}")
+    print(f"wrote {n} {noun} to {file}")
     return 0
 
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from televox_pbx.campaigns.csvio import write_csv
+from televox_pbx.cli.campaign_import import write_export
 from televox_pbx.cli.common import run, settings_from_args
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.config.loader import ConfigError, find_campaign
@@ -83,14 +83,4 @@ def _export(args: argparse.Namespace) -> int:
             return None if row is None else await export_rows(store, row.id, questions)
         finally:
             await store.close()
-    found = run(go())
-    if found is None:
-        print(f"{args.name}: no such campaign in the store", file=sys.stderr)
-        return 1
-    try:
-        n = write_csv(args.file, *found)
-    except OSError as exc:
-        print(f"{args.file}: cannot write: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    print(f"wrote {n} call(s) to {args.file}")
-    return 0
+    return write_export(args.name, args.file, run(go()), "call(s)")
