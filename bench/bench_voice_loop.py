@@ -29,7 +29,8 @@ from voice_fakes import (
 
 from televox_pbx.clock import FakeClock
 from televox_pbx.config.campaign import Campaign
-from televox_pbx.voice.session import CallPorts, Engines, SessionConfig, VoiceSessionFactory
+from televox_pbx.voice.session import CallPorts, Engines, SessionConfig
+from televox_pbx.voice.session_factory import VoiceSessionFactory
 
 CAMPAIGN = Campaign.model_validate({
     "name": "bench", "caller_id": "+15550100000", "trunk": "t",

@@ -24,7 +24,8 @@ from televox_pbx.sim.speech import speech_from_tts
 from televox_pbx.store.db import Store
 from televox_pbx.store.transcripts import StoreCallbacks, StoreCallLog, transcript
 from televox_pbx.voice.engines.holder import Engines as ModelHolder
-from televox_pbx.voice.session import CallPorts, Engines, SessionConfig, VoiceSessionFactory
+from televox_pbx.voice.session import CallPorts, Engines, SessionConfig
+from televox_pbx.voice.session_factory import VoiceSessionFactory
 
 CAMPAIGN = Campaign.model_validate({
     "name": "bench", "caller_id": "+15550100000", "trunk": "trunk",

@@ -47,7 +47,8 @@ from televox_pbx.sim.speech import rms, silence, speech_from_tts
 from televox_pbx.store.db import Store
 from televox_pbx.store.transcripts import StoreCallbacks, StoreCallLog, transcript
 from televox_pbx.voice.engines.holder import Engines as ModelHolder
-from televox_pbx.voice.session import CallPorts, Engines, SessionConfig, VoiceSessionFactory
+from televox_pbx.voice.session import CallPorts, Engines, SessionConfig
+from televox_pbx.voice.session_factory import VoiceSessionFactory
 
 TARGET_P95_S = 2.0
 _PHONES = iter(range(10**6))  # one live attempt per number: each call its own

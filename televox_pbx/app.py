@@ -58,8 +58,9 @@ from televox_pbx.store.transcripts import StoreCallbacks
 from televox_pbx.supervise import supervise
 from televox_pbx.voice.amd import await_verdict
 from televox_pbx.voice.interfaces import Llm
-from televox_pbx.voice.session import CallPorts, SessionConfig, VoiceSessionFactory
+from televox_pbx.voice.session import CallPorts, SessionConfig
 from televox_pbx.voice.session import Engines as SessionEngines
+from televox_pbx.voice.session_factory import VoiceSessionFactory
 from televox_pbx.web.call_extras import CallExtras
 
 log = logging.getLogger(__name__)

@@ -38,7 +38,8 @@ from televox_pbx.clock import Clock, FakeClock, SystemClock
 from televox_pbx.config.agent import AgentFile, HttpTool
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.voice.interfaces import ToolCall
-from televox_pbx.voice.session import CallPorts, Engines, SessionConfig, VoiceSessionFactory
+from televox_pbx.voice.session import CallPorts, Engines, SessionConfig
+from televox_pbx.voice.session_factory import VoiceSessionFactory
 
 SECRET = "s3cret-for-tests"
 SLOTS = {"type": "object", "properties": {"date": {"type": "string"}}, "required": ["date"]}

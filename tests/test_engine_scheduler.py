@@ -273,7 +273,8 @@ async def test_two_calls_share_one_model_per_engine_through_the_scheduler() -> N
     )
 
     from televox_pbx.config.campaign import Campaign
-    from televox_pbx.voice.session import CallPorts, Engines, SessionConfig, VoiceSessionFactory
+    from televox_pbx.voice.session import CallPorts, Engines, SessionConfig
+    from televox_pbx.voice.session_factory import VoiceSessionFactory
 
     campaign = Campaign.model_validate({
         "name": "two", "caller_id": "+15550100000", "trunk": "trunk",

@@ -26,7 +26,8 @@ from televox_pbx.agent.prompts import agent_prompt
 from televox_pbx.clock import FakeClock
 from televox_pbx.config.loader import load_campaign
 from televox_pbx.knowledge.grounding import NOTE_CHARS, Grounding
-from televox_pbx.voice.session import CallPorts, Engines, SessionConfig, VoiceSessionFactory
+from televox_pbx.voice.session import CallPorts, Engines, SessionConfig
+from televox_pbx.voice.session_factory import VoiceSessionFactory
 
 RECALL = load_campaign(REPO / "config" / "campaigns" / "recall.yaml")
 

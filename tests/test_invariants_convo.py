@@ -46,8 +46,8 @@ from televox_pbx.voice.session import (
     Engines,
     SessionConfig,
     VoiceSession,
-    VoiceSessionFactory,
 )
+from televox_pbx.voice.session_factory import VoiceSessionFactory
 
 REPO = Path(__file__).resolve().parents[1]
 OPENING = "Hi {{NAME}}, this is Ava, an AI assistant from Acme Solar. Do you have a minute?"

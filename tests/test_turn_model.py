@@ -32,7 +32,8 @@ from televox_pbx.voice.call_setup import SessionConfig
 from televox_pbx.voice.engines.manifest import load_manifest
 from televox_pbx.voice.engines.registry import FileStatus, ModelRegistry
 from televox_pbx.voice.listener import Listener
-from televox_pbx.voice.session import CallPorts, Engines, VoiceSessionFactory
+from televox_pbx.voice.session import CallPorts, Engines
+from televox_pbx.voice.session_factory import VoiceSessionFactory
 
 F = 0.02
 

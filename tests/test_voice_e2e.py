@@ -37,8 +37,8 @@ from televox_pbx.voice.session import (
     CallResult,
     Engines,
     SessionConfig,
-    VoiceSessionFactory,
 )
+from televox_pbx.voice.session_factory import VoiceSessionFactory
 
 pytestmark = pytest.mark.models
 

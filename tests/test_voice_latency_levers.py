@@ -26,8 +26,8 @@ from televox_pbx.voice.session import (
     Engines,
     SessionConfig,
     VoiceSession,
-    VoiceSessionFactory,
 )
+from televox_pbx.voice.session_factory import VoiceSessionFactory
 from televox_pbx.voice.trim import trim_leading_silence
 from televox_pbx.voice.turns import ClauseSplitter
 

@@ -36,8 +36,8 @@ from televox_pbx.voice.session import (
     Engines,
     SessionConfig,
     VoiceSession,
-    VoiceSessionFactory,
 )
+from televox_pbx.voice.session_factory import VoiceSessionFactory
 
 DISCLOSURE = "Hi Sam, this is Ava, an AI assistant from Acme Solar."
 OPENING = (DISCLOSURE + " I'm calling about the free solar consultation you asked for "

@@ -37,8 +37,8 @@ from televox_pbx.voice.session import (
     Engines,
     SessionConfig,
     VoiceSession,
-    VoiceSessionFactory,
 )
+from televox_pbx.voice.session_factory import VoiceSessionFactory
 
 OPENING = "Hi {{NAME}}, this is Ava, an AI assistant from Acme Solar."
 PHONE = "+15550198000"

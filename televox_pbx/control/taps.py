@@ -14,7 +14,8 @@ from functools import partial
 from typing import Any
 
 from televox_pbx.voice.interfaces import AudioChunk, Stt, Transcript, Tts
-from televox_pbx.voice.session import Engines, VoiceSession, VoiceSessionFactory
+from televox_pbx.voice.session import Engines, VoiceSession
+from televox_pbx.voice.session_factory import VoiceSessionFactory
 
 Say = Callable[[str, str], None]  # (speaker "agent" | "callee", text)
 

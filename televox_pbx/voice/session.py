@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,19 +36,14 @@ from televox_pbx.audiosocket.session import (
     Hangup,
     HangupReason,
     InEvent,
-    SessionHandler,
 )
 from televox_pbx.clock import Clock
-from televox_pbx.config.campaign import Campaign
-from televox_pbx.domain import AmdStatus
 from televox_pbx.voice import turn_events as te
 from televox_pbx.voice.actions import CallActions
 from televox_pbx.voice.agent_extras import as_custom, grounding_for, runner_for
 from televox_pbx.voice.agent_tasks import AgentTasks
 from televox_pbx.voice.amd import verdict_or_person
 from televox_pbx.voice.call_setup import (
-    AmdWait,
-    AnsweredAt,
     CallInfo,
     CallLogPort,
     CallPorts,
@@ -74,7 +69,7 @@ from televox_pbx.voice.speech_jobs import SpeechJobs, Verdict
 from televox_pbx.voice.turntaking import TurnTaking
 
 __all__ = ["INTERRUPTED_MARK", "CallInfo", "CallLogPort", "CallPorts", "CallResult", "Engines",
-           "SessionConfig", "VoiceSession", "VoiceSessionFactory"]
+           "SessionConfig", "VoiceSession"]
 
 log = logging.getLogger(__name__)
 
@@ -383,38 +378,3 @@ class VoiceSession:
             return custom
         return parse_tool_call(call, now=self.clock.now(), zones=self._zones,
                                window=self.campaign.calling_window)
-
-
-class VoiceSessionFactory:
-    """What the app calls per answered call; returns the server's SessionHandler."""
-
-    def __init__(self, engines: Engines, ports: CallPorts, clock: Clock,
-                 config: SessionConfig | None = None) -> None:
-        self.engines = engines
-        self.ports = ports
-        self.clock = clock
-        self.config = config or SessionConfig()
-
-    def create(self, *, campaign: Campaign, call_id: str, phone: str,
-               variables: Mapping[str, str] | None = None, zone: str | None = None,
-               amd: AmdStatus | None = None, amd_wait: AmdWait | None = None,
-               opening: str | None = None,
-               answered_at: AnsweredAt | None = None) -> VoiceSession:
-        """One session (a SessionHandler) per call. For inbound calls pass phone="" and
-        the caller's number is taken from the connection."""
-        info = CallInfo(call_id=call_id, phone=phone, campaign=campaign,
-                        variables=dict(variables or {}), zone=zone, amd=amd,
-                        amd_wait=amd_wait, opening=opening, answered_at=answered_at)
-        return VoiceSession(info, self.engines, self.ports, self.clock, self.config)
-
-    def inbound_handler(self, campaign: Campaign, *, opening: str | None = None,
-                        variables: Mapping[str, str] | None = None) -> SessionHandler:
-        """The AudioSocket server's handler for inbound calls: one session per call, the
-        caller's number taken from the announcement. `opening` gets a disclosure if it
-        lacks one."""
-        async def handle(call: CallAudio) -> None:
-            session = self.create(campaign=campaign, call_id=call.call_id, phone="",
-                                  variables=variables, opening=opening)
-            await session(call)
-        return handle
-
