@@ -51,7 +51,7 @@ async def main() -> None:
 
     def fresh() -> None:
         llm.cancel_background()  # the last run's warm-up must not touch the next run
-        with llm._lock:
+        with llm._worker.lock:
             pass
         llm._llama.reset()
         if llm._states is not None:

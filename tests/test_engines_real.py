@@ -151,7 +151,7 @@ def test_padded_fused_evaluation_matches_plain_eval(engines: Engines) -> None:
     head = llama.tokenize(b"<|im_start|>user\nHi there<|im_end|>\n"
                           b"<|im_start|>assistant\n", special=True)
     tail = llama.tokenize(b"I am fine", add_bos=False)
-    with engines.llm()._lock:
+    with engines.llm()._worker.lock:
         llama.reset()
         llama.eval(head)
         at_head = np.ctypeslib.as_array(llama._ctx.get_logits_ith(-1),

@@ -24,27 +24,23 @@ callee's words, the end of their turn and `{"tool":`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
 import re
 import threading
 from collections.abc import (
-    AsyncGenerator,
     AsyncIterator,
-    Awaitable,
     Callable,
     Generator,
     Sequence,
 )
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from televox_pbx.voice.engines.llm_eval import SLICE, Stopped, eval_prompt
-from televox_pbx.voice.engines.llm_park import Parked, park, unpark
 from televox_pbx.voice.engines.llm_reply import (
     ReplyStreamParser,
     ToolSpec,
@@ -61,6 +57,7 @@ from televox_pbx.voice.engines.llm_template import (
     _tool_starts,
     _upto_next_turn,
 )
+from televox_pbx.voice.engines.llm_worker import ContextWorker, Yielder
 from televox_pbx.voice.interfaces import ChatMessage, LlmDelta
 
 log = logging.getLogger(__name__)
@@ -74,15 +71,6 @@ _NULL = NULL
 _SAY = ', "say": "'
 
 
-class Yielder(Protocol):
-    """Asked between two pieces of a stream whether it should give the context up
-    (llm_park), and awaited while it is parked, until its turn comes again."""
-
-    def should_park(self) -> bool: ...
-
-    def wait_turn(self) -> Awaitable[None]: ...
-
-
 class LlamaLlm:
     parks = True  # stream() takes a `yielder` (engines/scheduled.py)
 
@@ -94,20 +82,20 @@ class LlamaLlm:
         self.max_tokens = max_tokens
         self.temperature = temperature
         self._grammars: dict[str, Any] = {}
-        self._lock = threading.Lock()
-        # The lock serialises the context; a parked stream keeps its thread waiting.
-        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="llm")
         self._warm_stop = threading.Event()  # the warm-up under way, if any
-        self.parked = 0  # streams that gave the context up mid-reply
         self._template = _chat_template(llama)
         self._states = (KvStates(llama, state_cache_bytes)
                         if state_cache_bytes > 0 and self._template is not None else None)
+        self._worker = ContextWorker(llama, self._states)
         # Off: always take the grammar path for the tool value (kept for comparisons).
         self.logit_tool_step = True
         self.null_by_logits = 0  # replies whose `null` was read off the logits
         self._tool_starts = _tool_starts(llama) if self._template is not None else None
-        # The stop flag of the generation running on the LLM thread (read on that thread).
-        self._stop_flag: threading.Event | None = None
+
+    @property
+    def parked(self) -> int:
+        """Streams that gave the context up mid-reply."""
+        return self._worker.parked
 
     @classmethod
     def load(cls, model_path: Path, *, n_ctx: int = 4096, n_threads: int = 2,
@@ -143,7 +131,7 @@ class LlamaLlm:
             run = partial(self._chat, prompt, grammar)
         spoken: list[str] = []
         # aclosing: stop the worker the moment our consumer goes away, not at GC time.
-        async with contextlib.aclosing(self._generate(run, yielder)) as gen:
+        async with contextlib.aclosing(self._worker.generate(run, yielder)) as gen:
             async for piece in gen:
                 if parser is None:
                     yield LlmDelta(text=piece)
@@ -183,7 +171,7 @@ class LlamaLlm:
                 self._evaluate, text, None, 64)
         else:
             run = partial(self._chat, prompt, None, 1)
-        async with contextlib.aclosing(self._generate(run)) as gen:
+        async with contextlib.aclosing(self._worker.generate(run)) as gen:
             async for _ in gen:
                 pass
 
@@ -196,7 +184,7 @@ class LlamaLlm:
         self._warm_stop = stop = threading.Event()
 
         def work() -> None:
-            with self._lock:
+            with self._worker.lock:
                 if stop.is_set():
                     return
                 with contextlib.suppress(Stopped):  # a reply came first (cancel_background)
@@ -208,7 +196,7 @@ class LlamaLlm:
                 log.warning("LLM warm-up of the next prompt failed",
                             exc_info=future.exception())
         with contextlib.suppress(RuntimeError):  # the executor is closed: nothing to do
-            self._executor.submit(work).add_done_callback(done)
+            self._worker.submit(work).add_done_callback(done)
 
     def _messages(self, messages: Sequence[ChatMessage],
                   tools: list[ToolSpec]) -> list[dict[str, str]]:
@@ -286,7 +274,7 @@ class LlamaLlm:
             self._states.restore_for(tokens)
         # Whole batches, as create_completion would: nothing waits on this but the next
         # reply, and 16-token slices made a 500-token first prompt slower (9.9 s, not 8.5).
-        eval_prompt(llama, tokens, self._stop_flag if stop is None else stop,
+        eval_prompt(llama, tokens, self._worker.stop_flag if stop is None else stop,
                     slice_len=slice_len or int(getattr(llama, "n_batch", SLICE)))
         if self._states is not None:
             self._states.save()
@@ -330,7 +318,7 @@ class LlamaLlm:
         if self._states is not None:
             self._states.restore_for(full)
         at = len(tokens) - 1
-        logits = eval_prompt(llama, full, self._stop_flag, logits_at=[at])[at]
+        logits = eval_prompt(llama, full, self._worker.stop_flag, logits_at=[at])[at]
         # Ties go to the grammar path: it is always correct, just slower.
         if rivals.size == 0 or logits[null_id] > logits[rivals].max():
             return True
@@ -340,102 +328,5 @@ class LlamaLlm:
             llama._requires_eval = True  # its live logits are those of `then`, not ours
         return False
 
-    async def _generate(self, run: Callable[[], Generator[str, None, None]],
-                        yielder: Yielder | None = None) -> AsyncGenerator[str, None]:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[object] = asyncio.Queue()
-        stop = threading.Event()
-        park_now = threading.Event()  # give the context up before the next piece
-        # One piece is made per request of the consumer, never ahead of it: a consumer that
-        # stops pulling (the session, while Piper renders the first clause) frees both
-        # cores. Decoding alongside made that synthesis ~2.5x slower (60 -> 190 ms).
-        wanted = threading.Semaphore(0)
-
-        def put(item: object) -> None:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-            except RuntimeError:  # the loop is gone: nobody is listening any more
-                stop.set()
-
-        def work() -> None:
-            held = False
-            pieces: Generator[str, None, None] | None = None
-            try:
-                self._lock.acquire()
-                held = True
-                if stop.is_set():
-                    return
-                self._stop_flag = stop
-                pieces = run()
-                while _await_demand(wanted, stop):
-                    if park_now.is_set():
-                        park_now.clear()
-                        parked: Parked = park(self._llama, self._states)
-                        self._lock.release()
-                        held = False
-                        self.parked += 1
-                        put(_PARKED)
-                        if not _await_demand(wanted, stop):
-                            break
-                        self._lock.acquire()
-                        held = True
-                        self._stop_flag = stop
-                        unpark(self._llama, self._states, parked)
-                    piece = next(pieces, None)
-                    if piece is None:
-                        break
-                    put(piece)
-            except Stopped:
-                pass  # the consumer left mid-prompt; nobody waits for an answer
-            except BaseException as exc:  # delivered to the consumer, not lost in a thread
-                put(exc)
-            finally:
-                try:
-                    if pieces is not None:
-                        if not held:  # closing touches the context (a state is saved)
-                            self._lock.acquire()
-                            held = True
-                        pieces.close()
-                finally:
-                    if held:
-                        self._lock.release()
-                    put(_DONE)
-
-        future = loop.run_in_executor(self._executor, work)
-        first = True
-        try:
-            while True:
-                if not first and yielder is not None and yielder.should_park():
-                    park_now.set()
-                    wanted.release()
-                    item = await queue.get()
-                    if item is _PARKED:
-                        await yielder.wait_turn()
-                    elif item is _DONE:
-                        break
-                    elif isinstance(item, BaseException):
-                        raise item
-                    else:
-                        raise RuntimeError("LLM worker answered a park with a piece")
-                first = False
-                wanted.release()
-                item = await queue.get()
-                if item is _DONE:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                assert isinstance(item, str)
-                yield item
-            await future
-        finally:
-            stop.set()
-            wanted.release()  # wake the worker so it sees the stop at once
-
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-def _await_demand(wanted: threading.Semaphore, stop: threading.Event) -> bool:
-    """Block until the consumer asks for the next piece; False once it has left."""
-    wanted.acquire()
-    return not stop.is_set()
+        self._worker.close()
