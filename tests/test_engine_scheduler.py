@@ -186,6 +186,43 @@ async def test_transcripts_waiting_together_go_as_one_batch() -> None:
     assert inner.batches[-1] == [b"dd"]
 
 
+class _SlowBatchStt(_BatchStt):
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = asyncio.Event()
+
+    async def transcribe_batch(self, audios: list[AudioChunk]) -> list[Transcript]:
+        await self.go.wait()
+        return await super().transcribe_batch(audios)
+
+
+async def test_a_batch_outlives_the_call_that_started_it() -> None:
+    """The call whose task took the batch hangs up (its transcribe is cancelled) while the
+    batch decodes: the other call's audio in it still gets its transcript. Cancelling that
+    decode used to leave the other call waiting, then fail it with a ValueError."""
+    gate = Gate("cpu", FakeClock())
+    inner = _SlowBatchStt()
+    stt = ScheduledStt(inner, gate)
+    hold = await gate.acquire(C)
+    first = asyncio.create_task(stt.transcribe(AudioChunk(b"aa", 8000)))
+    await asyncio.sleep(0)
+    other = asyncio.create_task(stt.transcribe(AudioChunk(b"bb", 8000)))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    gate.release(hold)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    first.cancel()  # the first call is gone, mid-decode
+    for _ in range(3):
+        await asyncio.sleep(0)
+    inner.go.set()
+    assert (await other).text == "bb"
+    assert inner.batches == [[b"aa", b"bb"]]
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert (await stt.transcribe(AudioChunk(b"cc", 8000))).text == "cc"
+
+
 # --- a parked LLM stream ----------------------------------------------------------------
 
 class _ContextLlama:

@@ -154,32 +154,41 @@ class ScheduledStt:
         self.cpu = cpu
         self.max_batch = max_batch
         self._queue: list[tuple[AudioChunk, asyncio.Future[Transcript]]] = []
+        self._serving: set[asyncio.Task[None]] = set()  # held: a decode may outlive its caller
         self.batches: list[int] = []  # the size of each decode (trimmed)
 
     async def transcribe(self, audio: AudioChunk) -> Transcript:
         future: asyncio.Future[Transcript] = asyncio.get_running_loop().create_future()
         item = (audio, future)
         self._queue.append(item)
-        serve = asyncio.create_task(self._serve(item))
+        decoding = asyncio.Event()  # set once `serve` holds a batch (maybe others' audio)
+        serve = asyncio.create_task(self._serve(item, decoding))
+        self._serving.add(serve)
+        serve.add_done_callback(self._serving.discard)
         try:
             await asyncio.wait((future, serve), return_when=asyncio.FIRST_COMPLETED)
             if not future.done():
-                await serve  # it failed before deciding: raise its error
+                await serve  # it failed, or another batch holds our audio: wait for that
             return await future
         finally:
             if item in self._queue:
                 self._queue.remove(item)
-            if not serve.done():
-                serve.cancel()  # decoded in another call's batch: leave the queue
+            # Not yet decoding: withdraw (our audio went in another call's batch, or we
+            # were cancelled). Decoding: let it finish, for the other calls in its batch.
+            if not serve.done() and not decoding.is_set():
+                serve.cancel()
 
-    async def _serve(self, first: tuple[AudioChunk, asyncio.Future[Transcript]]) -> None:
+    async def _serve(self, first: tuple[AudioChunk, asyncio.Future[Transcript]],
+                     decoding: asyncio.Event) -> None:
         async with self.cpu.slot(Stage.FIRST, label="stt"):
-            if first[1].done():
+            # With several slots, another batch may have taken `first` and still be at it.
+            if first[1].done() or first not in self._queue:
                 return
             others = [i for i in self._queue if i is not first and not i[1].done()]
             batch = [first, *others[: self.max_batch - 1]]
             for item in batch:
                 self._queue.remove(item)
+            decoding.set()
             self.batches.append(len(batch))
             del self.batches[:-64]
             many = getattr(self.inner, "transcribe_batch", None)
@@ -188,11 +197,14 @@ class ScheduledStt:
                     results: list[Transcript] = await many([a for a, _ in batch])
                 else:
                     results = [await self.inner.transcribe(a) for a, _ in batch]
-            except Exception as exc:
+            except BaseException as exc:
                 for _, future in batch:
                     if not future.done():
-                        future.set_exception(exc)
-                return
+                        future.set_exception(exc if isinstance(exc, Exception)
+                                             else RuntimeError("transcription stopped"))
+                if isinstance(exc, Exception):
+                    return
+                raise
             for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)
