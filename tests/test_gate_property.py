@@ -15,7 +15,7 @@ from phonenumbers import timezone as pn_tz
 
 from televox_pbx.campaigns.dialer import Dialer
 from televox_pbx.clock import FakeClock
-from televox_pbx.config.campaign import Weekday
+from televox_pbx.config.calling_window import Weekday
 from televox_pbx.store import Store
 
 # Single-zone, multi-zone (208: Boise+LA, 605/701: Denver+Central) and foreign numbers.

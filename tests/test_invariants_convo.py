@@ -36,7 +36,8 @@ from televox_pbx.campaigns.dialer import Dialer
 from televox_pbx.campaigns.gate import GateContext, GateReason, check
 from televox_pbx.cli.check import check_directory
 from televox_pbx.clock import FakeClock
-from televox_pbx.config.campaign import CallingWindow, Campaign
+from televox_pbx.config.calling_window import CallingWindow
+from televox_pbx.config.campaign import Campaign
 from televox_pbx.domain import AmdStatus, CallOutcome, CallStatus, Disposition
 from televox_pbx.store import Store
 from televox_pbx.store.transcripts import StoreCallbacks

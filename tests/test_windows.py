@@ -11,7 +11,7 @@ from televox_pbx.campaigns.windows import (
     resolve_zones,
     zones_for_number,
 )
-from televox_pbx.config.campaign import CallingWindow, TimezonePolicy
+from televox_pbx.config.calling_window import CallingWindow, TimezonePolicy
 
 NY = ZoneInfo("America/New_York")
 LA = ZoneInfo("America/Los_Angeles")

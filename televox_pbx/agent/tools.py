@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from televox_pbx.agent.custom_tools import CustomTool, custom_tools_schema
 from televox_pbx.agent.dispositions import parse_disposition
 from televox_pbx.campaigns.windows import in_window_everywhere
-from televox_pbx.config.campaign import CallingWindow, Campaign
+from televox_pbx.config.calling_window import CallingWindow
+from televox_pbx.config.campaign import Campaign
 from televox_pbx.domain import Disposition
 from televox_pbx.voice.interfaces import ToolCall
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from phonenumbers import timezone as pn_timezone
 
-from televox_pbx.config.campaign import CallingWindow, TimezonePolicy
+from televox_pbx.config.calling_window import CallingWindow, TimezonePolicy
 
 # phonenumbers answers this when it cannot place a number.
 _UNKNOWN_ZONE = "Etc/Unknown"

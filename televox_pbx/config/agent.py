@@ -12,8 +12,10 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
+
+from televox_pbx.config.strict import Strict as _Strict
 
 BuiltinTool = Literal["set_disposition", "opt_out", "schedule_callback", "transfer",
                       "end_call"]
@@ -22,8 +24,6 @@ BUILTIN_TOOLS: tuple[BuiltinTool, ...] = ("set_disposition", "opt_out", "schedul
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
 
 class Example(_Strict):

@@ -27,14 +27,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from televox_pbx.config.strict import Strict as _Strict
 
 _KEYS = "0123456789*#"
 _ID = r"^[A-Za-z][A-Za-z0-9_-]*$"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
 
 class Prompt(_Strict):

@@ -8,8 +8,6 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     field_validator,
@@ -17,10 +15,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-
-class _Strict(BaseModel):
-    # YAML reads `username: 1001` as a number; string fields take it as text.
-    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+from televox_pbx.config.strict import Strict as _Strict
 
 
 class AmiSettings(_Strict):
