@@ -19,12 +19,12 @@ import contextlib
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from televox_pbx.campaigns import gate
 from televox_pbx.campaigns.mapping import normalize_header
+from televox_pbx.cli.call_report import CallReport, TranscriptPrinter, print_report
 from televox_pbx.cli.campaign_import import default_actor
 from televox_pbx.cli.common import settings_from_args
 from televox_pbx.clock import Clock, SystemClock
@@ -50,7 +50,6 @@ from televox_pbx.control.callnow import (
 from televox_pbx.control.taps import tapped
 from televox_pbx.store import Store
 from televox_pbx.store.attempts import is_final_status
-from televox_pbx.store.call_lookup import AttemptSummary
 from televox_pbx.store.campaigns import upsert_campaign
 from televox_pbx.store.transcripts import recordings
 from televox_pbx.voice.session import Engines
@@ -62,19 +61,6 @@ __all__ = ["ADHOC_CAMPAIGN", "CallError", "CallReport", "CallRequest", "Transcri
            "campaign_for", "place_call", "precheck", "register"]
 
 Fail = Callable[[int, str], "CallReport"]
-
-
-@dataclass(slots=True)
-class CallReport:
-    """What `place_call` did; tests read it, the CLI prints it."""
-
-    exit_code: int
-    reason: str = ""
-    call_id: str | None = None
-    summary: AttemptSummary | None = None
-    recording: Path | None = None
-    originates: int | None = None  # Originates the embedded simulator saw (None: Asterisk)
-    via_daemon: bool = False  # placed by the running daemon over its control channel
 
 
 def register(sub: Any) -> None:
@@ -142,47 +128,6 @@ async def _main(settings: Settings, req: CallRequest, *, load_models: bool) -> i
 
 # --- live transcript ----------------------------------------------------------------
 
-
-class TranscriptPrinter:
-    """Prints what the agent says (as it is synthesized) and what the callee said (as it
-    is transcribed). The clauses of one agent reply arrive close together and share a
-    line; a fixed line after a silence (re-prompt, goodbye) starts a new one."""
-
-    def __init__(self, out: TextIO, clock: Clock, gap_s: float = 2.0) -> None:
-        self._out = out
-        self._clock = clock
-        self._gap_s = gap_s
-        self._open: str | None = None  # speaker of the unfinished line
-        self._last_agent = float("-inf")
-
-    def say(self, speaker: str, text: str) -> None:
-        text = " ".join(text.split())
-        if not text:
-            return
-        now = self._clock.monotonic()
-        if speaker == "agent" and self._open == "agent" and \
-                now - self._last_agent < self._gap_s:
-            self._out.write(" " + text)
-        else:
-            self.end_line()
-            self._out.write(f"{speaker}: {text}")
-            self._open = speaker
-        if speaker == "agent":
-            self._last_agent = now
-        else:
-            self.end_line()
-        self._out.flush()
-
-    def end_line(self) -> None:
-        if self._open is not None:
-            self._out.write("\n")
-            self._open = None
-
-    def note(self, text: str) -> None:
-        """A line of our own (not speech), never glued to an agent line."""
-        self.end_line()
-        self._out.write(text + "\n")
-        self._out.flush()
 
 # --- placing the call ---------------------------------------------------------------
 
@@ -319,7 +264,7 @@ def _done(ev: dict[str, Any], out: TextIO) -> CallReport:
                         Path(recording) if isinstance(recording, str) else None)
     if ev.get("finished") is not True:
         report.exit_code, report.reason = EXIT_ERROR, "the call did not finish in time"
-    _print_report(report, out)
+    print_report(report, out)
     return report
 
 
@@ -386,7 +331,7 @@ async def _dial(settings: Settings, campaign: Campaign, req: CallRequest, e164: 
             report.exit_code, report.reason = EXIT_ERROR, "the call did not finish in time"
         found = await recordings(store, call_id)
         report.recording = found[0][0] if found else None
-        _print_report(report, out)
+        print_report(report, out)
         return report
     finally:
         printer.end_line()
@@ -398,17 +343,3 @@ async def _dial(settings: Settings, campaign: Campaign, req: CallRequest, e164: 
 
 def _originates(app: App) -> int | None:
     return len(app.sim.actions_named("Originate")) if app.sim is not None else None
-
-
-def _print_report(report: CallReport, out: TextIO) -> None:
-    s = report.summary
-    if s is None:
-        print("status: unknown", file=out)
-        return
-    duration = f"{s.duration_s:.1f} s" if s.duration_s is not None else "-"
-    lines = [f"status: {s.status}", f"disposition: {s.disposition or '-'}",
-             f"duration: {duration}",
-             f"recording: {report.recording if report.recording else '-'}"]
-    if s.failure:
-        lines.insert(1, f"failure: {s.failure}")
-    print("\n".join(lines), file=out, flush=True)
