@@ -212,7 +212,9 @@ class App:
             audiosocket=self.audiosocket, recover_on_login=self._recover)
         # SMS campaigns send through the dialer; inbound texts arrive as UserEvents.
         self.sms = SmsService(store, AmiMessenger(client), self.clock, workspace=s.workspace,
-                              responder=LlmResponder(engines.llm) if engines else None)
+                              responder=LlmResponder(engines.llm) if engines else None,
+                              sms_from=frozenset(n.number for n in s.numbers if n.sms)
+                              if s.numbers else None)
         self.runner.dialer.sms = self.sms
         self.ivr = IvrCalls(store, s, self.clock, engines.tts if engines else None)
         client.subscribe(self.sms.on_event)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from sms_support import sms_campaign
+from sms_support import Texts, sms_campaign
 
+from televox_pbx.clock import FakeClock
 from televox_pbx.config.loader import load_campaigns
 from televox_pbx.sms.keywords import Keyword, classify
 from televox_pbx.sms.segments import (
@@ -17,6 +19,8 @@ from televox_pbx.sms.segments import (
     measure,
     render_one_segment,
 )
+from televox_pbx.sms.service import SmsService
+from televox_pbx.store import Store
 
 
 def test_one_segment_is_160_gsm7_or_70_ucs2() -> None:
@@ -85,3 +89,40 @@ def test_televox_check_reports_the_line(tmp_path: Path) -> None:
     assert not good
     assert any(i.line == 11 and "sms.message" in str(i) and "176 GSM-7" in str(i)
                for i in issues), [str(i) for i in issues]
+
+
+async def test_texts_go_only_from_numbers_that_may_send_sms(tmp_path: Path) -> None:
+    """Settings that list numbers allow texts only from those marked `sms: true`: from
+    another caller ID nothing is handed to the PBX and the attempt ends with the reason."""
+    store = await Store.open(tmp_path / "t.db")
+    clock = FakeClock(datetime(2026, 3, 3, 15, 0, tzinfo=UTC))  # a Tuesday, 10:00 in NY
+    try:
+        texts = Texts()
+        campaign = sms_campaign()  # caller_id +15550100000
+        barred = SmsService(store, texts, clock, sms_from=frozenset({"+15550100999"}))
+        refused = await barred.send_single(campaign, None, "+12125550123", "hello")
+        assert (refused.ok, refused.code) == (False, "sender")
+        assert "not one of the numbers that may send SMS" in refused.reason
+        assert texts.sent == []
+        allowed = SmsService(store, texts, clock, sms_from=frozenset({"+15550100000"}))
+        sent = await allowed.send_single(campaign, None, "+12125550124", "hello")
+        assert sent.ok and [t[2] for t in texts.sent] == ["+15550100000"]
+    finally:
+        await store.close()
+
+
+def test_televox_check_wants_an_sms_number_for_an_sms_campaign(tmp_path: Path) -> None:
+    from televox_pbx.cli.check import caller_id_checks
+    from televox_pbx.config.settings import Settings
+
+    settings = Settings.model_validate({"numbers": [
+        {"number": "+15550100000"}, {"number": "+15550100001", "sms": True}]})
+    [check] = caller_id_checks(settings)
+    issues = check(tmp_path / "promo.yaml", None,
+                   {"channel": "sms", "caller_id": "+15550100000"})
+    assert [i.field for i in issues] == ["caller_id"]
+    assert "not one of the numbers that may send SMS (sms: true) (settings numbers: " \
+           "+15550100001)" in str(issues[0])
+    assert check(tmp_path / "promo.yaml", None,
+                 {"channel": "sms", "caller_id": "+15550100001"}) == []
+    assert check(tmp_path / "call.yaml", None, {"caller_id": "+15550100000"}) == []

@@ -124,23 +124,27 @@ def number_agent_issues(path: Path, settings: Settings, agents: set[str]) -> lis
 
 
 def caller_id_checks(settings: Settings | None) -> tuple[RawCheck, ...]:
-    """A campaign's caller ID must be one of the numbers that allow it (when the settings
-    list numbers at all)."""
+    """A campaign's caller ID must be one of the numbers that allow it: shown as caller ID
+    for calls, sending texts for an SMS campaign (when the settings list numbers at all)."""
     if settings is None or not settings.numbers:
         return ()
     from televox_pbx.campaigns.phones import normalize_phone
 
-    allowed = [n.number for n in settings.numbers if n.caller_id]
+    shown = [n.number for n in settings.numbers if n.caller_id]
+    texting = [n.number for n in settings.numbers if n.sms]
 
     def check(path: Path, root: yaml.Node | None, data: dict[str, Any]) -> list[ConfigIssue]:
         value = data.get("caller_id")
         if value is None:
             return []
         country = str(data.get("default_country") or settings.default_country)
+        sms = data.get("channel") == "sms"
+        allowed, what = (texting, "send SMS (sms: true)") if sms else (
+            shown, "be shown as caller ID")
         if normalize_phone(str(value), country).e164 in allowed:
             return []
         return [ConfigIssue(path, line_of(root, ("caller_id",)), "caller_id",
-                            f"not one of the numbers that may be shown as caller ID "
+                            f"not one of the numbers that may {what} "
                             f"(settings numbers: {', '.join(allowed) or 'none'})")]
     return (check,)
 

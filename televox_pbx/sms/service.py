@@ -43,7 +43,8 @@ class Responder(Protocol):
 @dataclass(frozen=True, slots=True)
 class SendResult:
     ok: bool
-    code: str  # sent, failed, dnc, window, unknown_tz, invalid, in_call, not_sent, too_long
+    # sent, failed, dnc, window, unknown_tz, invalid, in_call, not_sent, too_long, sender
+    code: str
     reason: str = ""
     attempt_id: str | None = None
 
@@ -58,8 +59,12 @@ _GATE_CODES = {gate.GateReason.DNC: "dnc", gate.GateReason.OUTSIDE_WINDOW: "wind
 class SmsService:
     def __init__(self, store: Store, messenger: Messenger, clock: Clock, *,
                  workspace: str = "default", responder: Responder | None = None,
-                 new_id: Callable[[], str] = lambda: str(uuid.uuid4())) -> None:
+                 new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+                 sms_from: frozenset[str] | None = None) -> None:
+        """`sms_from`: the numbers (E.164) texts may be sent from, the settings' numbers
+        marked `sms: true`; None when the settings list no numbers (no restriction)."""
         self._store = store
+        self._sms_from = sms_from
         self._messenger = messenger
         self._clock = clock
         self._workspace = workspace
@@ -85,8 +90,26 @@ class SmsService:
                                    attempt_id)
         return await self._deliver(cfg, msg, contact_id)
 
+    def _from_refused(self, cfg: Campaign) -> str | None:
+        """Why texts may not go out from the campaign's caller ID, or None."""
+        if self._sms_from is None:
+            return None
+        sender = normalize_phone(cfg.caller_id, cfg.default_country).e164
+        if sender in self._sms_from:
+            return None
+        return "the campaign's caller_id is not one of the numbers that may send SMS " \
+               "(settings numbers with sms: true)"
+
     async def _deliver(self, cfg: Campaign, msg: sms_store.OutMessage,
                        contact_id: int | None) -> SendResult:
+        if (refused := self._from_refused(cfg)) is not None:
+            # Nothing goes out; the attempt ends failed (the retry policy bounds it), and
+            # `televox check` names the campaign file and line before it ever runs.
+            log.warning("message not sent: sender not allowed",
+                        extra={"attempt_id": msg.attempt_id, "campaign": cfg.name})
+            await sms_store.finish_message(self._store, msg, False, refused,
+                                           self._clock.now())
+            return SendResult(False, "sender", refused, msg.attempt_id)
         try:
             await self._messenger.send_message(cfg.trunk, msg.e164, cfg.caller_id, msg.body)
         except AmiNotConnected as exc:  # nothing went out: back in line

@@ -74,3 +74,17 @@ def show(turns: list[dict[str, Any]]) -> str:
     """A transcript, one turn a line, for assertion messages."""
     return "\n".join(f"  {t['speaker']}{' (cut)' if t['interrupted'] else ''}: {t['text']}"
                      for t in turns)
+
+
+def assert_message_after_beep(rec: Recording, turns: list[dict[str, Any]]) -> str:
+    """A voicemail message was left, it started after the greeting's beep (never over the
+    greeting) and asks for a call back. Returns the message's text."""
+    beep_at = rec.tone_at("callee", 1000.0)
+    assert beep_at is not None, "no beep in the recording"
+    agent = rec.loud("agent")
+    assert len(agent) * 0.02 >= 2.0, "no message was left"
+    assert agent.min() >= beep_at + 0.3, (
+        f"the agent spoke at {agent.min():.2f} s, over the greeting (beep at {beep_at:.2f} s)")
+    [message] = turns_of(turns, "agent")
+    assert says(message["text"], "please call us back"), show(turns)
+    return str(message["text"])
