@@ -23,10 +23,10 @@ from typing import Any
 
 from bench_voice_latency import CAMPAIGN, SCRIPTS, pct
 from capacity import rss_mb, run_n, session_engines
+from repo_models import model_settings
 
 from televox_pbx.agent.warmup import warm_prompts
 from televox_pbx.clock import SystemClock
-from televox_pbx.config.settings import ModelSettings
 from televox_pbx.sim.speech import speech_from_tts
 from televox_pbx.store.db import Store
 from televox_pbx.voice.engines.holder import Engines as ModelHolder
@@ -36,7 +36,7 @@ TARGET_P50_S, TARGET_P95_S = 0.8, 1.2
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
-    models = ModelHolder(ModelSettings())
+    models = ModelHolder(model_settings())
     await models.preload()
     print(f"models loaded in {time.perf_counter() - started:.1f} s; RSS {rss_mb():.0f} MB; "
           f"load average {os.getloadavg()[0]:.1f}")

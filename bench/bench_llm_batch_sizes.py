@@ -15,7 +15,8 @@ import argparse
 import statistics
 import time
 
-from televox_pbx.config.settings import ModelSettings
+from repo_models import model_settings
+
 from televox_pbx.voice.engines.holder import Engines
 from televox_pbx.voice.engines.llm_eval import plan_slices
 
@@ -24,7 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--max", type=int, default=32)
     args = parser.parse_args()
-    llama = Engines(ModelSettings()).llm()._llama
+    llama = Engines(model_settings()).llm()._llama
     base = llama.tokenize(b"<|im_start|>system\nYou are a phone assistant.<|im_end|>\n"
                           b"<|im_start|>user\nHello there<|im_end|>\n", special=True)
     llama.reset()

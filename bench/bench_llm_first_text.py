@@ -24,9 +24,10 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from repo_models import model_settings
+
 from televox_pbx.agent.prompts import opening_line, system_prompt
 from televox_pbx.agent.tools import tools_schema
-from televox_pbx.config.settings import ModelSettings
 from televox_pbx.voice.engines.holder import Engines
 from televox_pbx.voice.engines.llm_llama import LlamaLlm
 from televox_pbx.voice.interfaces import ChatMessage
@@ -95,7 +96,7 @@ async def main() -> None:
     group.add_argument("--both", action="store_true",
                        help="run the grammar path, then the logits path")
     args = ap.parse_args()
-    engines = Engines(ModelSettings())
+    engines = Engines(model_settings())
     await engines.preload(("llm",))
     llm = engines.llm()
     try:

@@ -17,8 +17,8 @@ import statistics
 import time
 
 import numpy as np
+from repo_models import model_settings
 
-from televox_pbx.config.settings import ModelSettings
 from televox_pbx.sim.speech import speech_from_tts
 from televox_pbx.voice.engines.holder import Engines
 from televox_pbx.voice.engines.resample import pcm16_to_float, resample_float
@@ -32,7 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
-    engines = Engines(ModelSettings())
+    engines = Engines(model_settings())
     stt = engines.stt()
     speak = speech_from_tts(engines.tts())
     clips = [asyncio.run(speak(line)) for line in LINES]

@@ -21,12 +21,13 @@ import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from repo_models import model_settings
+
 from televox_pbx.audiosocket.server import AudioSocketServer
 from televox_pbx.audiosocket.session import CallAudio
 from televox_pbx.campaigns.dnc import CallDnc, DncService
 from televox_pbx.clock import SystemClock
 from televox_pbx.config.campaign import Campaign
-from televox_pbx.config.settings import ModelSettings
 from televox_pbx.sim.audio_leg import AudioLeg, LegConfig, Segment
 from televox_pbx.sim.speech import rms, silence, speech_from_tts
 from televox_pbx.store.db import Store
@@ -191,7 +192,7 @@ async def report(title: str, runs: list[CallRun], store: Store, show: bool) -> N
 
 async def main(args: argparse.Namespace) -> None:
     started = time.perf_counter()
-    models = ModelHolder(ModelSettings())
+    models = ModelHolder(model_settings())
     await models.preload()
     print(f"models loaded in {time.perf_counter() - started:.1f} s")
     tts = speech_from_tts(models.tts())

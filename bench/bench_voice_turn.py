@@ -13,12 +13,13 @@ import time
 import uuid
 from pathlib import Path
 
+from repo_models import model_settings
+
 from televox_pbx.audiosocket.server import AudioSocketServer
 from televox_pbx.audiosocket.session import CallAudio
 from televox_pbx.campaigns.dnc import CallDnc, DncService
 from televox_pbx.clock import SystemClock
 from televox_pbx.config.campaign import Campaign
-from televox_pbx.config.settings import ModelSettings
 from televox_pbx.sim.audio_leg import AudioLeg, LegConfig, Segment
 from televox_pbx.sim.speech import speech_from_tts
 from televox_pbx.store.db import Store
@@ -39,7 +40,7 @@ KEYS = ("endpoint_ms", "transcript_ms", "first_token_ms", "first_audio_ms", "fir
 
 async def main(says: list[str]) -> None:
     started = time.perf_counter()
-    models = ModelHolder(ModelSettings())
+    models = ModelHolder(model_settings())
     await models.preload()
     print(f"models loaded in {time.perf_counter() - started:.1f} s")
     clock = SystemClock()

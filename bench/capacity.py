@@ -35,13 +35,13 @@ from pathlib import Path
 from typing import Any
 
 from bench_voice_latency import CAMPAIGN, KEYS, SCRIPTS, TurnClock, pct
+from repo_models import model_settings
 
 from televox_pbx.agent.warmup import warm_prompts
 from televox_pbx.audiosocket.server import AudioSocketServer
 from televox_pbx.audiosocket.session import CallAudio
 from televox_pbx.campaigns.dnc import CallDnc, DncService
 from televox_pbx.clock import SystemClock
-from televox_pbx.config.settings import ModelSettings
 from televox_pbx.sim.audio_leg import AudioLeg, LegConfig, Segment
 from televox_pbx.sim.speech import rms, silence, speech_from_tts
 from televox_pbx.store.db import Store
@@ -195,7 +195,7 @@ def show(r: dict[str, Any], base_rss: float | None) -> None:
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
-    models = ModelHolder(ModelSettings())
+    models = ModelHolder(model_settings())
     await models.preload()
     print(f"models loaded in {time.perf_counter() - started:.1f} s; RSS {rss_mb():.0f} MB; "
           f"{len(os.sched_getaffinity(0))} cores; load average {os.getloadavg()[0]:.1f}; "

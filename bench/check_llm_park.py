@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import time
 
+from repo_models import model_settings
+
 from televox_pbx.agent.tools import tools_schema
-from televox_pbx.config.settings import ModelSettings
 from televox_pbx.voice.engines.holder import Engines
 from televox_pbx.voice.interfaces import ChatMessage
 
@@ -45,7 +46,7 @@ class ParkAfter:
 
 
 async def main() -> None:
-    llm = Engines(ModelSettings()).llm()
+    llm = Engines(model_settings()).llm()
     llm.temperature = 0.0
     schema = tools_schema(transfer_available=False)
 
