@@ -93,10 +93,12 @@ async def dial(store: Store, cid: int, n: int, status: CallStatus | None = None,
 
 
 async def die(store: Store, node: str, ago_s: float = 30.0) -> None:
-    """The node stopped renewing: its lease ran out `ago_s` ago."""
+    """The node stopped renewing: its lease ran out `ago_s` ago (it started a while
+    before that)."""
     await store.execute(
         "UPDATE nodes SET lease_until = CAST(EXTRACT(EPOCH FROM clock_timestamp())"
-        " AS DOUBLE PRECISION) - ? WHERE node_id = ?", (ago_s, node))
+        " AS DOUBLE PRECISION) - ?, started_s = started_s - ? - 60 WHERE node_id = ?",
+        (ago_s, ago_s, node))
 
 
 def reconciler(store: Store, probes: Probes) -> NodeReconciler:
@@ -202,6 +204,25 @@ async def test_unreachable_asterisk_n5_waits_for_lease_and_max_duration(
         assert row is not None and row.status == "dropped", row
         assert await contact_status(b, n) == "completed"  # may have been answered: skipped
         assert not await has_live_attempt(b, PHONES[n - 1])  # the number is free again
+
+
+async def test_a_simulator_node_that_restarted_has_no_calls_left_n6(
+        nodes: tuple[Store, Store, Store]) -> None:
+    a, b, _ = nodes
+    a.node = await start_node(a, "box-a", "simulator")  # the embedded PBX: unreachable
+    cid = await seed(a, make_campaign(), [[p] for p in PHONES[:2]])
+    talking = await dial(a, cid, 1, CallStatus.ANSWERED)
+    ringing = await dial(a, cid, 2, CallStatus.RINGING)
+    await die(a, "box-a")
+    probes = Probes()
+    rec = reconciler(b, probes)
+    report = await rec.pass_once()
+    assert report.unreachable == ["box-a"] and sorted(report.waiting) == [talking, ringing]
+    await start_node(a, "box-a", "simulator")  # a new process: the old simulator died
+    report = await rec.pass_once()
+    assert report.finalised == {talking: "N3", ringing: "N4"}
+    assert probes.asked == []  # a simulator is never asked over AMI
+    assert await contact_status(b, 1) == "completed"
 
 
 async def test_a_stored_hangup_applies_even_when_the_asterisk_is_unreachable(

@@ -34,6 +34,10 @@ secret: every box's Asterisk carries the same manager.conf):
       (daemon_restart), end time unknown, and the contact is NOT redialed whatever the
       attempt's status: it may have been answered, and skipping a call is better than
       dialing twice. The number is free again.
+  N6. the node ran the embedded simulator (AMI address `simulator`) and has started again
+      since its lease ran out                             -> its PBX died with the old
+      process, so no channel of it is up: N3 or N4 at once, as if reachable (until then
+      it is unreachable: N5).
 Every write goes through OutcomeApplier (campaigns/outcomes.py): the attempt, the contact's
 next state and its callbacks, in one transaction, under the epoch check.
 """
@@ -70,6 +74,7 @@ DEFAULT_MAX_CALL_S = 600.0  # max_call_duration_s of a campaign that is gone (it
 DEFAULT_RING_S = 30.0  # ring_timeout_s likewise
 END_MARGIN_S = 60.0  # the goodbye and the PBX's hang-up after the limit (voice/session.py)
 
+SIMULATOR = "simulator"  # the AMI address of a node running the embedded simulator
 ProbeFor = Callable[[str], ChannelProbe]  # a node's AMI address -> a probe of its Asterisk
 
 
@@ -120,7 +125,12 @@ class NodeReconciler:
                 by_node.setdefault(a.pbx_node, []).append(a)
         now = await db_now(self._store) if by_node else 0.0
         for node, calls in by_node.items():
-            live = await self._live(calls[0].ami_address)
+            first = calls[0]
+            live: set[str] | None
+            if first.ami_address == SIMULATOR:  # nothing to ask: N6 once it restarted
+                live = set() if first.restarted else None
+            else:
+                live = await self._live(first.ami_address)
             if live is None:
                 report.unreachable.append(node)
             for a in calls:

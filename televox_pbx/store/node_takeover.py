@@ -38,6 +38,7 @@ class Adopted:
     pbx_node: str
     ami_address: str  # '' when that node's row is gone
     lost_at: float  # database clock, epoch seconds
+    restarted: bool = False  # pbx_node has started again since its lease ran out
 
 
 async def db_now(store: Store) -> float:
@@ -84,9 +85,12 @@ async def adopted_attempts(store: Store, me: NodeIdentity) -> list[Adopted]:
     """This node's live attempts whose channel is on another node's Asterisk."""
     rows = await store.fetchall(
         f"SELECT {attempt_columns('a.')}, a.pbx_node, a.lost_at,"
-        f" COALESCE(n.ami_address, '') AS pbx_address FROM call_attempts a"
+        f" COALESCE(n.ami_address, '') AS pbx_address,"
+        f" CASE WHEN n.started_s > a.lost_at THEN 1 ELSE 0 END AS restarted"
+        f" FROM call_attempts a"
         f" LEFT JOIN nodes n ON n.node_id = a.pbx_node"
         f" WHERE a.node_id = ? AND a.node_epoch = ? AND a.pbx_node IS NOT NULL"
         f" AND a.status IN {_LIVE} ORDER BY a.pbx_node, a.id", (me.node_id, me.epoch))
     return [Adopted(attempt_from_row(r), str(r["pbx_node"]), str(r["pbx_address"]),
-                    float(r["lost_at"]) if r["lost_at"] is not None else 0.0) for r in rows]
+                    float(r["lost_at"]) if r["lost_at"] is not None else 0.0,
+                    bool(r["restarted"])) for r in rows]
