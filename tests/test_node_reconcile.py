@@ -116,16 +116,17 @@ async def contact_status(store: Store, contact_id: int) -> str:
 async def test_two_survivors_racing_exactly_one_takes_the_dead_node_over(
         nodes: tuple[Store, Store, Store]) -> None:
     a, b, c = nodes
+    me_b, me_c = b.node, c.node
+    assert me_b is not None and me_c is not None
     cid = await seed(a, make_campaign(), [[p] for p in PHONES[:3]])
     for n in (1, 2, 3):
         await dial(a, cid, n, CallStatus.RINGING)
-    assert await expired_nodes(b, b.node) == []  # type: ignore[arg-type]
+    assert await expired_nodes(b, me_b) == []
     await die(a, "box-a")
-    [dead_b] = await expired_nodes(b, b.node)  # type: ignore[arg-type]
-    [dead_c] = await expired_nodes(c, c.node)  # type: ignore[arg-type]
+    [dead_b] = await expired_nodes(b, me_b)
+    [dead_c] = await expired_nodes(c, me_c)
     # On two connections at once: the row lock and the re-checked WHERE pick one.
-    won = await asyncio.gather(take_over(b, b.node, dead_b),  # type: ignore[arg-type]
-                               take_over(c, c.node, dead_c))  # type: ignore[arg-type]
+    won = await asyncio.gather(take_over(b, me_b, dead_b), take_over(c, me_c, dead_c))
     assert sorted(won, key=lambda w: w is None) == [3, None]  # exactly one, moving all 3
     winner = b if won[0] is not None else c
     assert winner.node is not None
@@ -136,8 +137,8 @@ async def test_two_survivors_racing_exactly_one_takes_the_dead_node_over(
         (winner.node.node_id, winner.node.epoch, "box-a")}
     assert all(r["lost_at"] is not None for r in rows)
     # Once only: nobody sees it as a node to take over again, nor re-takes it.
-    assert await expired_nodes(b, b.node) == []  # type: ignore[arg-type]
-    assert await take_over(c, c.node, dead_c) is None  # type: ignore[arg-type]
+    assert await expired_nodes(b, me_b) == []
+    assert await take_over(c, me_c, dead_c) is None
     # The loser's whole pass finds nothing to do either.
     loser = c if winner is b else b
     report = await reconciler(loser, Probes()).pass_once()
@@ -160,12 +161,10 @@ async def test_reachable_asterisk_rules_n1_to_n4(nodes: tuple[Store, Store, Stor
     assert report.kept == [up]
     assert report.finalised == {ended: "N2", cut: "N3", rang: "N4"}
     assert probes.asked == [A_AMI]  # the dead node's Asterisk, once per pass
-    got = {i: await get_attempt(b, i) for i in (up, ended, cut, rang)}
-    assert got[up] is not None and got[up].status == "answered"
+    statuses = {i: (await get_attempt(b, i) or pytest.fail(i)).status
+                for i in (up, ended, cut, rang)}
+    assert statuses == {up: "answered", ended: "completed", cut: "dropped", rang: "failed"}
     assert await has_live_attempt(b, PHONES[0])  # kept: the number stays blocked
-    assert got[ended] is not None and got[ended].status == "completed"
-    assert got[cut] is not None and got[cut].status == "dropped"
-    assert got[rang] is not None and got[rang].status == "failed"
     assert await contact_status(b, 3) == "completed"  # reached: never redialed
     assert await contact_status(b, 4) != "completed"  # counted; the retry policy decides
 
