@@ -25,6 +25,7 @@ from televox_pbx.app_ports import AmiTransfer, ResultLog, VoiceRunner
 from televox_pbx.audiosocket.server import AudioSocketServer
 from televox_pbx.audiosocket.session import CallAudio, SessionHandler
 from televox_pbx.campaigns.dnc import CallDnc, DncService
+from televox_pbx.campaigns.node_reconcile import NodeReconciler, node_reconciler
 from televox_pbx.campaigns.phones import caller_e164
 from televox_pbx.campaigns.runner import SessionResult
 from televox_pbx.clock import Clock, SystemClock, wait_for
@@ -113,6 +114,7 @@ class App:
         self.ivr: IvrCalls | None = None
         self.eventlog: EventLog | None = None
         self.lease: LeaseKeeper | None = None  # on PostgreSQL: this node's epoch and lease
+        self.nodes: NodeReconciler | None = None  # ... and settles dead nodes' calls
         self.factory: VoiceSessionFactory | None = None
         self.knowledge: KnowledgeIndex | None = None
         self._routes: InboundRoutes | None = None
@@ -166,6 +168,7 @@ class App:
                                               password=s.database.password())
         if s.database.is_postgres and self._recover:  # the daemon, one of several nodes
             self.lease = await start_lease(store, self.clock, s)
+            self.nodes = node_reconciler(store, self.clock, s)
         self._stage = "knowledge"
         self.knowledge = knowledge = await start_knowledge(s)
         self._stage = "models"
@@ -384,13 +387,16 @@ class App:
                                               self.clock), name="eventlog")
             lease = tg.create_task(supervise("node lease", self.lease.run, self.clock),
                                    name="lease") if self.lease is not None else None
+            nodes = tg.create_task(supervise("dead nodes", self.nodes.run, self.clock),
+                                   name="dead-nodes") if self.nodes is not None else None
             texts = tg.create_task(supervise("inbound texts", self.sms.run, self.clock),
                                    name="sms-inbound") if self.sms is not None else None
             await self.runner.run(stop, exit_when_idle=exit_when_idle)
             await self._drain_calls()
             events.cancel()
-            if lease is not None:
-                lease.cancel()
+            for task in (lease, nodes):
+                if task is not None:
+                    task.cancel()
             if texts is not None:
                 texts.cancel()
 

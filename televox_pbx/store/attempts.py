@@ -59,7 +59,7 @@ class AttemptRow:
     amd_status: str | None = None
 
 
-def _row(r: Row) -> AttemptRow:
+def attempt_from_row(r: Row) -> AttemptRow:
     return AttemptRow(
         id=str(r["id"]), campaign_id=r["campaign_id"], contact_id=r["contact_id"],
         phone=str(r["phone"]), phone_position=r["phone_position"], retry_pass=r["retry_pass"],
@@ -74,6 +74,11 @@ def _row(r: Row) -> AttemptRow:
 _COLS = ("id, campaign_id, contact_id, phone, phone_position, retry_pass, status, disposition,"
          " turns, answered_at, created_at, direction, originated_at, ringing_at, hangup_at,"
          " hangup_cause, sip_code, end_status, end_failure, amd_status")
+
+
+def attempt_columns(prefix: str = "") -> str:
+    """The columns attempt_from_row reads, each qualified with `prefix` (e.g. "a.")."""
+    return ", ".join(f"{prefix}{c.strip()}" for c in _COLS.split(","))
 
 
 class ClaimRefused(Exception):
@@ -185,14 +190,22 @@ async def finish(store: Store, outcome: CallOutcome, *, turns: int | None,
 
 async def get_attempt(store: Store, call_id: str) -> AttemptRow | None:
     row = await store.fetchone(f"SELECT {_COLS} FROM call_attempts WHERE id = ?", (call_id,))
-    return _row(row) if row else None
+    return attempt_from_row(row) if row else None
 
 
 async def unfinished_attempts(store: Store) -> list[AttemptRow]:
+    """Outbound attempts still live on THIS node's PBX: on a shared database, this node's
+    own (not those of other nodes, nor those it adopted from a dead node, whose channels
+    are on that node's Asterisk: campaigns/node_reconcile.py settles them)."""
+    mine = ""
+    params: tuple[object, ...] = ()
+    if store.node is not None:
+        mine = " AND (node_id IS NULL OR (node_id = ? AND node_epoch = ? AND pbx_node IS NULL))"
+        params = (store.node.node_id, store.node.epoch)
     rows = await store.fetchall(
         f"SELECT {_COLS} FROM call_attempts WHERE status IN {_UNFINISHED_SQL}"
-        " AND direction = 'outbound'")
-    return [_row(r) for r in rows]
+        f" AND direction = 'outbound'{mine}", params)
+    return [attempt_from_row(r) for r in rows]
 
 
 async def has_live_attempt(store: Store, phone: str) -> bool:

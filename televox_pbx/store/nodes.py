@@ -43,7 +43,8 @@ async def start_node(store: Store, node_id: str, ami_address: str,
                      lease_s: float = LEASE_S) -> NodeIdentity:
     """This node starts: the next epoch, a fresh lease, and its own live attempts of earlier
     lives adopted into this one (this node's restart recovery settles them; an attempt a
-    survivor already took over carries the survivor's id and is left alone)."""
+    survivor already took over carries the survivor's id and is left alone). A takeover
+    of an earlier life is forgotten: this life may be taken over in its turn."""
     now = db_now_s(store.dialect)
     async with store.transaction(tag="node") as conn:
         await conn.execute(
@@ -51,7 +52,8 @@ async def start_node(store: Store, node_id: str, ami_address: str,
             f" VALUES (?, ?, 1, {now}, {now} + ?)"
             f" ON CONFLICT (node_id) DO UPDATE SET epoch = nodes.epoch + 1,"
             f" ami_address = excluded.ami_address, started_s = excluded.started_s,"
-            f" lease_until = excluded.lease_until", (node_id, ami_address, lease_s))
+            f" lease_until = excluded.lease_until, taken_over_by = NULL,"
+            f" taken_over_s = NULL", (node_id, ami_address, lease_s))
         async with conn.execute("SELECT epoch FROM nodes WHERE node_id = ?",
                                 (node_id,)) as cur:
             row = await cur.fetchone()
