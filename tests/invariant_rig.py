@@ -27,8 +27,12 @@ T = TypeVar("T")
 STEP_LIMIT_S = 300.0
 # A daemon start still waiting after this long (real seconds) gets its FakeClock moved, as
 # a real daemon's clock would move: its readiness may wait on a timer (an AMI action's
-# timeout, the start-up reconcile's pause) that nobody else advances during a start.
+# timeout, the start-up reconcile's pause) that nobody else advances during a start. The
+# clock then moves at the real clock's pace, no faster: moved 10x faster, a start slowed by
+# a loaded box (its SQLite thread and AMI login, which the rig cannot see before the start
+# returns) ran through its 30 s readiness timeout in 3 s and failed "never became ready".
 START_GRACE_S = 5.0
+START_STEP_S = 0.5
 SessionResult = tuple[int | None, Disposition | None]
 
 
@@ -72,8 +76,8 @@ class Rig:
         task = asyncio.ensure_future(start)
         done, _ = await asyncio.wait({task}, timeout=START_GRACE_S)
         while task not in done:
-            await self.clock.advance(0.5)
-            done, _ = await asyncio.wait({task}, timeout=0.05)
+            await self.clock.advance(START_STEP_S)
+            done, _ = await asyncio.wait({task}, timeout=START_STEP_S)
         return task.result()
 
     def spies(self) -> list[DbSpy]:
