@@ -87,8 +87,8 @@ class TextDialogue:
             return self._opt_out("optout")
         note = self.ground.note(text) if self.ground is not None else None
         self.messages.append(ChatMessage("user", with_note(text, note)))
-        stored = self.ground.faq_answer(text) if self.ground is not None else None
-        if stored is not None:  # a clear FAQ match is spoken as stored
+        stored = self.ground.direct(text) if self.ground is not None else None
+        if stored is not None:  # a question the knowledge answers, or cannot: no LLM
             self.messages.append(ChatMessage("assistant", stored))
             self.transcript.append(Line("agent", stored))
             return self.transcript[-1]

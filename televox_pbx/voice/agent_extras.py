@@ -15,7 +15,7 @@ def grounding_for(info: CallInfo, ports: CallPorts) -> Grounding | None:
     profile = info.campaign.agent.profile
     if profile is None or not profile.knowledge or ports.knowledge is None:
         return None
-    return Grounding(ports.knowledge, profile.name)
+    return Grounding(ports.knowledge, profile.name, variables=info.variables)
 
 
 def runner_for(info: CallInfo, clock: Clock) -> HttpToolRunner | None:
