@@ -145,7 +145,7 @@ class TextDialogue:
                     if not result.ok:  # said plainly, as in a call (voice/custom_calls.py)
                         return self._say(self.lines.tool_failed)
         looked_up = any(isinstance(a, CustomTool) for a in actions)
-        if (looked_up or not said and actions) and not self.ended \
+        if (looked_up or (not said and actions)) and not self.ended \
                 and followups < self.max_followups:
             return await self._respond(followups + 1)
         return line
