@@ -155,8 +155,10 @@ def test_verdicts_answer_hedge_decline_or_leave_it_to_the_llm(tmp_path: Path) ->
     # business_info is knowledge too.
     phone = ground.verdict("What's your phone number?")
     assert phone is not None and "555 0100 200" in phone.text
-    # Not for the knowledge: a request, a statement, the call's own variables, small talk.
+    # Not for the knowledge: a request, a statement, the call's own variables, small talk,
+    # a question too vague to say what it is about.
     for turn in ("Can you call me back tomorrow?", "Can I move my appointment?",
-                 "Yes, that works for me.", "Is it still on Thursday?", "Who is this?"):
+                 "Yes, that works for me.", "Is it still on Thursday?", "Who is this?",
+                 "How much does it cost?"):
         assert ground.verdict(turn) is None, turn
     assert ground.direct("Do you offer Botox injections?") == DECLINE

@@ -12,8 +12,8 @@ in it (`coverage`). For a question (a turn that asks; knowledge/query.py):
 - coverage >= RELATED: the nearest fact, said as such, with a follow-up offered ("I'm not
   sure about that exactly. Here is what I can tell you: ...");
 - below: DECLINE, a fixed line offering a callback.
-A question about the call's own variables (its appointment) goes to the LLM, which has
-them. Any other turn goes to the LLM with a note of the best chunk (and the second when
+A question about the call's own variables (its appointment), or too vague to say what
+it is about ("how much is it?"), goes to the LLM, which has the conversation. Any other turn goes to the LLM with a note of the best chunk (and the second when
 it covers as much), appended to the turn (never to the system prompt, so the cached
 prefix of the agent and the conversation stays valid).
 
@@ -37,6 +37,9 @@ CANDIDATES = 12  # chunks the full-text search hands to the coverage ranking
 CONFIDENT = 0.6  # above every unanswerable question of the tuning set (best 0.58)
 RELATED = 0.3
 ALIKE = 0.25  # weight of `Ranked.alike` in the ranking
+# A question whose words together weigh less than this (only words most of the knowledge
+# uses: "cost", "price") does not say what it is about; the LLM has the conversation.
+MIN_SPECIFIC = 2.0
 MIN_MATCHED = RELATED  # a chunk covering less of the turn is not shown to the LLM
 DECLINE = ("I'm sorry, I don't have that information. Would you like someone from our "
            "team to call you back about it?")
@@ -121,11 +124,13 @@ class Grounding:
         terms = query_terms(text)
         if not terms or not is_question(text) or self._about_the_call(terms):
             return None
+        vocab = self.index.vocabulary(self.agent)
+        if sum(vocab.weight(group(t)) for t in terms) < MIN_SPECIFIC:
+            return None  # "how much does it cost?": which thing, the conversation says
         ranked = self.ranked(text)
         best = ranked[0] if ranked else None
         if best is None or best.coverage < RELATED:
             return Verdict("decline", DECLINE)
-        vocab = self.index.vocabulary(self.agent)
         if best.coverage >= CONFIDENT and not _unknown(terms, vocab):
             return Verdict("answer", best.hit.answer or _sentence(best.hit.body, terms, vocab))
         fact = _YES_NO.sub("", best.hit.answer) if best.hit.answer \
