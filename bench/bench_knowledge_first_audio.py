@@ -62,16 +62,18 @@ def kind_of(ground: Grounding, text: str, kind: str) -> str:
 
 
 async def one_call(models: ModelHolder, index: KnowledgeIndex, store: Store,
-                   segments: list[Segment], clock: SystemClock) -> list[tuple[str, str, float]]:
+                   segments: list[Segment], clock: SystemClock, n: int
+                   ) -> list[tuple[str, str, float]]:
     call_id = str(uuid.uuid4())
+    phone = f"+155501980{n:02d}"
     await store.execute("INSERT INTO call_attempts(id, phone) VALUES (?, ?)",
-                        (call_id, "+15550198000"))
+                        (call_id, phone))
     factory = VoiceSessionFactory(
         Engines(models.vad(), models.stt(), models.llm(), models.tts()),
         CallPorts(CallDnc(DncService(store, clock=clock)), StoreCallbacks(store),
                   StoreCallLog(store), knowledge=index),
         clock, SessionConfig())
-    session = factory.create(campaign=CAMPAIGN, call_id=call_id, phone="+15550198000",
+    session = factory.create(campaign=CAMPAIGN, call_id=call_id, phone=phone,
                              variables={"name": "Sam"}, zone="America/New_York")
     done = asyncio.Event()
 
@@ -122,7 +124,7 @@ async def main(args: argparse.Namespace) -> None:
         index.build(CAMPAIGN.agent.profile)
         for n in range(args.calls):
             t0 = time.perf_counter()
-            got = await one_call(models, index, store, segments, clock)
+            got = await one_call(models, index, store, segments, clock, n)
             print(f"call {n + 1}: {time.perf_counter() - t0:.0f} s")
             for kind, text, ms in got:
                 print(f"  {kind:>9} {ms:6.0f} ms  {text!r}")

@@ -122,12 +122,12 @@ async def evaluate(llm: Llm, index: KnowledgeIndex, name: str, path: Path) -> Se
     answerable, unanswerable = load_set(path)
     out = SetResult(name, answerable=len(answerable), unanswerable=len(unanswerable))
 
-    async def ask(question: str) -> tuple[str, TextDialogue]:
+    async def ask(question: str, part: str) -> tuple[str, TextDialogue]:
         ground = Grounding(index, agent.name)
         d = TextDialogue(campaign, {}, llm, now=EVAL_NOW, zone="America/New_York",
                          ground=ground)
         verdict = ground.verdict(question)
-        out.verdicts[verdict.kind if verdict else "llm"] += 1
+        out.verdicts[f"{part} {verdict.kind if verdict else 'llm'}"] += 1
         out.by_llm += verdict is None
         return (await d.callee(question)).text, d
 
@@ -135,12 +135,12 @@ async def evaluate(llm: Llm, index: KnowledgeIndex, name: str, path: Path) -> Se
         fact = re.compile(item["fact"], re.IGNORECASE)
         out.top3 += any(fact.search(h.body) for h in
                         Grounding(index, agent.name).hits(item["q"])[:3])
-        reply, _ = await ask(item["q"])
+        reply, _ = await ask(item["q"], "answerable")
         ok = fact.search(reply) is not None
         out.answered += ok
         out.lines.append(f"{'ok  ' if ok else 'FAIL'} {item['q']!r} -> {reply!r}")
     for question in unanswerable:
-        reply, d = await ask(question)
+        reply, d = await ask(question, "unanswerable")
         known = [m.content for m in d.messages if m.role in ("system", "user")]
         invents = ReplyGuard.build(question, known)._invents(reply)
         ok = bool(DECLINED.search(reply) and FOLLOW_UP.search(reply)) and not invents
