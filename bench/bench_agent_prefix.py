@@ -12,6 +12,11 @@ reply, and the prompt tokens llama.cpp evaluated for it.
 - without: before issue 18 the contact's name and appointment sat inside the system
   prompt, so a new call reused nothing: the context is cleared and no state is saved.
 Usage: PYTHONPATH=. .venv/bin/python bench/bench_agent_prefix.py [--calls 3]
+
+Measured here (3 calls each, load average 6-13): without, p50 49.6 CPU s (56 s wall) and
+1577 tokens evaluated per new call; shared prefix, p50 6.1 CPU s (9.9 s wall) and 150
+tokens (the callee's words, the contact's part and the reply). The prefix itself (~1400
+tokens) is evaluated once per campaign at start, before the first dial.
 """
 
 from __future__ import annotations
