@@ -26,7 +26,8 @@ from voice_fakes import (
 from televox_pbx.agent.prompts import agent_prompt
 from televox_pbx.clock import FakeClock
 from televox_pbx.config.loader import load_campaign
-from televox_pbx.knowledge.grounding import DECLINE, HEDGE, NOTE_CHARS, Grounding
+from televox_pbx.knowledge.grounding import DECLINE, HEDGE, NOTE_CHARS, Grounding, sentences
+from televox_pbx.knowledge.query import group, is_question, stem
 from televox_pbx.voice.session import CallPorts, Engines, SessionConfig, VoiceSessionFactory
 
 RECALL = load_campaign(REPO / "config" / "campaigns" / "recall.yaml")
@@ -162,3 +163,12 @@ def test_verdicts_answer_hedge_decline_or_leave_it_to_the_llm(tmp_path: Path) ->
                  "How much does it cost?"):
         assert ground.verdict(turn) is None, turn
     assert ground.direct("Do you offer Botox injections?") == DECLINE
+
+
+def test_sentences_and_stems_for_matching() -> None:
+    assert sentences("Dr. Chen removes them. Complex cases go to Dr. Lee. Call us.") == [
+        "Dr. Chen removes them.", "Complex cases go to Dr. Lee.", "Call us."]
+    assert {stem(w) for w in ("filled", "filling", "fillings")} == {"fill"}
+    assert stem("location") == stem("located") and stem("cancelled") == stem("cancel")
+    assert group("car") == group("parking")  # a caller's word for what the FAQ says
+    assert is_question("do you take Cigna") and not is_question("I take Cigna.")
