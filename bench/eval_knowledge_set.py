@@ -4,6 +4,14 @@ is tests/test_knowledge_set.py; this prints every reply and times each part):
 
 --no-llm: a model that fails when asked, to show which turns the knowledge verdict
 answers alone (all of them, today) without loading the real LLM.
+
+Before the knowledge verdicts (the LLM answering from a two-chunk note; measured with
+Qwen2.5-1.5B on 43 answerable and 17 unanswerable questions, 10-40 min): answered 65 %,
+declined 24 %, retrieval top-3 88.2 %. Now (seconds, no LLM turn): tuning set answered
+49/51, declined 17/17, top-3 50/51; held-out set answered 15/16, declined 7/8, top-3
+16/16. Of the answers, 35 + 11 are confident (stored answer or best sentence) and 16 + 5
+the nearest fact said as such ("I'm not sure about that exactly. Here is what I can tell
+you: ..."); of the declines, 9 + 4 are the fixed decline line and 8 + 3 that hedge.
 """
 
 from __future__ import annotations
