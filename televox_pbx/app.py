@@ -57,6 +57,7 @@ from televox_pbx.store.person_history import record_inbound_route
 from televox_pbx.store.tool_calls import StoreToolCalls
 from televox_pbx.store.transcripts import StoreCallbacks
 from televox_pbx.supervise import supervise
+from televox_pbx.voice.agent_extras import agent_voices
 from televox_pbx.voice.amd import await_verdict
 from televox_pbx.voice.interfaces import Llm
 from televox_pbx.voice.session import CallPorts, SessionConfig
@@ -260,7 +261,9 @@ class App:
                 raise RuntimeError(f"model {model!r}: {'; '.join(problems)}")
         await holder.preload()
         engines = SessionEngines(vad=holder.vad(), stt=holder.stt(), llm=holder.llm(),
-                                 tts=holder.tts(), turn=holder.turn())
+                                 tts=holder.tts(), turn=holder.turn(), voices=await
+                                 asyncio.to_thread(agent_voices, holder,
+                                                   self.settings.agents_dir))
         if not self.settings.capacity.scheduler:
             return engines
         from televox_pbx.voice.engines.scheduled import EngineScheduler

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from televox_pbx.agent.custom_tools import (
     ToolCallRecord,
     ToolResult,
 )
+from televox_pbx.agent.dialogue import TextDialogue
 from televox_pbx.agent.prompts import LINES
 from televox_pbx.clock import Clock, FakeClock, SystemClock
 from televox_pbx.config.agent import AgentFile, HttpTool
@@ -42,6 +44,7 @@ from televox_pbx.voice.session import CallPorts, Engines, SessionConfig
 from televox_pbx.voice.session_factory import VoiceSessionFactory
 
 SECRET = "s3cret-for-tests"
+NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 SLOTS = {"type": "object", "properties": {"date": {"type": "string"}}, "required": ["date"]}
 
 
@@ -246,3 +249,27 @@ async def test_a_failure_is_said_plainly_and_the_call_goes_on(tmp_path: Path) ->
         assert not r.done
     finally:
         await _stop(r)
+
+
+# --- in the text dialogue ----------------------------------------------------------------
+
+
+async def test_the_text_dialogue_calls_the_tool_and_answers_from_it(
+        receiver: tuple[str, list[dict[str, Any]]]) -> None:
+    base, seen = receiver
+    campaign = _campaign()
+    assert campaign.agent.profile is not None
+    runner = HttpToolRunner([_tool(base, "answers")], SystemClock())
+    llm = ScriptedLlm([ASK, "We have 10 am or 2:30 pm on Tuesday.", ASK])
+    d = TextDialogue(campaign, {}, llm, now=NOW, zone="America/New_York", custom=runner)
+    line = await d.callee("Do you have time on Tuesday?")
+    assert line.text == "We have 10 am or 2:30 pm on Tuesday."
+    assert [s["path"] for s in seen] == ["/answers"]
+    # The second round was asked with the tool's result before it; the call is kept.
+    assert any(m.role == "tool" and "14:30" in m.content for m in llm.calls[1])
+    assert [(r.tool, r.status) for r in d.tool_calls] == [("find_slots", "ok")]
+    # A failure is said plainly and the dialogue goes on.
+    runner.tools["find_slots"] = _tool(base, "fails")
+    assert (await d.callee("And on Wednesday?")).text == LINES.tool_failed
+    assert [r.status for r in d.tool_calls] == ["ok", "http_error"]
+    assert not d.ended

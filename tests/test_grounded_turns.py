@@ -1,6 +1,7 @@
 """Grounded turns in a call (scripted fakes, FakeClock): the knowledge note follows the
-callee's words (the system prompt, the agent's fixed part first, never changes), and a
-clear FAQ match is spoken as stored, without the LLM."""
+callee's words (the system prompt, the agent's fixed part first, never changes); a
+question the knowledge covers is answered as stored, one it does not is declined with a
+callback offered, both without the LLM; requests and statements go to the LLM."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from voice_fakes import (
 from televox_pbx.agent.prompts import agent_prompt
 from televox_pbx.clock import FakeClock
 from televox_pbx.config.loader import load_campaign
-from televox_pbx.knowledge.grounding import NOTE_CHARS, Grounding
+from televox_pbx.knowledge.grounding import DECLINE, HEDGE, NOTE_CHARS, Grounding, sentences
+from televox_pbx.knowledge.query import group, is_question, stem
 from televox_pbx.voice.session import CallPorts, Engines, SessionConfig
 from televox_pbx.voice.session_factory import VoiceSessionFactory
 
@@ -77,8 +79,34 @@ async def test_clear_faq_match_is_spoken_as_stored_without_the_llm(tmp_path: Pat
         await _stop(r)
 
 
+async def test_a_question_the_knowledge_lacks_is_declined_without_the_llm(
+        tmp_path: Path) -> None:
+    r = await _call(tmp_path, ["Do you offer Botox injections?"], [])
+    try:
+        await opening_done(r)
+        n = len(r.tts.spoken)
+        await r.tl.say(1.0)
+        await r.tl.until(lambda: len(r.tts.spoken) > n and r.idle())
+        assert " ".join(r.spoken_after(n)) == DECLINE
+        assert r.llm.calls == []
+    finally:
+        await _stop(r)
+
+
+async def test_a_request_goes_to_the_llm_though_its_words_are_in_the_knowledge(
+        tmp_path: Path) -> None:
+    r = await _call(tmp_path, ["Can you call me back after hours?"], ["Of course."])
+    try:
+        await opening_done(r)
+        await r.tl.say(1.0)
+        await r.tl.until(lambda: bool(r.llm.calls) and r.idle())
+        assert r.llm.calls
+    finally:
+        await _stop(r)
+
+
 async def test_knowledge_note_follows_the_callees_words(tmp_path: Path) -> None:
-    said = "Can I return a whitening kit I haven't opened?"
+    said = "I bought a whitening kit and I haven't opened it, I want to return it."
     r = await _call(tmp_path, [said], ["Yes, within 30 days."])
     try:
         await opening_done(r)
@@ -106,4 +134,42 @@ def test_note_stays_within_its_budget_and_unrelated_words_get_none(tmp_path: Pat
     note = ground.note("What if I'm running twenty minutes late to my appointment?")
     assert note is not None and len(note) <= NOTE_CHARS + len("[Knowledge: ]")
     assert ground.note("What is it you do?") is None
-    assert ground.faq_answer("Is Dr. Chen married?") is None
+
+
+def test_verdicts_answer_hedge_decline_or_leave_it_to_the_llm(tmp_path: Path) -> None:
+    index = new_index(tmp_path)
+    assert RECALL.agent.profile is not None
+    index.build(RECALL.agent.profile)
+    ground = Grounding(index, "front-desk", variables={"APPOINTMENT_DAY": "Thursday"})
+    crown = ground.verdict("What's the fee for a porcelain crown?")
+    assert crown is not None and crown.kind == "answer"
+    assert crown.text == "A porcelain crown costs 1,100 dollars per tooth without insurance."
+    # A document chunk: its best sentence, without its heading.
+    teen = ground.verdict("Can a teenager come alone to a cleaning with a consent form?")
+    assert teen is not None and teen.text.startswith("A signed consent form lets a teenager")
+    # The knowledge covers the insurance, not Humana: the nearest fact, said as such.
+    humana = ground.verdict("Do you accept Humana dental insurance?")
+    assert humana is not None and humana.kind == "hedge"
+    assert humana.text == HEDGE.format(
+        fact="We accept Delta Dental, Cigna, Aetna, MetLife and Guardian.")
+    botox = ground.verdict("Do you offer Botox injections?")
+    assert botox is not None and (botox.kind, botox.text) == ("decline", DECLINE)
+    # business_info is knowledge too.
+    phone = ground.verdict("What's your phone number?")
+    assert phone is not None and "555 0100 200" in phone.text
+    # Not for the knowledge: a request, a statement, the call's own variables, small talk,
+    # a question too vague to say what it is about.
+    for turn in ("Can you call me back tomorrow?", "Can I move my appointment?",
+                 "Yes, that works for me.", "Is it still on Thursday?", "Who is this?",
+                 "How much does it cost?"):
+        assert ground.verdict(turn) is None, turn
+    assert ground.direct("Do you offer Botox injections?") == DECLINE
+
+
+def test_sentences_and_stems_for_matching() -> None:
+    assert sentences("Dr. Chen removes them. Complex cases go to Dr. Lee. Call us.") == [
+        "Dr. Chen removes them.", "Complex cases go to Dr. Lee.", "Call us."]
+    assert {stem(w) for w in ("filled", "filling", "fillings")} == {"fill"}
+    assert stem("location") == stem("located") and stem("cancelled") == stem("cancel")
+    assert group("car") == group("parking")  # a caller's word for what the FAQ says
+    assert is_question("do you take Cigna") and not is_question("I take Cigna.")

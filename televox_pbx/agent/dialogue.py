@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from televox_pbx.agent.custom_tools import CustomTool, HttpToolRunner, ToolCallRecord
 from televox_pbx.agent.dispositions import DispositionState
 from televox_pbx.agent.optout import is_opt_out
 from televox_pbx.agent.outcome import settle
@@ -55,11 +56,15 @@ class Outcome:
 class TextDialogue:
     def __init__(self, campaign: Campaign, variables: Mapping[str, object], llm: Llm, *,
                  now: datetime, zone: str, lines: Lines = LINES, max_followups: int = 1,
-                 ground: Grounding | None = None, opening: str | None = None) -> None:
+                 ground: Grounding | None = None, opening: str | None = None,
+                 custom: HttpToolRunner | None = None) -> None:
         """`now`: an aware datetime (the callee's clock is `zone`'s); `ground`: the agent's
-        knowledge, as the session looks it up (voice/context.py, voice/reply.py)."""
+        knowledge, as the session looks it up (voice/context.py, voice/reply.py);
+        `custom`: the agent's HTTP tools (agent/custom_tools.py), called as a call does."""
         self.campaign = campaign
         self.ground = ground
+        self.custom = custom
+        self.tool_calls: list[ToolCallRecord] = []  # the custom tools called, as kept
         self.llm = llm
         self.now = now
         self.zones = (zone,)
@@ -87,8 +92,8 @@ class TextDialogue:
             return self._opt_out("optout")
         note = self.ground.note(text) if self.ground is not None else None
         self.messages.append(ChatMessage("user", with_note(text, note)))
-        stored = self.ground.faq_answer(text) if self.ground is not None else None
-        if stored is not None:  # a clear FAQ match is spoken as stored
+        stored = self.ground.direct(text) if self.ground is not None else None
+        if stored is not None:  # a question the knowledge answers, or cannot: no LLM
             self.messages.append(ChatMessage("assistant", stored))
             self.transcript.append(Line("agent", stored))
             return self.transcript[-1]
@@ -101,9 +106,12 @@ class TextDialogue:
         async for delta in self.policy.stream(self.llm, self.messages, self.tools):
             parts.append(delta.text)
             if delta.tool_call is not None:
-                names.append(delta.tool_call.name)
-                action = parse_tool_call(delta.tool_call, now=self.now, zones=self.zones,
-                                         window=self.campaign.calling_window)
+                call = delta.tool_call
+                names.append(call.name)
+                action = (CustomTool(call.name, dict(call.arguments))
+                          if self.custom is not None and self.custom.tool(call.name)
+                          else parse_tool_call(call, now=self.now, zones=self.zones,
+                                               window=self.campaign.calling_window))
                 actions.append(action)
                 if isinstance(action, OptOut):
                     break
@@ -129,9 +137,23 @@ class TextDialogue:
                     self._tool_result({"schedule_callback": due_at.isoformat(), "ok": True})
                 case InvalidTool(name=name, error=error):
                     self._tool_result({name: "error", "error": error})
-        if not said and actions and not self.ended and followups < self.max_followups:
+                case CustomTool(name=name, arguments=arguments) if self.custom is not None:
+                    # The text mode has no audio to keep going: the filler is not said.
+                    result = await self.custom.call(name, arguments)
+                    self.tool_calls.append(result.record)
+                    self.messages.append(ChatMessage("tool", result.content))
+                    if not result.ok:  # said plainly, as in a call (voice/custom_calls.py)
+                        return self._say(self.lines.tool_failed)
+        looked_up = any(isinstance(a, CustomTool) for a in actions)
+        if (looked_up or (not said and actions)) and not self.ended \
+                and followups < self.max_followups:
             return await self._respond(followups + 1)
         return line
+
+    def _say(self, text: str) -> Line:
+        self.messages.append(ChatMessage("assistant", text))
+        self.transcript.append(Line("agent", text))
+        return self.transcript[-1]
 
     def _tool_result(self, result: dict[str, object]) -> None:
         self.messages.append(ChatMessage("tool", json.dumps(result)))

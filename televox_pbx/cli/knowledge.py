@@ -9,6 +9,7 @@ from typing import Any
 from televox_pbx.cli.common import run, settings_from_args
 from televox_pbx.config.loader import load_agents
 from televox_pbx.config.settings import Settings
+from televox_pbx.knowledge.grounding import Grounding
 from televox_pbx.knowledge.index import KnowledgeIndex, knowledge_db_path, open_index
 from televox_pbx.store import Store
 
@@ -67,11 +68,16 @@ def _search(args: argparse.Namespace) -> int:
     if not index.count(args.agent):
         print(f"agent {args.agent!r} has no indexed knowledge (televox knowledge build)")
         return 1
-    hits = index.search(args.agent, args.question, limit=args.limit)
-    if not hits:
+    ground = Grounding(index, args.agent)  # the ranking and verdict a call uses
+    ranked = ground.ranked(args.question)[:args.limit]
+    if not ranked:
         print("nothing found")
-    for n, hit in enumerate(hits, 1):
+    for n, r in enumerate(ranked, 1):
+        hit = r.hit
         kind = "FAQ" if hit.question else "text"
-        print(f"{n}. score {hit.score:.2f} (matched {hit.matched:.0%}) {kind} {hit.source}")
+        print(f"{n}. score {hit.score:.2f} (covers {r.coverage:.0%}) {kind} {hit.source}")
         print(f"   {hit.body}")
+    verdict = ground.verdict(args.question)
+    print(f"agent says ({verdict.kind}): {verdict.text}" if verdict is not None
+          else "agent says: (the LLM answers, with the best chunk as a note)")
     return 0

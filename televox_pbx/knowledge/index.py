@@ -9,7 +9,7 @@ error and the rest of the index stays in use.
 from __future__ import annotations
 
 import logging
-import re
+import math
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from televox_pbx.config.agent import AgentFile
 from televox_pbx.config.settings import DatabaseSettings
+from televox_pbx.knowledge.query import expanded, group, query_terms, stems
 from televox_pbx.knowledge.sources import (
     SourceError,
     chunks_of,
@@ -31,16 +32,7 @@ log = logging.getLogger(__name__)
 # is indexed twice (its own column and the body): weighting it higher did not rank the
 # test set's questions better (tests/fixtures/knowledge/questions.yaml).
 _BM25 = "bm25(knowledge_chunks, 0.0, 0.0, 1.0, 1.0, 0.0)"
-_WORD = re.compile(r"[\w']+", re.UNICODE)
-# Words that say nothing about what is asked; kept out of the query so that "what are
-# your" does not match every chunk.
-STOPWORDS = frozenset((  # noqa: SIM905 (a word list reads better as text)
-    "a about all am an and any are as at be been but by can could did do does doing for from "
-    "get got had has have how i i'm if in into is it it's its just me my no not of on or our "
-    "please so some tell than that the their them then there these they this to too us was we "
-    "what when where which who why will with would you your yours you're i'd i'll can't don't "
-    "hi hello okay ok well also much many way there's let know like want need "
-).split())
+BUSINESS_INFO = "business_info"  # the source name of the agent's business_info chunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,15 +52,6 @@ class BuildReport:
     removed: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # one line per bad source, naming it
     chunks: int = 0
-
-
-def query_terms(text: str) -> list[str]:
-    seen: list[str] = []
-    for w in _WORD.findall(text.lower()):
-        w = w.strip("'")
-        if w and w not in STOPWORDS and w not in seen:
-            seen.append(w)
-    return seen
 
 
 # The FTS5 tables as migration 0011 makes them in a SQLite store; a PostgreSQL store has no
@@ -105,6 +88,7 @@ def open_index(path: Path) -> sqlite3.Connection:
 class KnowledgeIndex:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self._vocab: dict[str, Vocabulary] = {}
 
     async def close(self) -> None:
         self.conn.close()
@@ -113,17 +97,21 @@ class KnowledgeIndex:
 
     def build(self, agent: AgentFile, now: datetime | None = None) -> BuildReport:
         report = BuildReport()
+        self._vocab.pop(agent.name, None)
         stamp = (now or datetime.now(UTC)).isoformat()
         known = dict(self.conn.execute(
             "SELECT path, sha256 FROM knowledge_sources WHERE agent = ?", (agent.name,)))
         files = expand(agent.knowledge_paths())
-        listed = {str(p) for p in files}
+        info = " ".join(agent.business_info.split()) if agent.knowledge else ""
+        listed = {str(p) for p in files} | ({BUSINESS_INFO} if info else set())
         with self.conn:
             for gone in sorted(set(known) - listed):
                 self._drop(agent.name, gone)
                 report.removed.append(gone)
             for path in files:
                 self._one(agent.name, path, known.get(str(path)), stamp, report)
+            if info:
+                self._info(agent.name, info, known.get(BUSINESS_INFO), stamp, report)
         report.chunks = self.count(agent.name)
         return report
 
@@ -156,6 +144,22 @@ class KnowledgeIndex:
             "VALUES (?, ?, ?, ?, NULL, ?)", (agent, key, digest, len(chunks), stamp))
         report.indexed.append(key)
 
+    def _info(self, agent: str, info: str, old_hash: str | None, stamp: str,
+              report: BuildReport) -> None:
+        """business_info, one chunk: the agent answers from it as from its knowledge."""
+        digest = content_hash(info.encode("utf-8"))
+        if digest == old_hash:
+            report.unchanged.append(BUSINESS_INFO)
+            return
+        self._drop(agent, BUSINESS_INFO)
+        self.conn.execute(
+            "INSERT INTO knowledge_chunks(agent, source, question, body, answer) "
+            "VALUES (?, ?, '', ?, '')", (agent, BUSINESS_INFO, info))
+        self.conn.execute(
+            "INSERT INTO knowledge_sources(agent, path, sha256, chunks, error, indexed_at) "
+            "VALUES (?, ?, ?, 1, NULL, ?)", (agent, BUSINESS_INFO, digest, stamp))
+        report.indexed.append(BUSINESS_INFO)
+
     def _drop(self, agent: str, source: str) -> None:
         self.conn.execute("DELETE FROM knowledge_chunks WHERE agent = ? AND source = ?",
                           (agent, source))
@@ -175,12 +179,13 @@ class KnowledgeIndex:
     # --- searching -----------------------------------------------------------------
 
     def search(self, agent: str, text: str, limit: int = 3) -> list[Hit]:
-        """The best chunks for what the caller said, best first; [] when no word of it
-        (other than stop words) is in the index."""
+        """The best chunks for what the caller said, best first by bm25; [] when no word
+        of it (other than stop words) is in the index. The query holds the question's
+        words and their everyday synonyms (knowledge/query.py)."""
         terms = query_terms(text)
         if not terms:
             return []
-        match = " OR ".join('"' + t.replace('"', "") + '"' for t in terms)
+        match = " OR ".join('"' + t.replace('"', "") + '"' for t in expanded(terms))
         rows = self.conn.execute(
             f"SELECT source, body, question, answer, {_BM25} AS rank FROM knowledge_chunks "
             "WHERE knowledge_chunks MATCH ? AND agent = ? ORDER BY rank LIMIT ?",
@@ -189,19 +194,34 @@ class KnowledgeIndex:
                     matched(terms, str(r[2]) + " " + str(r[1])))
                 for r in rows]
 
+    def vocabulary(self, agent: str) -> Vocabulary:
+        """How many of the agent's chunks hold each stem (kept until the next build)."""
+        vocab = self._vocab.get(agent)
+        if vocab is None:
+            df: dict[str, int] = {}
+            n = 0
+            for question, body in self.conn.execute(
+                    "SELECT question, body FROM knowledge_chunks WHERE agent = ?", (agent,)):
+                n += 1
+                for s in stems(f"{question} {body}"):
+                    df[s] = df.get(s, 0) + 1
+            vocab = self._vocab[agent] = Vocabulary(n, df)
+        return vocab
 
-_SUFFIXES = ("ations", "ation", "ings", "ing", "ies", "ied", "es", "ed", "s", "ly", "er")
 
+@dataclass(frozen=True, slots=True)
+class Vocabulary:
+    chunks: int
+    df: dict[str, int]  # stem -> chunks that hold it
 
-def _stem(word: str) -> str:
-    """A rough stem (enough to compare a question with a chunk; FTS5 ranks with Porter)."""
-    for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
+    def weight(self, group: frozenset[str]) -> float:
+        """A word's weight in a question: rarer in the knowledge is more telling, and a
+        word the knowledge never uses weighs most (it is what the knowledge lacks)."""
+        df = max((self.df.get(s, 0) for s in group), default=0)
+        return math.log((self.chunks + 1) / (df + 0.5))
 
 
 def matched(terms: list[str], text: str) -> float:
-    """The share of the query's words (roughly stemmed) found in `text`."""
-    stems = {_stem(w.strip("'")) for w in _WORD.findall(text.lower())}
-    return sum(_stem(t) in stems for t in terms) / len(terms) if terms else 0.0
+    """The share of the query's words (roughly stemmed, with synonyms) found in `text`."""
+    held = stems(text)
+    return sum(bool(group(t) & held) for t in terms) / len(terms) if terms else 0.0

@@ -6,7 +6,7 @@ Kept apart from the turn loop so the app can build these without importing it.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -33,6 +33,13 @@ class Engines:
     llm: Llm
     tts: Tts
     turn: TurnModel | None = None  # end-of-turn model; None: silence alone ends turns
+    # Agents' own voices (agent file `voice:`), by manifest id; `tts` speaks for the rest.
+    voices: Mapping[str, Tts] = field(default_factory=dict)
+
+    def for_voice(self, voice: str | None) -> Engines:
+        """These engines, speaking with `voice` when it is one of `voices`."""
+        tts = self.voices.get(voice) if voice else None
+        return self if tts is None or tts is self.tts else replace(self, tts=tts)
 
 
 class CallLogPort(Protocol):

@@ -150,7 +150,7 @@ class VoiceSession:
                                           self.campaign, self.info.variables,
                                           self.config.lines))
         if self.grounding is not None:
-            self.pipeline.direct = self.grounding.faq_answer
+            self.pipeline.direct = self.grounding.direct
         self.tasks = AgentTasks(self.pipeline, self.actions, self.context, self.config, call,
                                 self._opening_text(), self._events.put_nowait, self.clock)
         if self.custom is not None:

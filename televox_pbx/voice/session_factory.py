@@ -40,7 +40,9 @@ class VoiceSessionFactory:
         info = CallInfo(call_id=call_id, phone=phone, campaign=campaign,
                         variables=dict(variables or {}), zone=zone, amd=amd,
                         amd_wait=amd_wait, opening=opening, answered_at=answered_at)
-        return VoiceSession(info, self.engines, self.ports, self.clock, self.config)
+        profile = campaign.agent.profile
+        engines = self.engines.for_voice(profile.voice if profile is not None else None)
+        return VoiceSession(info, engines, self.ports, self.clock, self.config)
 
     def inbound_handler(self, campaign: Campaign, *, opening: str | None = None,
                         variables: Mapping[str, str] | None = None) -> SessionHandler:

@@ -59,6 +59,8 @@ class Engines:
         self._loaded: dict[EngineName, Any] = {}
         self._seconds: dict[EngineName, float] = {}
         self._errors: dict[EngineName, str] = {}
+        self._voices: dict[str, PiperTts] = {}  # agents' own voices (tts_voice)
+        self._voice_lock = threading.Lock()
 
     def vad(self) -> SileroVad:
         from televox_pbx.voice.engines.vad_silero import SileroVad
@@ -76,6 +78,27 @@ class Engines:
     def tts(self) -> PiperTts:
         from televox_pbx.voice.engines.tts_piper import PiperTts
         return self._get("tts", lambda p: PiperTts(p.main))
+
+    def tts_voice(self, voice: str) -> PiperTts:
+        """The Piper engine of one voice of the manifest (an agent file's `voice:`), loaded
+        once and shared by every call of every agent that names it. The settings' voice
+        is the same engine as tts()."""
+        if voice == self.settings.tts:
+            return self.tts()
+        from televox_pbx.voice.engines.tts_piper import PiperTts
+        with self._voice_lock:
+            engine = self._voices.get(voice)
+            if engine is None:
+                started = time.monotonic()
+                engine = PiperTts(self.registry.resolve(voice).main)
+                warm_up = getattr(engine, "warm_up", None)
+                if warm_up is not None:
+                    warm_up()
+                self._voices[voice] = engine
+                log.info("engine loaded", extra={"engine": "tts", "model": voice,
+                                                 "seconds": round(time.monotonic() - started,
+                                                                  3)})
+        return engine
 
     def turn(self) -> SmartTurn | None:
         """The end-of-turn model; None when `models.turn` is off, or when it cannot load

@@ -134,6 +134,7 @@ class EngineScheduler:
         return replace(engines, stt=ScheduledStt(engines.stt, self.cpu),
                        llm=ScheduledLlm(engines.llm, self),
                        tts=ScheduledTts(engines.tts, self.cpu),
+                       voices={v: ScheduledTts(t, self.cpu) for v, t in engines.voices.items()},
                        turn=None if engines.turn is None
                        else ScheduledTurn(engines.turn, self.cpu))
 
