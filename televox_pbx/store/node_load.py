@@ -4,7 +4,7 @@ On a node of a cluster (`store.node` set) the live attempts of the table are eve
 this box's own voice capacity and `max_concurrent_calls` count only its own (`live_here`).
 On one box (SQLite, or no node) its own are all of them. `cluster_view` is the picture
 /status and /metrics give: every node with its lease, calls in flight and capacity; on one
-box, that box alone.
+box (SQLite), that box alone.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from televox_pbx.store.db import Store
 from televox_pbx.store.nodes import NodeRow, db_now_s, list_nodes
+from televox_pbx.store.sqlport import POSTGRESQL
 
 _LIVE = "('intent','originated','ringing','answered')"
 
@@ -58,12 +59,12 @@ class ClusterView:
 
 async def cluster_view(store: Store, *, node_id: str, ami_address: str,
                        capacity: int | None) -> ClusterView:
-    """Every node sharing the store; on one box (no node identity) this box alone, alive,
-    with every live attempt its own."""
-    if store.node is None:
+    """Every node sharing the store; on SQLite this box alone, alive, with every live
+    attempt its own. A process on PostgreSQL that is no node (no daemon) sees the nodes."""
+    if store.dialect != POSTGRESQL:
         me = NodeRow(node_id, ami_address, 1, True, 0.0, await live_here(store), capacity)
         return ClusterView(node_id, [me])
-    return ClusterView(store.node.node_id, await list_nodes(store))
+    return ClusterView(store.node.node_id if store.node else node_id, await list_nodes(store))
 
 
 async def holds_lease(store: Store) -> bool:
