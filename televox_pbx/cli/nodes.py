@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from televox_pbx.cli.common import run, settings_from_args
-from televox_pbx.store import Store
+from televox_pbx.cli.common import run, store_target
 from televox_pbx.store.nodes import NodeRow, list_nodes
 
 
@@ -33,10 +32,10 @@ def format_nodes(rows: list[NodeRow]) -> list[str]:
 
 
 def _list(args: argparse.Namespace) -> int:
-    db = settings_from_args(args).database
+    db = store_target(args)
 
     async def go() -> list[NodeRow]:
-        store = await Store.open(db.target(), password=db.password())
+        store = await db.open()
         try:
             return await list_nodes(store)
         finally:
