@@ -32,11 +32,12 @@ async def client(pg_server: PgServer) -> AsyncIterator[TestClient]:  # type: ign
     stores = [await Store.open(url) for _ in range(3)]
     cid = await seed(stores[0], make_campaign(), [[f"+121255501{i:02d}"] for i in range(5)])
     for i, (s, cap) in enumerate(zip(stores, (4, 6, 8), strict=True)):
-        s.node = await start_node(s, f"box-{i}", f"10.0.0.{i}:5038", capacity=cap)
+        # An hour's lease (the database's real clock): never lapsing on a slow CI box.
+        s.node = await start_node(s, f"box-{i}", f"10.0.0.{i}:5038", 3600, capacity=cap)
     for n, (s, contact) in enumerate(((stores[0], 1), (stores[1], 2), (stores[1], 3))):
         await claim(s, Intent(f"c{n}", cid, contact, f"+121255501{contact - 1:02d}", 1, 1,
                               "test"), NOW, "default")
-    await stores[0].execute("UPDATE nodes SET lease_until = lease_until - 60"
+    await stores[0].execute("UPDATE nodes SET lease_until = lease_until - 7200"
                             " WHERE node_id = 'box-2'")  # box-2 died
     settings = Settings.model_validate({"database": {"url": url, "node_id": "box-0"}})
     app = build_app(ApiContext(stores[0], settings, FakeClock(NOW)),

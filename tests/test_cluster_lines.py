@@ -23,6 +23,7 @@ from televox_pbx.store.nodes import renew_lease, start_node
 from televox_pbx.store.timefmt import iso
 
 START = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # Monday 10:00 in New York
+LEASE_S = 3600.0
 WINDOW = {"start": "08:00", "end": "21:00",
           "weekdays": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}
 
@@ -41,11 +42,12 @@ def number(i: int) -> str:
 
 @pytest.fixture
 async def stores(pg_server: PgServer) -> AsyncIterator[list[Store]]:
-    """Two nodes (two connections) on one database, each with its node identity."""
+    """Two nodes (two connections) on one database, each with its node identity. Leases
+    run on the database's real clock: an hour long, so a slow CI box never sees one lapse."""
     url = fresh_database(pg_server, migrated=True)
     out = [await Store.open(url) for _ in range(2)]
     for i, s in enumerate(out):
-        s.node = await start_node(s, f"box-{i}", f"10.0.0.{i}:5038")
+        s.node = await start_node(s, f"box-{i}", f"10.0.0.{i}:5038", LEASE_S)
     yield out
     for s in out:
         await s.close()
@@ -139,8 +141,8 @@ async def test_a_node_without_its_lease_claims_nothing_at_all_until_renewed(
                      [[number(i)] for i in range(4)])
     await book_callback(stores[0], 1, START)
     await set_run_now(stores[0], cid, True)
-    await stores[1].execute("UPDATE nodes SET lease_until = lease_until - 60"
-                            " WHERE node_id = 'box-0'")  # box-0 was given up for dead
+    await stores[1].execute("UPDATE nodes SET lease_until = lease_until - ?"
+                            " WHERE node_id = 'box-0'", (2 * LEASE_S,))  # given up for dead
     a, sent_a = dialer(stores[0], clock)
     report = await a.tick()
     got = await a.call_now(3)
@@ -149,12 +151,12 @@ async def test_a_node_without_its_lease_claims_nothing_at_all_until_renewed(
     row = await stores[0].fetchone("SELECT run_now_requested FROM campaigns")
     assert row is not None and row["run_now_requested"]  # kept for when it is back
     assert stores[0].node is not None
-    assert await renew_lease(stores[0], stores[0].node)  # the database is reachable again
+    assert await renew_lease(stores[0], stores[0].node, LEASE_S)  # reachable again
     await a.tick()
     assert [s.req.phone for s in sent_a][:1] == [number(0)]  # the callback, then run-now
     assert len(sent_a) == 3
     # A newer start of box-0 elsewhere supersedes this one for good.
-    await start_node(stores[1], "box-0", "10.0.0.9:5038")
+    await start_node(stores[1], "box-0", "10.0.0.9:5038", LEASE_S)
     assert (await a.call_now(4)).code == "not_ready"
 
 
