@@ -5,6 +5,7 @@ cluster's (two nodes on the throw-away PostgreSQL; never skipped)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -194,3 +195,13 @@ async def test_capacity_and_the_global_cap_count_this_boxs_calls_only(
         await capped.tick()
         await clock.advance(1)
     assert len(sent_c) == 3  # max_concurrent_calls: this box's three, not 4 + 3
+
+
+async def test_two_nodes_calling_one_contact_at_once_dial_it_once(
+        stores: list[Store]) -> None:
+    clock = FakeClock(START)
+    await seed(stores[0], campaign(per_minute=600, max_concurrent=5), [[number(1)]])
+    (a, sent_a), (b, sent_b) = dialer(stores[0], clock), dialer(stores[1], clock)
+    got = await asyncio.gather(a.call_now(1), b.call_now(1))
+    assert sorted(r.code for r in got) == ["in_call", "originated"]
+    assert len(sent_a) + len(sent_b) == 1 and await live(stores[0]) == 1
