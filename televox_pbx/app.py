@@ -168,7 +168,8 @@ class App:
         self.store = store = await Store.open(s.database.target(),
                                               password=s.database.password())
         if s.database.is_postgres and self._recover:  # the daemon, one of several nodes
-            self.lease = await start_lease(store, self.clock, s)
+            voice = self.capacity.conversations if self.load_models else None
+            self.lease = await start_lease(store, self.clock, s, capacity=voice)
             self.nodes = node_reconciler(store, self.clock, s)
         self._stage = "knowledge"
         self.knowledge = knowledge = await start_knowledge(s)

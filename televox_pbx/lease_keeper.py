@@ -20,8 +20,10 @@ class LeaseKeeper:
     the lease lasts (the others may already count this node as dead)."""
 
     def __init__(self, store: Store, clock: Clock, node_id: str, ami_address: str,
-                 *, renew_s: float = RENEW_S, lease_s: float = LEASE_S) -> None:
+                 *, renew_s: float = RENEW_S, lease_s: float = LEASE_S,
+                 capacity: int | None = None) -> None:
         self.store, self.clock = store, clock
+        self.capacity = capacity  # written in the nodes row: what this box can hold
         self.node_id, self.ami_address = node_id, ami_address
         self.renew_s, self.lease_s = renew_s, lease_s
         self.held = False
@@ -30,7 +32,7 @@ class LeaseKeeper:
     async def start(self) -> None:
         """Take the next epoch; from now on the store's attempt writes carry it."""
         self.store.node = await start_node(self.store, self.node_id, self.ami_address,
-                                           self.lease_s)
+                                           self.lease_s, capacity=self.capacity)
         self.held, self._renewed_at = True, self.clock.monotonic()
         log.info("node started", extra={"node": self.node_id, "epoch": self.store.node.epoch})
 
@@ -58,12 +60,14 @@ class LeaseKeeper:
             await self.clock.sleep(self.renew_s)
 
 
-async def start_lease(store: Store, clock: Clock, settings: Settings) -> LeaseKeeper:
+async def start_lease(store: Store, clock: Clock, settings: Settings, *,
+                      capacity: int | None = None) -> LeaseKeeper:
     """The daemon's node on a shared database: its id (database.node_id, else the host's
-    name) and the AMI address that survivors would reach its Asterisk through."""
+    name), the AMI address that survivors would reach its Asterisk through, and its voice
+    capacity (None: no voice engines, nothing bounds it)."""
     ami = settings.ami
     address = f"{ami.host}:{ami.port}" if ami.host else "simulator"
     keeper = LeaseKeeper(store, clock, settings.database.node_id or socket.gethostname(),
-                         address)
+                         address, capacity=capacity)
     await keeper.start()
     return keeper

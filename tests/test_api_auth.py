@@ -81,7 +81,10 @@ async def test_status_is_minimal_without_a_token_and_full_with_one(tmp_path: Pat
         assert body["calls_in_flight"] == 0 and body["queue_depth"] == 0
         assert body["version"]
         assert set(body) == {"status", "version", "ami", "ami_mode", "models_loaded",
-                             "calls_in_flight", "queue_depth"}
+                             "calls_in_flight", "queue_depth", "node", "cluster"}
+        # One box (SQLite): the cluster is this box alone, with its voice capacity.
+        assert body["cluster"]["nodes_alive"] == 1 and body["cluster"]["nodes_dead"] == 0
+        assert body["node"]["capacity"] == body["cluster"]["capacity"] is not None
         # A wrong token gets the minimal answer, not a 401; the right one gets the detail.
         async with api.anon.get("/api/v1/status",
                                 headers={"Authorization": "Bearer wrong"}) as resp:

@@ -131,6 +131,7 @@ def test_dotted_paths_and_flattening() -> None:
                                                                   "a.b.1.c": "true"}
 
 
+@pytest.mark.both_backends
 async def test_replay_keys_are_kept_per_campaign_window(store: Store) -> None:
     """A campaign with a short window forgets its own old keys, never another's."""
     clock = FakeClock()

@@ -40,4 +40,9 @@ async def test_metrics_in_prometheus_text_format(tmp_path: Path) -> None:
     assert samples['televox_campaign_state{campaign="demo",state="COMPLETED"}'] == 1
     assert samples['televox_campaign_contacts{campaign="demo",status="busy"}'] == 1
     assert samples["televox_calls_in_flight"] == 0
+    # One box (SQLite): the cluster is this box alone.
+    assert samples['televox_cluster_nodes{state="alive"}'] == 1
+    assert samples['televox_cluster_nodes{state="dead"}'] == 0
+    assert samples["televox_cluster_calls_in_flight"] == 0
+    assert samples["televox_cluster_capacity"] == samples["televox_capacity"] >= 1
     assert samples["televox_queue_depth"] == 0

@@ -27,6 +27,9 @@ from televox_pbx.store.call_summaries import get_summary, save_summary
 from televox_pbx.store.transcripts import TurnRow
 from televox_pbx.voice.interfaces import ChatMessage, LlmDelta, ToolCall
 
+# The tests that take `store` run on SQLite and on the throw-away PostgreSQL.
+pytestmark = pytest.mark.both_backends
+
 TURNS = [("agent", "Hi Ann, I'm Ava, an AI assistant calling for Acme."),
          ("callee", "Oh hi. I'm busy now, call me back Tuesday at 3, on 212 555 0123."),
          ("agent", "Of course, Tuesday at three. Goodbye!")]

@@ -19,6 +19,8 @@ from televox_pbx.store import groups as gs
 from televox_pbx.store.campaigns import upsert_campaign
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+# The tests that take `store` run on SQLite and on the throw-away PostgreSQL.
+pytestmark = pytest.mark.both_backends
 
 
 async def _import(store: Store, group: str, records: list[dict[str, object]]) -> int:
@@ -86,6 +88,22 @@ async def test_start_resolves_members_and_later_additions_join(store: Store) -> 
     assert summary.added == 1
     assert "+12125550105" in await _campaign_phones(store, "spring")
     assert await _campaign_phones(store, "idle") == []
+
+
+async def test_listing_paging_and_deleting_a_group(store: Store) -> None:
+    await _import(store, "vip", [{"phone": f"21255501{i:02d}", "name": f"P{i}"}
+                                 for i in range(3)])
+    await gs.ensure_group(store, "vip")  # already there: the same group
+    await gs.ensure_group(store, "empty")
+    assert [(g.name, g.members) for g in await gs.list_groups(store)] == [("empty", 0),
+                                                                          ("vip", 3)]
+    gid = await gs.group_id(store, "vip")
+    assert gid is not None
+    every = await gs.member_numbers(store, gid)
+    assert every == [(f"+121255501{i:02d}", f"P{i}") for i in range(3)]
+    assert await gs.member_numbers(store, gid, limit=1, offset=1) == every[1:2]
+    assert await gs.delete_group(store, "vip") and not await gs.delete_group(store, "vip")
+    assert [g.name for g in await gs.list_groups(store)] == ["empty"]
 
 
 async def test_unknown_group_refuses_the_start(store: Store) -> None:

@@ -117,3 +117,13 @@ async def test_the_daemon_names_its_node_and_its_asterisk(store: Store) -> None:
     assert keeper.held
     [row] = await list_nodes(store)
     assert (row.node_id, row.ami_address, row.epoch) == ("box-a", "pbx-1.lan:5039", 1)
+
+
+async def test_a_node_registers_its_voice_capacity(store: Store) -> None:
+    settings = Settings.model_validate({"database": {"node_id": "box-a"}})
+    await start_lease(store, FakeClock(NOW), settings, capacity=4)
+    await start_node(store, "box-b", "10.0.0.2:5038")  # no voice engines: nothing bounds it
+    rows = {r.node_id: r.capacity for r in await list_nodes(store)}
+    assert rows == {"box-a": 4, "box-b": None}
+    await start_node(store, "box-a", "10.0.0.1:5038", capacity=2)  # restarted, fewer cores
+    assert {r.node_id: r.capacity for r in await list_nodes(store)}["box-a"] == 2

@@ -21,7 +21,7 @@ def test_nodes_list_shows_each_nodes_lease_and_calls(
     async def two_nodes() -> None:
         store = await Store.open(url)
         try:
-            await start_node(store, "box-a", "10.0.0.1:5038")
+            await start_node(store, "box-a", "10.0.0.1:5038", capacity=6)
             await start_node(store, "box-b", "10.0.0.2:5038")
             await store.execute("UPDATE nodes SET lease_until = lease_until - 60"
                                 " WHERE node_id = 'box-b'")
@@ -32,10 +32,11 @@ def test_nodes_list_shows_each_nodes_lease_and_calls(
     cfg.write_text(f"database:\n  url: \"{url}\"\n")
     assert main(["-c", str(cfg), "nodes", "list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["NODE", "EPOCH", "AMI", "LEASE", "IN", "FLIGHT"]
+    assert lines[0].split() == ["NODE", "EPOCH", "AMI", "LEASE", "IN", "FLIGHT", "CAPACITY"]
     a, b = (line.split() for line in lines[1:])
-    assert a[:5] == ["box-a", "1", "10.0.0.1:5038", "alive,", "expires"] and a[-1] == "0"
-    assert b[:4] == ["box-b", "1", "10.0.0.2:5038", "expired"] and b[-1] == "0"
+    assert a[:5] == ["box-a", "1", "10.0.0.1:5038", "alive,", "expires"]
+    assert a[-2:] == ["0", "6"]
+    assert b[:4] == ["box-b", "1", "10.0.0.2:5038", "expired"] and b[-2:] == ["0", "-"]
 
 
 def test_statement_cache_size_in_the_url_reaches_asyncpg_not_the_server(

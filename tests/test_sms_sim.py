@@ -30,6 +30,8 @@ SECRET = "sms-sim-secret"
 NOON = datetime(2026, 1, 5, 17, 0, tzinfo=UTC)  # 12:00 in New York
 NIGHT = datetime(2026, 1, 6, 4, 0, tzinfo=UTC)  # 23:00 in New York
 ANN, BOB, CY, DEE = "+12125550101", "+12125550102", "+12125550103", "+12125550104"
+# Every test (its rig takes `store`) runs on SQLite and on the throw-away PostgreSQL.
+pytestmark = pytest.mark.both_backends
 
 
 @dataclass

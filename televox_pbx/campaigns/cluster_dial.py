@@ -8,8 +8,9 @@ the Originate: the window and the DNC list as they are at that moment, whichever
 clock drifted. A refusal closes the claimed attempt unsent (it never went out) and the
 contact is held or suppressed as on the SQLite path.
 
-Callbacks and run-now keep the Dialer's own path (att.claim under the same one-live-call
-index); only the campaign queue goes through here.
+Due callbacks, run-now and call-now claim through here too (`claim_contact`, or the queue
+claim with `overdraw`): every claim a node makes is counted in the campaign's shared bucket and
+max_concurrent, and none is made while the node's lease has lapsed (store/node_load.py).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from televox_pbx.config.campaign import Campaign
-from televox_pbx.store.cluster_claim import Claimed, NoClaim, Pacing, claim_next
+from televox_pbx.store.attempts import Intent
+from televox_pbx.store.cluster_claim import Claimed, NoClaim, Pacing, claim_contact, claim_next
 from televox_pbx.store.db import Store
+from televox_pbx.store.node_load import holds_lease
 from televox_pbx.store.nodes import db_now_s
 
 __all__ = ["Claimed", "ClusterDial", "NoClaim"]
@@ -38,9 +41,26 @@ class ClusterDial:
         assert row is not None
         return datetime.fromtimestamp(float(row["t"]), UTC)
 
+    async def holds_lease(self) -> bool:
+        return await holds_lease(self._store)
+
     async def claim(self, campaign_id: int, retry_pass: int, cfg: Campaign,
-                    new_id: Callable[[], str], workspace: str) -> Claimed | NoClaim:
-        pacing = Pacing(calls_per_minute=cfg.pacing.calls_per_minute,
-                        max_concurrent=cfg.pacing.max_concurrent)
-        return await claim_next(self._store, campaign_id, retry_pass, pacing,
-                                await self.now(), new_id, workspace=workspace)
+                    new_id: Callable[[], str], workspace: str, *,
+                    overdraw: bool = False) -> Claimed | NoClaim:
+        """The next contact of the campaign queue. `overdraw`: run-now (store/cluster_claim
+        _admit: the wait is skipped, the count is not)."""
+        return await claim_next(self._store, campaign_id, retry_pass, _pacing(cfg),
+                                await self.now(), new_id, workspace=workspace,
+                                overdraw=overdraw)
+
+    async def claim_contact(self, intent: Intent, cfg: Campaign, now: datetime,
+                            workspace: str, *, overdraw: bool = False) -> NoClaim | None:
+        """A contact chosen before the claim (a due callback, call-now); `now`: the
+        database's time the gate judged it at."""
+        return await claim_contact(self._store, intent, _pacing(cfg), now,
+                                   workspace=workspace, overdraw=overdraw)
+
+
+def _pacing(cfg: Campaign) -> Pacing:
+    return Pacing(calls_per_minute=cfg.pacing.calls_per_minute,
+                  max_concurrent=cfg.pacing.max_concurrent)

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
 
 from televox_pbx.campaigns import gate
 from televox_pbx.campaigns.cluster_dial import Claimed, ClusterDial
+from televox_pbx.campaigns.dial_words import CLUSTER_REFUSALS, channel_variables, refusal_text
+from televox_pbx.campaigns.lines import Lines, claim_chosen
 from televox_pbx.campaigns.outcomes import OutcomeApplier
 from televox_pbx.campaigns.pacing import Pacer
 from televox_pbx.campaigns.recent import skip_if_answered
@@ -49,8 +49,8 @@ _RECONCILE_GRACE_S = 60.0
 # How long a contact waits when its number is already in a call (another campaign, a
 # callback, an inbound call) before it is looked at again.
 _IN_CALL_HOLD_S = 120.0
-# Channel variable names AMI and the dialplan accept.
-_VAR_NAME = re.compile(r"[^A-Za-z0-9_]")
+# Codes on which a tick stops dialling: the link is down, no line is free, no lease.
+_STOP_CODES = frozenset({"not_sent", "capacity", "not_ready"})
 
 
 @dataclass(slots=True)
@@ -89,21 +89,23 @@ class Dialer:
         waits its turn again. `fate_unknown`: it may have gone out (link lost mid-action);
         the attempt stays open for the tracker or `reconcile()` to settle. Any other
         exception spends the attempt as failed. No attempt is ever sent twice.
-        `cluster` (PostgreSQL, several nodes): the campaign queue is claimed through it,
-        then gated again on the database's clock (campaigns/cluster_dial.py).
+        `cluster` (PostgreSQL, several nodes): every claim goes through it (the queue,
+        due callbacks, run-now, call-now), counted in the campaign's shared bucket and
+        max_concurrent, and none while this node's lease has lapsed; the queue's claims
+        are gated again on the database's clock (campaigns/cluster_dial.py).
         `capacity`: the live conversations the voice engines serve at once
         (config/capacity.py), across every campaign and call-now. Every call in flight
-        counts against it, ringing ones too (any of them may be answered), plus
-        `live_elsewhere()`: conversations that are not attempts (inbound calls). A call
-        that would go past it is not originated: campaigns wait for a line, call-now is
-        refused with code "capacity" (not queued: the operator asked for now)."""
+        on this box counts against it, ringing ones too (any of them may be answered),
+        plus `live_elsewhere()`: conversations that are not attempts (inbound calls). A
+        call that would go past it is not originated: campaigns wait for a line, call-now
+        is refused with code "capacity" (not queued: the operator asked for now).
+        `max_concurrent_global` counts this box's live calls too (campaigns/lines.py)."""
         self._store = store
         self._originator = originator
         self._clock = clock
         self._workspace = workspace
-        self._max_global = max_concurrent_global
-        self.capacity = capacity
-        self._live_elsewhere = live_elsewhere
+        self.lines = Lines(store, max_global=max_concurrent_global, capacity=capacity,
+                           live_elsewhere=live_elsewhere)
         self._probe = probe
         self._tick_s = tick_s
         self._new_id = new_id
@@ -152,8 +154,14 @@ class Dialer:
         ready = getattr(self._originator, "ready", None)
         return bool(ready()) if callable(ready) else True
 
+    @property
+    def capacity(self) -> int | None:
+        return self.lines.capacity
+
     async def tick(self) -> TickReport:
         report = TickReport()
+        if self._cluster is not None and not await self._cluster.holds_lease():
+            return report  # lapsed or superseded: nothing at all, run-now requests wait
         for row in await camp.campaigns_in_states(self._store, ("SCHEDULED", "RUNNING")):
             now = self._clock.now()
             if row.state == "SCHEDULED":
@@ -189,39 +197,25 @@ class Dialer:
                 await camp.set_run_now(self._store, row.id, False)
         if not run_now and not pacer.ready(self._clock.monotonic()):
             return
-        free = await self._free_lines(row.id, cfg)
+        free = await self.lines.free(row.id, cfg)
         budget = min(free, cfg.pacing.max_concurrent if run_now else 1)
         dialled = 0
         if budget > 0:
-            dialled = await self._dial(row, cfg, budget, report)
+            dialled = await self._dial(row, cfg, budget, report, overdraw=run_now)
         if dialled:
             pacer.dialled(self._clock.monotonic())
         else:
             await self._advance(row, cfg, report)
 
-    def campaign_limit(self, cfg: Campaign) -> int:
-        """The campaign's max_concurrent, capped by the voice capacity."""
-        limit = cfg.pacing.max_concurrent
-        return limit if self.capacity is None else min(limit, self.capacity)
-
-    async def _free_lines(self, campaign_id: int, cfg: Campaign) -> int:
-        total = await att.in_flight(self._store)
-        return min(self.campaign_limit(cfg) - await att.in_flight(self._store, campaign_id),
-                   self._max_global - total, self._capacity_free(total))
-
-    def _capacity_free(self, in_flight: int) -> int:
-        """Conversations the voice capacity still admits, `in_flight` calls being live."""
-        if self.capacity is None:
-            return self._max_global
-        return self.capacity - in_flight - self._live_elsewhere()
-
     async def capacity_full(self) -> bool:
-        return self._capacity_free(await att.in_flight(self._store)) <= 0
+        return await self.lines.capacity_full()
 
     # ---- choosing and dialling -------------------------------------------------------
 
     async def _dial(self, row: camp.CampaignRow, cfg: Campaign, budget: int,
-                    report: TickReport) -> int:
+                    report: TickReport, overdraw: bool = False) -> int:
+        """`overdraw` (run-now on a cluster): claims skip the shared bucket's wait, never
+        its count nor max_concurrent (store/cluster_claim._admit)."""
         dialled = checks = 0
         while dialled < budget and checks < _MAX_GATE_CHECKS:
             now = self._clock.now()
@@ -231,7 +225,7 @@ class Dialer:
             claimed: str | None = None
             if not batch and pass_open and self._cluster is not None:
                 got = await self._cluster.claim(row.id, row.current_pass, cfg, self._new_id,
-                                                self._workspace)
+                                                self._workspace, overdraw=overdraw)
                 if isinstance(got, Claimed):
                     batch, claimed = [got.candidate], got.call_id
             elif not batch and pass_open:
@@ -243,9 +237,10 @@ class Dialer:
                 if not self._ready() and claimed is None:
                     return dialled
                 checks += 1
-                code = (await self._try(row, cfg, cand, report, claimed=claimed)).code
-                if code == "not_sent":
-                    return dialled  # the link is down: nothing more this tick
+                code = (await self._try(row, cfg, cand, report, claimed=claimed,
+                                        overdraw=overdraw)).code
+                if code in _STOP_CODES:
+                    return dialled  # link down, no line or no lease: nothing more now
                 if code == "originated":
                     dialled += 1
                     if dialled >= budget:
@@ -254,12 +249,12 @@ class Dialer:
 
     async def _try(self, row: camp.CampaignRow, cfg: Campaign, cand: dq.Candidate,
                    report: TickReport, purpose: str | None = None,
-                   claimed: str | None = None) -> CallNowResult:
+                   claimed: str | None = None, overdraw: bool = False) -> CallNowResult:
         """`claimed`: the attempt the cluster claim already wrote; the gate runs again on
         the database's clock, and a refusal (or a link gone down) closes it unsent."""
-        # The window is judged at the moment of this claim, never at a batch's start.
-        now = self._clock.now() if self._cluster is None or claimed is None \
-            else await self._cluster.now()
+        # The window is judged at the moment of this claim, never at a batch's start; on a
+        # cluster by the database's clock, whichever node's clock drifted.
+        now = self._clock.now() if self._cluster is None else await self._cluster.now()
         if cand.e164 is None or cand.position is None:
             async with self._lock, self._store.transaction(tag="refuse"):
                 await self.outcomes.apply_result(cand.contact_id, cfg, Result.FAILED,
@@ -283,7 +278,7 @@ class Dialer:
                     return CallNowResult(None, "the PBX link is down", "not_sent")
             if not decision.allowed:
                 await self._refuse(cfg, cand, decision, now, report)
-                return CallNowResult(None, _refusal_text(decision),
+                return CallNowResult(None, refusal_text(decision),
                                      _GATE_CODES.get(decision.reason, "refused"))
             phone = decision.e164 or cand.e164
             if await skip_if_answered(self._store, cfg, cand.contact_id, phone, now, purpose):
@@ -292,15 +287,14 @@ class Dialer:
                                             "answered recently (another campaign)")
                 return CallNowResult(None, "answered recently (another campaign)", "skipped")
             call_id = claimed or self._new_id()
-            try:
-                if claimed is None:
-                    await att.claim(self._store, att.Intent(
-                        call_id=call_id, campaign_id=row.id, contact_id=cand.contact_id,
-                        phone=phone, phone_position=cand.position, retry_pass=cand.retry_pass,
-                        gate_reason=decision.detail, callback_id=cand.callback_id), now,
-                        self._workspace)
-            except att.ClaimRefused as refused:
-                return await self._claim_refused(cfg, cand, refused, now, report)
+            if claimed is None:
+                refused = await claim_chosen(self._store, self._cluster, att.Intent(
+                    call_id=call_id, campaign_id=row.id, contact_id=cand.contact_id,
+                    phone=phone, phone_position=cand.position, retry_pass=cand.retry_pass,
+                    gate_reason=decision.detail, callback_id=cand.callback_id), cfg, now,
+                    self._workspace, overdraw=overdraw or purpose == "call_now")
+                if refused is not None:
+                    return await self._claim_refused(cfg, cand, refused, now, report)
         if self.sms is not None and cfg.channel == "sms":
             sent = await self.sms.send_claimed(row.id, cfg, cand.contact_id, cand.variables,
                                                call_id, phone)
@@ -310,7 +304,7 @@ class Dialer:
                                  "originated" if sent.ok else sent.code)
         req = Req(call_id=call_id, phone=phone, trunk=cfg.trunk,
                   caller_id=cfg.caller_id, ring_timeout_s=cfg.ring_timeout_s,
-                  variables=self._variables(cfg, cand, call_id, decision.zones))
+                  variables=channel_variables(cfg, cand, call_id, decision.zones))
         try:
             await self._originator.originate(req)
         except self._not_sent as exc:
@@ -335,15 +329,18 @@ class Dialer:
                                       "contact_id": cand.contact_id})
         return CallNowResult(call_id, "originated")
 
-    async def _claim_refused(self, cfg: Campaign, cand: dq.Candidate,
-                             refused: att.ClaimRefused, now: datetime,
-                             report: TickReport) -> CallNowResult:
-        """The store refused the claim after the gate allowed it: a race the database won."""
-        if refused.code == "dnc":  # listed between the gate and the claim
+    async def _claim_refused(self, cfg: Campaign, cand: dq.Candidate, refused: str,
+                             now: datetime, report: TickReport) -> CallNowResult:
+        """The store refused the claim after the gate allowed it: a race the database won,
+        or (on a cluster) no line, no token or no lease: nothing was touched."""
+        if refused in CLUSTER_REFUSALS:
+            code, words = CLUSTER_REFUSALS[refused]
+            return CallNowResult(None, words, code)
+        if refused == "dnc":  # listed between the gate and the claim
             await self._refuse(cfg, cand, gate.GateDecision(
                 False, gate.GateReason.DNC, "on DNC list", None, cand.e164), now, report)
             return CallNowResult(None, "the number is on the DNC list", "dnc")
-        if refused.code == "in_call" and cand.callback_id is None:
+        if refused == "in_call" and cand.callback_id is None:
             # Live in another campaign or an inbound call: look again a little later.
             await dq.hold_contact(self._store, cand.contact_id,
                                   now + timedelta(seconds=_IN_CALL_HOLD_S))
@@ -374,17 +371,6 @@ class Dialer:
             await self.outcomes.apply_result(cand.contact_id, cfg, result, cand.position,
                                              None, now, event=f"refused:{status}")
 
-    def _variables(self, cfg: Campaign, cand: dq.Candidate, call_id: str,
-                   zones: tuple[str, ...]) -> dict[str, str]:
-        out = {f"TELEVOX_VAR_{_VAR_NAME.sub('_', k).upper()}":
-               v.replace("\r", " ").replace("\n", " ") for k, v in cand.variables.items()}
-        out.update({"TELEVOX_CALL_ID": call_id, "TELEVOX_CAMPAIGN": cfg.name,
-                    "TELEVOX_CONTACT_ID": str(cand.contact_id),
-                    "TELEVOX_AMD": "1" if cfg.amd == "asterisk" else "0"})
-        if len(zones) == 1:  # the agent books callbacks in it; a guess would be worse
-            out["TELEVOX_ZONE"] = zones[0]
-        return out
-
     async def call_now(self, contact_id: int) -> CallNowResult:
         """Dial one contact right away (operator or API), skipping the pacing wait but
         never the gate, the one-live-attempt claim or the concurrency limits."""
@@ -402,11 +388,13 @@ class Dialer:
             return CallNowResult(None, "campaign has no stored configuration", "no_config")
         if not self._ready():
             return CallNowResult(None, "the PBX link is down or reconnecting", "not_ready")
+        if self._cluster is not None and not await self._cluster.holds_lease():
+            return CallNowResult(None, CLUSTER_REFUSALS["no_lease"][1], "not_ready")
         if await self.capacity_full():
             return CallNowResult(None, f"at capacity: {self.capacity} live conversations "
                                  "at once (capacity.conversations); try again when one "
                                  "ends", "capacity")
-        if await self._free_lines(row.id, cfg) <= 0:
+        if await self.lines.free(row.id, cfg) <= 0:
             return CallNowResult(None, "all lines busy (concurrency limit)", "capacity")
         return await self._try(row, cfg, cand, TickReport(), purpose="call_now")
 
@@ -463,24 +451,3 @@ class Dialer:
         async with self._lock:
             return await self._recovery.live(grace_s, skip)
 
-
-def _refusal_text(decision: gate.GateDecision) -> str:
-    """The gate's refusal in words an operator can act on."""
-    zones = ", ".join(decision.zones)
-    if decision.reason is gate.GateReason.DNC:
-        return "the number is on the DNC list"
-    if decision.reason is gate.GateReason.OUTSIDE_WINDOW:
-        text = f"outside the calling window in {zones or 'the callee zone'}"
-        opens = decision.next_open_at
-        if opens is not None and len(decision.zones) == 1:
-            local = opens.astimezone(ZoneInfo(decision.zones[0]))
-            text += f"; it opens at {local:%Y-%m-%d %H:%M} {decision.zones[0]}"
-        elif opens is not None:
-            text += f"; it opens at {opens.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
-        return text
-    if decision.reason is gate.GateReason.UNKNOWN_TIMEZONE:
-        return ("the callee's time zone is unknown; set the contact's timezone column "
-                "(an IANA name such as America/New_York) and import again")
-    if decision.reason is gate.GateReason.INVALID_NUMBER:
-        return "not a valid phone number"
-    return decision.detail

@@ -136,7 +136,8 @@ async def precheck(settings: Settings, campaign: Campaign, req: CallRequest,
                    clock: Clock) -> gate.GateDecision:
     """Ask the gate before anything loads, so a refusal is quick. `call_now` asks again
     (the answer may change while models load); this one only saves waiting."""
-    store = await Store.open(settings.database.path)
+    store = await Store.open(settings.database.target(),
+                             password=settings.database.password())
     try:
         return await gate.check(store, gate.GateContext(
             campaign=campaign, phone=req.phone, now=clock.now(),
@@ -146,7 +147,8 @@ async def precheck(settings: Settings, campaign: Campaign, req: CallRequest,
 
 
 async def _in_a_call(settings: Settings, e164: str) -> bool:
-    store = await Store.open(settings.database.path)
+    store = await Store.open(settings.database.target(),
+                             password=settings.database.password())
     try:
         return await live_call(store, e164)
     finally:

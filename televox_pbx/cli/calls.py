@@ -10,10 +10,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from televox_pbx.cli.common import run, settings_from_args
+from televox_pbx.cli.common import DB_HELP, StoreTarget, run, store_target
 from televox_pbx.cli.events import parse_since
 from televox_pbx.clock import SystemClock
-from televox_pbx.store import Store
 from televox_pbx.store.call_history import CallDetail, CallRow, call_detail, list_calls
 
 
@@ -27,17 +26,17 @@ def register(sub: Any) -> None:
     ls.add_argument("--since", default=None, help="30m, 2h, 1d or an ISO time")
     ls.add_argument("--limit", type=int, default=50)
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
-    ls.add_argument("--db", default=None, help="database path (default: from settings)")
+    ls.add_argument("--db", default=None, help=DB_HELP)
     ls.set_defaults(func=_list)
     sh = csub.add_parser("show", help="one call: who, when, result and every turn")
     sh.add_argument("id", help="the call id (a unique prefix is enough)")
     sh.add_argument("--json", action="store_true", help="the same, as one JSON document")
-    sh.add_argument("--db", default=None, help="database path (default: from settings)")
+    sh.add_argument("--db", default=None, help=DB_HELP)
     sh.set_defaults(func=_show)
 
 
-def _db(args: argparse.Namespace) -> Path:
-    return Path(args.db) if args.db else settings_from_args(args).database.path
+def _db(args: argparse.Namespace) -> StoreTarget:
+    return store_target(args)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -48,7 +47,7 @@ def _list(args: argparse.Namespace) -> int:
         return 2
 
     async def go() -> list[CallRow]:
-        store = await Store.open(_db(args))
+        store = await _db(args).open()
         try:
             return await list_calls(store, campaign=args.campaign, status=args.status,
                                     since=since, limit=args.limit)
@@ -66,7 +65,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     async def go() -> CallDetail | None:
-        store = await Store.open(_db(args))
+        store = await _db(args).open()
         try:
             return await call_detail(store, args.id)
         finally:

@@ -13,11 +13,10 @@ from typing import Any
 
 from televox_pbx.campaigns.controls import Action, ControlError, apply
 from televox_pbx.cli.campaign_import import add_import_commands
-from televox_pbx.cli.common import run, settings_from_args
+from televox_pbx.cli.common import DB_HELP, StoreTarget, run, settings_from_args, store_target
 from televox_pbx.cli.ivr import prompt_problems
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.config.loader import ConfigError, find_campaign
-from televox_pbx.store import Store
 from televox_pbx.store.attempts import Kpis, in_flight, kpis
 from televox_pbx.store.campaigns import CampaignRow, get_campaign
 from televox_pbx.store.dial_queue import FINAL_STATUSES, status_counts
@@ -55,7 +54,7 @@ def register(sub: Any) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="campaign name (config/campaigns/NAME.yaml)")
-    p.add_argument("--db", default=None, help="database path (default: from settings)")
+    p.add_argument("--db", default=None, help=DB_HELP)
 
 
 def _yaml(args: argparse.Namespace) -> Campaign | None:
@@ -67,8 +66,8 @@ def _yaml(args: argparse.Namespace) -> Campaign | None:
         raise SystemExit(1) from exc
 
 
-def _db(args: argparse.Namespace) -> str:
-    return str(args.db or settings_from_args(args).database.path)
+def _db(args: argparse.Namespace) -> StoreTarget:
+    return store_target(args)
 
 
 def _parse_at(text: str) -> datetime:
@@ -102,7 +101,7 @@ def _action(args: argparse.Namespace) -> int:
             return 1
 
     async def go() -> CampaignRow:
-        store = await Store.open(_db(args))
+        store = await _db(args).open()
         try:
             return await apply(store, args.name, action, datetime.now(UTC),
                                campaign=campaign, at=at)
@@ -120,7 +119,7 @@ def _action(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     async def go() -> tuple[CampaignRow | None, dict[str, int], Kpis, int]:
-        store = await Store.open(_db(args))
+        store = await _db(args).open()
         try:
             row = await get_campaign(store, args.name)
             if row is None:

@@ -30,10 +30,9 @@ from televox_pbx.campaigns.mapping import (
     normalize_header,
     parse_map_option,
 )
-from televox_pbx.cli.common import run, settings_from_args
+from televox_pbx.cli.common import DB_HELP, StoreTarget, run, settings_from_args, store_target
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.config.loader import ConfigError, find_campaign
-from televox_pbx.store import Store
 from televox_pbx.store.campaigns import get_campaign, upsert_campaign
 from televox_pbx.store.contacts import contacts_for_export, results_for_export
 
@@ -65,7 +64,7 @@ def add_import_commands(csub: Any) -> None:
                      help="header rows (default: detect a two-row spreadsheet header)")
     imp.add_argument("--delimiter", default=None, help="field delimiter (default: sniffed)")
     imp.add_argument("--actor", default=None, help="who is importing (default: $USER)")
-    imp.add_argument("--db", default=None, help="database path (default: from settings)")
+    imp.add_argument("--db", default=None, help=DB_HELP)
     imp.set_defaults(func=_import)
 
     tpl: argparse.ArgumentParser = csub.add_parser(
@@ -82,7 +81,7 @@ def add_import_commands(csub: Any) -> None:
     exp.add_argument("file", type=Path, help="output CSV (formula-safe)")
     exp.add_argument("--results", action="store_true",
                      help="export call attempts with outcome instead of contacts")
-    exp.add_argument("--db", default=None, help="database path (default: from settings)")
+    exp.add_argument("--db", default=None, help=DB_HELP)
     exp.set_defaults(func=_export)
 
 
@@ -133,10 +132,10 @@ def _template(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    db = str(args.db or settings_from_args(args).database.path)
+    db = store_target(args)
 
     async def go() -> tuple[list[str], list[list[object]]] | None:
-        store = await Store.open(db)
+        store = await db.open()
         try:
             row = await get_campaign(store, args.name)
             if row is None:
@@ -231,7 +230,7 @@ def _import(args: argparse.Namespace) -> int:
         print(f"{args.file}: no phone column found; map one with --map 'HEADER=phone'",
               file=sys.stderr)
         return 1
-    db = str(args.db or settings.database.path)
+    db = store_target(args, settings)
     summary = run(_run_import(args, campaign, table, mapping, db, settings.workspace, console))
     print_summary(console, summary)
     rejects_path: Path | None = args.rejects
@@ -250,9 +249,9 @@ def _import(args: argparse.Namespace) -> int:
 
 
 async def _run_import(args: argparse.Namespace, campaign: Campaign, table: CsvTable,
-                      mapping: Mapping, db: str, workspace: str,
+                      mapping: Mapping, db: StoreTarget, workspace: str,
                       console: Console) -> ImportSummary:
-    store = await Store.open(db)
+    store = await db.open()
     try:
         row = await get_campaign(store, campaign.name)
         campaign_id = row.id if row is not None else None

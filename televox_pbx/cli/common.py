@@ -6,10 +6,15 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from televox_pbx.config.loader import ConfigError, load_settings, settings_path
 from televox_pbx.config.settings import Settings
+from televox_pbx.store import Store
+
+# The --db option of the commands that open the store.
+DB_HELP = "a SQLite file or a postgresql:// URL (default: the settings' database)"
 
 T = TypeVar("T")
 
@@ -32,3 +37,30 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreTarget:
+    """Where a command's store is: a SQLite file or a PostgreSQL URL, and its password."""
+    target: str
+    password: str | None = None
+
+    async def open(self, *, migrate: bool = True) -> Store:
+        return await Store.open(self.target, migrate=migrate, password=self.password)
+
+    def __str__(self) -> str:
+        return self.target
+
+
+def store_target(args: argparse.Namespace, settings: Settings | None = None) -> StoreTarget:
+    """--db wins: a SQLite file, or a postgresql:// URL whose password comes from the
+    settings (database.password_file or database.password_env), never from the URL. Without
+    it, the settings' database: `database.url` (SQLite or PostgreSQL) or `database.path`.
+    Settings are loaded only when needed (a SQLite --db needs none)."""
+    given = getattr(args, "db", None)
+    if given and not str(given).startswith(("postgresql://", "postgres://")):
+        return StoreTarget(str(given))
+    db = (settings or settings_from_args(args)).database
+    if given:
+        db = db.model_copy(update={"url": str(given)})
+    return StoreTarget(db.target(), db.password())

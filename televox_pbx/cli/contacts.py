@@ -7,12 +7,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from televox_pbx.campaigns.phones import normalize_phone
-from televox_pbx.cli.common import run, settings_from_args
-from televox_pbx.store import Store
+from televox_pbx.cli.common import DB_HELP, run, settings_from_args, store_target
 from televox_pbx.store.person_history import HistoryRow, person_history
 
 
@@ -22,7 +20,7 @@ def register(sub: Any) -> None:
     sh = csub.add_parser("show", help="every call with a number, newest first")
     sh.add_argument("number", help="the phone number (E.164, or national)")
     sh.add_argument("--json", action="store_true", help="one JSON object per call")
-    sh.add_argument("--db", default=None, help="database path (default: from settings)")
+    sh.add_argument("--db", default=None, help=DB_HELP)
     sh.set_defaults(func=_show)
 
 
@@ -32,10 +30,10 @@ def _show(args: argparse.Namespace) -> int:
     if e164 is None:
         print(f"{args.number!r} is not a phone number", file=sys.stderr)
         return 1
-    db = Path(args.db) if args.db else settings.database.path
+    db = store_target(args, settings)
 
     async def go() -> list[HistoryRow]:
-        store = await Store.open(db)
+        store = await db.open()
         try:
             return await person_history(store, e164)
         finally:

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Awaitable
 from typing import Any
 
-from televox_pbx.cli.common import run, settings_from_args
+from televox_pbx.cli.common import DB_HELP, run, store_target
 from televox_pbx.store import Store
 
 
@@ -14,19 +14,16 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("db", help="manage the store")
     dsub = p.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     up = dsub.add_parser("upgrade", help="create or migrate the store to the latest schema")
-    up.add_argument("--db", default=None, help="database path (default: from settings)")
+    up.add_argument("--db", default=None, help=DB_HELP)
     up.set_defaults(func=_upgrade)
     ver = dsub.add_parser("version", help="print the store's schema version")
-    ver.add_argument("--db", default=None, help="database path (default: from settings)")
+    ver.add_argument("--db", default=None, help=DB_HELP)
     ver.set_defaults(func=_version)
 
 
 def _open(args: argparse.Namespace) -> Awaitable[Store]:
-    """--db (a SQLite file) wins; else the settings' database, SQLite or PostgreSQL."""
-    if args.db:
-        return Store.open(str(args.db), migrate=False)
-    db = settings_from_args(args).database
-    return Store.open(db.target(), migrate=False, password=db.password())
+    """--db (a SQLite file or a postgresql:// URL) wins; else the settings' database."""
+    return store_target(args).open(migrate=False)
 
 
 def _upgrade(args: argparse.Namespace) -> int:

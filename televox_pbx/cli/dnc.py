@@ -13,7 +13,7 @@ from typing import Any
 
 from televox_pbx.campaigns.dnc import DncResult, DncService
 from televox_pbx.cli.campaign_import import default_actor
-from televox_pbx.cli.common import run, settings_from_args
+from televox_pbx.cli.common import DB_HELP, run, settings_from_args, store_target
 from televox_pbx.store import Store
 
 
@@ -57,7 +57,7 @@ def register(sub: Any) -> None:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--country", default="US", help="default country for national numbers")
     p.add_argument("--workspace", default=None, help="DNC workspace (default: from settings)")
-    p.add_argument("--db", default=None, help="database path (default: from settings)")
+    p.add_argument("--db", default=None, help=DB_HELP)
 
 
 def _change_opts(p: argparse.ArgumentParser, source: str) -> None:
@@ -69,7 +69,7 @@ def _change_opts(p: argparse.ArgumentParser, source: str) -> None:
 
 async def _service(args: argparse.Namespace) -> tuple[Store, DncService]:
     settings = settings_from_args(args)
-    store = await Store.open(str(args.db or settings.database.path))
+    store = await store_target(args, settings).open()
     workspace = args.workspace or settings.workspace
     return store, DncService(store, workspace, args.country.upper())
 

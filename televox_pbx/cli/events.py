@@ -11,7 +11,7 @@ import sys
 from datetime import datetime, timedelta
 from typing import Any, TextIO
 
-from televox_pbx.cli.common import run, settings_from_args
+from televox_pbx.cli.common import DB_HELP, run, store_target
 from televox_pbx.clock import SystemClock
 from televox_pbx.store import Store
 from televox_pbx.store.events import EventRow, query_events
@@ -38,7 +38,7 @@ def register(sub: Any) -> None:
     t.add_argument("--call", default=None, metavar="UUID", help="only this attempt's events")
     t.add_argument("--json", action="store_true", help="one JSON object per line")
     t.add_argument("--limit", type=int, default=50, help="how many to print first (50)")
-    t.add_argument("--db", default=None, help="database path (default: from settings)")
+    t.add_argument("--db", default=None, help=DB_HELP)
     t.set_defaults(func=_tail)
 
 
@@ -118,10 +118,10 @@ def _tail(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    path = str(args.db or settings_from_args(args).database.path)
+    path = store_target(args)
 
     async def go() -> None:
-        store = await Store.open(path)
+        store = await path.open()
         try:
             await tail(store, out=sys.stdout, filters=filters, since=since,
                        call_id=args.call, as_json=args.json, limit=args.limit,

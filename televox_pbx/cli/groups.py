@@ -29,7 +29,7 @@ from televox_pbx.campaigns.mapping import (
     parse_map_option,
 )
 from televox_pbx.cli.campaign_import import print_mapping, print_summary
-from televox_pbx.cli.common import run, settings_from_args
+from televox_pbx.cli.common import DB_HELP, run, settings_from_args, store_target
 from televox_pbx.store import Store
 from televox_pbx.store import groups as gs
 
@@ -79,12 +79,12 @@ def register(sub: Any) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--country", default="US", help="default country for national numbers")
-    p.add_argument("--db", default=None, help="database path (default: from settings)")
+    p.add_argument("--db", default=None, help=DB_HELP)
 
 
 async def _open(args: argparse.Namespace) -> tuple[Store, str]:
     settings = settings_from_args(args)
-    return await Store.open(str(args.db or settings.database.path)), settings.workspace
+    return await store_target(args, settings).open(), settings.workspace
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from televox_pbx.cli.campaign_import import write_export
-from televox_pbx.cli.common import run, settings_from_args
+from televox_pbx.cli.common import DB_HELP, run, settings_from_args, store_target
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.config.loader import ConfigError, find_campaign
 from televox_pbx.config.settings import Settings
 from televox_pbx.ivr.prompts import check_prompts, media_dir
-from televox_pbx.store import Store
 from televox_pbx.store.campaigns import get_campaign
 from televox_pbx.store.ivr import export_rows
 
@@ -29,7 +28,7 @@ def register(sub: Any) -> None:
                                         "question")
     ex.add_argument("name")
     ex.add_argument("file", type=Path)
-    ex.add_argument("--db", default=None, help="database path (default: from settings)")
+    ex.add_argument("--db", default=None, help=DB_HELP)
     ex.set_defaults(func=_export)
 
 
@@ -77,7 +76,7 @@ def _export(args: argparse.Namespace) -> int:
     questions = campaign.ivr.questions()
 
     async def go() -> tuple[list[str], list[list[object]]] | None:
-        store = await Store.open(str(args.db or settings.database.path))
+        store = await store_target(args, settings).open()
         try:
             row = await get_campaign(store, args.name)
             return None if row is None else await export_rows(store, row.id, questions)

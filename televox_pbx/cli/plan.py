@@ -8,10 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from televox_pbx.campaigns.plan import Plan, PlanAction, build_plan
-from televox_pbx.cli.common import run, settings_from_args
+from televox_pbx.cli.common import DB_HELP, run, settings_from_args, store_target
 from televox_pbx.config.capacity import campaign_warning
 from televox_pbx.config.capacity import effective as effective_capacity
-from televox_pbx.store import Store
 from televox_pbx.store.campaigns import get_campaign
 
 
@@ -22,16 +21,16 @@ def register(sub: Any) -> None:
     p.add_argument("--hours", type=float, default=4.0, help="look ahead this long (default 4)")
     p.add_argument("--limit", type=int, default=50,
                    help="rows shown per section (default 50; counts are always complete)")
-    p.add_argument("--db", default=None, help="database path (default: from settings)")
+    p.add_argument("--db", default=None, help=DB_HELP)
     p.set_defaults(func=_plan)
 
 
 def _plan(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    db = str(args.db or settings.database.path)
+    db = store_target(args, settings)
 
     async def go() -> tuple[Plan, int] | str:
-        store = await Store.open(db)
+        store = await db.open()
         try:
             row = await get_campaign(store, args.name)
             if row is None:

@@ -60,7 +60,7 @@ async def _main(args: argparse.Namespace, settings: Any) -> int:
         print(f"televox serve: {exc}", file=sys.stderr, flush=True)
         return EXIT_START_FAILED
     log.info("televox daemon started", extra={
-        "ami": app.ami_mode, "database": str(settings.database.path),
+        "ami": app.ami_mode, "database": settings.database.target(),
         "audiosocket_port": app.audiosocket.port if app.audiosocket else None,
         "http_port": app.web.port if app.web is not None else None})
     try:

@@ -13,12 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from televox_pbx.ami.client import AmiClient, AmiError
-from televox_pbx.cli.common import run, settings_from_args
+from televox_pbx.cli.common import DB_HELP, run, settings_from_args, store_target
 from televox_pbx.clock import SystemClock
 from televox_pbx.config.loader import ConfigError, find_campaign
 from televox_pbx.sms.ami import AmiMessenger
 from televox_pbx.sms.service import SendResult, SmsService
-from televox_pbx.store import Store
 from televox_pbx.store import sms as sms_store
 from televox_pbx.store.campaigns import get_campaign, upsert_campaign
 
@@ -34,11 +33,11 @@ def register(sub: Any) -> None:
     send.add_argument("--campaign", required=True,
                       help="whose caller ID, trunk and calling window apply")
     send.add_argument("--text", required=True, help="one segment: 160 GSM-7 or 70 UCS-2")
-    send.add_argument("--db", default=None, help="database path (default: from settings)")
+    send.add_argument("--db", default=None, help=DB_HELP)
     send.set_defaults(func=_send)
     st = ssub.add_parser("status", help="each recipient: queued, sent, failed, replied")
     st.add_argument("name", help="campaign name")
-    st.add_argument("--db", default=None, help="database path (default: from settings)")
+    st.add_argument("--db", default=None, help=DB_HELP)
     st.set_defaults(func=_status)
 
 
@@ -59,7 +58,7 @@ def _send(args: argparse.Namespace) -> int:
         return EXIT_ERROR
 
     async def go() -> SendResult:
-        store = await Store.open(str(args.db or settings.database.path))
+        store = await store_target(args, settings).open()
         client = AmiClient(settings.ami, secret=settings.ami.secret())
         try:
             await client.start()
@@ -86,10 +85,10 @@ def _send(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    db = str(args.db or settings_from_args(args).database.path)
+    db = store_target(args)
 
     async def go() -> list[sms_store.Recipient] | None:
-        store = await Store.open(db)
+        store = await db.open()
         try:
             row = await get_campaign(store, args.name)
             return None if row is None else await sms_store.recipients(store, row.id)

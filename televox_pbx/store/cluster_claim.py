@@ -11,17 +11,21 @@
    backs that contact off and the next pick is tried.
 
 The Dialer claims through here on PostgreSQL (campaigns/cluster_dial.py), then re-checks the
-window and DNC on the database's clock just before the Originate.
+window and DNC on the database's clock just before the Originate. Due callbacks and call-now
+(a contact chosen before the claim) go through `claim_contact`: the same pacing row, lease
+and max_concurrent, in one transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 import asyncpg
 
+from televox_pbx.store.attempts import Intent
 from televox_pbx.store.db import Store, StoreError
 from televox_pbx.store.dial_queue import (
     CANDIDATE_COLS,
@@ -34,6 +38,7 @@ from televox_pbx.store.sqlport import POSTGRESQL
 from televox_pbx.store.timefmt import iso
 
 _RETRIES = 5
+T = TypeVar("T")
 _LIVE = "('intent','originated','ringing','answered')"
 
 _PICK = (
@@ -78,15 +83,30 @@ class NoClaim:
 
 async def claim_next(store: Store, campaign_id: int, retry_pass: int, pacing: Pacing,
                      now: datetime, new_id: Callable[[], str], *, workspace: str = "default",
-                     pick: int = 4, backoff: timedelta = timedelta(minutes=1)
-                     ) -> Claimed | NoClaim:
-    """One claim for this campaign, whichever node asks, in one transaction."""
+                     pick: int = 4, backoff: timedelta = timedelta(minutes=1),
+                     overdraw: bool = False) -> Claimed | NoClaim:
+    """One claim for this campaign, whichever node asks, in one transaction. `overdraw`
+    (run-now): the claim may take a token the bucket has not refilled yet (see _admit)."""
+    return await _retrying(store, lambda: _claim(store, campaign_id, retry_pass, pacing, now,
+                                                  new_id, workspace, pick, backoff, overdraw))
+
+
+async def claim_contact(store: Store, intent: Intent, pacing: Pacing, now: datetime, *,
+                        workspace: str = "default", overdraw: bool = False) -> NoClaim | None:
+    """One claim of a contact chosen elsewhere (a due callback, call-now), counted like a
+    queue claim: the campaign's token bucket and max_concurrent over all nodes, and this
+    node's lease. None: claimed (the attempt 'intent', the contact 'calling', the callback
+    'dialing'). Otherwise why not: paced, full, no_lease, dnc, contact_busy, in_call."""
+    return await _retrying(store, lambda: _claim_contact(store, intent, pacing, now,
+                                                          workspace, overdraw))
+
+
+async def _retrying(store: Store, once: Callable[[], Awaitable[T]]) -> T:
     if store.dialect != POSTGRESQL:
-        raise StoreError("claim_next needs PostgreSQL (SQLite serialises its one writer)")
+        raise StoreError("cluster claims need PostgreSQL (SQLite serialises its one writer)")
     for attempt in range(_RETRIES):
         try:
-            return await _claim(store, campaign_id, retry_pass, pacing, now, new_id,
-                                workspace, pick, backoff)
+            return await once()
         except asyncpg.DeadlockDetectedError:
             # Two campaigns' claims each waiting on the other's uncommitted attempt to a
             # shared number: PostgreSQL aborts one whole transaction; it simply runs again.
@@ -95,57 +115,114 @@ async def claim_next(store: Store, campaign_id: int, retry_pass: int, pacing: Pa
     raise AssertionError("unreachable")
 
 
+async def _admit(conn: Any, store: Store, campaign_id: int, pacing: Pacing, now_s: float,
+                 overdraw: bool) -> float | NoClaim:
+    """Lock the campaign's pacing row; the tokens left after the refill, or why not.
+    An overdraw (run-now, call-now: an operator asked for now) may take the bucket into
+    debt down to -max_concurrent: it skips the wait, never the count, so the calls after
+    it, on every node, wait until the campaign's average pace is kept again."""
+    await conn.execute(
+        "INSERT INTO campaign_pacing(campaign_id, tokens, refilled_s) VALUES (?, ?, ?)"
+        " ON CONFLICT (campaign_id) DO NOTHING", (campaign_id, pacing.burst, now_s))
+    async with conn.execute("SELECT tokens, refilled_s FROM campaign_pacing"
+                            " WHERE campaign_id = ? FOR UPDATE", (campaign_id,)) as cur:
+        row = await cur.fetchone()
+    assert row is not None
+    elapsed = max(0.0, now_s - float(row["refilled_s"]))
+    tokens = min(pacing.burst, float(row["tokens"]) + elapsed * pacing.calls_per_minute / 60)
+    if tokens < (1.0 - pacing.max_concurrent if overdraw else 1.0):
+        return NoClaim("paced")
+    if store.node is not None:  # a node claims only while it holds its lease
+        async with conn.execute(
+                f"SELECT 1 FROM nodes WHERE node_id = ? AND epoch = ?"
+                f" AND lease_until > {db_now_s(store.dialect)}",
+                (store.node.node_id, store.node.epoch)) as cur:
+            if await cur.fetchone() is None:
+                return NoClaim("no_lease")
+    async with conn.execute(f"SELECT COUNT(*) FROM call_attempts WHERE campaign_id = ?"
+                            f" AND status IN {_LIVE}", (campaign_id,)) as cur:
+        live = await cur.fetchone()
+    if live is not None and int(live[0]) >= pacing.max_concurrent:
+        return NoClaim("full")
+    return tokens
+
+
+async def _spend(conn: Any, campaign_id: int, tokens: float, now_s: float) -> None:
+    await conn.execute("UPDATE campaign_pacing SET tokens = ?, refilled_s = ?"
+                       " WHERE campaign_id = ?", (tokens - 1.0, now_s, campaign_id))
+
+
+def _owner(store: Store) -> tuple[str | None, int | None]:
+    return (store.node.node_id, store.node.epoch) if store.node else (None, None)
+
+
 async def _claim(store: Store, campaign_id: int, retry_pass: int, pacing: Pacing,
                  now: datetime, new_id: Callable[[], str], workspace: str, pick: int,
-                 backoff: timedelta) -> Claimed | NoClaim:
+                 backoff: timedelta, overdraw: bool) -> Claimed | NoClaim:
     now_s = now.timestamp()
     backed_off = 0
     async with store.transaction(tag="claim") as conn:
-        await conn.execute(
-            "INSERT INTO campaign_pacing(campaign_id, tokens, refilled_s) VALUES (?, ?, ?)"
-            " ON CONFLICT (campaign_id) DO NOTHING", (campaign_id, pacing.burst, now_s))
-        async with conn.execute("SELECT tokens, refilled_s FROM campaign_pacing"
-                                " WHERE campaign_id = ? FOR UPDATE", (campaign_id,)) as cur:
-            row = await cur.fetchone()
-        assert row is not None
-        elapsed = max(0.0, now_s - float(row["refilled_s"]))
-        tokens = min(pacing.burst, float(row["tokens"]) + elapsed * pacing.calls_per_minute / 60)
-        if tokens < 1.0:
-            return NoClaim("paced")
-        if store.node is not None:  # a node claims only while it holds its lease
-            async with conn.execute(
-                    f"SELECT 1 FROM nodes WHERE node_id = ? AND epoch = ?"
-                    f" AND lease_until > {db_now_s(store.dialect)}",
-                    (store.node.node_id, store.node.epoch)) as cur:
-                if await cur.fetchone() is None:
-                    return NoClaim("no_lease")
-        async with conn.execute(f"SELECT COUNT(*) FROM call_attempts WHERE campaign_id = ?"
-                                f" AND status IN {_LIVE}", (campaign_id,)) as cur:
-            live = await cur.fetchone()
-        if live is not None and int(live[0]) >= pacing.max_concurrent:
-            return NoClaim("full")
+        tokens = await _admit(conn, store, campaign_id, pacing, now_s, overdraw)
+        if isinstance(tokens, NoClaim):
+            return tokens
         async with conn.execute(_PICK, {"campaign": campaign_id, "pass": retry_pass,
                                         "now": iso(now), "ws": workspace, "n": pick}) as cur:
             rows = await cur.fetchall()
+        node, epoch = _owner(store)
         for r in rows:
             cand = candidate_from_row(r)
             call_id = new_id()
             cur = await conn.execute(_INSERT, {
                 "id": call_id, "campaign": campaign_id, "contact": cand.contact_id,
                 "phone": cand.e164, "position": cand.position, "pass": cand.retry_pass,
-                "now": iso(now), "reason": "cluster claim",
-                "node": store.node.node_id if store.node else None,
-                "epoch": store.node.epoch if store.node else None})
+                "now": iso(now), "reason": "cluster claim", "node": node, "epoch": epoch})
             if cur.rowcount != 1:  # the number is live elsewhere: this contact waits
                 backed_off += 1
                 await conn.execute("UPDATE contacts SET next_eligible_at = ?, updated_at = ?"
                                    " WHERE id = ?", (iso(now + backoff), iso(now),
                                                      cand.contact_id))
                 continue
-            await conn.execute("UPDATE contacts SET status = 'calling', last_attempt_at = ?,"
-                               " updated_at = ? WHERE id = ?",
-                               (iso(now), iso(now), cand.contact_id))
-            await conn.execute("UPDATE campaign_pacing SET tokens = ?, refilled_s = ?"
-                               " WHERE campaign_id = ?", (tokens - 1.0, now_s, campaign_id))
+            await _calling(conn, cand.contact_id, now)
+            await _spend(conn, campaign_id, tokens, now_s)
             return Claimed(call_id, cand)
     return NoClaim("empty", backed_off)
+
+
+async def _calling(conn: Any, contact_id: int, now: datetime) -> None:
+    await conn.execute("UPDATE contacts SET status = 'calling', last_attempt_at = ?,"
+                       " updated_at = ? WHERE id = ?", (iso(now), iso(now), contact_id))
+
+
+async def _claim_contact(store: Store, intent: Intent, pacing: Pacing, now: datetime,
+                         workspace: str, overdraw: bool) -> NoClaim | None:
+    now_s = now.timestamp()
+    async with store.transaction(tag="claim") as conn:
+        tokens = await _admit(conn, store, intent.campaign_id, pacing, now_s, overdraw)
+        if isinstance(tokens, NoClaim):
+            return tokens
+        # Locked: a queue claim on another node skips this contact meanwhile (SKIP LOCKED),
+        # or it claimed first and this one sees 'calling'.
+        async with conn.execute("SELECT status FROM contacts WHERE id = ? FOR UPDATE",
+                                (intent.contact_id,)) as cur:
+            contact = await cur.fetchone()
+        if contact is None or str(contact["status"]) in ("calling", "connected"):
+            return NoClaim("contact_busy")
+        async with conn.execute("SELECT 1 FROM dnc WHERE workspace = ? AND e164 = ?",
+                                (workspace, intent.phone)) as cur:
+            if await cur.fetchone() is not None:
+                return NoClaim("dnc")
+        node, epoch = _owner(store)
+        cur = await conn.execute(_INSERT, {
+            "id": intent.call_id, "campaign": intent.campaign_id,
+            "contact": intent.contact_id, "phone": intent.phone,
+            "position": intent.phone_position, "pass": intent.retry_pass, "now": iso(now),
+            "reason": intent.gate_reason, "node": node, "epoch": epoch})
+        if cur.rowcount != 1:  # live elsewhere: another campaign, a node, an inbound call
+            return NoClaim("in_call")
+        await _calling(conn, intent.contact_id, now)
+        if intent.callback_id is not None:
+            await conn.execute(
+                "UPDATE callbacks SET status = 'dialing', attempt_id = COALESCE(attempt_id, ?)"
+                " WHERE id = ? AND status = 'pending'", (intent.call_id, intent.callback_id))
+        await _spend(conn, intent.campaign_id, tokens, now_s)
+    return None

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from televox_pbx.store.contacts import NewContact
 from televox_pbx.store.db import Store
+from televox_pbx.store.sqlport import POSTGRESQL
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +18,8 @@ class GroupInfo:
 
 
 async def ensure_group(store: Store, name: str) -> int:
-    await store.execute("INSERT OR IGNORE INTO contact_groups(name) VALUES (?)", (name,))
+    await store.execute("INSERT INTO contact_groups(name) VALUES (?) ON CONFLICT DO NOTHING",
+                        (name,))
     gid = await group_id(store, name)
     assert gid is not None
     return gid
@@ -86,14 +87,19 @@ async def members_of(store: Store, gids: Sequence[int]) -> list[NewContact]:
     if not gids:
         return []
     marks = ",".join("?" * len(gids))
+    # The phones in order, space-separated (an E.164 number holds no space).
+    phones = (
+        "(SELECT string_agg(e164, ' ' ORDER BY position) FROM group_member_phones p"
+        " WHERE p.member_id = m.id)" if store.dialect == POSTGRESQL else
+        "(SELECT group_concat(e164, ' ') FROM (SELECT e164 FROM group_member_phones p"
+        "  WHERE p.member_id = m.id ORDER BY position))")
     rows = await store.fetchall(
         "SELECT m.name, m.first_name, m.last_name, m.email, m.timezone, m.variables_json,"
-        " (SELECT json_group_array(e164) FROM (SELECT e164 FROM group_member_phones p"
-        "  WHERE p.member_id = m.id ORDER BY position)) AS phones"
+        f" {phones} AS phones"
         f" FROM group_members m WHERE m.group_id IN ({marks}) ORDER BY m.added_at, m.id",
         tuple(gids))
     return [NewContact(r[0], r[1], r[2], r[3], r[4], str(r[5]),
-                       tuple(json.loads(r[6] or "[]"))) for r in rows]
+                       tuple(str(r[6] or "").split())) for r in rows]
 
 
 async def member_numbers(store: Store, gid: int, limit: int | None = None,
@@ -102,5 +108,6 @@ async def member_numbers(store: Store, gid: int, limit: int | None = None,
     rows = await store.fetchall(
         "SELECT (SELECT e164 FROM group_member_phones p WHERE p.member_id = m.id"
         " ORDER BY position LIMIT 1), m.name FROM group_members m WHERE m.group_id = ?"
-        " ORDER BY m.id LIMIT ? OFFSET ?", (gid, -1 if limit is None else limit, offset))
+        # No limit: the largest a LIMIT takes on both engines (PostgreSQL refuses -1).
+        " ORDER BY m.id LIMIT ? OFFSET ?", (gid, 2**62 if limit is None else limit, offset))
     return [(str(r[0]), r[1]) for r in rows]

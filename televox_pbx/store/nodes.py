@@ -37,10 +37,11 @@ class NodeRow:
     alive: bool
     expires_in_s: float  # negative once expired
     in_flight: int
+    capacity: int | None = None  # its live conversations at most; None: not bounded
 
 
 async def start_node(store: Store, node_id: str, ami_address: str,
-                     lease_s: float = LEASE_S) -> NodeIdentity:
+                     lease_s: float = LEASE_S, *, capacity: int | None = None) -> NodeIdentity:
     """This node starts: the next epoch, a fresh lease, and its own live attempts of earlier
     lives adopted into this one (this node's restart recovery settles them; an attempt a
     survivor already took over carries the survivor's id and is left alone). A takeover
@@ -48,12 +49,13 @@ async def start_node(store: Store, node_id: str, ami_address: str,
     now = db_now_s(store.dialect)
     async with store.transaction(tag="node") as conn:
         await conn.execute(
-            f"INSERT INTO nodes(node_id, ami_address, epoch, started_s, lease_until)"
-            f" VALUES (?, ?, 1, {now}, {now} + ?)"
+            f"INSERT INTO nodes(node_id, ami_address, epoch, started_s, lease_until, capacity)"
+            f" VALUES (?, ?, 1, {now}, {now} + ?, ?)"
             f" ON CONFLICT (node_id) DO UPDATE SET epoch = nodes.epoch + 1,"
             f" ami_address = excluded.ami_address, started_s = excluded.started_s,"
-            f" lease_until = excluded.lease_until, taken_over_by = NULL,"
-            f" taken_over_s = NULL", (node_id, ami_address, lease_s))
+            f" lease_until = excluded.lease_until, capacity = excluded.capacity,"
+            f" taken_over_by = NULL, taken_over_s = NULL",
+            (node_id, ami_address, lease_s, capacity))
         async with conn.execute("SELECT epoch FROM nodes WHERE node_id = ?",
                                 (node_id,)) as cur:
             row = await cur.fetchone()
@@ -79,8 +81,10 @@ async def list_nodes(store: Store) -> list[NodeRow]:
     now = db_now_s(store.dialect)
     rows = await store.fetchall(
         f"SELECT n.node_id, n.ami_address, n.epoch, n.lease_until - {now} AS left_s,"
+        f" n.capacity,"
         f" (SELECT COUNT(*) FROM call_attempts a WHERE a.node_id = n.node_id"
         f"  AND a.status IN {_LIVE}) AS live FROM nodes n ORDER BY n.node_id")
     return [NodeRow(str(r["node_id"]), str(r["ami_address"]), int(r["epoch"]),
-                    float(r["left_s"]) > 0, round(float(r["left_s"]), 1), int(r["live"]))
+                    float(r["left_s"]) > 0, round(float(r["left_s"]), 1), int(r["live"]),
+                    None if r["capacity"] is None else int(r["capacity"]))
             for r in rows]

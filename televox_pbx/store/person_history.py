@@ -28,8 +28,9 @@ class HistoryRow:
 
 
 async def record_inbound_route(store: Store, call_id: str, number: str, agent: str) -> None:
-    await store.execute("INSERT OR REPLACE INTO inbound_routes(call_id, number, agent) "
-                        "VALUES (?, ?, ?)", (call_id, number, agent))
+    await store.execute("INSERT INTO inbound_routes(call_id, number, agent) VALUES (?, ?, ?)"
+                        " ON CONFLICT (call_id) DO UPDATE SET number = excluded.number,"
+                        " agent = excluded.agent", (call_id, number, agent))
 
 
 def _agent_of(config_json: str | None) -> str | None:

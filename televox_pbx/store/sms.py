@@ -3,12 +3,11 @@ each recipient's status (queued, sent, failed with the reason, replied)."""
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
 from televox_pbx.store.attempts import ClaimRefused
-from televox_pbx.store.db import Store
+from televox_pbx.store.db import Store, is_unique_violation
 from televox_pbx.store.timefmt import iso
 
 
@@ -43,8 +42,8 @@ async def claim_message(store: Store, attempt_id: str, phone: str, now: datetime
                 (attempt_id, campaign_id, phone, iso(now), workspace, phone))
             if cur.rowcount != 1:
                 raise ClaimRefused("dnc", "on the DNC list")
-    except sqlite3.IntegrityError as exc:
-        if "call_attempts.phone" not in str(exc):
+    except Exception as exc:  # SQLite's IntegrityError or asyncpg's UniqueViolationError
+        if not is_unique_violation(exc, "call_attempts.phone"):
             raise
         raise ClaimRefused("in_call", "already in a call") from exc
 
@@ -128,7 +127,9 @@ async def recipients(store: Store, campaign_id: int) -> list[Recipient]:
         "SELECT c.id,"
         " (SELECT e164 FROM contact_phones p WHERE p.contact_id = c.id ORDER BY position"
         "  LIMIT 1) AS e164,"
-        " (SELECT status || char(31) || COALESCE(reason, '') FROM sms_messages m"
+        # status, then the reason after the first ':' (a status never holds one; char(31)
+        # is a type name to PostgreSQL)
+        " (SELECT status || ':' || COALESCE(reason, '') FROM sms_messages m"
         "  WHERE m.contact_id = c.id AND m.direction = 'out' AND m.kind = 'campaign'"
         "  ORDER BY m.id DESC LIMIT 1) AS sent,"
         " EXISTS (SELECT 1 FROM sms_messages i WHERE i.direction = 'in'"
@@ -138,7 +139,7 @@ async def recipients(store: Store, campaign_id: int) -> list[Recipient]:
     for r in rows:
         status, reason = "queued", None
         if r["sent"]:
-            status, _, why = str(r["sent"]).partition("\x1f")
+            status, _, why = str(r["sent"]).partition(":")
             reason = why or None
         if r["replied"]:
             status = "replied"

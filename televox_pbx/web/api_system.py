@@ -1,21 +1,27 @@
 """Health (/status, no token), Prometheus metrics, the OpenAPI document, the API audit log
-and the webhook delivery log."""
+and the webhook delivery log.
+
+/status and /metrics speak for this node (its calls in flight, its voice capacity) and for
+the cluster of nodes sharing the database (issue 19: nodes alive and dead, calls in flight
+per node and in total, the live nodes' capacity in total). On one box (SQLite) the cluster
+is that box alone."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import socket
 from typing import Any
 
 from aiohttp import web
 
 from televox_pbx.store.api_audit import list_audit
-from televox_pbx.store.attempts import in_flight
 from televox_pbx.store.call_summaries import summary_counts
+from televox_pbx.store.node_load import ClusterView, cluster_view
 from televox_pbx.store.stats import attempts_by_status, campaign_counts, queue_depth, webhook_counts
 from televox_pbx.store.webhooks import delivery_attempts, list_deliveries
 from televox_pbx.web.auth import bearer_owner
-from televox_pbx.web.context import ctx
+from televox_pbx.web.context import ApiContext, ctx
 from televox_pbx.web.errors import not_found
 from televox_pbx.web.routes import (
     PAGING,
@@ -32,22 +38,51 @@ TAG = "system"
 OPENAPI = web.AppKey("televox.openapi", dict)
 
 
+async def _cluster(c: ApiContext) -> ClusterView:
+    ami = c.settings.ami
+    return await cluster_view(
+        c.store, node_id=c.settings.database.node_id or socket.gethostname(),
+        ami_address=f"{ami.host}:{ami.port}" if ami.host else "simulator",
+        capacity=c.dialer.capacity if c.dialer is not None else None)
+
+
+def _node_summary(view: ClusterView) -> dict[str, Any]:
+    me = view.here()
+    return {"id": view.me, "calls_in_flight": me.in_flight if me else 0,
+            "capacity": me.capacity if me else None, "lease_alive": bool(me and me.alive)}
+
+
+def _cluster_summary(view: ClusterView) -> dict[str, Any]:
+    return {"nodes_alive": view.alive, "nodes_dead": view.dead,
+            "calls_in_flight": view.in_flight, "capacity": view.capacity}
+
+
+def _node_rows(view: ClusterView) -> list[dict[str, Any]]:
+    return [{"id": n.node_id, "ami_address": n.ami_address, "epoch": n.epoch,
+             "alive": n.alive, "lease_expires_in_s": n.expires_in_s,
+             "calls_in_flight": n.in_flight, "capacity": n.capacity} for n in view.nodes]
+
+
 async def status(request: web.Request) -> web.Response:
-    """Minimal health without a token (enough for a load balancer or a monitoring probe);
-    with a valid token, also `detail`: the engines, the sockets, the event log, each
+    """Minimal health without a token (enough for a load balancer or a monitoring probe):
+    this node's and the cluster's calls in flight and capacity; with a valid token, also
+    `detail`: the engines, the sockets, the event log, each node (AMI address, lease), each
     campaign's state and the webhook outbox."""
     c = ctx(request)
     h = c.health()
+    view = await _cluster(c)
     ami = str(h.get("ami_state", "unknown"))
     models = [str(m.get("model") or m.get("name")) for m in h.get("models", [])
               if m.get("loaded", True)]
     body: dict[str, Any] = {
         "status": "ok" if ami == "logged_in" else "degraded", "version": c.version,
         "ami": ami, "ami_mode": h.get("ami_mode"), "models_loaded": models,
-        "calls_in_flight": await in_flight(c.store), "queue_depth": await queue_depth(c.store)}
+        "calls_in_flight": _node_summary(view)["calls_in_flight"],
+        "queue_depth": await queue_depth(c.store),
+        "node": _node_summary(view), "cluster": _cluster_summary(view)}
     if bearer_owner(request) is not None:
         body["detail"] = {
-            "health": h,
+            "health": h, "nodes": _node_rows(view),
             "campaigns": [{"name": cc.name, "state": cc.state, "contacts": cc.contacts}
                           for cc in await campaign_counts(c.store)],
             "call_attempts": await attempts_by_status(c.store),
@@ -77,8 +112,26 @@ async def metrics(request: web.Request) -> web.Response:
             [({}, 1 if h.get("ami_state") == "logged_in" else 0)])
     _metric(lines, "televox_models_loaded", "gauge", "Voice models loaded.",
             [({}, len(h.get("models", [])))])
-    _metric(lines, "televox_calls_in_flight", "gauge", "Attempts not yet final.",
-            [({}, await in_flight(c.store))])
+    view = await _cluster(c)
+    node = _node_summary(view)
+    _metric(lines, "televox_calls_in_flight", "gauge", "This node's attempts not yet final.",
+            [({}, node["calls_in_flight"])])
+    if node["capacity"] is not None:
+        _metric(lines, "televox_capacity", "gauge",
+                "Live conversations this node holds at most (capacity.conversations).",
+                [({}, node["capacity"])])
+    _metric(lines, "televox_cluster_nodes", "gauge",
+            "Nodes sharing the database, by lease (alive or dead).",
+            [({"state": "alive"}, view.alive), ({"state": "dead"}, view.dead)])
+    _metric(lines, "televox_cluster_node_calls_in_flight", "gauge",
+            "Attempts not yet final, by node.",
+            [({"node": n.node_id}, n.in_flight) for n in view.nodes])
+    _metric(lines, "televox_cluster_calls_in_flight", "gauge",
+            "Attempts not yet final, over every node.", [({}, view.in_flight)])
+    if view.capacity is not None:
+        _metric(lines, "televox_cluster_capacity", "gauge",
+                "Live conversations the live nodes hold at most, in total.",
+                [({}, view.capacity)])
     _metric(lines, "televox_audiosocket_active", "gauge", "Calls with audio connected.",
             [({}, h.get("calls_active", 0))])
     _metric(lines, "televox_queue_depth", "gauge",
@@ -146,8 +199,9 @@ async def delivery(request: web.Request) -> web.Response:
 
 ROUTES: list[Route] = [
     Route("GET", "/status", status,
-          "Health without a token: AMI state, models, calls in flight, queue depth; with "
-          "a valid token also `detail` (engines, sockets, campaigns, webhook outbox)", TAG,
+          "Health without a token: AMI state, models, calls in flight, queue depth, this "
+          "node and the cluster (nodes alive/dead, calls in flight, capacity); with a valid "
+          "token also `detail` (engines, sockets, each node, campaigns, webhook outbox)", TAG,
           auth=False, ok_schema={"type": "object", "required": ["status", "version", "ami"]}),
     Route("GET", "/metrics", metrics, "Prometheus metrics (text format 0.0.4)", TAG,
           ok_type="text/plain", ok_schema={"type": "string"}),

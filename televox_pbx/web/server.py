@@ -14,7 +14,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from televox_pbx.agent.call_summary import SummaryWorker
-from televox_pbx.store.attempts import in_flight
+from televox_pbx.store.node_load import live_here
 from televox_pbx.supervise import supervise
 from televox_pbx.web import (
     api_calls,
@@ -142,9 +142,9 @@ async def serve_app(app: App, port: int) -> WebService:
     if app.factory is not None and app.settings.models.call_summaries:
 
         async def busy() -> bool:
-            """A call live or being dialled: the LLM is theirs."""
+            """A call live or being dialled on this box: the LLM is theirs."""
             live = app.audiosocket.stats().active if app.audiosocket is not None else 0
-            return live > 0 or await in_flight(store) > 0
+            return live > 0 or await live_here(store) > 0
 
         worker = SummaryWorker(store, app.factory.engines.llm, app.clock, busy)
         jobs.append(("call summaries", worker.run))
