@@ -130,3 +130,51 @@ async def test_a_node_without_its_lease_claims_nothing(stores: list[Store]) -> N
     assert lapsed.sent == [] and superseded.sent == []
     row = await stores[0].fetchone("SELECT COUNT(*) AS n FROM call_attempts")
     assert row is not None and row["n"] == 0
+
+
+async def _stall_then(store: Store, other: Store, clock: FakeClock, sql: list[str]
+                      ) -> tuple[FakeOriginator, Dialer]:
+    """A dialer whose node stalls between its claim and the Originate; meanwhile `sql`
+    runs on the other node's connection."""
+    asked: list[datetime] = []
+
+    async def db_clock() -> datetime:  # asked at the claim, then at the re-check
+        if asked:
+            for statement in sql:
+                await other.execute(statement)
+        asked.append(clock.now())
+        return clock.now()
+    orig = FakeOriginator(clock)
+    return orig, Dialer(store, orig, clock, cluster=ClusterDial(store, db_clock=db_clock))
+
+
+async def test_a_node_whose_lease_lapses_after_its_claim_sends_nothing(
+        stores: list[Store]) -> None:
+    clock = FakeClock(START)
+    await seed(stores[0], campaign(), [[number(1)]])
+    orig, d = await _stall_then(stores[0], stores[1], clock, [
+        "UPDATE nodes SET lease_until = EXTRACT(EPOCH FROM clock_timestamp()) + 1"
+        " WHERE node_id = 'box-0'"])
+    report = await d.tick()
+    assert orig.sent == [] and report.originated == []
+    row = await stores[0].fetchone("SELECT status, notes FROM call_attempts")
+    assert row is not None and row["status"] == "not_sent" and "lease" in row["notes"]
+    contact = await stores[0].fetchone("SELECT status FROM contacts")
+    assert contact is not None and contact["status"] == "pending"  # back in line
+
+
+async def test_a_node_taken_over_after_its_claim_sends_nothing_and_leaves_the_call(
+        stores: list[Store]) -> None:
+    """The survivor owns the attempt now (issue 19 item 4): the stalled node neither dials
+    nor touches the attempt or the contact; the survivor's rules settle them."""
+    clock = FakeClock(START)
+    await seed(stores[0], campaign(), [[number(1)]])
+    orig, d = await _stall_then(stores[0], stores[1], clock, [
+        "UPDATE nodes SET epoch = epoch + 1, taken_over_by = 'box-1' WHERE node_id = 'box-0'",
+        "UPDATE call_attempts SET node_id = 'box-1', node_epoch = 1, pbx_node = 'box-0'"])
+    await d.tick()
+    assert orig.sent == []
+    row = await stores[0].fetchone("SELECT status, node_id FROM call_attempts")
+    assert row is not None and (row["status"], row["node_id"]) == ("intent", "box-1")
+    contact = await stores[0].fetchone("SELECT status FROM contacts")
+    assert contact is not None and contact["status"] == "calling"

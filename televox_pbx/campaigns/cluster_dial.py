@@ -22,7 +22,7 @@ from televox_pbx.config.campaign import Campaign
 from televox_pbx.store.attempts import Intent
 from televox_pbx.store.cluster_claim import Claimed, NoClaim, Pacing, claim_contact, claim_next
 from televox_pbx.store.db import Store
-from televox_pbx.store.node_load import holds_lease
+from televox_pbx.store.node_load import holds_lease, may_originate
 from televox_pbx.store.nodes import db_now_s
 
 __all__ = ["Claimed", "ClusterDial", "NoClaim"]
@@ -43,6 +43,10 @@ class ClusterDial:
 
     async def holds_lease(self) -> bool:
         return await holds_lease(self._store)
+
+    async def may_originate(self, call_id: str) -> bool:
+        """Still this node's unsent attempt, with lease to spare (store/node_load.py)."""
+        return await may_originate(self._store, call_id)
 
     async def claim(self, campaign_id: int, retry_pass: int, cfg: Campaign,
                     new_id: Callable[[], str], workspace: str, *,

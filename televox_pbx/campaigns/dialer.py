@@ -295,6 +295,15 @@ class Dialer:
                     self._workspace, overdraw=overdraw or purpose == "call_now")
                 if refused is not None:
                     return await self._claim_refused(cfg, cand, refused, now, report)
+        if self._cluster is not None and not await self._cluster.may_originate(call_id):
+            # Stalled since the claim: the lease is nearly out, or a survivor took this
+            # node over and owns the attempt now. Nothing goes out; ours, it is put back.
+            log.warning("originate withheld: the lease is lapsing", extra={"call_id": call_id})
+            async with self._lock:
+                await att.cancel_unsent(self._store, call_id, cand.contact_id, now,
+                                        "withheld: this node's lease was lapsing")
+            return CallNowResult(None, "this node's lease is lapsing; nothing was sent",
+                                 "not_sent")
         if self.sms is not None and cfg.channel == "sms":
             sent = await self.sms.send_claimed(row.id, cfg, cand.contact_id, cand.variables,
                                                call_id, phone)

@@ -267,9 +267,11 @@ async def cancel_unsent(store: Store, call_id: str, contact_id: int, retry_at: d
     """The transport proved nothing went out: close the attempt as 'not_sent' (kept for
     audit, never resent) and put the contact back in line on the same phone."""
     async with store.transaction() as conn:
-        await conn.execute(
+        cur = await conn.execute(
             "UPDATE call_attempts SET status = 'not_sent', notes = ? WHERE id = ?"
             " AND status = 'intent'" + OWNED_SQL, (reason, call_id, *owner_params(store)))
+        if cur.rowcount != 1:
+            return  # not ours any more (a survivor took it over) or already settled
         await conn.execute(
             "UPDATE contacts SET status = 'pending', next_eligible_at = ?, updated_at = ?"
             " WHERE id = ? AND status = 'calling'", (iso(retry_at), iso(retry_at), contact_id))

@@ -77,3 +77,25 @@ async def holds_lease(store: Store) -> bool:
                                f" AND lease_until > {db_now_s(store.dialect)}",
                                (me.node_id, me.epoch))
     return row is not None
+
+
+# A takeover needs this node's lease to have expired; with at least this much of it left at
+# the check, the Originate that follows goes out long before a survivor may take the call.
+ORIGINATE_MARGIN_S = 3.0
+
+
+async def may_originate(store: Store, call_id: str) -> bool:
+    """The attempt is still this node's, in this life, not yet sent (`intent`), and the
+    lease has ORIGINATE_MARGIN_S left: checked just before an Originate, so a node that
+    stalled between its claim and the send (and was taken over meanwhile, its attempt
+    closed by a survivor) never dials. Always True on one box."""
+    me = store.node
+    if me is None:
+        return True
+    row = await store.fetchone(
+        f"SELECT 1 AS ok FROM call_attempts a JOIN nodes n ON n.node_id = a.node_id"
+        f" WHERE a.id = ? AND a.status = 'intent' AND a.node_id = ?"
+        f" AND a.node_epoch = ? AND n.epoch = ?"
+        f" AND n.lease_until > {db_now_s(store.dialect)} + ?",
+        (call_id, me.node_id, me.epoch, me.epoch, ORIGINATE_MARGIN_S))
+    return row is not None
