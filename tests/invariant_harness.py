@@ -8,7 +8,8 @@ change (start-up recovery, inbound calls, PBX restart), it sits here, in one pla
   AMI, close stale inbound calls, `CampaignRunner.recover()`, then `runner.run()`.
 - `Daemon.crash` is kill -9 in-process: the store connection freezes at a chosen commit
   (or now), the AMI socket is cut without a Logoff, every task is cancelled and the
-  SQLite connection is closed under any open transaction (which rolls it back).
+  SQLite connection is closed under any open transaction (which rolls it back), its
+  cursors first, so that its locks go at once as with a dead process (DbSpy.close).
 - `restart_pbx` plays Asterisk's `core restart now` on the simulator.
 """
 
@@ -17,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import sqlite3
 import uuid
+import weakref
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -64,6 +67,7 @@ class DbSpy:
         self.ops = 0
         self.frozen = False
         self.trap: CrashTrap | None = None
+        self._cursors: weakref.WeakSet[sqlite3.Cursor] = weakref.WeakSet()
         store.conn._execute = self._execute  # type: ignore[method-assign]
 
     def _is_commit(self, args: tuple[Any, ...]) -> bool:
@@ -85,12 +89,20 @@ class DbSpy:
         self.inflight += 1
         self.ops += 1
         try:
-            result = await self._orig(fn, *args, **kw)
+            result = await self._orig(self._tracked, fn, *args, **kw)
         finally:
             self.inflight -= 1
         if commit and self.trap is not None and self.trap.when == "after" \
                 and self.trap.seen == self.trap.nth:
             await self._freeze()
+        return result
+
+    def _tracked(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        """Runs `fn` on the SQLite thread; remembers any cursor it returns, even one
+        whose caller was cancelled before it got it."""
+        result = fn(*args, **kw)
+        if isinstance(result, sqlite3.Cursor):
+            self._cursors.add(result)
         return result
 
     async def _freeze(self) -> None:
@@ -100,9 +112,22 @@ class DbSpy:
         await asyncio.get_running_loop().create_future()  # never resolves
 
     async def close(self) -> None:
-        """Close the SQLite connection whatever state it is in (an open transaction is
-        rolled back by SQLite, as when a process dies)."""
+        """Close the SQLite connection whatever state it is in, releasing its locks at
+        once as a process's death does (its open transaction rolls back).
+
+        A frozen connection runs nothing more, so a cancelled task's `async with` never
+        closed its cursor; one left part way through a SELECT keeps its statement alive,
+        and SQLite then closes the connection only as a zombie that keeps the open write
+        transaction, and its lock, until that cursor is garbage collected (a reference
+        cycle through the CancelledError's traceback: seconds or minutes later). The next
+        daemon's start-up recovery then found the database locked. Close them first."""
         del self.conn._execute  # back to aiosqlite's own method
+
+        def release() -> None:  # on the SQLite thread, after everything queued before
+            for cur in list(self._cursors):
+                cur.close()
+
+        await self.conn._execute(release)
         await self.conn.close()
 
 
