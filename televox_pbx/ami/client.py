@@ -25,17 +25,31 @@ from typing import TypeVar
 from pydantic import SecretStr
 
 from televox_pbx.ami.codec import AmiBanner, AmiMessage, AmiParser, AmiProtocolError, encode
+from televox_pbx.ami.errors import (
+    AmiActionError,
+    AmiConnectionLost,
+    AmiError,
+    AmiLoginError,
+    AmiNotConnected,
+    AmiTimeout,
+    OriginateRefused,
+    OriginateUnknown,
+)
+from televox_pbx.ami.originate import looks_like_uuid, originate_fields, sanitize_variable
 from televox_pbx.clock import Clock, SystemClock, wait_for
 from televox_pbx.config.settings import AmiSettings
 from televox_pbx.domain import OriginateRequest
+
+# The errors and the Originate's wire fields live in their own modules; they are named
+# here too, where every caller of the client has always found them.
+__all__ = ["AmiActionError", "AmiClient", "AmiConnectionLost", "AmiError", "AmiLoginError",
+           "AmiNotConnected", "AmiTimeout", "ConnectionState", "OriginateRefused",
+           "OriginateUnknown", "looks_like_uuid", "originate_fields", "sanitize_variable"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-                     r"[0-9a-fA-F]{12}$")
-_VAR_UNSAFE = re.compile(r"[\r\n,]")
 _READ_CHUNK = 65536
 # `Response: Error` messages with which Asterisk refuses an action before acting on it
 # (manager.c checks ast_shutting_down() first; seen during `core restart now`), and the
@@ -50,91 +64,8 @@ class ConnectionState(StrEnum):
     RECONNECTING = "reconnecting"
 
 
-class AmiError(Exception):
-    """Base of every AMI client error."""
-
-
-class AmiLoginError(AmiError):
-    """Asterisk refused the login (or no secret is configured)."""
-
-
-class AmiNotConnected(AmiError):
-    """Nothing was sent: the client is not logged in right now."""
-
-
-class OriginateRefused(AmiNotConnected):
-    """Asterisk answered the Originate with an error that proves it never dialled (it is
-    shutting down, or the session is not logged in): nothing went out, so the attempt is
-    unsent, not a failed call."""
-
-    def __init__(self, response: AmiMessage) -> None:
-        super().__init__(response.get("Message") or "Originate refused before dialling")
-        self.response = response
-
-
-class AmiConnectionLost(AmiError):
-    """The connection dropped after the action was written, before its Response."""
-
-
-class AmiTimeout(AmiError):
-    """No Response within the deadline."""
-
-
-class AmiActionError(AmiError):
-    """Asterisk answered `Response: Error`."""
-
-    def __init__(self, response: AmiMessage) -> None:
-        super().__init__(response.get("Message") or "AMI action failed")
-        self.response = response
-
-
-class OriginateUnknown(AmiError):
-    """The Originate was written but its fate is unknown (connection lost or no Response).
-
-    Never resend: reconcile with `live_call_ids()` and the event stream instead.
-    """
-
-    def __init__(self, call_id: str, reason: str) -> None:
-        super().__init__(f"originate outcome unknown: {reason}")
-        self.call_id = call_id
-
-
 EventCallback = Callable[[AmiMessage], None]
 StateCallback = Callable[[ConnectionState], None]
-
-
-def looks_like_uuid(value: str | None) -> bool:
-    return bool(value) and UUID_RE.match(value or "") is not None
-
-
-def sanitize_variable(value: str) -> str:
-    """Originate `Variable:` values cannot carry CR/LF (splits the message) or commas
-    (Asterisk splits multiple assignments on them)."""
-    return _VAR_UNSAFE.sub(" ", value)
-
-
-def originate_fields(req: OriginateRequest, *, amd: bool) -> list[tuple[str, str]]:
-    """The wire fields of one Originate (exposed for tests and the event log)."""
-    fields: list[tuple[str, str]] = [
-        ("Action", "Originate"),
-        ("ActionID", req.call_id),
-        ("ChannelId", req.call_id),
-        ("Channel", f"PJSIP/{req.phone}@{req.trunk}"),
-        ("Context", req.context),
-        ("Exten", req.exten),
-        ("Priority", str(req.priority)),
-        ("Timeout", str(int(req.ring_timeout_s * 1000))),
-        ("CallerID", sanitize_variable(req.caller_id)),
-        ("Async", "true"),
-        ("Variable", f"TELEVOX_CALL_ID={req.call_id}"),
-    ]
-    for name, value in req.variables.items():
-        key = re.sub(r"[^A-Za-z0-9_]", "_", name).upper()
-        if not key.startswith("TELEVOX_"):
-            key = f"TELEVOX_VAR_{key}"
-        fields.append(("Variable", f"{key}={sanitize_variable(value)}"))
-    fields.append(("Variable", f"TELEVOX_AMD={'1' if amd else '0'}"))
-    return fields
 
 
 class _Pending:
