@@ -1,6 +1,11 @@
 """Live campaign progress over Server-Sent Events (aiohttp-sse). The browser never polls:
 one hub samples the store for every viewer at once (while anyone watches) and pushes a
-snapshot only when it changed; a slow viewer loses stale snapshots, never slows others."""
+snapshot only when it changed; a slow viewer loses stale snapshots, never slows others.
+
+Several nodes (issue 19 item 6): the snapshot is read from the shared database, so it
+counts every node's calls and contacts. A notice from another node's write (LISTEN/NOTIFY,
+store/notices.py) calls `wake()` to sample at once; the interval's poll still runs, so a
+lost notice delays an update by one interval at most."""
 
 from __future__ import annotations
 
@@ -31,7 +36,9 @@ class ProgressHub:
         self._subs: set[Queue] = set()
         self._last: str | None = None
         self._wake = asyncio.Event()
+        self._poke = asyncio.Event()  # something changed: sample before the interval ends
         self._closed = False
+        self.samples = 0
 
     @property
     def viewers(self) -> int:
@@ -46,6 +53,10 @@ class ProgressHub:
     def unsubscribe(self, q: Queue) -> None:
         self._subs.discard(q)
 
+    def wake(self, *_: object) -> None:
+        """Sample now (a notice of another node's write); harmless with no viewer."""
+        self._poke.set()
+
     async def snapshot(self) -> str:
         rows = await campaign_progress(self._store)
         return json.dumps({"campaigns": [p.as_dict() for p in rows]}, sort_keys=True)
@@ -57,15 +68,26 @@ class ProgressHub:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            self._poke.clear()  # before the read: a notice during it is not lost
             try:
                 snap = await self.snapshot()
+                self.samples += 1
             except Exception:  # a store hiccup must not end live progress for good
                 log.exception("campaign progress read failed")
             else:
                 if snap != self._last:
                     self._last = snap
                     self._publish(snap)
-            await self._clock.sleep(self._interval)
+            await self._nap()
+
+    async def _nap(self) -> None:
+        sleeper = asyncio.ensure_future(self._clock.sleep(self._interval))
+        poked = asyncio.ensure_future(self._poke.wait())
+        try:
+            await asyncio.wait({sleeper, poked}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            poked.cancel()
 
     def _publish(self, message: str | None) -> None:
         if message is not None and self.on_publish is not None:
@@ -80,6 +102,7 @@ class ProgressHub:
         self._closed = True
         self._publish(None)
         self._wake.set()
+        self._poke.set()
 
 
 HUB = web.AppKey("televox.ui.hub", ProgressHub)
