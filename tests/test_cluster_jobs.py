@@ -7,14 +7,12 @@ The database's clock is moved by shifting the stored deadlines (as time passing 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from api_support import api_settings
+from cluster_support import Cluster, cluster_fixture  # noqa: F401 (the fixture)
 from dialer_support import make_campaign, seed
-from pg_support import PgServer, fresh_database
 from test_api_webhooks import Receiver, hooks, one_answered_call, serve
 
 from televox_pbx.clock import FakeClock
@@ -22,30 +20,9 @@ from televox_pbx.store import Store
 from televox_pbx.store.call_feedback import set_disposition
 from televox_pbx.store.campaigns import start_scheduled
 from televox_pbx.store.job_leases import JobLease, LeaseLost, run_held
-from televox_pbx.store.nodes import start_node
 from televox_pbx.store.webhooks import claim_due, list_deliveries, outbox_step, record_attempt
 from televox_pbx.web.retention import RetentionJob
 from televox_pbx.web.webhooks import Planner, WebhookDispatcher
-
-
-@dataclass
-class Cluster:
-    url: str
-    a: Store
-    b: Store
-
-
-@pytest.fixture
-async def cluster(pg_server: PgServer) -> AsyncIterator[Cluster]:
-    url = fresh_database(pg_server, migrated=True)
-    a, b = await Store.open(url), await Store.open(url)
-    a.node = await start_node(a, "box-a", "10.0.0.1:5038")
-    b.node = await start_node(b, "box-b", "10.0.0.2:5038")
-    try:
-        yield Cluster(url, a, b)
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def _shift(store: Store, sql: str) -> None:

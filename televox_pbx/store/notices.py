@@ -71,6 +71,7 @@ class PgListener(Notices):
         self._connect, self._clock = connect, clock
         self.retry_s, self.ping_s = retry_s, ping_s
         self.connected = asyncio.Event()
+        self.lost = asyncio.Event()  # set when a connection that listened is lost
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         got = parse(payload)
@@ -99,6 +100,7 @@ class PgListener(Notices):
         try:
             conn.add_termination_listener(lambda _c: lost.set())
             await conn.add_listener(CHANNEL, self._on_notify)
+            self.lost.clear()
             self.connected.set()
             # Whatever was written while no one listened: the readers look now.
             self.publish(RESYNC, 0)
@@ -114,6 +116,8 @@ class PgListener(Notices):
                     await conn.execute("SELECT 1")
             raise ConnectionError("the listener's connection closed")
         finally:
+            if self.connected.is_set():
+                self.lost.set()
             self.connected.clear()
             with contextlib.suppress(Exception):
                 await conn.close(timeout=2)
