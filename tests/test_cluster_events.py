@@ -9,15 +9,17 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from api_support import api_settings, running_api, until
 from cluster_support import Cluster, cluster_fixture  # noqa: F401 (the fixture)
 from dialer_support import make_campaign, seed
-from test_api_webhooks import hooks
+from test_api_webhooks import Receiver, hooks, serve
 
 from televox_pbx.clock import FakeClock
 from televox_pbx.store import Store
@@ -172,3 +174,33 @@ async def test_the_outbox_never_steps_over_a_late_commit(
     rows = [d for d in (await list_deliveries(cluster.b))[0] if d.id not in before]
     assert sorted(json.loads(d.payload_json)["data"]["contact_id"] for d in rows) == [
         first, second]
+
+
+async def test_the_daemon_on_postgresql_sends_another_nodes_event_on_its_notice(
+        cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wiring: a daemon on PostgreSQL LISTENs (database.listen_url), and a lead change
+    written by another node wakes its webhook dispatcher long before its poll would."""
+    monkeypatch.setenv("TELEVOX_TEST_WEBHOOK_SECRET", "whsec-test")
+    contact = await _one_contact(cluster)
+    async with serve(Receiver([200])) as rx:
+        base = api_settings(tmp_path, webhooks=hooks(rx.url).model_copy(
+            update={"poll_interval_s": 3600.0}))
+        db = base.database.model_copy(update={
+            "url": cluster.url, "listen_url": f"{cluster.url}&application_name=listener",
+            "node_id": "box-c"})
+        async with running_api(base.model_copy(update={"database": db}), dial=False) as api:
+            web_ctx = api.app.web.ctx
+            assert isinstance(web_ctx.notices, PgListener)
+            await asyncio.wait_for(web_ctx.notices.connected.wait(), 10)
+            row = await cluster.a.fetchone("SELECT query FROM pg_stat_activity"
+                                           " WHERE application_name = 'listener'")
+            assert row is not None and str(row[0]).startswith("LISTEN")
+            # Its first step (at start, and at the listener's resync) sends the campaign's
+            # start; after that only a notice wakes it before the hour's poll.
+            await until(lambda: _got(rx, "campaign.state.changed"), 10)
+            await _lead_changes(cluster.a, contact, "completed")  # on node box-a
+            await until(lambda: _got(rx, "campaign.lead.updated"), 10)
+
+
+async def _got(rx: Receiver, event: str) -> bool:
+    return event in {h["X-Televox-Event"] for h, _ in rx.got}
