@@ -110,7 +110,9 @@ async def outbox_step(store: Store, plan: Planner, now: datetime, limit: int = 5
         last: dict[str, tuple[int, int]] = {}
         for source, sql in ((CONTACT_EVENTS, _CONTACT_SQL), (STATE_LOG, _STATE_SQL)):
             if source not in cursors:
-                continue  # another node's step holds it
+                if pg:
+                    continue  # another node's step holds it
+                cursors[source] = (0, 0)
             async with conn.execute(_PG_SOURCE[source] if pg else sql,
                                     (*cursors[source], limit)) as cur:
                 got = [dict(r) for r in await cur.fetchall()]
@@ -127,8 +129,10 @@ async def outbox_step(store: Store, plan: Planner, now: datetime, limit: int = 5
             [(d.url, d.event, json.dumps(d.payload, ensure_ascii=False, separators=(",", ":")),
               at, d.event_id, d.subscription, d.campaign_id, at) for d in plan(rows)])
         for source, (tx, row_id) in last.items():
-            await conn.execute("UPDATE webhook_cursors SET last_tx = ?, last_id = ?"
-                               " WHERE source = ?", (tx, row_id, source))
+            await conn.execute(
+                "INSERT INTO webhook_cursors(source, last_tx, last_id) VALUES (?, ?, ?)"
+                " ON CONFLICT(source) DO UPDATE SET last_tx = excluded.last_tx,"
+                " last_id = excluded.last_id", (source, tx, row_id))
         return len(rows)
 
 
