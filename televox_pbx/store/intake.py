@@ -17,7 +17,7 @@ async def claim_request(store: Store, campaign: str, key: str, at: datetime,
         await conn.execute("DELETE FROM intake_seen WHERE campaign = ? AND at < ?",
                            (campaign, iso(forget_before)))
         cur = await conn.execute(
-            "INSERT OR IGNORE INTO intake_seen(campaign, key, at) VALUES (?,?,?)",
+            "INSERT INTO intake_seen(campaign, key, at) VALUES (?,?,?) ON CONFLICT DO NOTHING",
             (campaign, key, iso(at)))
         return bool(cur.rowcount)
 
