@@ -23,6 +23,7 @@ from test_api_webhooks import Receiver, hooks, serve
 
 from televox_pbx.clock import FakeClock
 from televox_pbx.store import Store
+from televox_pbx.store.id_follow import IdFollower
 from televox_pbx.store.notices import RESYNC, PgListener, parse, pg_listener
 from televox_pbx.store.webhooks import list_deliveries, outbox_step
 from televox_pbx.web.ui.progress import HUB, ProgressHub, progress_stream
@@ -204,3 +205,49 @@ async def test_the_daemon_on_postgresql_sends_another_nodes_event_on_its_notice(
 
 async def _got(rx: Receiver, event: str) -> bool:
     return event in {h["X-Televox-Event"] for h, _ in rx.got}
+
+
+_AMI = "INSERT INTO ami_events(received_at, event, fields_json) VALUES ({}, 'Newchannel', '{{}}')"
+
+
+async def _ami_event(slow: Any) -> None:
+    """An AMI event logged in the slow connection's open transaction."""
+    await slow.execute(_AMI.format("$1"), AT)
+
+
+async def _ami_event_on(store: Store) -> None:
+    """One logged and committed by a node's event log."""
+    await store.execute(_AMI.format("?"), (AT,))
+
+
+async def test_the_event_stream_waits_for_a_late_commit_and_passes_a_rollback(
+        cluster: Cluster) -> None:
+    clock = FakeClock()
+    follow = IdFollower(cluster.b, "ami_events", clock)
+    slow = await asyncpg.connect(cluster.url)
+    try:
+        tx = slow.transaction()
+        await tx.start()
+        await _ami_event(slow)  # id 1, committed last
+        await _ami_event_on(cluster.a)  # id 2, committed first (node A's event log)
+        assert await follow.safe_upto(0) == 0  # 2 is held back while 1 may still come
+        await tx.commit()
+        assert await follow.safe_upto(0) == 2
+        tx = slow.transaction()
+        await tx.start()
+        await _ami_event(slow)  # id 3: rolled back, never to come
+        await tx.rollback()
+        await _ami_event_on(cluster.a)  # id 4
+        assert await follow.safe_upto(2) == 2
+        await clock.advance(follow.wait_s)  # the gap is given up on
+        assert await follow.safe_upto(2) == 4
+    finally:
+        await slow.close()
+
+
+async def test_one_writer_needs_no_bound(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "one.db")
+    try:
+        assert await IdFollower(store, "ami_events", FakeClock()).safe_upto(0) is None
+    finally:
+        await store.close()
