@@ -100,11 +100,12 @@ async def _one_contact(cluster: Cluster) -> int:
 
 async def test_a_viewer_on_b_sees_as_write_through_notify(cluster: Cluster) -> None:
     contact = await _one_contact(cluster)
-    clock = FakeClock()  # never advanced: only a notice can wake B's hub
+    clock = FakeClock()  # never past B's poll interval: only a notice wakes its hub
     listener = pg_listener(cluster.url, None, clock)
     async with node_b_dashboard(cluster.b, clock, listener) as sse:
         assert _counts(await sse.next()) == (1, 0)
         await _lead_changes(cluster.a, contact, "completed")  # written on node A
+        await clock.advance(0.1)  # the least gap between two reads, < the 0.5 s poll
         assert _counts(await sse.next()) == (0, 1)
         assert listener.received >= 1
 

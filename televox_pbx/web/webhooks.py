@@ -64,6 +64,7 @@ STATE_CHANGED = "campaign.state.changed"
 _NS = uuid.UUID("5d1f3a52-8f0e-4c57-9a35-7f1f1d0b3c11")
 _MAX_RESPONSE = 65536  # bytes of a receiver's answer read (and thrown away)
 CLAIM_SLACK_S = 30.0  # a claim lasts the HTTP timeout and this much more
+WAKE_GAP_S = 0.2  # a wake-up steps no sooner than this after the last step
 
 
 def sign(secret: bytes, timestamp: str, body: bytes) -> str:
@@ -176,6 +177,9 @@ class WebhookDispatcher:
             await self.close()
 
     async def _nap(self, seconds: float) -> None:
+        """`seconds`, or less when woken, but at least WAKE_GAP_S after the last step: a
+        burst of notices costs few steps."""
+        began = self._clock.monotonic()
         sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
         waker = asyncio.ensure_future(self._wake.wait())
         try:
@@ -183,6 +187,9 @@ class WebhookDispatcher:
         finally:
             for t in (sleeper, waker):
                 t.cancel()
+        rest = min(WAKE_GAP_S, seconds) - (self._clock.monotonic() - began)
+        if rest > 0:
+            await self._clock.sleep(rest)
 
     async def step(self) -> int:
         """Queue new events, then start the deliveries that are due; returns how many."""

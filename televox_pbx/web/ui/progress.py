@@ -28,10 +28,12 @@ Queue = asyncio.Queue[str | None]  # None: the server is closing
 
 class ProgressHub:
     def __init__(self, store: Store, clock: Clock, interval_s: float = 0.5,
-                 on_publish: Callable[[str], None] | None = None) -> None:
+                 on_publish: Callable[[str], None] | None = None,
+                 min_gap_s: float = 0.1) -> None:
         self._store = store
         self._clock = clock
         self._interval = interval_s
+        self.min_gap_s = min_gap_s
         self.on_publish = on_publish  # a listener for every snapshot sent (benchmarks)
         self._subs: set[Queue] = set()
         self._last: str | None = None
@@ -81,6 +83,9 @@ class ProgressHub:
             await self._nap()
 
     async def _nap(self) -> None:
+        """The interval, or less when poked; never less than `min_gap_s` between reads, so
+        a burst of notices (every call's outcome, cluster-wide) costs few reads."""
+        began = self._clock.monotonic()
         sleeper = asyncio.ensure_future(self._clock.sleep(self._interval))
         poked = asyncio.ensure_future(self._poke.wait())
         try:
@@ -88,6 +93,9 @@ class ProgressHub:
         finally:
             sleeper.cancel()
             poked.cancel()
+        rest = self.min_gap_s - (self._clock.monotonic() - began)
+        if rest > 0 and not self._closed:
+            await self._clock.sleep(rest)
 
     def _publish(self, message: str | None) -> None:
         if message is not None and self.on_publish is not None:
