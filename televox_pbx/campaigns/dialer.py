@@ -167,8 +167,9 @@ class Dialer:
             if row.state == "SCHEDULED":
                 if row.scheduled_at is None or row.scheduled_at > now:
                     continue
-                async with self._lock:
-                    await camp.set_state(self._store, row.id, "RUNNING", now)
+                async with self._lock:  # one node starts it: the others see RUNNING
+                    if not await camp.start_scheduled(self._store, row.id, now):
+                        continue
             cfg = self._config(row)
             if cfg is None:
                 continue

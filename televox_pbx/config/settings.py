@@ -72,6 +72,10 @@ class DatabaseSettings(_Strict):
     # On PostgreSQL, this daemon's name among the nodes sharing the database (issue 19):
     # unique per box, stable across restarts. Default: the host's name.
     node_id: str | None = None
+    # On PostgreSQL: where this node LISTENs for the other nodes' events (issue 19). LISTEN
+    # needs a session of its own, so when `url` goes through pgbouncer in transaction mode
+    # this must reach PostgreSQL directly (or pgbouncer in session mode). Default: `url`.
+    listen_url: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -83,7 +87,7 @@ class DatabaseSettings(_Strict):
             data = {**data, "url": None, "path": rest.removeprefix("/") or ":memory:"}
         return data
 
-    @field_validator("url")
+    @field_validator("url", "listen_url")
     @classmethod
     def _postgres_without_password(cls, v: str | None) -> str | None:
         if v is None:

@@ -82,6 +82,19 @@ async def set_state(store: Store, campaign_id: int, state: str, at: datetime,
         (state, iso(scheduled_at) if scheduled_at else None, iso(at), iso(at), campaign_id))
 
 
+async def start_scheduled(store: Store, campaign_id: int, at: datetime) -> bool:
+    """A due scheduled campaign starts: SCHEDULED -> RUNNING only if it is still SCHEDULED.
+    One conditional UPDATE (the row's lock orders racing writers): of several nodes, or an
+    operator's pause in between, exactly one start happens and one state change is logged
+    (issue 19 item 5). False: another node started it, or it is no longer scheduled."""
+    async with store.transaction(tag="campaign_state") as conn:
+        cur = await conn.execute(
+            "UPDATE campaigns SET state = 'RUNNING', scheduled_at = NULL, state_changed_at = ?,"
+            " updated_at = ? WHERE id = ? AND state = 'SCHEDULED'",
+            (iso(at), iso(at), campaign_id))
+        return int(cur.rowcount) == 1
+
+
 async def set_run_now(store: Store, campaign_id: int, requested: bool) -> None:
     await store.execute("UPDATE campaigns SET run_now_requested = ? WHERE id = ?",
                         (int(requested), campaign_id))

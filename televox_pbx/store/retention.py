@@ -40,5 +40,6 @@ async def purge_audit(store: Store, before: datetime) -> int:
 
 async def purge_intake_seen(store: Store, before: datetime) -> int:
     return await _purge(store, (
-        "DELETE FROM intake_seen WHERE rowid IN (SELECT rowid FROM intake_seen WHERE at < ?"
-        " LIMIT ?)"), before, "retention")
+        # By its key, not SQLite's rowid: PostgreSQL has none.
+        "DELETE FROM intake_seen WHERE (campaign, key) IN (SELECT campaign, key"
+        " FROM intake_seen WHERE at < ? LIMIT ?)"), before, "retention")

@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from televox_pbx.store.events import EventRow, query_events
+from televox_pbx.store.id_follow import IdFollower
 from televox_pbx.store.timefmt import iso
 from televox_pbx.web.context import ctx
 from televox_pbx.web.errors import ApiError
@@ -88,14 +89,22 @@ async def events_stream(request: web.Request) -> web.StreamResponse:
                                        "Cache-Control": "no-cache"})
     await resp.prepare(request)
     quiet = 0.0
+    # Several nodes write the log: never stream past an id whose commit may still come.
+    follow = IdFollower(c.store, "ami_events", c.clock)
     with contextlib.suppress(ConnectionResetError):
         await resp.write(b": connected\n\n")
         while not c.closing:
+            upto = await follow.safe_upto(cursor)
             rows = await _query(request, after_id=cursor, limit=500, newest=False)
+            whole = len(rows) < 500  # every match after the cursor is in hand
+            if upto is not None:
+                rows = [r for r in rows if (r.id or 0) <= upto]
             for r in rows:
                 data = json.dumps(_event(r), ensure_ascii=False, default=str)
                 await resp.write(f"id: {r.id}\nevent: ami\ndata: {data}\n\n".encode())
                 cursor = r.id or cursor
+            if upto is not None and whole:
+                cursor = max(cursor, upto)  # past the rows the filters did not match
             quiet = 0.0 if rows else quiet + STREAM_POLL_S
             if quiet >= STREAM_HEARTBEAT_S:
                 await resp.write(b": keep-alive\n\n")

@@ -41,6 +41,7 @@ from televox_pbx.web.webhooks import WebhookDispatcher
 
 if TYPE_CHECKING:
     from televox_pbx.app import App
+    from televox_pbx.store.notices import PgListener
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,16 @@ def build_app(c: ApiContext, tokens: dict[str, SecretStr]) -> web.Application:
 Job = tuple[str, Callable[[], Awaitable[None]]]
 
 
+def cluster_listener(c: ApiContext) -> PgListener:
+    """The other nodes' events (LISTEN on database.listen_url, else database.url)."""
+    from televox_pbx.store.notices import pg_listener
+
+    db = c.settings.database
+    url = db.listen_url or db.url
+    assert url is not None
+    return pg_listener(url, db.password(), c.clock)
+
+
 class WebService:
     """The HTTP API and its background jobs, started and stopped together."""
 
@@ -83,6 +94,9 @@ class WebService:
         self._tasks: list[asyncio.Task[None]] = []
         self._jobs = [("retention purge", RetentionJob(c.store, c.settings, c.clock).run),
                       *(jobs or [])]
+        if c.notices is None and c.settings.database.is_postgres:
+            c.notices = listener = cluster_listener(c)
+            self._jobs.append(("notice listener", listener.run))
         self.application: web.Application | None = None
         self.port = 0
 
@@ -106,6 +120,8 @@ class WebService:
                                            f"http://{self._host}:{self.port}",
                                            user_agent=f"televox/{c.version}")
         hooks = c.webhooks
+        if c.notices is not None:
+            c.notices.subscribe(lambda _table, _top: hooks.wake())
         loop = asyncio.get_running_loop()
         for name, job in [("webhook dispatcher", hooks.run), *self._jobs]:
             self._tasks.append(loop.create_task(supervise(name, job, c.clock), name=name))

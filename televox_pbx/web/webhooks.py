@@ -14,6 +14,15 @@ Only a 2xx acknowledges. Anything else is retried with exponential backoff on th
 injected clock until `give_up_after_h` after the event; every attempt is logged
 (webhook_attempts). The dispatcher is its own task with its own HTTP session and a cap on
 deliveries in flight: a slow or dead receiver holds up nothing but its own deliveries.
+
+Several nodes on PostgreSQL (issue 19 items 5 and 6): every node runs a dispatcher. The
+outbox derives deliveries from the shared event tables, one node's step at a time, so an
+event written on any node is queued once; each delivery (and each of its retries) is
+claimed by one node before it is sent (store/webhooks.claim_due), so it is POSTed once
+cluster-wide. A per-delivery claim rather than one "webhooks" job lease: every node sends,
+a slow receiver does not tie the whole cluster's webhooks to one node, and a dead node's
+in-flight deliveries come back when their own claims lapse (timeout + CLAIM_SLACK_S).
+`wake()` (a NOTIFY from another node's event) cuts the poll's wait short.
 """
 
 from __future__ import annotations
@@ -33,15 +42,18 @@ import aiohttp
 from televox_pbx.clock import Clock
 from televox_pbx.config.settings import WebhookSettings
 from televox_pbx.store.db import Store
+from televox_pbx.store.sqlport import POSTGRESQL
 from televox_pbx.store.timefmt import parse_iso
 from televox_pbx.store.webhooks import (
     CONTACT_EVENTS,
     Delivery,
     NewDelivery,
     SourceRow,
+    claim_due,
     due_deliveries,
     outbox_step,
     record_attempt,
+    release_claims,
 )
 
 log = logging.getLogger(__name__)
@@ -51,6 +63,8 @@ CALL_COMPLETED = "call.completed"
 STATE_CHANGED = "campaign.state.changed"
 _NS = uuid.UUID("5d1f3a52-8f0e-4c57-9a35-7f1f1d0b3c11")
 _MAX_RESPONSE = 65536  # bytes of a receiver's answer read (and thrown away)
+CLAIM_SLACK_S = 30.0  # a claim lasts the HTTP timeout and this much more
+WAKE_GAP_S = 0.2  # a wake-up steps no sooner than this after the last step
 
 
 def sign(secret: bytes, timestamp: str, body: bytes) -> str:
@@ -133,20 +147,49 @@ class WebhookDispatcher:
         self._session: aiohttp.ClientSession | None = None
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._inflight_sub: dict[int, str] = {}  # delivery id -> subscription
+        self._wake = asyncio.Event()
         self.attempts = 0
         self.delivered = 0
+        self.lost_claims = 0
+
+    def wake(self) -> None:
+        """New events may be waiting (another node wrote them): step soon."""
+        self._wake.set()
+
+    def _claimer(self) -> str | None:
+        """Who claims deliveries: this node in this life, on a shared database only."""
+        if self._store.dialect != POSTGRESQL:
+            return None
+        me = self._store.node
+        return f"{me.node_id}:{me.epoch}" if me is not None else "local"
 
     async def run(self) -> None:
         """Derive and deliver until cancelled; a failing step is logged and retried."""
         try:
             while True:
+                self._wake.clear()  # before the step: a wake during it is not lost
                 try:
                     await self.step()
                 except Exception:
                     log.exception("webhook dispatcher step failed; will retry")
-                await self._clock.sleep(self._settings.poll_interval_s)
+                await self._nap(self._settings.poll_interval_s)
         finally:
             await self.close()
+
+    async def _nap(self, seconds: float) -> None:
+        """`seconds`, or less when woken, but at least WAKE_GAP_S after the last step: a
+        burst of notices costs few steps."""
+        began = self._clock.monotonic()
+        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (sleeper, waker):
+                t.cancel()
+        rest = min(WAKE_GAP_S, seconds) - (self._clock.monotonic() - began)
+        if rest > 0:
+            await self._clock.sleep(rest)
 
     async def step(self) -> int:
         """Queue new events, then start the deliveries that are due; returns how many."""
@@ -159,8 +202,15 @@ class WebhookDispatcher:
         for sub in self._inflight_sub.values():
             per_sub[sub] = per_sub.get(sub, 0) + 1
         full = [s for s, n in per_sub.items() if n >= cap]
-        due = await due_deliveries(self._store, self._clock.now(), cap * len(self._subs) + 1,
-                                   list(self._inflight), full)
+        claimer = self._claimer()
+        want = cap * len(self._subs) + 1
+        if claimer is None:
+            due = await due_deliveries(self._store, self._clock.now(), want,
+                                       list(self._inflight), full)
+        else:
+            due = await claim_due(self._store, claimer, self._clock.now(), want,
+                                  self._settings.timeout_s + CLAIM_SLACK_S,
+                                  list(self._inflight), full)
         started = 0
         for d in due:
             if per_sub.get(d.subscription, 0) >= cap:
@@ -189,6 +239,10 @@ class WebhookDispatcher:
         for task in list(self._inflight.values()):
             task.cancel()
         await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+        claimer = self._claimer()
+        if claimer is not None:  # what this node was sending: another may send it now
+            with contextlib.suppress(Exception):
+                await release_claims(self._store, claimer)
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -252,5 +306,9 @@ class WebhookDispatcher:
                 "error": error, "outcome": outcome})
         else:
             self.delivered += 1
-        await record_attempt(self._store, d.id, attempt, now, status_code=code, error=error,
-                             duration_ms=took_ms, outcome=outcome, next_at=next_at)
+        if not await record_attempt(self._store, d.id, attempt, now, status_code=code,
+                                    error=error, duration_ms=took_ms, outcome=outcome,
+                                    next_at=next_at, claimer=self._claimer()):
+            self.lost_claims += 1
+            log.warning("webhook delivery's claim lapsed before its attempt was recorded",
+                        extra={"delivery_id": d.id, "attempt": attempt})

@@ -1,6 +1,11 @@
 """Live campaign progress over Server-Sent Events (aiohttp-sse). The browser never polls:
 one hub samples the store for every viewer at once (while anyone watches) and pushes a
-snapshot only when it changed; a slow viewer loses stale snapshots, never slows others."""
+snapshot only when it changed; a slow viewer loses stale snapshots, never slows others.
+
+Several nodes (issue 19 item 6): the snapshot is read from the shared database, so it
+counts every node's calls and contacts. A notice from another node's write (LISTEN/NOTIFY,
+store/notices.py) calls `wake()` to sample at once; the interval's poll still runs, so a
+lost notice delays an update by one interval at most."""
 
 from __future__ import annotations
 
@@ -23,15 +28,19 @@ Queue = asyncio.Queue[str | None]  # None: the server is closing
 
 class ProgressHub:
     def __init__(self, store: Store, clock: Clock, interval_s: float = 0.5,
-                 on_publish: Callable[[str], None] | None = None) -> None:
+                 on_publish: Callable[[str], None] | None = None,
+                 min_gap_s: float = 0.1) -> None:
         self._store = store
         self._clock = clock
         self._interval = interval_s
+        self.min_gap_s = min_gap_s
         self.on_publish = on_publish  # a listener for every snapshot sent (benchmarks)
         self._subs: set[Queue] = set()
         self._last: str | None = None
         self._wake = asyncio.Event()
+        self._poke = asyncio.Event()  # something changed: sample before the interval ends
         self._closed = False
+        self.samples = 0
 
     @property
     def viewers(self) -> int:
@@ -46,6 +55,10 @@ class ProgressHub:
     def unsubscribe(self, q: Queue) -> None:
         self._subs.discard(q)
 
+    def wake(self, *_: object) -> None:
+        """Sample now (a notice of another node's write); harmless with no viewer."""
+        self._poke.set()
+
     async def snapshot(self) -> str:
         rows = await campaign_progress(self._store)
         return json.dumps({"campaigns": [p.as_dict() for p in rows]}, sort_keys=True)
@@ -57,15 +70,32 @@ class ProgressHub:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            self._poke.clear()  # before the read: a notice during it is not lost
             try:
                 snap = await self.snapshot()
+                self.samples += 1
             except Exception:  # a store hiccup must not end live progress for good
                 log.exception("campaign progress read failed")
             else:
                 if snap != self._last:
                     self._last = snap
                     self._publish(snap)
-            await self._clock.sleep(self._interval)
+            await self._nap()
+
+    async def _nap(self) -> None:
+        """The interval, or less when poked; never less than `min_gap_s` between reads, so
+        a burst of notices (every call's outcome, cluster-wide) costs few reads."""
+        began = self._clock.monotonic()
+        sleeper = asyncio.ensure_future(self._clock.sleep(self._interval))
+        poked = asyncio.ensure_future(self._poke.wait())
+        try:
+            await asyncio.wait({sleeper, poked}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            poked.cancel()
+        rest = self.min_gap_s - (self._clock.monotonic() - began)
+        if rest > 0 and not self._closed:
+            await self._clock.sleep(rest)
 
     def _publish(self, message: str | None) -> None:
         if message is not None and self.on_publish is not None:
@@ -80,6 +110,7 @@ class ProgressHub:
         self._closed = True
         self._publish(None)
         self._wake.set()
+        self._poke.set()
 
 
 HUB = web.AppKey("televox.ui.hub", ProgressHub)

@@ -68,6 +68,8 @@ def install_ui(app: web.Application, c: ApiContext, tokens: dict[str, SecretStr]
     app[login.THROTTLE] = login.Throttle()
     app[imports.UPLOADS] = imports.Uploads()
     hub = app[HUB] = ProgressHub(c.store, c.clock)
+    if c.notices is not None:  # another node's event: sample now, not at the next poll
+        c.notices.subscribe(hub.wake)
     for method, path, handler in _pages():
         app.router.add_route(method, path, handler)
     app.router.add_static("/ui/static", STATIC)
