@@ -16,6 +16,7 @@ from televox_pbx.web.call_extras import CallExtras
 
 if TYPE_CHECKING:
     from televox_pbx.campaigns.dialer import Dialer
+    from televox_pbx.knowledge.index import KnowledgeIndex
     from televox_pbx.web.webhooks import WebhookDispatcher
 
 
@@ -34,6 +35,7 @@ class ApiContext:
     # takes them when that contact's call is originated.
     call_extras: dict[str, CallExtras] = field(default_factory=dict)
     webhooks: WebhookDispatcher | None = None
+    knowledge: KnowledgeIndex | None = None  # the daemon's index (agents' knowledge search)
     version: str = "0"
     # Set on shutdown: live streams end instead of holding the server open.
     closing: bool = False
