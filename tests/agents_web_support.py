@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 from api_support import api_settings
-from app_support import make_campaign
+from app_support import campaign_data, make_campaign, write_campaign
 
 from televox_pbx.config.settings import PhoneNumber, Settings
 from televox_pbx.store import Store
@@ -39,8 +39,9 @@ FAQ = [{"question": "Is there parking at the clinic?",
 
 
 def agents_settings(tmp_path: Path) -> Settings:
-    """API settings with agents/clinic.yaml (an FAQ and a source that is not there) and
-    two numbers: one the clinic answers (SMS too), one answered by no agent."""
+    """API settings with agents/clinic.yaml (an FAQ and a source that is not there; the
+    campaign `recall` uses it), agents/plain.yaml (no knowledge) and two numbers: one the
+    clinic answers (SMS too), one answered by no agent."""
     settings = api_settings(tmp_path)
     agents = settings.agents_dir
     agents.mkdir(parents=True, exist_ok=True)
@@ -52,6 +53,12 @@ def agents_settings(tmp_path: Path) -> Settings:
                    "url": "http://127.0.0.1:9/slots"}],
         "inbound": {"first_message": "Oak Lane Dental, this is Ava, an AI assistant."}}),
         encoding="utf-8")
+    (agents / "plain.yaml").write_text(yaml.safe_dump({
+        "name": "plain", "persona_name": "Max", "business": "Oak Lane Dental"}),
+        encoding="utf-8")
+    write_campaign(settings, campaign_data(
+        "recall", agent="clinic", caller_id=LINE, goal="Offer a check-up.",
+        opening_line="Hi {{name}}, this is Ava, an AI assistant."))
     return settings.model_copy(update={"numbers": [
         PhoneNumber(number=LINE, agent="clinic", sms=True),
         PhoneNumber(number="+15550100300", caller_id=False)]})

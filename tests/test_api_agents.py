@@ -19,9 +19,10 @@ async def test_agents_numbers_knowledge_and_history(tmp_path: Path) -> None:
                 assert resp.status == 401, path
 
         listed = (await api.json("GET", "/agents"))["agents"]
-        assert [a["name"] for a in listed] == ["clinic"]
+        assert [a["name"] for a in listed] == ["clinic", "plain"]
         clinic = await api.json("GET", "/agents/clinic")
         assert clinic == listed[0]
+        assert clinic["campaigns"] == ["recall"] and listed[1]["campaigns"] == []
         assert (clinic["persona"], clinic["business"], clinic["voice"]) == (
             "Ava", "Oak Lane Dental", "piper-joe-medium")
         assert clinic["tools"] == ["find_slots"]
@@ -47,6 +48,10 @@ async def test_agents_numbers_knowledge_and_history(tmp_path: Path) -> None:
         await api.json("GET", "/agents/clinic/knowledge", 422)  # no question
         await api.json("GET", "/agents/clinic/knowledge", 422, params={"q": "x", "limit": "0"})
         await api.json("GET", "/agents/nobody/knowledge", 404, params={"q": "parking"})
+        plain = await api.json("GET", "/agents/plain")
+        assert plain["knowledge"] == {"chunks": 0, "sources": []}
+        assert (await api.json("GET", "/agents/plain/knowledge", 409, params={"q": "parking"})
+                )["error"] == "no_knowledge"
 
         numbers = (await api.json("GET", "/numbers"))["numbers"]
         assert numbers == [

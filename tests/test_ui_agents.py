@@ -32,6 +32,7 @@ async def test_agents_pages_search_and_person(tmp_path: Path) -> None:
             assert '<a href="/ui/agents" class="on">Agents</a>' in agents  # the nav
             assert '<a href="/ui/agents/clinic">clinic</a>' in agents
             assert f"{len(FAQ)} chunk(s)" in agents and "find_slots" in agents
+            assert '<a href="/ui/campaigns/recall">recall</a>' in agents
             assert LINE in agents and "+15550100300" in agents and "inbound refused" in agents
 
             agent = await _page(s, "/ui/agents/clinic")
@@ -43,6 +44,7 @@ async def test_agents_pages_search_and_person(tmp_path: Path) -> None:
             fragment = await _page(s, "/ui/agents/clinic/knowledge?q=Do+you+treat+children%3F")
             assert fragment.startswith('<div id="knowledge">') and "<html" not in fragment
             assert FAQ[1]["answer"] in fragment
+            assert "has no indexed knowledge" in await _page(s, "/ui/agents/plain?q=parking")
             await _page(s, "/ui/agents/nobody", 404)
             await _page(s, "/ui/agents/nobody/knowledge?q=parking", 404)
 

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from televox_pbx.campaigns.phones import normalize_phone
 from televox_pbx.config.agent import AgentFile
-from televox_pbx.config.loader import load_agents
+from televox_pbx.config.loader import load_agents, load_campaigns
 from televox_pbx.knowledge.grounding import Grounding
 from televox_pbx.knowledge.index import KnowledgeIndex
 from televox_pbx.store.person_history import person_history
@@ -47,6 +47,16 @@ def _agent(c: ApiContext, name: str) -> AgentFile:
     return agent
 
 
+def campaigns_by_agent(c: ApiContext) -> dict[str, list[str]]:
+    """The campaigns naming each agent file (as `televox agents list`)."""
+    campaigns, _ = load_campaigns(c.settings.campaigns_dir, c.settings.agents_dir)
+    uses: dict[str, list[str]] = {}
+    for name, campaign in sorted(campaigns.items()):
+        if campaign.agent.profile is not None:
+            uses.setdefault(campaign.agent.profile.name, []).append(name)
+    return uses
+
+
 def _sources(agent: AgentFile, index: KnowledgeIndex | None) -> list[dict[str, Any]]:
     """Each indexed source (chunks, or the error that kept it out), then each configured
     path the index has nothing from (missing on disk, or not built yet)."""
@@ -67,7 +77,7 @@ def _sources(agent: AgentFile, index: KnowledgeIndex | None) -> list[dict[str, A
     return out
 
 
-def describe(c: ApiContext, agent: AgentFile) -> dict[str, Any]:
+def describe(c: ApiContext, agent: AgentFile, campaigns: list[str]) -> dict[str, Any]:
     index = c.knowledge
     return {
         "name": agent.name, "persona": agent.persona_name, "business": agent.business,
@@ -78,18 +88,21 @@ def describe(c: ApiContext, agent: AgentFile) -> dict[str, Any]:
         "tools": [t.name for t in agent.tools],
         "numbers": [n.number for n in c.settings.numbers if n.agent == agent.name],
         "inbound": {"first_message": agent.greeting(), "goal": agent.inbound.goal},
+        "campaigns": campaigns,
     }
 
 
 async def agents_list(request: web.Request) -> web.Response:
     c = ctx(request)
-    return json_response({"agents": [describe(c, a) for _, a in
+    uses = campaigns_by_agent(c)
+    return json_response({"agents": [describe(c, a, uses.get(name, [])) for name, a in
                                      sorted(agent_files(c).items())]})
 
 
 async def agent_show(request: web.Request) -> web.Response:
     c = ctx(request)
-    return json_response(describe(c, _agent(c, request.match_info["name"])))
+    agent = _agent(c, request.match_info["name"])
+    return json_response(describe(c, agent, campaigns_by_agent(c).get(agent.name, [])))
 
 
 def search(index: KnowledgeIndex, agent: str, question: str, limit: int) -> dict[str, Any]:
