@@ -16,6 +16,7 @@ from televox_pbx.web.call_extras import CallExtras
 
 if TYPE_CHECKING:
     from televox_pbx.campaigns.dialer import Dialer
+    from televox_pbx.knowledge.index import KnowledgeIndex
     from televox_pbx.store.notices import Notices
     from televox_pbx.web.webhooks import WebhookDispatcher
 
@@ -37,6 +38,7 @@ class ApiContext:
     webhooks: WebhookDispatcher | None = None
     # On PostgreSQL: the other nodes' events, as wake-ups (store/notices.py); None: one box.
     notices: Notices | None = None
+    knowledge: KnowledgeIndex | None = None  # the daemon's index (agents' knowledge search)
     version: str = "0"
     # Set on shutdown: live streams end instead of holding the server open.
     closing: bool = False

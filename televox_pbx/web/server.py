@@ -17,6 +17,7 @@ from televox_pbx.agent.call_summary import SummaryWorker
 from televox_pbx.store.node_load import live_here
 from televox_pbx.supervise import supervise
 from televox_pbx.web import (
+    api_agents,
     api_calls,
     api_campaigns,
     api_channels,
@@ -50,7 +51,7 @@ def all_routes() -> list[Route]:
     return [*api_system.ROUTES, *api_campaigns.ROUTES, *api_contacts.ROUTES,
             *api_calls.ROUTES, *api_dnc.ROUTES, *api_events.ROUTES,
             *api_intake.ROUTES, *api_messages.ROUTES, *api_groups.ROUTES,
-            *api_channels.ROUTES]
+            *api_channels.ROUTES, *api_agents.ROUTES]
 
 
 def build_app(c: ApiContext, tokens: dict[str, SecretStr]) -> web.Application:
@@ -166,7 +167,8 @@ async def serve_app(app: App, port: int) -> WebService:
         jobs.append(("call summaries", worker.run))
     service = WebService(ApiContext(store, app.settings, app.clock,
                                     dialer=app.runner.dialer, health=health,
-                                    call_extras=app.call_extras, version=__version__),
+                                    call_extras=app.call_extras, version=__version__,
+                                    knowledge=app.knowledge),
                          port=port, jobs=jobs)
     await service.start()
     return service

@@ -16,7 +16,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from televox_pbx.web.context import ApiContext
-from televox_pbx.web.ui import groups, imports, login, pages
+from televox_pbx.web.ui import agents, groups, imports, login, pages
 from televox_pbx.web.ui.progress import HUB, ProgressHub, progress_stream
 from televox_pbx.web.ui.sessions import SESSIONS, Sessions, current
 
@@ -48,6 +48,11 @@ def _pages() -> list[tuple[str, str, Any]]:
         ("GET", "/ui/groups", groups.groups_page),
         ("GET", "/ui/groups/{group}", groups.group_page),
         ("GET", "/ui/events", pages.events_page),
+        ("GET", "/ui/agents", agents.agents_page),
+        ("GET", "/ui/agents/{name}", agents.agent_page),
+        ("GET", "/ui/agents/{name}/knowledge", agents.knowledge_fragment),
+        ("GET", "/ui/people", agents.person_lookup),
+        ("GET", "/ui/people/{phone}", agents.person_page),
         ("GET", login.LOGIN_PATH, login.login_page),
         ("POST", login.LOGIN_PATH, login.login_submit),
         ("POST", "/ui/logout", login.logout),
