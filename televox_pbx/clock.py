@@ -98,3 +98,14 @@ async def wait_for(clock: Clock, aw: Awaitable[T], seconds: float) -> T:
     if not task.cancelled():
         task.exception()  # mark retrieved: a timeout is what we report
     raise TimeoutError
+
+
+async def sleep_or_wake(clock: Clock, seconds: float, wake: asyncio.Event) -> None:
+    """`seconds` on `clock`, or less once `wake` is set (it is not cleared here)."""
+    sleeper = asyncio.ensure_future(clock.sleep(seconds))
+    waker = asyncio.ensure_future(wake.wait())
+    try:
+        await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        sleeper.cancel()
+        waker.cancel()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from televox_pbx.ami.client import looks_like_uuid
 from televox_pbx.ami.codec import AmiMessage
-from televox_pbx.clock import Clock
+from televox_pbx.clock import Clock, sleep_or_wake
 from televox_pbx.config.settings import EventLogSettings
 from televox_pbx.logs import mask_phone
 from televox_pbx.store.db import Store
@@ -210,13 +210,7 @@ class EventLog:
                     except Exception:
                         log.exception("AMI event log retention failed")
                     next_prune = self._clock.monotonic() + _PRUNE_EVERY_S
-                waker = asyncio.ensure_future(self._wake.wait())
-                sleeper = asyncio.ensure_future(self._clock.sleep(self._interval))
-                try:
-                    await asyncio.wait({waker, sleeper}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    waker.cancel()
-                    sleeper.cancel()
+                await sleep_or_wake(self._clock, self._interval, self._wake)
                 self._wake.clear()
                 try:
                     await self.flush()

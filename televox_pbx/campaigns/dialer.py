@@ -28,7 +28,7 @@ from televox_pbx.campaigns.pacing import Pacer
 from televox_pbx.campaigns.recent import skip_if_answered
 from televox_pbx.campaigns.recovery import ReconcileReport, Recovery
 from televox_pbx.campaigns.retry import Result
-from televox_pbx.clock import Clock
+from televox_pbx.clock import Clock, sleep_or_wake
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.domain import CallOutcome, CallStatus, Disposition, FailureKind
 from televox_pbx.domain import OriginateRequest as Req
@@ -136,13 +136,7 @@ class Dialer:
         self._wake.set()
 
     async def _sleep_until_next(self, seconds: float) -> None:
-        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
-        waker = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for t in (sleeper, waker):
-                t.cancel()
+        await sleep_or_wake(self._clock, seconds, self._wake)
 
     def _next_wait(self) -> float:
         mono = self._clock.monotonic()

@@ -39,7 +39,7 @@ from typing import Any
 
 import aiohttp
 
-from televox_pbx.clock import Clock
+from televox_pbx.clock import Clock, sleep_or_wake
 from televox_pbx.config.settings import WebhookSettings
 from televox_pbx.store.db import Store
 from televox_pbx.store.sqlport import POSTGRESQL
@@ -180,13 +180,7 @@ class WebhookDispatcher:
         """`seconds`, or less when woken, but at least WAKE_GAP_S after the last step: a
         burst of notices costs few steps."""
         began = self._clock.monotonic()
-        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
-        waker = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for t in (sleeper, waker):
-                t.cancel()
+        await sleep_or_wake(self._clock, seconds, self._wake)
         rest = min(WAKE_GAP_S, seconds) - (self._clock.monotonic() - began)
         if rest > 0:
             await self._clock.sleep(rest)

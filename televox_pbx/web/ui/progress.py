@@ -18,7 +18,7 @@ from collections.abc import Callable
 from aiohttp import web
 from aiohttp_sse import sse_response
 
-from televox_pbx.clock import Clock
+from televox_pbx.clock import Clock, sleep_or_wake
 from televox_pbx.store.dashboard_stats import campaign_progress
 from televox_pbx.store.db import Store
 
@@ -86,13 +86,7 @@ class ProgressHub:
         """The interval, or less when poked; never less than `min_gap_s` between reads, so
         a burst of notices (every call's outcome, cluster-wide) costs few reads."""
         began = self._clock.monotonic()
-        sleeper = asyncio.ensure_future(self._clock.sleep(self._interval))
-        poked = asyncio.ensure_future(self._poke.wait())
-        try:
-            await asyncio.wait({sleeper, poked}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeper.cancel()
-            poked.cancel()
+        await sleep_or_wake(self._clock, self._interval, self._poke)
         rest = self.min_gap_s - (self._clock.monotonic() - began)
         if rest > 0 and not self._closed:
             await self._clock.sleep(rest)
