@@ -31,6 +31,7 @@ class ClusterDial:
     def __init__(self, store: Store, *,
                  db_clock: Callable[[], Awaitable[datetime]] | None = None) -> None:
         self._store = store
+        self._pinned = db_clock
         self.now = db_clock or self._db_now
 
     async def _db_now(self) -> datetime:
@@ -42,5 +43,8 @@ class ClusterDial:
                     new_id: Callable[[], str], workspace: str) -> Claimed | NoClaim:
         pacing = Pacing(calls_per_minute=cfg.pacing.calls_per_minute,
                         max_concurrent=cfg.pacing.max_concurrent)
-        return await claim_next(self._store, campaign_id, retry_pass, pacing,
-                                await self.now(), new_id, workspace=workspace)
+        # Unpinned, the claim reads the database's clock itself, once it holds the
+        # campaign's pacing lock (store/cluster_claim.py).
+        at = await self._pinned() if self._pinned is not None else None
+        return await claim_next(self._store, campaign_id, retry_pass, pacing, at, new_id,
+                                workspace=workspace)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
@@ -77,10 +77,15 @@ class NoClaim:
 
 
 async def claim_next(store: Store, campaign_id: int, retry_pass: int, pacing: Pacing,
-                     now: datetime, new_id: Callable[[], str], *, workspace: str = "default",
-                     pick: int = 4, backoff: timedelta = timedelta(minutes=1)
-                     ) -> Claimed | NoClaim:
-    """One claim for this campaign, whichever node asks, in one transaction."""
+                     now: datetime | None, new_id: Callable[[], str], *,
+                     workspace: str = "default", pick: int = 4,
+                     backoff: timedelta = timedelta(minutes=1)) -> Claimed | NoClaim:
+    """One claim for this campaign, whichever node asks, in one transaction.
+
+    `now=None` (the daemon): the database's clock, read once the pacing row is locked. The
+    claims of a campaign then carry times in the order they took the lock, so the token
+    bucket and the attempts' stored start times agree exactly (a time read before waiting
+    for the lock may be older than the claim that went first). Tests pin `now`."""
     if store.dialect != POSTGRESQL:
         raise StoreError("claim_next needs PostgreSQL (SQLite serialises its one writer)")
     for attempt in range(_RETRIES):
@@ -96,19 +101,32 @@ async def claim_next(store: Store, campaign_id: int, retry_pass: int, pacing: Pa
 
 
 async def _claim(store: Store, campaign_id: int, retry_pass: int, pacing: Pacing,
-                 now: datetime, new_id: Callable[[], str], workspace: str, pick: int,
-                 backoff: timedelta) -> Claimed | NoClaim:
-    now_s = now.timestamp()
+                 pinned: datetime | None, new_id: Callable[[], str], workspace: str,
+                 pick: int, backoff: timedelta) -> Claimed | NoClaim:
     backed_off = 0
+    clock = db_now_s(store.dialect)
     async with store.transaction(tag="claim") as conn:
         await conn.execute(
-            "INSERT INTO campaign_pacing(campaign_id, tokens, refilled_s) VALUES (?, ?, ?)"
-            " ON CONFLICT (campaign_id) DO NOTHING", (campaign_id, pacing.burst, now_s))
+            f"INSERT INTO campaign_pacing(campaign_id, tokens, refilled_s)"
+            f" VALUES (?, ?, {'?' if pinned else clock}) ON CONFLICT (campaign_id) DO NOTHING",
+            (campaign_id, pacing.burst, *((pinned.timestamp(),) if pinned else ())))
         async with conn.execute("SELECT tokens, refilled_s FROM campaign_pacing"
                                 " WHERE campaign_id = ? FOR UPDATE", (campaign_id,)) as cur:
             row = await cur.fetchone()
         assert row is not None
-        elapsed = max(0.0, now_s - float(row["refilled_s"]))
+        if pinned is None:  # read once the lock is held, never while waiting for it
+            async with conn.execute(f"SELECT {clock} AS now_s") as cur:
+                clock_row = await cur.fetchone()
+            assert clock_row is not None
+            asked = float(clock_row["now_s"])
+        else:
+            asked = pinned.timestamp()
+        # The bucket's time never goes back (a pinned time older than the last claim's
+        # would refill the same seconds twice).
+        now_s = max(asked, float(row["refilled_s"]))
+        now = pinned if pinned is not None and asked >= now_s \
+            else datetime.fromtimestamp(now_s, UTC)
+        elapsed = now_s - float(row["refilled_s"])
         tokens = min(pacing.burst, float(row["tokens"]) + elapsed * pacing.calls_per_minute / 60)
         if tokens < 1.0:
             return NoClaim("paced")
