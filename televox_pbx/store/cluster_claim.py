@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -47,12 +48,23 @@ _PICK = (
     " FOR UPDATE OF c SKIP LOCKED)"
     " SELECT * FROM pick ORDER BY eligible NULLS FIRST, id")
 
-_INSERT = (
-    "INSERT INTO call_attempts(id, campaign_id, contact_id, phone, phone_position,"
-    " retry_pass, status, created_at, gate_reason, node_id, node_epoch)"
+# The attempt, and what follows from whether it went in, in one statement (one round trip
+# while the pacing row is locked): the contact is `calling` and the bucket pays a token, or
+# (the number is live elsewhere) the contact waits for the backoff.
+_TAKE = (
+    "WITH ins AS (INSERT INTO call_attempts(id, campaign_id, contact_id, phone,"
+    " phone_position, retry_pass, status, created_at, gate_reason, node_id, node_epoch)"
     " VALUES (:id, :campaign, :contact, :phone, :position, :pass, 'intent', :now, :reason,"
-    " :node, :epoch)"
-    f" ON CONFLICT (phone) WHERE status IN {_LIVE} DO NOTHING")
+    f" :node, :epoch) ON CONFLICT (phone) WHERE status IN {_LIVE} DO NOTHING"
+    " RETURNING contact_id),"
+    " took AS (UPDATE contacts SET status = 'calling', last_attempt_at = :now,"
+    " updated_at = :now WHERE id IN (SELECT contact_id FROM ins) RETURNING id),"
+    " waits AS (UPDATE contacts SET next_eligible_at = :later, updated_at = :now"
+    " WHERE id = :contact AND NOT EXISTS (SELECT 1 FROM ins) RETURNING id),"
+    " paid AS (UPDATE campaign_pacing SET tokens = :tokens, refilled_s = :now_s"
+    " WHERE campaign_id = :campaign AND EXISTS (SELECT 1 FROM ins) RETURNING campaign_id)"
+    " SELECT (SELECT COUNT(*) FROM ins) AS n, (SELECT COUNT(*) FROM took) AS t,"
+    " (SELECT COUNT(*) FROM waits) AS w, (SELECT COUNT(*) FROM paid) AS p")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,24 +115,25 @@ async def claim_next(store: Store, campaign_id: int, retry_pass: int, pacing: Pa
 async def _claim(store: Store, campaign_id: int, retry_pass: int, pacing: Pacing,
                  pinned: datetime | None, new_id: Callable[[], str], workspace: str,
                  pick: int, backoff: timedelta) -> Claimed | NoClaim:
+    """Six round trips: BEGIN, the lock, the state, the pick, the take, COMMIT (the lock is
+    held for the last four: with several nodes on one campaign it is what they queue for)."""
     backed_off = 0
     clock = db_now_s(store.dialect)
+    node = store.node
+    lease = (f"EXISTS (SELECT 1 FROM nodes WHERE node_id = :node AND epoch = :epoch"
+             f" AND lease_until > {clock})") if node is not None else "TRUE"
     async with store.transaction(tag="claim") as conn:
-        await conn.execute(
-            f"INSERT INTO campaign_pacing(campaign_id, tokens, refilled_s)"
-            f" VALUES (?, ?, {'?' if pinned else clock}) ON CONFLICT (campaign_id) DO NOTHING",
-            (campaign_id, pacing.burst, *((pinned.timestamp(),) if pinned else ())))
-        async with conn.execute("SELECT tokens, refilled_s FROM campaign_pacing"
-                                " WHERE campaign_id = ? FOR UPDATE", (campaign_id,)) as cur:
-            row = await cur.fetchone()
-        assert row is not None
-        if pinned is None:  # read once the lock is held, never while waiting for it
-            async with conn.execute(f"SELECT {clock} AS now_s") as cur:
-                clock_row = await cur.fetchone()
-            assert clock_row is not None
-            asked = float(clock_row["now_s"])
-        else:
-            asked = pinned.timestamp()
+        row = await _lock_pacing(conn, campaign_id, pacing, pinned, clock)
+        # Once the lock is held (never while waiting for it): the database's clock, the
+        # lease, and the campaign's live attempts over all nodes.
+        async with conn.execute(
+                f"SELECT {clock} AS now_s, {lease} AS leased, (SELECT COUNT(*) FROM"
+                f" call_attempts WHERE campaign_id = :campaign AND status IN {_LIVE}) AS live",
+                {"campaign": campaign_id, "node": node.node_id if node else None,
+                 "epoch": node.epoch if node else None}) as cur:
+            state = await cur.fetchone()
+        assert state is not None
+        asked = pinned.timestamp() if pinned is not None else float(state["now_s"])
         # The bucket's time never goes back (a pinned time older than the last claim's
         # would refill the same seconds twice).
         now_s = max(asked, float(row["refilled_s"]))
@@ -130,17 +143,9 @@ async def _claim(store: Store, campaign_id: int, retry_pass: int, pacing: Pacing
         tokens = min(pacing.burst, float(row["tokens"]) + elapsed * pacing.calls_per_minute / 60)
         if tokens < 1.0:
             return NoClaim("paced")
-        if store.node is not None:  # a node claims only while it holds its lease
-            async with conn.execute(
-                    f"SELECT 1 FROM nodes WHERE node_id = ? AND epoch = ?"
-                    f" AND lease_until > {db_now_s(store.dialect)}",
-                    (store.node.node_id, store.node.epoch)) as cur:
-                if await cur.fetchone() is None:
-                    return NoClaim("no_lease")
-        async with conn.execute(f"SELECT COUNT(*) FROM call_attempts WHERE campaign_id = ?"
-                                f" AND status IN {_LIVE}", (campaign_id,)) as cur:
-            live = await cur.fetchone()
-        if live is not None and int(live[0]) >= pacing.max_concurrent:
+        if not state["leased"]:  # a node claims only while it holds its lease
+            return NoClaim("no_lease")
+        if int(state["live"]) >= pacing.max_concurrent:
             return NoClaim("full")
         async with conn.execute(_PICK, {"campaign": campaign_id, "pass": retry_pass,
                                         "now": iso(now), "ws": workspace, "n": pick}) as cur:
@@ -148,22 +153,35 @@ async def _claim(store: Store, campaign_id: int, retry_pass: int, pacing: Pacing
         for r in rows:
             cand = candidate_from_row(r)
             call_id = new_id()
-            cur = await conn.execute(_INSERT, {
-                "id": call_id, "campaign": campaign_id, "contact": cand.contact_id,
-                "phone": cand.e164, "position": cand.position, "pass": cand.retry_pass,
-                "now": iso(now), "reason": "cluster claim",
-                "node": store.node.node_id if store.node else None,
-                "epoch": store.node.epoch if store.node else None})
-            if cur.rowcount != 1:  # the number is live elsewhere: this contact waits
+            async with conn.execute(_TAKE, {
+                    "id": call_id, "campaign": campaign_id, "contact": cand.contact_id,
+                    "phone": cand.e164, "position": cand.position, "pass": cand.retry_pass,
+                    "now": iso(now), "reason": "cluster claim",
+                    "node": node.node_id if node else None, "epoch": node.epoch if node else None,
+                    "later": iso(now + backoff), "tokens": tokens - 1.0,
+                    "now_s": now_s}) as cur:
+                took = await cur.fetchone()
+            assert took is not None
+            if int(took["n"]) != 1:  # the number is live elsewhere: this contact waits
                 backed_off += 1
-                await conn.execute("UPDATE contacts SET next_eligible_at = ?, updated_at = ?"
-                                   " WHERE id = ?", (iso(now + backoff), iso(now),
-                                                     cand.contact_id))
                 continue
-            await conn.execute("UPDATE contacts SET status = 'calling', last_attempt_at = ?,"
-                               " updated_at = ? WHERE id = ?",
-                               (iso(now), iso(now), cand.contact_id))
-            await conn.execute("UPDATE campaign_pacing SET tokens = ?, refilled_s = ?"
-                               " WHERE campaign_id = ?", (tokens - 1.0, now_s, campaign_id))
             return Claimed(call_id, cand)
     return NoClaim("empty", backed_off)
+
+
+async def _lock_pacing(conn: Any, campaign_id: int, pacing: Pacing, pinned: datetime | None,
+                       clock: str) -> Any:
+    """The campaign's pacing row, locked (made first, with a full bucket, if missing)."""
+    lock = "SELECT tokens, refilled_s FROM campaign_pacing WHERE campaign_id = ? FOR UPDATE"
+    async with conn.execute(lock, (campaign_id,)) as cur:
+        row = await cur.fetchone()
+    if row is not None:
+        return row
+    await conn.execute(
+        f"INSERT INTO campaign_pacing(campaign_id, tokens, refilled_s)"
+        f" VALUES (?, ?, {'?' if pinned else clock}) ON CONFLICT (campaign_id) DO NOTHING",
+        (campaign_id, pacing.burst, *((pinned.timestamp(),) if pinned else ())))
+    async with conn.execute(lock, (campaign_id,)) as cur:
+        row = await cur.fetchone()
+    assert row is not None
+    return row
