@@ -68,6 +68,9 @@ async def load(url: str, contacts: int) -> int:
         await store.close()
     conn = await asyncpg.connect(url)
     try:
+        if await conn.fetchval("SELECT COUNT(*) FROM contacts WHERE campaign_id = $1", cid):
+            print("contacts already loaded (a --dsn used before): reused")
+            return cid
         t0 = time.perf_counter()
         for lo in range(0, contacts, CHUNK):
             ids = range(lo + 1, min(contacts, lo + CHUNK) + 1)
@@ -135,9 +138,8 @@ def run_nodes(url: str, cid: int, nodes: int, seconds: float) -> tuple[int, list
 async def explain(url: str, cid: int) -> None:
     conn = await asyncpg.connect(url)
     try:
-        sql, args = to_postgres(_PICK, {"campaign": cid, "pass": 1,
-                                        "now": "2099-01-01T00:00:00.000Z", "ws": "default",
-                                        "n": 4})
+        sql, args = to_postgres(_PICK, {"campaign": cid, "pass": 1, "eligible": None,
+                                        "ws": "default", "n": 4})
         async with conn.transaction():
             plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)
         print("EXPLAIN ANALYZE of the pick:")

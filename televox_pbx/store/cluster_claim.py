@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -30,41 +29,31 @@ from televox_pbx.store.dial_queue import (
     Candidate,
     candidate_from_row,
 )
-from televox_pbx.store.nodes import db_now_s
 from televox_pbx.store.sqlport import POSTGRESQL
 from televox_pbx.store.timefmt import iso
 
 _RETRIES = 5
+# The database's clock as the store writes times (ISO 8601, UTC, milliseconds).
+_NOW_TEXT = ("to_char(clock_timestamp() AT TIME ZONE 'UTC',"
+             " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
 _LIVE = "('intent','originated','ringing','answered')"
 
 _PICK = (
     f"WITH pick AS (SELECT {CANDIDATE_COLS}, c.next_eligible_at AS eligible FROM contacts c"
     f" LEFT JOIN contact_phones p ON p.contact_id = c.id AND p.position = {NEXT_PHONE_SQL}"
     " WHERE c.campaign_id = :campaign AND c.status = 'pending' AND c.retry_pass = :pass"
-    " AND (c.next_eligible_at IS NULL OR c.next_eligible_at <= :now)"
+    " AND (c.next_eligible_at IS NULL OR c.next_eligible_at <="
+    f" COALESCE(CAST(:eligible AS TEXT), {_NOW_TEXT}))"
     " AND p.e164 IS NOT NULL"
     " AND NOT EXISTS (SELECT 1 FROM dnc d WHERE d.workspace = :ws AND d.e164 = p.e164)"
     " ORDER BY c.next_eligible_at NULLS FIRST, c.id LIMIT :n"
     " FOR UPDATE OF c SKIP LOCKED)"
     " SELECT * FROM pick ORDER BY eligible NULLS FIRST, id")
 
-# The attempt, and what follows from whether it went in, in one statement (one round trip
-# while the pacing row is locked): the contact is `calling` and the bucket pays a token, or
-# (the number is live elsewhere) the contact waits for the backoff.
-_TAKE = (
-    "WITH ins AS (INSERT INTO call_attempts(id, campaign_id, contact_id, phone,"
-    " phone_position, retry_pass, status, created_at, gate_reason, node_id, node_epoch)"
-    " VALUES (:id, :campaign, :contact, :phone, :position, :pass, 'intent', :now, :reason,"
-    f" :node, :epoch) ON CONFLICT (phone) WHERE status IN {_LIVE} DO NOTHING"
-    " RETURNING contact_id),"
-    " took AS (UPDATE contacts SET status = 'calling', last_attempt_at = :now,"
-    " updated_at = :now WHERE id IN (SELECT contact_id FROM ins) RETURNING id),"
-    " waits AS (UPDATE contacts SET next_eligible_at = :later, updated_at = :now"
-    " WHERE id = :contact AND NOT EXISTS (SELECT 1 FROM ins) RETURNING id),"
-    " paid AS (UPDATE campaign_pacing SET tokens = :tokens, refilled_s = :now_s"
-    " WHERE campaign_id = :campaign AND EXISTS (SELECT 1 FROM ins) RETURNING campaign_id)"
-    " SELECT (SELECT COUNT(*) FROM ins) AS n, (SELECT COUNT(*) FROM took) AS t,"
-    " (SELECT COUNT(*) FROM waits) AS w, (SELECT COUNT(*) FROM paid) AS p")
+# The locked part (migration 0024): the bucket, the lease, the live count, the attempt.
+_TAKE = ("SELECT out_reason, out_contact, out_backed FROM televox_take(:campaign, :pinned,"
+         " :rate, :max, :burst, :node, :epoch, :backoff, :id, :contacts, :phones,"
+         " :positions, :passes)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,73 +104,32 @@ async def claim_next(store: Store, campaign_id: int, retry_pass: int, pacing: Pa
 async def _claim(store: Store, campaign_id: int, retry_pass: int, pacing: Pacing,
                  pinned: datetime | None, new_id: Callable[[], str], workspace: str,
                  pick: int, backoff: timedelta) -> Claimed | NoClaim:
-    """Six round trips: BEGIN, the lock, the state, the pick, the take, COMMIT (the lock is
-    held for the last four: with several nodes on one campaign it is what they queue for)."""
-    backed_off = 0
-    clock = db_now_s(store.dialect)
+    """Four round trips: BEGIN, the pick (SKIP LOCKED never waits), the take
+    (televox_take: the pacing lock and everything under it, server-side), COMMIT. The
+    pacing row that every node claiming for this campaign queues for is held over no
+    client round trip but the COMMIT's (statement by statement it was held over eight)."""
     node = store.node
-    lease = (f"EXISTS (SELECT 1 FROM nodes WHERE node_id = :node AND epoch = :epoch"
-             f" AND lease_until > {clock})") if node is not None else "TRUE"
+    call_id = new_id()  # one id: an insert that met a live number used none
     async with store.transaction(tag="claim") as conn:
-        row = await _lock_pacing(conn, campaign_id, pacing, pinned, clock)
-        # Once the lock is held (never while waiting for it): the database's clock, the
-        # lease, and the campaign's live attempts over all nodes.
-        async with conn.execute(
-                f"SELECT {clock} AS now_s, {lease} AS leased, (SELECT COUNT(*) FROM"
-                f" call_attempts WHERE campaign_id = :campaign AND status IN {_LIVE}) AS live",
-                {"campaign": campaign_id, "node": node.node_id if node else None,
-                 "epoch": node.epoch if node else None}) as cur:
-            state = await cur.fetchone()
-        assert state is not None
-        asked = pinned.timestamp() if pinned is not None else float(state["now_s"])
-        # The bucket's time never goes back (a pinned time older than the last claim's
-        # would refill the same seconds twice).
-        now_s = max(asked, float(row["refilled_s"]))
-        now = pinned if pinned is not None and asked >= now_s \
-            else datetime.fromtimestamp(now_s, UTC)
-        elapsed = now_s - float(row["refilled_s"])
-        tokens = min(pacing.burst, float(row["tokens"]) + elapsed * pacing.calls_per_minute / 60)
-        if tokens < 1.0:
-            return NoClaim("paced")
-        if not state["leased"]:  # a node claims only while it holds its lease
-            return NoClaim("no_lease")
-        if int(state["live"]) >= pacing.max_concurrent:
-            return NoClaim("full")
+        # Due now on the database's clock (or the pinned time); the picked contacts stay
+        # locked until this transaction ends, whatever it decides.
         async with conn.execute(_PICK, {"campaign": campaign_id, "pass": retry_pass,
-                                        "now": iso(now), "ws": workspace, "n": pick}) as cur:
-            rows = await cur.fetchall()
-        for r in rows:
-            cand = candidate_from_row(r)
-            call_id = new_id()
-            async with conn.execute(_TAKE, {
-                    "id": call_id, "campaign": campaign_id, "contact": cand.contact_id,
-                    "phone": cand.e164, "position": cand.position, "pass": cand.retry_pass,
-                    "now": iso(now), "reason": "cluster claim",
-                    "node": node.node_id if node else None, "epoch": node.epoch if node else None,
-                    "later": iso(now + backoff), "tokens": tokens - 1.0,
-                    "now_s": now_s}) as cur:
-                took = await cur.fetchone()
-            assert took is not None
-            if int(took["n"]) != 1:  # the number is live elsewhere: this contact waits
-                backed_off += 1
-                continue
-            return Claimed(call_id, cand)
-    return NoClaim("empty", backed_off)
-
-
-async def _lock_pacing(conn: Any, campaign_id: int, pacing: Pacing, pinned: datetime | None,
-                       clock: str) -> Any:
-    """The campaign's pacing row, locked (made first, with a full bucket, if missing)."""
-    lock = "SELECT tokens, refilled_s FROM campaign_pacing WHERE campaign_id = ? FOR UPDATE"
-    async with conn.execute(lock, (campaign_id,)) as cur:
-        row = await cur.fetchone()
-    if row is not None:
-        return row
-    await conn.execute(
-        f"INSERT INTO campaign_pacing(campaign_id, tokens, refilled_s)"
-        f" VALUES (?, ?, {'?' if pinned else clock}) ON CONFLICT (campaign_id) DO NOTHING",
-        (campaign_id, pacing.burst, *((pinned.timestamp(),) if pinned else ())))
-    async with conn.execute(lock, (campaign_id,)) as cur:
-        row = await cur.fetchone()
+                                        "eligible": iso(pinned) if pinned else None,
+                                        "ws": workspace, "n": pick}) as cur:
+            cands = [candidate_from_row(r) for r in await cur.fetchall()]
+        if not cands:
+            return NoClaim("empty")
+        async with conn.execute(_TAKE, {
+                "campaign": campaign_id,
+                "pinned": pinned.timestamp() if pinned is not None else None,
+                "rate": float(pacing.calls_per_minute), "max": pacing.max_concurrent,
+                "burst": float(pacing.burst), "node": node.node_id if node else None,
+                "epoch": node.epoch if node else None, "backoff": backoff.total_seconds(),
+                "id": call_id, "contacts": [c.contact_id for c in cands],
+                "phones": [c.e164 for c in cands], "positions": [c.position for c in cands],
+                "passes": [c.retry_pass for c in cands]}) as cur:
+            row = await cur.fetchone()
     assert row is not None
-    return row
+    if row["out_reason"] != "claimed":
+        return NoClaim(str(row["out_reason"]), int(row["out_backed"]))
+    return Claimed(call_id, next(c for c in cands if c.contact_id == row["out_contact"]))
