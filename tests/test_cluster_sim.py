@@ -189,7 +189,7 @@ async def test_three_nodes_two_campaigns_one_killed(pg_server: PgServer) -> None
                 live = await conn.fetchval(
                     "SELECT COUNT(*) FROM call_attempts WHERE node_id = 'n2' AND status IN"
                     " ('originated','ringing','answered')")
-                return p[0] >= 0.4 * total and int(live) >= 2
+                return p[0] >= 0.4 * total and int(live) >= 3
             await until(conn, victim_busy, "n2 busy at 40%", nodes, deadline)
             await victim.kill()
             killed_live = int(await conn.fetchval(
