@@ -16,6 +16,7 @@ from pg_support import PgServer, fresh_database
 from televox_pbx.store import Store, StoreError
 from televox_pbx.store.attempts import record_inbound
 from televox_pbx.store.cluster_claim import Claimed, NoClaim, Pacing, claim_next
+from televox_pbx.store.nodes import start_node
 
 NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 LIVE = "('intent','originated','ringing','answered')"
@@ -114,3 +115,17 @@ async def test_two_campaigns_sharing_numbers_never_dial_one_twice(
 async def test_claim_next_refuses_sqlite(store: Store) -> None:
     with pytest.raises(StoreError, match="PostgreSQL"):
         await claim_next(store, 1, 1, Pacing(10, 2), NOW, new_id)
+
+
+async def test_only_a_node_holding_its_lease_claims(nodes: list[Store]) -> None:
+    """The lease is checked on the database's clock, in the claim's own transaction."""
+    cid = await seed(nodes[0], make_campaign(name="a"), [[number(i)] for i in range(3)])
+    pacing = Pacing(calls_per_minute=600, max_concurrent=10, burst=10)
+    lapsed, holder = nodes[0], nodes[1]
+    lapsed.node = await start_node(lapsed, "lapsed", "127.0.0.1:5038", lease_s=-1.0)
+    holder.node = await start_node(holder, "holder", "127.0.0.1:5039", lease_s=60.0)
+    assert await claim_next(lapsed, cid, 1, pacing, None, new_id) == NoClaim("no_lease")
+    got = await claim_next(holder, cid, 1, pacing, None, new_id)
+    assert isinstance(got, Claimed)
+    row = await holder.fetchone("SELECT node_id, node_epoch, status FROM call_attempts")
+    assert row is not None and (row["node_id"], row["status"]) == ("holder", "intent")

@@ -17,8 +17,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from api_support import api_settings, running_api, until
-from cluster_support import Cluster, cluster_fixture  # noqa: F401 (the fixture)
 from dialer_support import make_campaign, seed
+from node_pair import Cluster, cluster_fixture  # noqa: F401 (the fixture)
 from test_api_webhooks import Receiver, hooks, serve
 
 from televox_pbx.clock import FakeClock

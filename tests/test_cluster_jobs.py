@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from api_support import api_settings
-from cluster_support import Cluster, cluster_fixture  # noqa: F401 (the fixture)
 from dialer_support import make_campaign, seed
+from node_pair import Cluster, cluster_fixture  # noqa: F401 (the fixture)
 from test_api_webhooks import Receiver, hooks, one_answered_call, serve
 
 from televox_pbx.clock import FakeClock

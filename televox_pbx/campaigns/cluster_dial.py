@@ -34,6 +34,7 @@ class ClusterDial:
     def __init__(self, store: Store, *,
                  db_clock: Callable[[], Awaitable[datetime]] | None = None) -> None:
         self._store = store
+        self._pinned = db_clock
         self.now = db_clock or self._db_now
 
     async def _db_now(self) -> datetime:
@@ -53,9 +54,11 @@ class ClusterDial:
                     overdraw: bool = False) -> Claimed | NoClaim:
         """The next contact of the campaign queue. `overdraw`: run-now (store/cluster_claim
         _admit: the wait is skipped, the count is not)."""
-        return await claim_next(self._store, campaign_id, retry_pass, _pacing(cfg),
-                                await self.now(), new_id, workspace=workspace,
-                                overdraw=overdraw)
+        # Unpinned, the claim reads the database's clock itself, once it holds the
+        # campaign's pacing lock (store/cluster_claim.py).
+        at = await self._pinned() if self._pinned is not None else None
+        return await claim_next(self._store, campaign_id, retry_pass, _pacing(cfg), at,
+                                new_id, workspace=workspace, overdraw=overdraw)
 
     async def claim_contact(self, intent: Intent, cfg: Campaign, now: datetime,
                             workspace: str, *, overdraw: bool = False) -> NoClaim | None:

@@ -39,18 +39,27 @@ from televox_pbx.store.timefmt import iso
 
 _RETRIES = 5
 T = TypeVar("T")
+# The database's clock as the store writes times (ISO 8601, UTC, milliseconds).
+_NOW_TEXT = ("to_char(clock_timestamp() AT TIME ZONE 'UTC',"
+             " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
 _LIVE = "('intent','originated','ringing','answered')"
 
 _PICK = (
     f"WITH pick AS (SELECT {CANDIDATE_COLS}, c.next_eligible_at AS eligible FROM contacts c"
     f" LEFT JOIN contact_phones p ON p.contact_id = c.id AND p.position = {NEXT_PHONE_SQL}"
     " WHERE c.campaign_id = :campaign AND c.status = 'pending' AND c.retry_pass = :pass"
-    " AND (c.next_eligible_at IS NULL OR c.next_eligible_at <= :now)"
+    " AND (c.next_eligible_at IS NULL OR c.next_eligible_at <="
+    f" COALESCE(CAST(:eligible AS TEXT), {_NOW_TEXT}))"
     " AND p.e164 IS NOT NULL"
     " AND NOT EXISTS (SELECT 1 FROM dnc d WHERE d.workspace = :ws AND d.e164 = p.e164)"
     " ORDER BY c.next_eligible_at NULLS FIRST, c.id LIMIT :n"
     " FOR UPDATE OF c SKIP LOCKED)"
     " SELECT * FROM pick ORDER BY eligible NULLS FIRST, id")
+
+# The locked part (migration 0024): the bucket, the lease, the live count, the attempt.
+_TAKE = ("SELECT out_reason, out_contact, out_backed FROM televox_take(:campaign, :pinned,"
+         " :rate, :max, :burst, :overdraw, :node, :epoch, :backoff, :id, :contacts, :phones,"
+         " :positions, :passes)")
 
 _INSERT = (
     "INSERT INTO call_attempts(id, campaign_id, contact_id, phone, phone_position,"
@@ -82,11 +91,18 @@ class NoClaim:
 
 
 async def claim_next(store: Store, campaign_id: int, retry_pass: int, pacing: Pacing,
-                     now: datetime, new_id: Callable[[], str], *, workspace: str = "default",
-                     pick: int = 4, backoff: timedelta = timedelta(minutes=1),
+                     now: datetime | None, new_id: Callable[[], str], *,
+                     workspace: str = "default", pick: int = 4,
+                     backoff: timedelta = timedelta(minutes=1),
                      overdraw: bool = False) -> Claimed | NoClaim:
-    """One claim for this campaign, whichever node asks, in one transaction. `overdraw`
-    (run-now): the claim may take a token the bucket has not refilled yet (see _admit)."""
+    """One claim for this campaign, whichever node asks, in one transaction.
+
+    `now=None` (the daemon): the database's clock, read once the pacing row is locked. The
+    claims of a campaign then carry times in the order they took the lock, so the token
+    bucket and the attempts' stored start times agree exactly (a time read before waiting
+    for the lock may be older than the claim that went first). Tests pin `now`.
+    `overdraw` (run-now): the claim may take a token the bucket has not refilled yet, down
+    to -max_concurrent (the wait is skipped, never the count)."""
     return await _retrying(store, lambda: _claim(store, campaign_id, retry_pass, pacing, now,
                                                   new_id, workspace, pick, backoff, overdraw))
 
@@ -113,6 +129,41 @@ async def _retrying(store: Store, once: Callable[[], Awaitable[T]]) -> T:
             if attempt == _RETRIES - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+async def _claim(store: Store, campaign_id: int, retry_pass: int, pacing: Pacing,
+                 pinned: datetime | None, new_id: Callable[[], str], workspace: str,
+                 pick: int, backoff: timedelta, overdraw: bool) -> Claimed | NoClaim:
+    """Four round trips: BEGIN, the pick (SKIP LOCKED never waits), the take
+    (televox_take: the pacing lock and everything under it, server-side), COMMIT. The
+    pacing row that every node claiming for this campaign queues for is held over no
+    client round trip but the COMMIT's (statement by statement it was held over eight)."""
+    node = store.node
+    call_id = new_id()  # one id: an insert that met a live number used none
+    async with store.transaction(tag="claim") as conn:
+        # Due now on the database's clock (or the pinned time); the picked contacts stay
+        # locked until this transaction ends, whatever it decides.
+        async with conn.execute(_PICK, {"campaign": campaign_id, "pass": retry_pass,
+                                        "eligible": iso(pinned) if pinned else None,
+                                        "ws": workspace, "n": pick}) as cur:
+            cands = [candidate_from_row(r) for r in await cur.fetchall()]
+        if not cands:
+            return NoClaim("empty")
+        async with conn.execute(_TAKE, {
+                "campaign": campaign_id,
+                "pinned": pinned.timestamp() if pinned is not None else None,
+                "rate": float(pacing.calls_per_minute), "max": pacing.max_concurrent,
+                "burst": float(pacing.burst), "overdraw": overdraw,
+                "node": node.node_id if node else None,
+                "epoch": node.epoch if node else None, "backoff": backoff.total_seconds(),
+                "id": call_id, "contacts": [c.contact_id for c in cands],
+                "phones": [c.e164 for c in cands], "positions": [c.position for c in cands],
+                "passes": [c.retry_pass for c in cands]}) as cur:
+            row = await cur.fetchone()
+    assert row is not None
+    if row["out_reason"] != "claimed":
+        return NoClaim(str(row["out_reason"]), int(row["out_backed"]))
+    return Claimed(call_id, next(c for c in cands if c.contact_id == row["out_contact"]))
 
 
 async def _admit(conn: Any, store: Store, campaign_id: int, pacing: Pacing, now_s: float,
@@ -148,44 +199,15 @@ async def _admit(conn: Any, store: Store, campaign_id: int, pacing: Pacing, now_
 
 
 async def _spend(conn: Any, campaign_id: int, tokens: float, now_s: float) -> None:
-    await conn.execute("UPDATE campaign_pacing SET tokens = ?, refilled_s = ?"
-                       " WHERE campaign_id = ?", (tokens - 1.0, now_s, campaign_id))
+    # The bucket's time never goes back: a `now` read before waiting for the lock may be
+    # older than the claim that went first (its seconds would be refilled twice).
+    await conn.execute("UPDATE campaign_pacing SET tokens = ?,"
+                       " refilled_s = GREATEST(refilled_s, ?) WHERE campaign_id = ?",
+                       (tokens - 1.0, now_s, campaign_id))
 
 
 def _owner(store: Store) -> tuple[str | None, int | None]:
     return (store.node.node_id, store.node.epoch) if store.node else (None, None)
-
-
-async def _claim(store: Store, campaign_id: int, retry_pass: int, pacing: Pacing,
-                 now: datetime, new_id: Callable[[], str], workspace: str, pick: int,
-                 backoff: timedelta, overdraw: bool) -> Claimed | NoClaim:
-    now_s = now.timestamp()
-    backed_off = 0
-    async with store.transaction(tag="claim") as conn:
-        tokens = await _admit(conn, store, campaign_id, pacing, now_s, overdraw)
-        if isinstance(tokens, NoClaim):
-            return tokens
-        async with conn.execute(_PICK, {"campaign": campaign_id, "pass": retry_pass,
-                                        "now": iso(now), "ws": workspace, "n": pick}) as cur:
-            rows = await cur.fetchall()
-        node, epoch = _owner(store)
-        for r in rows:
-            cand = candidate_from_row(r)
-            call_id = new_id()
-            cur = await conn.execute(_INSERT, {
-                "id": call_id, "campaign": campaign_id, "contact": cand.contact_id,
-                "phone": cand.e164, "position": cand.position, "pass": cand.retry_pass,
-                "now": iso(now), "reason": "cluster claim", "node": node, "epoch": epoch})
-            if cur.rowcount != 1:  # the number is live elsewhere: this contact waits
-                backed_off += 1
-                await conn.execute("UPDATE contacts SET next_eligible_at = ?, updated_at = ?"
-                                   " WHERE id = ?", (iso(now + backoff), iso(now),
-                                                     cand.contact_id))
-                continue
-            await _calling(conn, cand.contact_id, now)
-            await _spend(conn, campaign_id, tokens, now_s)
-            return Claimed(call_id, cand)
-    return NoClaim("empty", backed_off)
 
 
 async def _calling(conn: Any, contact_id: int, now: datetime) -> None:
