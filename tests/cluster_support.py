@@ -143,15 +143,15 @@ SELECT c.id, c.status, c.next_eligible_at FROM contacts c
     OR (c.status = 'pending' AND c.next_eligible_at IS NULL)
     OR (c.status = 'callback' AND NOT EXISTS (SELECT 1 FROM callbacks b
          WHERE b.contact_id = c.id AND b.status = 'pending')))
-   AND NOT EXISTS (SELECT 1 FROM contact_phones p JOIN dnc d ON d.e164 = p.e164
-         WHERE p.contact_id = c.id AND p.position = c.phone_index)
 """
-# A pending contact whose next phone is on the DNC list is never picked by a cluster claim
-# (the pick excludes DNC): it waits, undialled, and is counted apart ("held by DNC").
+# A pending contact due now whose next phone is on the DNC list: the cluster claim never
+# picks it, and the Dialer's DNC sweep must have moved it on (campaigns/dnc_sweep.py).
 DNC_HELD_SQL = """
 SELECT COUNT(*) FROM contacts c JOIN contact_phones p
     ON p.contact_id = c.id AND p.position = c.phone_index
   JOIN dnc d ON d.e164 = p.e164 WHERE c.status = 'pending'
+   AND (c.next_eligible_at IS NULL OR c.next_eligible_at <= to_char(now() AT TIME ZONE
+        'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
 """
 
 

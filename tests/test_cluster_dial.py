@@ -178,3 +178,28 @@ async def test_a_node_taken_over_after_its_claim_sends_nothing_and_leaves_the_ca
     assert row is not None and (row["status"], row["node_id"]) == ("intent", "box-1")
     contact = await stores[0].fetchone("SELECT status FROM contacts")
     assert contact is not None and contact["status"] == "calling"
+
+
+async def test_a_contact_whose_next_phone_went_on_the_dnc_list_moves_on(
+        stores: list[Store]) -> None:
+    """The cluster claim never picks a DNC-listed phone; the contact is not left pending
+    for ever: its phone is marked dnc (no attempt, no call) and its next phone is dialled,
+    as the gate does on one box."""
+    clock = FakeClock(START)
+    await seed(stores[0], campaign(), [[number(1), number(2)], [number(3)]])
+    await add_dnc(stores[1], number(1))
+    await add_dnc(stores[1], number(3))
+    orig = FakeOriginator(clock)
+    d = dialer(stores[0], orig)
+    for _ in range(3):
+        await d.tick()
+        await clock.advance(1)
+    assert [s.req.phone for s in orig.sent] == [number(2)]
+    phones = await stores[0].fetchall(
+        "SELECT e164, last_status FROM contact_phones ORDER BY e164")
+    status = {p["e164"]: p["last_status"] for p in phones}
+    assert status[number(1)] == "dnc" and status[number(3)] == "dnc"
+    contacts = await stores[0].fetchall("SELECT status FROM contacts ORDER BY id")
+    assert contacts[1]["status"] != "pending"  # its only phone is listed: it is done
+    attempts = await stores[0].fetchall("SELECT phone FROM call_attempts")
+    assert [a["phone"] for a in attempts] == [number(2)]

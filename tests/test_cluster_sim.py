@@ -8,7 +8,7 @@ go on the DNC list; one node is SIGKILLed with calls in flight and started again
 all along. Afterwards, from the database alone:
 
 - no number ever had two live attempts (each attempt's live interval, from the audit);
-- every contact is terminal or scheduled (or held, undialled, behind the DNC list);
+- every contact is terminal or scheduled, none left behind a phone put on the DNC list;
 - each campaign's max_concurrent (live intervals) and calls per minute (the attempts'
   start times, any 60 s) were never exceeded, counted over all nodes;
 - nothing reached the PBX outside its window, nor after its number's DNC entry.
@@ -124,9 +124,7 @@ async def progress(conn: asyncpg.Connection) -> tuple[int, int, int]:
         " (SELECT COUNT(*) FROM contacts c WHERE c.status IN ('calling','connected')"
         "  OR (c.status = 'pending' AND (c.next_eligible_at IS NULL"
         "      OR c.next_eligible_at <= to_char(now() AT TIME ZONE 'UTC',"
-        "                                        'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))"
-        "   AND NOT EXISTS (SELECT 1 FROM contact_phones p JOIN dnc d ON d.e164 = p.e164"
-        "       WHERE p.contact_id = c.id AND p.position = c.phone_index)))")
+        "                                        'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))))")
     assert row is not None
     return int(row[0]), int(row[1]), int(row[2])
 
@@ -215,7 +213,9 @@ async def test_three_nodes_two_campaigns_one_killed(pg_server: PgServer) -> None
     problems = [*one_live_per_number(rows), *outside_window(rows, judged),
                 *dialled_after_dnc(rows, dnc_done), *outcome.unsettled]
     assert not problems, f"{len(problems)} broken:\n" + "\n".join(problems[:40])
-    assert epochs == {"n1": 1, "n2": 2, "n3": 1}
+    # n2 restarted once (epoch 2), or was taken over by a survivor first (its epoch bumped:
+    # the kill outlasted its lease; issue 19 item 4) and then restarted (epoch 3).
+    assert epochs["n1"] == epochs["n3"] == 1 and epochs["n2"] in (2, 3), epochs
     assert killed_live >= 1  # the kill cut calls: the restart had something to recover
     peaks = {n: max_live([r for r in rows if r.campaign == n]) for n in judged}
     minutes = {n: most_in_a_minute([r.created for r in rows if r.campaign == n])
@@ -230,6 +230,7 @@ async def test_three_nodes_two_campaigns_one_killed(pg_server: PgServer) -> None
     # The closed zone's contacts were never dialled; they wait for their window.
     assert not [r for r in rows if r.phone in closed_phones and r.originated is not None]
     assert outcome.contacts["pending"] >= len(closed_phones)
-    # Most contacts were really worked on; the DNC entries held some back undialled.
+    # Most contacts were really worked on, and none waits for ever behind a phone that went
+    # on the DNC list (the claim skips it; campaigns/dnc_sweep.py moves it on).
     assert sum(1 for r in rows if r.originated is not None) >= 0.8 * (len(a) + len(b))
-    assert dnc_held >= 1
+    assert dnc_held == 0

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from televox_pbx.campaigns import gate
 from televox_pbx.campaigns.cluster_dial import Claimed, ClusterDial
 from televox_pbx.campaigns.dial_words import CLUSTER_REFUSALS, channel_variables, refusal_text
+from televox_pbx.campaigns.dnc_sweep import take_blocked
 from televox_pbx.campaigns.lines import Lines, claim_chosen
 from televox_pbx.campaigns.outcomes import OutcomeApplier
 from televox_pbx.campaigns.pacing import Pacer
@@ -223,6 +224,10 @@ class Dialer:
                                                 self._workspace, overdraw=overdraw)
                 if isinstance(got, Claimed):
                     batch, claimed = [got.candidate], got.call_id
+                elif got.reason == "empty":  # nothing claimable: DNC-blocked ones move on
+                    batch = await take_blocked(self._store, row.id, row.current_pass,
+                                               await self._cluster.now(), self._workspace,
+                                               want)
             elif not batch and pass_open:
                 batch = await dq.next_candidates(self._store, row.id, row.current_pass, now,
                                                  want)
