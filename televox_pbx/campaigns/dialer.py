@@ -16,11 +16,17 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from televox_pbx.campaigns import gate
 from televox_pbx.campaigns.cluster_dial import Claimed, ClusterDial
+from televox_pbx.campaigns.dial_results import (
+    CallNowResult,
+    TickReport,
+    advance_pass,
+    claim_refused,
+    refuse,
+)
 from televox_pbx.campaigns.dial_words import CLUSTER_REFUSALS, channel_variables, refusal_text
 from televox_pbx.campaigns.dnc_sweep import take_blocked
 from televox_pbx.campaigns.lines import Lines, claim_chosen
@@ -47,28 +53,8 @@ log = logging.getLogger(__name__)
 _MAX_GATE_CHECKS = 50
 # How old an unfinished attempt must be before a live reconcile may finalise it.
 _RECONCILE_GRACE_S = 60.0
-# How long a contact waits when its number is already in a call (another campaign, a
-# callback, an inbound call) before it is looked at again.
-_IN_CALL_HOLD_S = 120.0
 # Codes on which a tick stops dialling: the link is down, no line is free, no lease.
 _STOP_CODES = frozenset({"not_sent", "capacity", "not_ready"})
-
-
-@dataclass(slots=True)
-class TickReport:
-    originated: list[str] = field(default_factory=list)  # call ids
-    held: int = 0
-    suppressed: int = 0
-    completed_campaigns: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class CallNowResult:
-    call_id: str | None  # None: not dialled, see reason
-    reason: str
-    # Machine-readable: originated, in_call, dnc, window, unknown_tz, invalid, capacity,
-    # not_ready, no_contact, no_phone, no_config, not_sent, failed.
-    code: str = "originated"
 
 
 _GATE_CODES = {gate.GateReason.DNC: "dnc", gate.GateReason.OUTSIDE_WINDOW: "window",
@@ -294,7 +280,8 @@ class Dialer:
                     gate_reason=decision.detail, callback_id=cand.callback_id), cfg, now,
                     self._workspace, overdraw=overdraw or purpose == "call_now")
                 if refused is not None:
-                    return await self._claim_refused(cfg, cand, refused, now, report)
+                    return await claim_refused(self._store, self.outcomes, cfg, cand, refused,
+                                               now, report)
         if self._cluster is not None and not await self._cluster.may_originate(call_id):
             # Stalled since the claim: the lease is nearly out, or a survivor took this
             # node over and owns the attempt now. Nothing goes out; ours, it is put back.
@@ -338,47 +325,9 @@ class Dialer:
                                       "contact_id": cand.contact_id})
         return CallNowResult(call_id, "originated")
 
-    async def _claim_refused(self, cfg: Campaign, cand: dq.Candidate, refused: str,
-                             now: datetime, report: TickReport) -> CallNowResult:
-        """The store refused the claim after the gate allowed it: a race the database won,
-        or (on a cluster) no line, no token or no lease: nothing was touched."""
-        if refused in CLUSTER_REFUSALS:
-            code, words = CLUSTER_REFUSALS[refused]
-            return CallNowResult(None, words, code)
-        if refused == "dnc":  # listed between the gate and the claim
-            await self._refuse(cfg, cand, gate.GateDecision(
-                False, gate.GateReason.DNC, "on DNC list", None, cand.e164), now, report)
-            return CallNowResult(None, "the number is on the DNC list", "dnc")
-        if refused == "in_call" and cand.callback_id is None:
-            # Live in another campaign or an inbound call: look again a little later.
-            await dq.hold_contact(self._store, cand.contact_id,
-                                  now + timedelta(seconds=_IN_CALL_HOLD_S))
-        report.held += 1
-        return CallNowResult(None, "already in a call", "in_call")
-
     async def _refuse(self, cfg: Campaign, cand: dq.Candidate, decision: gate.GateDecision,
                       now: datetime, report: TickReport) -> None:
-        if decision.held:
-            report.held += 1
-            # Unknown zone: look again in an hour (someone may fix the contact's zone).
-            until = decision.next_open_at or now + timedelta(hours=1)
-            if cand.callback_id is not None:
-                await dq.postpone_callback(self._store, cand.callback_id, until)
-            else:
-                await dq.hold_contact(self._store, cand.contact_id, until)
-            return
-        report.suppressed += 1
-        assert cand.position is not None
-        # DNC or not a number at all: that phone is dead for this campaign, try the next.
-        status = "dnc" if decision.reason is gate.GateReason.DNC else "wrong_number"
-        result = Result.DNC if status == "dnc" else Result.WRONG_NUMBER
-        async with self._store.transaction(tag="refuse"):
-            await dq.mark_phone(self._store, cand.contact_id, cand.position, status,
-                                counted=False)
-            if cand.callback_id is not None:
-                await dq.set_callback_status(self._store, cand.callback_id, "suppressed")
-            await self.outcomes.apply_result(cand.contact_id, cfg, result, cand.position,
-                                             None, now, event=f"refused:{status}")
+        await refuse(self._store, self.outcomes, cfg, cand, decision, now, report)
 
     async def call_now(self, contact_id: int) -> CallNowResult:
         """Dial one contact right away (operator or API), skipping the pacing wait but
@@ -410,23 +359,10 @@ class Dialer:
     # ---- passes and completion ------------------------------------------------------
 
     async def _advance(self, row: camp.CampaignRow, cfg: Campaign, report: TickReport) -> None:
-        now = self._clock.now()
         async with self._lock:
-            if await dq.pass_has_open_work(self._store, row.id, row.current_pass):
-                return
-            nxt = await dq.lowest_pending_pass(self._store, row.id)
-            if nxt is not None and nxt > row.current_pass:
-                opens = now + timedelta(minutes=cfg.retry.retry_interval_minutes)
-                await camp.set_pass(self._store, row.id, nxt, opens)
-                log.info("next pass", extra={"campaign": cfg.name, "pass": nxt})
-                return
-            if nxt is not None or await dq.has_open_contacts(self._store, row.id):
-                return
-            if await att.in_flight(self._store, row.id):
-                return
-            await camp.set_state(self._store, row.id, "COMPLETED", now)
-        report.completed_campaigns.append(cfg.name)
-        log.info("campaign completed", extra={"campaign": cfg.name})
+            done = await advance_pass(self._store, row, cfg, self._clock.now())
+        if done:
+            report.completed_campaigns.append(cfg.name)
 
     # ---- results ----------------------------------------------------------------------
 
