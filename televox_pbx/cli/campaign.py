@@ -13,10 +13,17 @@ from typing import Any
 
 from televox_pbx.campaigns.controls import Action, ControlError, apply
 from televox_pbx.cli.campaign_import import add_import_commands
-from televox_pbx.cli.common import DB_HELP, StoreTarget, run, settings_from_args, store_target
+from televox_pbx.cli.common import (
+    DB_HELP,
+    StoreTarget,
+    campaign_yaml,
+    run,
+    settings_from_args,
+    store_target,
+)
 from televox_pbx.cli.ivr import prompt_problems
 from televox_pbx.config.campaign import Campaign
-from televox_pbx.config.loader import ConfigError, find_campaign
+from televox_pbx.config.loader import ConfigError
 from televox_pbx.store.attempts import Kpis, in_flight, kpis
 from televox_pbx.store.campaigns import CampaignRow, get_campaign
 from televox_pbx.store.dial_queue import FINAL_STATUSES, status_counts
@@ -58,12 +65,10 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _yaml(args: argparse.Namespace) -> Campaign | None:
-    try:
-        return find_campaign(settings_from_args(args), args.name)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            print(str(issue), file=sys.stderr)
-        raise SystemExit(1) from exc
+    campaign = campaign_yaml(settings_from_args(args), args.name)
+    if isinstance(campaign, ConfigError):
+        raise SystemExit(1) from campaign
+    return campaign
 
 
 def _db(args: argparse.Namespace) -> StoreTarget:

@@ -30,9 +30,16 @@ from televox_pbx.campaigns.mapping import (
     normalize_header,
     parse_map_option,
 )
-from televox_pbx.cli.common import DB_HELP, StoreTarget, run, settings_from_args, store_target
+from televox_pbx.cli.common import (
+    DB_HELP,
+    StoreTarget,
+    campaign_yaml,
+    run,
+    settings_from_args,
+    store_target,
+)
 from televox_pbx.config.campaign import Campaign
-from televox_pbx.config.loader import ConfigError, find_campaign
+from televox_pbx.config.loader import ConfigError
 from televox_pbx.store.campaigns import get_campaign, upsert_campaign
 from televox_pbx.store.contacts import contacts_for_export, results_for_export
 
@@ -88,11 +95,8 @@ def add_import_commands(csub: Any) -> None:
 def _campaign(args: argparse.Namespace) -> Campaign | None:
     """The campaign's YAML, or None after saying on stderr why it cannot be used."""
     settings = settings_from_args(args)
-    try:
-        campaign = find_campaign(settings, args.name)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            print(str(issue), file=sys.stderr)
+    campaign = campaign_yaml(settings, args.name)
+    if isinstance(campaign, ConfigError):
         return None
     if campaign is None:
         print(f"{settings.campaigns_dir / args.name}.yaml: no such campaign", file=sys.stderr)

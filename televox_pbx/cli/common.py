@@ -9,7 +9,8 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from televox_pbx.config.loader import ConfigError, load_settings, settings_path
+from televox_pbx.config.campaign import Campaign
+from televox_pbx.config.loader import ConfigError, find_campaign, load_settings, settings_path
 from televox_pbx.config.settings import Settings
 from televox_pbx.store import Store
 
@@ -33,6 +34,17 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         for issue in exc.issues:
             print(str(issue), file=sys.stderr)
         raise SystemExit(1) from exc
+
+
+def campaign_yaml(settings: Settings, name: str) -> Campaign | ConfigError | None:
+    """The campaign's YAML (None: no such file); a file with errors is reported on stderr,
+    one line per issue, and its ConfigError returned for the caller's exit."""
+    try:
+        return find_campaign(settings, name)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(str(issue), file=sys.stderr)
+        return exc
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from televox_pbx.cli.campaign_import import write_export
-from televox_pbx.cli.common import DB_HELP, run, settings_from_args, store_target
+from televox_pbx.cli.common import DB_HELP, campaign_yaml, run, settings_from_args, store_target
 from televox_pbx.config.campaign import Campaign
-from televox_pbx.config.loader import ConfigError, find_campaign
+from televox_pbx.config.loader import ConfigError
 from televox_pbx.config.settings import Settings
 from televox_pbx.ivr.prompts import check_prompts, media_dir
 from televox_pbx.store.campaigns import get_campaign
@@ -34,11 +34,8 @@ def register(sub: Any) -> None:
 
 def ivr_campaign(settings: Settings, name: str) -> Campaign | None:
     """The IVR campaign's YAML, or None after saying why on stderr."""
-    try:
-        campaign = find_campaign(settings, name)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            print(str(issue), file=sys.stderr)
+    campaign = campaign_yaml(settings, name)
+    if isinstance(campaign, ConfigError):
         return None
     if campaign is None or campaign.ivr is None:
         print(f"{name}: no IVR campaign (kind: ivr) of that name", file=sys.stderr)

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from televox_pbx.ami.client import AmiClient, AmiError
-from televox_pbx.cli.common import DB_HELP, run, settings_from_args, store_target
+from televox_pbx.cli.common import DB_HELP, campaign_yaml, run, settings_from_args, store_target
 from televox_pbx.clock import SystemClock
-from televox_pbx.config.loader import ConfigError, find_campaign
+from televox_pbx.config.loader import ConfigError
 from televox_pbx.sms.ami import AmiMessenger
 from televox_pbx.sms.service import SendResult, SmsService
 from televox_pbx.store import sms as sms_store
@@ -43,11 +43,8 @@ def register(sub: Any) -> None:
 
 def _send(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    try:
-        campaign = find_campaign(settings, args.campaign)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            print(str(issue), file=sys.stderr)
+    campaign = campaign_yaml(settings, args.campaign)
+    if isinstance(campaign, ConfigError):
         return EXIT_ERROR
     if campaign is None:
         print(f"{args.campaign}: no such campaign", file=sys.stderr)
