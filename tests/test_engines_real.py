@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,10 @@ from televox_pbx.agent.tools import tools_schema
 from televox_pbx.config.settings import ModelSettings
 from televox_pbx.voice.engines import Engines
 from televox_pbx.voice.engines.llm_eval import eval_prompt, plan_slices
+from televox_pbx.voice.engines.llm_reply import normalize_tools
+from televox_pbx.voice.engines.llm_template import _upto_next_turn
 from televox_pbx.voice.engines.manifest import load_manifest
+from televox_pbx.voice.engines.scheduler import OWNER
 from televox_pbx.voice.interfaces import AudioChunk, ChatMessage
 
 pytestmark = pytest.mark.models
@@ -143,6 +147,42 @@ async def test_llm_ordinary_line_takes_the_logits_path_to_no_tool(engines: Engin
     assert all(d.tool_call is None for d in deltas)
     assert "".join(d.text for d in deltas).strip()
     assert llm.null_by_logits == fast_before + 1
+
+
+async def test_a_calls_llm_states_go_when_it_ends_and_the_shared_prompt_stays(
+        engines: Engines) -> None:
+    """Each call's KV state is its own and is dropped when the call ends; the campaign's
+    stable prompt, prefilled as shared, stays for the calls after it. A warm-up that
+    comes after its call ended saves nothing."""
+    llm = engines.llm()
+    states = llm._states
+    assert states is not None
+    tools = tools_schema(transfer_available=False)
+    stable = [ChatMessage("system", SYSTEM)]
+
+    async def ring(call: str) -> list[ChatMessage]:
+        OWNER.set(call)  # as the session does for its task
+        messages = [ChatMessage("system", f"{SYSTEM}\n\nYou are calling {call}."),
+                    ChatMessage("assistant", "Hi, I'm Anna, an AI assistant from Acme Solar.")]
+        await llm.prefill(messages, tools, shared=stable)
+        return messages
+
+    key = llm._llama.tokenize(_upto_next_turn(llm._template, llm._messages(
+        stable, normalize_tools(tools))).encode(), special=True)
+    await asyncio.create_task(ring("Sam"))
+    await asyncio.create_task(ring("Ann"))
+    assert states.owners().count("Sam") == 1 and states.owners().count("Ann") == 1
+    assert states.owner_of(key) == ""  # the stable prompt, kept for every call
+
+    done = llm.forget("Sam")
+    assert done is not None
+    await asyncio.wrap_future(done)
+    assert "Sam" not in states.owners() and states.owners().count("Ann") == 1
+    assert states.owner_of(key) == ""
+    # Sam's call is over: a prefill or warm-up for it that comes late keeps nothing.
+    await asyncio.create_task(ring("Sam"))
+    assert "Sam" not in states.owners()
+    llm.forget("Ann")
 
 
 def test_padded_fused_evaluation_matches_plain_eval(engines: Engines) -> None:

@@ -92,12 +92,15 @@ class ScriptedLlm:
     calls: list[list[ChatMessage]] = field(default_factory=list)
     schemas: list[dict[str, Any] | None] = field(default_factory=list)
     prefills: list[list[ChatMessage]] = field(default_factory=list)
+    shared_prefills: list[list[ChatMessage]] = field(default_factory=list)
     cancelled: int = 0
     pulled_at: list[float] = field(default_factory=list)  # clock time of each later request
 
     async def prefill(self, messages: Sequence[ChatMessage],
-                      tools_schema: dict[str, Any] | None = None) -> None:
+                      tools_schema: dict[str, Any] | None = None, *,
+                      shared: Sequence[ChatMessage] = ()) -> None:
         self.prefills.append(list(messages))
+        self.shared_prefills.append(list(shared))
 
     async def _wait(self, seconds: float) -> None:
         if self.clock is not None and seconds:

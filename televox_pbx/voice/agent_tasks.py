@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from televox_pbx.agent.custom_tools import CustomTool
+from televox_pbx.agent.prompts import stable_prompt
 from televox_pbx.agent.tools import EndCall, OptOut, Transfer
 from televox_pbx.audiosocket.session import CallAudio
 from televox_pbx.clock import Clock
@@ -54,7 +55,10 @@ class AgentTasks:
                 and self.clock.monotonic() < deadline:
             await self.clock.sleep(0.02)
         try:
-            await prefill([self.context.system, ChatMessage("assistant", self.opening)], tools)
+            # The campaign's stable prompt is kept for its later calls; the rest is ours.
+            stable = ChatMessage("system", stable_prompt(self.actions.info.campaign))
+            await prefill([self.context.system, ChatMessage("assistant", self.opening)], tools,
+                          shared=[stable])
         except Exception:
             log.warning("LLM prefill failed", exc_info=True,
                         extra={"call_id": self.actions.info.call_id})

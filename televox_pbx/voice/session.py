@@ -193,6 +193,9 @@ class VoiceSession:
             await asyncio.gather(*self._helpers, self.jobs.close(), return_exceptions=True)
             remove_listener()
             call.set_recording_tap(None)
+            forget = getattr(self.engines.llm, "forget", None)
+            if forget is not None:  # its saved LLM states serve no other call
+                forget(cid)
         if call.hangup_reason is None and self.core.transferred_at is None:
             await call.hangup(drain=False)
         self.context.commit_cut(call.output.played_position, playback.current)

@@ -58,6 +58,7 @@ from televox_pbx.voice.engines.llm_template import (
     _upto_next_turn,
 )
 from televox_pbx.voice.engines.llm_worker import ContextWorker, Yielder
+from televox_pbx.voice.engines.scheduler import OWNER
 from televox_pbx.voice.interfaces import ChatMessage, LlmDelta
 
 log = logging.getLogger(__name__)
@@ -156,9 +157,19 @@ class LlamaLlm:
                         extra={"tool_error": parser.tool_error, "complete": parser.complete})
 
     async def prefill(self, messages: Sequence[ChatMessage],
-                      tools_schema: dict[str, Any] | None = None) -> None:
+                      tools_schema: dict[str, Any] | None = None, *,
+                      shared: Sequence[ChatMessage] = ()) -> None:
         """Evaluate a prompt (e.g. just the system message) so the next reply that starts
-        with it only pays for the new tokens. Useful while the phone is ringing."""
+        with it only pays for the new tokens. Useful while the phone is ringing.
+        `shared`: the start of it that every call of the campaign has (its stable
+        prompt), evaluated first and kept for them all; the rest is the calling task's
+        call's, and goes when it ends (`forget`)."""
+        if shared:
+            await self._prefill(shared, tools_schema, owner="")
+        await self._prefill(messages, tools_schema, owner=None)
+
+    async def _prefill(self, messages: Sequence[ChatMessage],
+                       tools_schema: dict[str, Any] | None, *, owner: str | None) -> None:
         tools = normalize_tools(tools_schema)
         prompt = self._messages(messages, tools)
         template = self._template
@@ -171,7 +182,7 @@ class LlamaLlm:
                 self._evaluate, text, None, 64)
         else:
             run = partial(self._chat, prompt, None, 1)
-        async with contextlib.aclosing(self._worker.generate(run)) as gen:
+        async with contextlib.aclosing(self._worker.generate(run, owner=owner)) as gen:
             async for _ in gen:
                 pass
 
@@ -182,11 +193,13 @@ class LlamaLlm:
             return
         text = _upto_next_turn(template, prompt)
         self._warm_stop = stop = threading.Event()
+        owner = OWNER.get()
 
         def work() -> None:
             with self._worker.lock:
                 if stop.is_set():
                     return
+                self._worker.own(owner)
                 with contextlib.suppress(Stopped):  # a reply came first (cancel_background)
                     for _ in self._evaluate(text, stop, slice_len=SLICE):
                         pass
@@ -270,14 +283,18 @@ class LlamaLlm:
         the others). `stop` defaults to the running generation's flag."""
         llama = self._llama
         tokens = llama.tokenize(text.encode("utf-8"), special=True)
-        if self._states is not None:
-            self._states.restore_for(tokens)
+        states = self._states
+        if states is not None:
+            if states.holds(tokens):
+                yield from ()  # already saved as is (a campaign's prompt warmed before)
+                return
+            states.restore_for(tokens)
         # Whole batches, as create_completion would: nothing waits on this but the next
         # reply, and 16-token slices made a 500-token first prompt slower (9.9 s, not 8.5).
         eval_prompt(llama, tokens, self._worker.stop_flag if stop is None else stop,
                     slice_len=slice_len or int(getattr(llama, "n_batch", SLICE)))
-        if self._states is not None:
-            self._states.save()
+        if states is not None:
+            states.save()
         yield from ()
 
     def _two_step(self, text: str, tool_grammar: Any) -> Generator[str, None, None]:
@@ -327,6 +344,11 @@ class LlamaLlm:
             llama.n_tokens = len(tokens)
             llama._requires_eval = True  # its live logits are those of `then`, not ours
         return False
+
+    def forget(self, owner: str) -> Future[None] | None:
+        """A call ended: its saved KV states can go (they serve no other prompt). Done on
+        the LLM thread; the future says when."""
+        return self._worker.forget(owner) if self._states is not None else None
 
     def close(self) -> None:
         self._worker.close()

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from televox_pbx.voice.engines.llm_eval import Stopped
 from televox_pbx.voice.engines.llm_park import Parked, park, unpark
 from televox_pbx.voice.engines.llm_states import KvStates
+from televox_pbx.voice.engines.scheduler import OWNER
 
 _DONE = object()
 _PARKED = object()
@@ -43,12 +44,31 @@ class ContextWorker:
         self.stop_flag: threading.Event | None = None
 
     def submit(self, work: Callable[[], None]) -> Future[None]:
-        """Background work on an LLM thread (it takes `lock` itself)."""
+        """Background work on an LLM thread (it takes `lock` itself, then `own`s it)."""
+        return self._executor.submit(work)
+
+    def own(self, owner: str) -> None:
+        """Say which call the context works for now (holding `lock`): its saved states
+        are that call's."""
+        if self._states is not None:
+            self._states.owner = owner
+
+    def forget(self, owner: str) -> Future[None]:
+        """Drop a finished call's saved states, on an LLM thread once the context is free
+        (the states are only touched there)."""
+        def work() -> None:
+            if self._states is not None:
+                with self.lock:
+                    self._states.forget(owner)
         return self._executor.submit(work)
 
     async def generate(self, run: Callable[[], Generator[str, None, None]],
-                        yielder: Yielder | None = None) -> AsyncGenerator[str, None]:
+                        yielder: Yielder | None = None, *,
+                        owner: str | None = None) -> AsyncGenerator[str, None]:
+        """`owner`: whose saved states this work makes ("" shared); by default the
+        calling task's call (the LLM thread does not inherit its context)."""
         loop = asyncio.get_running_loop()
+        owner = OWNER.get() if owner is None else owner
         queue: asyncio.Queue[object] = asyncio.Queue()
         stop = threading.Event()
         park_now = threading.Event()  # give the context up before the next piece
@@ -72,6 +92,7 @@ class ContextWorker:
                 if stop.is_set():
                     return
                 self.stop_flag = stop
+                self.own(owner)
                 pieces = run()
                 while _await_demand(wanted, stop):
                     if park_now.is_set():
@@ -86,6 +107,7 @@ class ContextWorker:
                         self.lock.acquire()
                         held = True
                         self.stop_flag = stop
+                        self.own(owner)
                         unpark(self._llama, self._states, parked)
                     piece = next(pieces, None)
                     if piece is None:
@@ -101,6 +123,7 @@ class ContextWorker:
                         if not held:  # closing touches the context (a state is saved)
                             self.lock.acquire()
                             held = True
+                            self.own(owner)
                         pieces.close()
                 finally:
                     if held:

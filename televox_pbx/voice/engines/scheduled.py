@@ -304,7 +304,7 @@ class ScheduledLlm:
                 llm.release(held[0])
 
     async def prefill(self, messages: Sequence[ChatMessage],
-                      tools_schema: dict[str, Any] | None = None) -> None:
+                      tools_schema: dict[str, Any] | None = None, **options: Any) -> None:
         prefill = getattr(self.inner, "prefill", None)
         if prefill is None:
             return
@@ -321,7 +321,7 @@ class ScheduledLlm:
             # work its own first reply needs (measured: the first reply took the prompt).
             async with self.scheduler.llm.slot(Stage.BACKGROUND, label="prefill",
                                                on_preempt=preempt):
-                await prefill(messages, tools_schema)
+                await prefill(messages, tools_schema, **options)
         except asyncio.CancelledError:
             if not preempted[0] or task.uncancel() > 0:
                 raise  # cancelled by its caller, not preempted
