@@ -124,11 +124,12 @@ class SimCalls:
             self._events.channel("Newchannel", ch)
             for name, value in variables.items():
                 self._events.channel("VarSet", ch, [("Variable", name), ("Value", value)],
-                                 "dialplan,all")
+                                     "dialplan,all")
             if cid_num:
                 ch.caller_num, ch.caller_name = cid_num, cid_name or cid_num
                 ch.connected_num, ch.connected_name = ch.caller_num, ch.caller_name
-            self._events.emit("DialBegin", [*ch.dest_fields(), ("DialString", f"{number}@{trunk}")])
+            self._events.emit("DialBegin",
+                              [*ch.dest_fields(), ("DialString", f"{number}@{trunk}")])
             if callee.behaviour in _REJECT:
                 cause, sip, dial_status = _REJECT[callee.behaviour]
                 if callee.behaviour == Behaviour.NO_LISTENER:
@@ -161,7 +162,8 @@ class SimCalls:
     def _reject(self, ch: SimChannel, cause: int, sip: int, dial_status: str,
                 originate_failed: Callable[[], None]) -> None:
         """Order per the fixtures: 404 sends Hangup before OriginateResponse, others after."""
-        self._events.channel("HangupRequest", ch, [("Cause", str(cause)), ("TechCause", str(sip))])
+        self._events.channel("HangupRequest", ch,
+                             [("Cause", str(cause)), ("TechCause", str(sip))])
         if cause == 18:  # timer B: OriginateResponse, then DialEnd
             originate_failed()
             self._events.emit("DialEnd", [*ch.dest_fields(), ("DialStatus", dial_status)])
@@ -186,9 +188,9 @@ class SimCalls:
             # Causes as seen with the shipped amd.conf (maximum_number_of_words = 5).
             cause = callee.amd_cause or ("MAXWORDS-6-5" if machine else "HUMAN-800-800")
             ch.priority = 5
-            self._events.channel("UserEvent", ch, [("UserEvent", AMD_EVENT), ("CallId", ch.call_id),
-                                               ("AMDSTATUS", status), ("AMDCAUSE", cause)],
-                             "user,all")
+            self._events.channel("UserEvent", ch, [
+                ("UserEvent", AMD_EVENT), ("CallId", ch.call_id), ("AMDSTATUS", status),
+                ("AMDCAUSE", cause)], "user,all")
         ch.priority = 6  # (connect): AudioSocket, as in the shipped dialplan
         ch.application = "AudioSocket"
         await self._run_leg(ch, callee, consumed)
@@ -285,7 +287,6 @@ class SimCalls:
                 self.channels.pop(ch.name, None)
         self._spawn(go(), f"sim-inbound-{call_id}")
         return call_id
-
 
 
 def replace_behaviour(callee: Callee) -> Callee:
