@@ -12,30 +12,23 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from pydantic import SecretStr
 
 from televox_pbx.agent.warmup import warm_prompts
 from televox_pbx.ami.client import AmiClient, ConnectionState
-from televox_pbx.ami.codec import AmiMessage
 from televox_pbx.ami.eventlog import EventLog
+from televox_pbx.app_calls import CallHandlers
 from televox_pbx.app_ports import AmiTransfer, ResultLog, VoiceRunner
 from televox_pbx.audiosocket.server import AudioSocketServer
-from televox_pbx.audiosocket.session import CallAudio, SessionHandler
 from televox_pbx.campaigns.dnc import CallDnc, DncService
 from televox_pbx.campaigns.node_reconcile import NodeReconciler, node_reconciler
-from televox_pbx.campaigns.phones import caller_e164
-from televox_pbx.campaigns.runner import SessionResult
 from televox_pbx.clock import Clock, SystemClock, wait_for
-from televox_pbx.config.campaign import Campaign
 from televox_pbx.config.capacity import effective as effective_capacity
 from televox_pbx.config.settings import Settings
 from televox_pbx.control.server import ControlServer
 from televox_pbx.control.service import start_control
-from televox_pbx.domain import AmdStatus, CallOutcome, OriginateRequest
-from televox_pbx.inbound_routes import InboundRoutes
 from televox_pbx.ivr.wiring import IvrCalls
 from televox_pbx.knowledge.index import KnowledgeIndex
 from televox_pbx.knowledge.startup import start_knowledge
@@ -45,20 +38,13 @@ from televox_pbx.sms.responder import LlmResponder
 from televox_pbx.sms.service import SmsService
 from televox_pbx.startup import check_database, startup_error
 from televox_pbx.store import Store
-from televox_pbx.store.attempts import (
-    close_stale_inbound,
-    finish_inbound,
-    record_inbound,
-    unfinished_attempts,
-)
+from televox_pbx.store.attempts import close_stale_inbound, unfinished_attempts
 from televox_pbx.store.call_lookup import settled
-from televox_pbx.store.campaigns import campaigns_in_states, get_campaign
-from televox_pbx.store.person_history import record_inbound_route
+from televox_pbx.store.campaigns import campaigns_in_states
 from televox_pbx.store.tool_calls import StoreToolCalls
 from televox_pbx.store.transcripts import StoreCallbacks
 from televox_pbx.supervise import supervise
 from televox_pbx.voice.agent_extras import agent_voices
-from televox_pbx.voice.amd import await_verdict
 from televox_pbx.voice.interfaces import Llm
 from televox_pbx.voice.session import CallPorts, SessionConfig
 from televox_pbx.voice.session import Engines as SessionEngines
@@ -67,8 +53,6 @@ from televox_pbx.web.call_extras import CallExtras
 
 log = logging.getLogger(__name__)
 
-# After the PBX reports a hang-up, how long the voice session may take to save its result.
-SESSION_RESULT_WAIT_S = 60.0
 # Shutdown: how long calls in progress may go on once dialing has stopped.
 DRAIN_CALLS_S = 30.0
 # Start: how long the first reconcile after login may take before start() returns anyway
@@ -79,7 +63,6 @@ _DRAIN_POLL_S = 0.1
 # The shared prompt prefix of the active campaigns is evaluated before dialing starts
 # (~20 s for one campaign on 2 cores); past this, dialing starts anyway.
 WARM_PROMPTS_S = 90.0
-_VAR_PREFIX = "TELEVOX_VAR_"
 
 
 @dataclass
@@ -118,7 +101,7 @@ class App:
         self.nodes: NodeReconciler | None = None  # ... and settles dead nodes' calls
         self.factory: VoiceSessionFactory | None = None
         self.knowledge: KnowledgeIndex | None = None
-        self._routes: InboundRoutes | None = None
+        self.calls: CallHandlers | None = None  # what answers each call's audio
         self._holder: Any = None  # televox_pbx.voice.engines.holder.Engines
         self._results: ResultLog | None = None
         self._stage = "settings"  # what start() is doing, for a one-line failure
@@ -131,7 +114,6 @@ class App:
         self.call_extras: dict[str, CallExtras] = {}
         # The voice capacity, checked against this box's cores (config/capacity.py).
         self.capacity = effective_capacity(settings.capacity)
-        self._inbound_live = 0  # inbound conversations: they count against the capacity
 
     @property
     def ami_mode(self) -> str:
@@ -175,14 +157,14 @@ class App:
         self.knowledge = knowledge = await start_knowledge(s)
         self._stage = "models"
         engines = await self._load_engines()
-        self._results = ResultLog(store, self.clock)
+        self._results = results = ResultLog(store, self.clock)
         port = self._audiosocket_port if self._audiosocket_port is not None else \
             s.audiosocket.port
         self._stage = "inbound numbers"
-        inbound = self._inbound_handler()
+        self.calls = calls = CallHandlers(self, results)
         self._stage = "audiosocket"
         self.audiosocket = AudioSocketServer(self.clock, host=s.audiosocket.bind_host,
-                                             port=port, inbound_handler=inbound)
+                                             port=port, inbound_handler=calls.inbound())
         await self.audiosocket.start()
         self._stage = "simulator"
         host, ami_port, secret = await self._start_pbx(engines)
@@ -203,7 +185,7 @@ class App:
                     await asyncio.wait_for(self._warm_prompts(engines.llm), WARM_PROMPTS_S)
         self.eventlog = EventLog(store, s.events, self.clock)
         client.subscribe(self.eventlog.record)
-        client.subscribe(self._on_event)
+        client.subscribe(calls.on_event)
         # The runner settles unfinished attempts after every login (the first time by
         # recovering what a previous run left open) and only then reports ready().
         self.runner = VoiceRunner(
@@ -211,9 +193,9 @@ class App:
             max_concurrent_global=s.max_concurrent_calls,
             # The voice capacity bounds conversations; with no voice engines, no agent talks.
             capacity=self.capacity.conversations if engines is not None else None,
-            live_elsewhere=lambda: self._inbound_live,
-            session_results=self._session_results,
-            handler_for=self._handler_for if self.factory is not None else None,
+            live_elsewhere=lambda: calls.inbound_live,
+            session_results=calls.session_results,
+            handler_for=calls.outbound if self.factory is not None else None,
             audiosocket=self.audiosocket, recover_on_login=self._recover)
         # SMS campaigns send through the dialer; inbound texts arrive as UserEvents.
         self.sms = SmsService(store, AmiMessenger(client), self.clock, workspace=s.workspace,
@@ -242,7 +224,7 @@ class App:
         before their first call."""
         assert self.store is not None
         rows = await campaigns_in_states(self.store, ("RUNNING", "SCHEDULED"))
-        inbound = list(self._routes.campaigns.values()) if self._routes is not None else []
+        inbound = list(self.calls.routes.campaigns.values()) if self.calls is not None else []
         await warm_prompts(llm, [*inbound, *(c for row in rows if (c := row.config()))])
 
     async def _load_engines(self) -> SessionEngines | None:
@@ -291,96 +273,6 @@ class App:
             allow_placeholder_speech=engines is None, out_dir=s.simulator.recordings_dir)
         port = await self.sim.start("127.0.0.1", 0)
         return "127.0.0.1", port, SecretStr("simulator")
-
-    # -- wiring --------------------------------------------------------------------------
-
-    def _on_event(self, msg: AmiMessage) -> None:
-        """The inbound dialplan announces each call's AudioSocket UUID before connecting;
-        only a call to a number with an agent is let in."""
-        if self._routes is not None and self.audiosocket is not None \
-                and self.eventlog is not None:
-            self._routes.on_event(msg, self.audiosocket.announce_inbound, self.eventlog.record)
-
-    async def _campaign_for(self, req: OriginateRequest) -> Campaign | None:
-        name = req.variables.get("TELEVOX_CAMPAIGN")
-        if not name or self.store is None:
-            return None
-        row = await get_campaign(self.store, name)
-        return row.config() if row is not None else None
-
-    def _handler_for(self, req: OriginateRequest) -> SessionHandler:
-        variables = {k.removeprefix(_VAR_PREFIX): v for k, v in req.variables.items()
-                     if k.startswith(_VAR_PREFIX)}
-        call_id = req.call_id.lower()
-        extras = self.call_extras.pop(req.variables.get("TELEVOX_CONTACT_ID", ""), None) \
-            or CallExtras()
-        variables.update(extras.variables)
-
-        async def handle(call: CallAudio) -> None:
-            campaign = await self._campaign_for(req)
-            if campaign is not None and campaign.kind == "ivr" and self.ivr is not None:
-                results = self._results
-                await self.ivr.handle(campaign, call_id, req.phone, call, lambda r: (
-                    results.report(call_id, r) if results is not None else None))
-                return
-            if campaign is None or self.factory is None:
-                log.error("no campaign for answered call", extra={"call_id": call_id})
-                await call.hangup()
-                return
-            session = self.factory.create(
-                campaign=extras.campaign(campaign), call_id=call_id, phone=req.phone,
-                variables=variables, zone=req.variables.get("TELEVOX_ZONE") or None,
-                amd_wait=lambda timeout_s: await_verdict(
-                    lambda: self._amd_status(req.call_id), self.clock, timeout_s),
-                opening=extras.opening, answered_at=lambda: self._answered_at(req.call_id))
-            await session(call)
-        return handle
-
-    def _amd_status(self, call_id: str) -> AmdStatus | None:
-        """AMD() ran in the dialplan; the call tracker reads its UserEvent, which may come
-        after the audio has connected (the session waits for it, bounded)."""
-        outcome = self.runner.tracker.outcome(call_id) if self.runner is not None else None
-        return outcome.amd_status if outcome is not None else None
-
-    def _answered_at(self, call_id: str) -> datetime | None:
-        """When the call tracker saw the answer (AMD() runs after it, before the audio)."""
-        outcome = self.runner.tracker.outcome(call_id) if self.runner is not None else None
-        return outcome.answered_at if outcome is not None else None
-
-    def _inbound_handler(self) -> SessionHandler | None:
-        self._routes = routes = InboundRoutes(self.settings)
-        if not routes:
-            return None
-
-        async def handle(call: CallAudio) -> None:
-            route = routes.route_for(call.call_id)
-            if self.factory is None or route is None:
-                await call.hangup()
-                return
-            number, campaign = route
-            assert self.store is not None
-            store = self.store
-            caller = caller_e164(call.caller_id or "", self.settings.default_country)
-            await record_inbound(store, call.call_id, caller, self.clock.now())
-            self._inbound_live += 1
-            await record_inbound_route(store, call.call_id, number,
-                                       campaign.agent.name_of_profile())
-            try:
-                await self.factory.inbound_handler(campaign)(call)
-            finally:
-                self._inbound_live -= 1
-                await finish_inbound(store, call.call_id, self.clock.now())
-                if self._results is not None:
-                    self._results.forget(call.call_id)
-        return handle
-
-    async def _session_results(self, req: OriginateRequest,
-                               outcome: CallOutcome) -> SessionResult:
-        if self.audiosocket is not None:
-            self.audiosocket.discard(req.call_id.lower())
-        if outcome.answered_at is None or self._results is None or self.factory is None:
-            return (None, None)
-        return await self._results.wait(req.call_id.lower(), SESSION_RESULT_WAIT_S)
 
     # -- run and stop --------------------------------------------------------------------
 

@@ -7,14 +7,15 @@ the connection drops before its "queued" Response the attempt is reported as *un
 the caller reconciles it against CoreShowChannels instead of dialing again.
 
 Owned tasks: one supervisor (connect, log in, reconnect with jittered exponential backoff)
-and, per connection, a reader and a pinger in a TaskGroup. `close()` cancels them all.
+and, per connection, a reader and a pinger. `close()` cancels them all. Opening and
+watching a connection are in `ami/connection.py`, matching replies to actions in
+`ami/inflight.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import random
 import re
@@ -24,7 +25,8 @@ from typing import TypeVar
 
 from pydantic import SecretStr
 
-from televox_pbx.ami.codec import AmiBanner, AmiMessage, AmiParser, AmiProtocolError, encode
+from televox_pbx.ami.codec import AmiMessage, AmiParser, AmiProtocolError, encode
+from televox_pbx.ami.connection import backoff_s, open_ami, watch
 from televox_pbx.ami.errors import (
     AmiActionError,
     AmiConnectionLost,
@@ -35,6 +37,7 @@ from televox_pbx.ami.errors import (
     OriginateRefused,
     OriginateUnknown,
 )
+from televox_pbx.ami.inflight import InFlight, Reply
 from televox_pbx.ami.originate import looks_like_uuid, originate_fields, sanitize_variable
 from televox_pbx.clock import Clock, SystemClock, wait_for
 from televox_pbx.config.settings import AmiSettings
@@ -68,23 +71,6 @@ EventCallback = Callable[[AmiMessage], None]
 StateCallback = Callable[[ConnectionState], None]
 
 
-class _Pending:
-    """One action awaiting its Response (and, for list actions, its events)."""
-
-    __slots__ = ("complete_event", "events", "future", "response")
-
-    def __init__(self, complete_event: str | None) -> None:
-        self.future: asyncio.Future[tuple[AmiMessage, list[AmiMessage]]] = (
-            asyncio.get_running_loop().create_future())
-        self.complete_event = complete_event.lower() if complete_event else None
-        self.response: AmiMessage | None = None
-        self.events: list[AmiMessage] = []
-
-
-class _HalfOpen(Exception):
-    pass
-
-
 class AmiClient:
     """Implements `ChannelProbe` (televox_pbx/ports.py); `CampaignRunner` wraps it as the
     dialer's `Originator`."""
@@ -101,11 +87,10 @@ class AmiClient:
         self._amd_exts = frozenset(amd_contexts)
         self._action_timeout = action_timeout_s
         self._rng = rng or random.Random()
-        self._ids = itertools.count(1)
         self._state = ConnectionState.DISCONNECTED
         self._state_listeners: list[StateCallback] = []
         self._subscribers: list[EventCallback] = []
-        self._pending: dict[str, _Pending] = {}
+        self._inflight = InFlight()
         self._writer: asyncio.StreamWriter | None = None
         self._reader: asyncio.StreamReader | None = None
         self._parser: AmiParser | None = None
@@ -218,18 +203,12 @@ class AmiClient:
         if secret is None:
             raise AmiLoginError(
                 f"no AMI secret: set ${self._settings.secret_env} or ami.secret_file")
-        reader, writer = await asyncio.open_connection(self._host, self._port)
-        parser = AmiParser(expect_banner=True)
-        try:
-            banner = await wait_for(self._clock, self._read_banner(reader, parser),
-                                    self._action_timeout)
-        except BaseException:
-            writer.close()
-            raise
+        reader, writer, parser, banner = await open_ami(self._host, self._port, self._clock,
+                                                        self._action_timeout)
         self._reader, self._writer, self._parser = reader, writer, parser
         self.banner = banner
         # The reader must run for the login Response to arrive.
-        login_id = f"login-{next(self._ids)}"
+        login_id = self._inflight.next_id("login")
         self._read_task = asyncio.create_task(
             self._read_loop(reader, parser), name="ami-reader")
         try:
@@ -250,16 +229,6 @@ class AmiClient:
         self.connections += 1
         self._set_state(ConnectionState.LOGGED_IN)
 
-    @staticmethod
-    async def _read_banner(reader: asyncio.StreamReader, parser: AmiParser) -> str:
-        line = await reader.readline()
-        if not line:
-            raise ConnectionError("AMI server closed before its banner")
-        items = parser.feed(line)
-        if not items or not isinstance(items[0], AmiBanner):
-            raise AmiProtocolError("no AMI banner")
-        return items[0].text
-
     async def _supervise(self) -> None:
         attempt = 0
         while not self._closing:
@@ -272,7 +241,7 @@ class AmiClient:
                     if self._closing:
                         break
                     self._set_state(ConnectionState.RECONNECTING)
-                delay = self._backoff(attempt)
+                delay = backoff_s(attempt, self._settings, self._rng)
                 attempt += 1
                 await self._clock.sleep(delay)
                 await self._connect()
@@ -291,41 +260,16 @@ class AmiClient:
                 if not self._closing:
                     self._set_state(ConnectionState.RECONNECTING)
 
-    def _backoff(self, attempt: int) -> float:
-        cap = float(self._settings.reconnect_max_backoff_s)
-        base = min(cap, 0.5 * 2.0 ** min(attempt, 20))
-        return base * (0.5 + 0.5 * self._rng.random())  # jitter: 50-100 %
-
     async def _serve_connection(self) -> str:
         """Run until the connection fails; returns why."""
         read_task = self._read_task
         if read_task is None:
             return "no reader"
-        ping_task = asyncio.create_task(self._ping_loop(), name="ami-pinger")
-        try:
-            await asyncio.wait({read_task, ping_task}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for t in (read_task, ping_task):
-                t.cancel()
-            results = await asyncio.gather(read_task, ping_task, return_exceptions=True)
-        for r in results:
-            if isinstance(r, _HalfOpen):
-                return "ping timeout (half-open)"
-            if isinstance(r, AmiProtocolError):
-                return f"protocol error: {r}"
-            if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
-                return repr(r)
-        return "connection closed by server"
+        return await watch(read_task, self._ping, self._settings, self._clock)
 
-    async def _ping_loop(self) -> None:
-        while True:
-            await self._clock.sleep(self._settings.ping_interval_s)
-            try:
-                await self._request([("Action", "Ping"),
-                                     ("ActionID", f"ping-{next(self._ids)}")],
-                                    None, self._settings.ping_timeout_s)
-            except AmiTimeout:
-                raise _HalfOpen from None
+    async def _ping(self) -> None:
+        await self._request([("Action", "Ping"), ("ActionID", self._inflight.next_id("ping"))],
+                            None, self._settings.ping_timeout_s)
 
     async def _read_loop(self, reader: asyncio.StreamReader, parser: AmiParser) -> None:
         try:
@@ -342,36 +286,12 @@ class AmiClient:
             # in flight on it will never be answered.
             if self._state == ConnectionState.LOGGED_IN and not self._closing:
                 self._set_state(ConnectionState.RECONNECTING)
-            self._fail_pending("connection closed")
-
-    def _fail_pending(self, reason: str) -> None:
-        for pending in self._pending.values():
-            if not pending.future.done():
-                pending.future.set_exception(AmiConnectionLost(reason))
-        self._pending.clear()
+            self._inflight.fail_all("connection closed")
 
     def _on_message(self, msg: AmiMessage) -> None:
-        aid = msg.action_id
-        if msg.event is None:
-            pending = self._pending.get(aid or "")
-            if pending is None:
-                return
-            if pending.complete_event is None or (msg.response or "").lower() == "error":
-                del self._pending[aid or ""]
-                if not pending.future.done():
-                    pending.future.set_result((msg, []))
-            else:
-                pending.response = msg
-            return
-        pending = self._pending.get(aid or "")
-        if pending is not None and pending.complete_event is not None:
-            if msg.event.lower() == pending.complete_event:
-                del self._pending[aid or ""]
-                if not pending.future.done() and pending.response is not None:
-                    pending.future.set_result((pending.response, pending.events))
-            else:
-                pending.events.append(msg)
-        self._dispatch(msg)
+        self._inflight.settle(msg)
+        if msg.event is not None:  # a Response goes only to the action it answers
+            self._dispatch(msg)
 
     async def _drop_connection(self, reason: str) -> None:
         writer, self._writer = self._writer, None
@@ -381,7 +301,7 @@ class AmiClient:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self._fail_pending(reason)
+        self._inflight.fail_all(reason)
         if writer is not None:
             writer.close()
             with contextlib.suppress(Exception):
@@ -391,30 +311,23 @@ class AmiClient:
 
     async def _request(self, fields: list[tuple[str, str]], complete_event: str | None,
                        timeout_s: float, *, login: bool = False,
-                       ) -> tuple[AmiMessage, list[AmiMessage]]:
+                       ) -> Reply:
         """Write one action and await its Response. Only the Login itself may be written
         before the login has completed: anything else raises AmiNotConnected, which
         proves that nothing went on the wire."""
         writer = self._writer
         if writer is None or (not login and self._state != ConnectionState.LOGGED_IN):
             raise AmiNotConnected(f"AMI is not logged in ({self._state.value})")
-        aid = next((v for k, v in fields if k.lower() == "actionid"), None)
-        if aid is None:
-            aid = f"tv-{next(self._ids)}"
-            fields = [*fields, ("ActionID", aid)]
-        if aid in self._pending:
-            raise ValueError(f"ActionID {aid!r} already in flight")
+        aid, fields = self._inflight.with_id(fields)
         data = encode(fields)
-        pending = _Pending(complete_event)
-        self._pending[aid] = pending
+        future = self._inflight.add(aid, complete_event)
         try:
             writer.write(data)
-            return await wait_for(self._clock, asyncio.shield(pending.future), timeout_s)
+            return await wait_for(self._clock, asyncio.shield(future), timeout_s)
         except TimeoutError:
             raise AmiTimeout(f"no AMI response within {timeout_s}s") from None
         finally:
-            if self._pending.get(aid) is pending:
-                del self._pending[aid]
+            self._inflight.discard(aid, future)
 
     async def send_action(self, fields: Mapping[str, str] | Iterable[tuple[str, str]],
                           timeout_s: float | None = None) -> AmiMessage:
