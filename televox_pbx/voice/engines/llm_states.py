@@ -86,18 +86,19 @@ class KvStates:
         from llama_cpp import llama_cpp as lib
 
         ctx = llama._ctx.ctx
+        key = tuple(int(t) for t in llama.input_ids[: llama.n_tokens])
+        # One state per conversation: this one serves every prompt its own shorter ones
+        # served. Never another call's, nor a shared one: those serve other calls. They
+        # go first, so a call never holds two states at once, not even while saving.
+        mine = [k for k in covered_by(self._items, key) if self._items[k].owner == owner]
+        for stale in [key, *mine]:
+            self._drop(stale)
         size = int(lib.llama_state_get_size(ctx))
         # Straight into the mapping that keeps it: a copy held two of ~30 MB at once.
         data = mmap.mmap(-1, max(size, 1))
         view = (ctypes.c_uint8 * size).from_buffer(data)
         n = int(lib.llama_state_get_data(ctx, view, size))
         del view  # the mapping is exported while the view lives: it cannot close until then
-        key = tuple(int(t) for t in llama.input_ids[: llama.n_tokens])
-        # One state per conversation: this one serves every prompt its own shorter ones
-        # served. Never another call's, nor a shared one: those serve other calls.
-        mine = [k for k in covered_by(self._items, key) if self._items[k].owner == owner]
-        for stale in [key, *mine]:
-            self._drop(stale)
         self._items[key] = _Saved(data, n, owner)
         self._bytes += n
         while self._bytes > self.capacity_bytes and len(self._items) > 1:
