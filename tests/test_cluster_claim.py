@@ -132,3 +132,27 @@ async def test_only_a_node_holding_its_lease_claims(nodes: list[Store]) -> None:
     assert isinstance(got, Claimed)
     row = await holder.fetchone("SELECT node_id, node_epoch, status FROM call_attempts")
     assert row is not None and (row["node_id"], row["status"]) == ("holder", "intent")
+
+
+async def test_a_claim_is_one_statement_and_an_empty_queue_takes_no_pacing_lock(
+        nodes: list[Store], monkeypatch: pytest.MonkeyPatch) -> None:
+    """One round trip per claim (the pick and televox_take in one statement, its own
+    transaction: no BEGIN, no COMMIT); with nothing to pick it never queues for the
+    campaign's pacing row that every node claiming for it shares."""
+    from televox_pbx.store.pg import PgConn
+    cid = await seed(nodes[0], make_campaign(name="a"), [[number(1)]])
+    pacing = Pacing(calls_per_minute=600, max_concurrent=10, burst=10)
+    sent: list[str] = []
+    run_now = PgConn._run_now
+
+    async def counted(self: PgConn, sql: str, params: Any) -> Any:
+        sent.append(sql)
+        return await run_now(self, sql, params)
+    monkeypatch.setattr(PgConn, "_run_now", counted)
+    assert isinstance(await claim_next(nodes[0], cid, 1, pacing, None, new_id), Claimed)
+    assert len(sent) == 1 and "televox_take" in sent[0]
+    async with nodes[1].transaction() as conn:  # another node holds the pacing row
+        await conn.execute("SELECT 1 FROM campaign_pacing WHERE campaign_id = ? FOR UPDATE",
+                           (cid,))
+        await nodes[0].execute("SET lock_timeout = '100ms'")  # a wait would fail the claim
+        assert await claim_next(nodes[0], cid, 1, pacing, None, new_id) == NoClaim("empty")

@@ -20,7 +20,7 @@ from televox_pbx.config.campaign import Campaign
 from televox_pbx.domain import CallOutcome, CallStatus
 from televox_pbx.store import Store
 from televox_pbx.store.campaigns import set_run_now
-from televox_pbx.store.nodes import renew_lease, start_node
+from televox_pbx.store.nodes import rejoin_node, renew_lease, start_node
 from televox_pbx.store.timefmt import iso
 
 START = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # Monday 10:00 in New York
@@ -152,7 +152,8 @@ async def test_a_node_without_its_lease_claims_nothing_at_all_until_renewed(
     row = await stores[0].fetchone("SELECT run_now_requested FROM campaigns")
     assert row is not None and row["run_now_requested"]  # kept for when it is back
     assert stores[0].node is not None
-    assert await renew_lease(stores[0], stores[0].node, LEASE_S)  # reachable again
+    assert not await renew_lease(stores[0], stores[0].node, LEASE_S)  # a lapsed life ...
+    stores[0].node = await rejoin_node(stores[0], stores[0].node, LEASE_S)  # ... the next
     await a.tick()
     assert [s.req.phone for s in sent_a][:1] == [number(0)]  # the callback, then run-now
     assert len(sent_a) == 3

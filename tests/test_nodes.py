@@ -22,6 +22,8 @@ from televox_pbx.store.attempts import (
     mark_originated,
     mark_progress,
 )
+from televox_pbx.store.node_load import may_originate
+from televox_pbx.store.node_takeover import expired_nodes, take_over
 from televox_pbx.store.nodes import NodeIdentity, list_nodes, renew_lease, start_node
 from televox_pbx.store.transcripts import CallRecord, save_call
 
@@ -107,7 +109,9 @@ async def test_the_lease_keeper_renews_until_superseded(store: Store) -> None:
     assert await keeper.renew_once()
     await start_node(store, "box-a", "10.0.0.1:5038")  # a second process with the same id
     assert not await keeper.renew_once()
-    assert not keeper.held
+    assert not keeper.held and keeper.superseded
+    await keeper.run()  # returns at once: a superseded process stops for good
+    assert store.node == NodeIdentity("box-a", 1) and keeper.rejoined == 0
 
 
 async def test_the_daemon_names_its_node_and_its_asterisk(store: Store) -> None:
@@ -127,3 +131,74 @@ async def test_a_node_registers_its_voice_capacity(store: Store) -> None:
     assert rows == {"box-a": 4, "box-b": None}
     await start_node(store, "box-a", "10.0.0.1:5038", capacity=2)  # restarted, fewer cores
     assert {r.node_id: r.capacity for r in await list_nodes(store)}["box-a"] == 2
+
+
+async def lapse(store: Store, node: str) -> None:
+    """The node's lease ran out a minute ago on the database's clock."""
+    await store.execute("UPDATE nodes SET lease_until = lease_until - 60 WHERE node_id = ?",
+                        (node,))
+
+
+async def test_a_lapsed_lease_is_not_revived_but_joined_again_as_a_new_life(
+        store: Store) -> None:
+    """A long pause: the old life's attempts are adopted (settled by the dead-node rules),
+    its unsent intent is never sent, and the node claims again without a restart."""
+    cid = await seed(store, make_campaign(), [[PHONE], ["+12125550101"]])
+    keeper = LeaseKeeper(store, FakeClock(NOW), "box-a", "10.0.0.1:5038")
+    await keeper.start()
+    await claim(store, Intent("old", cid, 1, PHONE, 1, 1, "t"), NOW, "default")
+    assert await may_originate(store, "old")
+    await lapse(store, "box-a")
+    assert store.node is not None and not await renew_lease(store, store.node)
+    assert await keeper.renew_once() and keeper.held and keeper.rejoined == 1
+    assert store.node == NodeIdentity("box-a", 2)
+    row = await store.fetchone("SELECT node_id, node_epoch, pbx_node, lost_at, status"
+                               " FROM call_attempts WHERE id = 'old'")
+    assert row is not None and row["status"] == "intent"
+    assert (row["node_id"], row["node_epoch"], row["pbx_node"]) == ("box-a", 2, "box-a")
+    assert row["lost_at"] is not None
+    assert not await may_originate(store, "old")  # the new life never sends it
+    # The new life claims and may send its own.
+    await claim(store, Intent("new", cid, 2, "+12125550101", 1, 1, "t"), NOW, "default")
+    assert await may_originate(store, "new")
+    [me] = await list_nodes(store)
+    assert me.alive and me.epoch == 2
+
+
+async def test_a_node_taken_over_while_lapsed_joins_again_and_leaves_the_call(
+        store: Store) -> None:
+    cid = await seed(store, make_campaign(), [[PHONE]])
+    keeper = LeaseKeeper(store, FakeClock(NOW), "box-a", "10.0.0.1:5038")
+    await keeper.start()
+    await claim(store, Intent("old", cid, 1, PHONE, 1, 1, "t"), NOW, "default")
+    box_a = store.node
+    survivor = await start_node(store, "box-b", "10.0.0.2:5038")
+    await lapse(store, "box-a")
+    [dead] = await expired_nodes(store, survivor)
+    assert await take_over(store, survivor, dead) == 1
+    store.node = box_a
+    assert await keeper.renew_once() and store.node == NodeIdentity("box-a", 3)
+    row = await store.fetchone("SELECT node_id, node_epoch FROM call_attempts")
+    assert row is not None and (row["node_id"], row["node_epoch"]) == ("box-b", 1)
+    assert not await may_originate(store, "old")
+    rows = {r.node_id: r for r in await list_nodes(store)}
+    assert rows["box-a"].alive and rows["box-a"].in_flight == 0
+    assert await expired_nodes(store, survivor) == []
+
+
+async def test_after_a_database_outage_longer_than_the_lease_it_joins_again(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock(NOW)
+    keeper = LeaseKeeper(store, clock, "box-a", "10.0.0.1:5038")
+    await keeper.start()
+
+    async def down(*_: object) -> bool:
+        raise ConnectionError("the database is unreachable")
+    monkeypatch.setattr("televox_pbx.lease_keeper.renew_lease", down)
+    await clock.advance(keeper.lease_s)
+    assert not await keeper.renew_once() and not keeper.held
+    monkeypatch.undo()
+    await lapse(store, "box-a")  # it answers again; the lease ran out meanwhile
+    assert await keeper.renew_once() and keeper.held
+    assert store.node == NodeIdentity("box-a", 2)
+    assert await keeper.renew_once() and store.node == NodeIdentity("box-a", 2)

@@ -15,6 +15,18 @@ Takeover, once per death:
       an epoch (or node) that no longer owns anything, and are refused; it adopts none of
       the taken-over attempts when it restarts.
 
+Rejoin, without a restart:
+  R1. this node's OWN lease lapsed (a long pause, a database outage)
+                                                          -> that life is never renewed
+      (store/nodes.renew_lease refuses it); the lease keeper joins again as the next epoch
+      of the same id (store/nodes.rejoin_node), in one transaction: the live attempts that
+      still carry its id (none if a survivor's T1 came first) move to the new epoch,
+      adopted as a survivor adopts them, `pbx_node` = this node, `lost_at` = the lapse.
+      N1..N5 below settle them through this node's own Asterisk; the Originate fence
+      (store/node_load.may_originate) refuses every adopted attempt, so an unsent intent
+      of the old life is never sent by the new one. Claims then go on. Its start time is
+      kept (the process, and any simulator it embeds, did not restart: no N6).
+
 Then, each pass, for each adopted attempt, asking `pbx_node`'s Asterisk over AMI
 (CoreShowChannels, one short connection, REMOTE_TIMEOUT_S; the cluster's AMI user and
 secret: every box's Asterisk carries the same manager.conf):

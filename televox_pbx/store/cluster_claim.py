@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, TypeVar
 
 import asyncpg
@@ -56,10 +57,27 @@ _PICK = (
     " FOR UPDATE OF c SKIP LOCKED)"
     " SELECT * FROM pick ORDER BY eligible NULLS FIRST, id")
 
-# The locked part (migration 0024): the bucket, the lease, the live count, the attempt.
-_TAKE = ("SELECT out_reason, out_contact, out_backed FROM televox_take(:campaign, :pinned,"
-         " :rate, :max, :burst, :overdraw, :node, :epoch, :backoff, :id, :contacts, :phones,"
-         " :positions, :passes)")
+# The whole queue claim in ONE statement, so one round trip (its own transaction: the
+# database commits a lone statement itself). `pick` locks the contacts first (SKIP LOCKED:
+# it never waits), in the claim's order; `took` then runs the locked part, televox_take
+# (migration 0024: the pacing lock, the bucket, the lease, the live count, the attempt),
+# over them, and only when something was picked (an empty queue takes no pacing lock). A
+# CTE that calls a volatile function is evaluated once; one read twice is computed once.
+# The pick's LIMIT goes in as a literal (`_claim_sql`): with a `$n` LIMIT PostgreSQL's
+# generic plan is a disaster, so every claim was planned afresh (about 1 ms of server CPU);
+# with a literal the cached generic plan is the custom one.
+_ORDER = "ORDER BY eligible NULLS FIRST, id"
+_CLAIM = (
+    _PICK.removesuffix(f" SELECT * FROM pick {_ORDER}")
+    + f", arr AS (SELECT array_agg(id {_ORDER}) AS contacts,"
+    f" array_agg(e164 {_ORDER}) AS phones, array_agg(position {_ORDER}) AS positions,"
+    f" array_agg(retry_pass {_ORDER}) AS passes FROM pick),"
+    " took AS (SELECT t.out_reason, t.out_contact, t.out_backed FROM arr CROSS JOIN LATERAL"
+    " televox_take(:campaign, :pinned, :rate, :max, :burst, :overdraw, :node, :epoch,"
+    " :backoff, :id, arr.contacts, arr.phones, arr.positions, arr.passes) t"
+    " WHERE arr.contacts IS NOT NULL)"
+    " SELECT took.out_reason, took.out_contact, took.out_backed, pick.*"
+    " FROM took LEFT JOIN pick ON pick.id = took.out_contact")
 
 _INSERT = (
     "INSERT INTO call_attempts(id, campaign_id, contact_id, phone, phone_position,"
@@ -131,39 +149,37 @@ async def _retrying(store: Store, once: Callable[[], Awaitable[T]]) -> T:
     raise AssertionError("unreachable")
 
 
+@lru_cache(maxsize=8)
+def _claim_sql(pick: int) -> str:
+    return _CLAIM.replace("LIMIT :n", f"LIMIT {int(pick)}")
+
+
 async def _claim(store: Store, campaign_id: int, retry_pass: int, pacing: Pacing,
                  pinned: datetime | None, new_id: Callable[[], str], workspace: str,
                  pick: int, backoff: timedelta, overdraw: bool) -> Claimed | NoClaim:
-    """Four round trips: BEGIN, the pick (SKIP LOCKED never waits), the take
-    (televox_take: the pacing lock and everything under it, server-side), COMMIT. The
-    pacing row that every node claiming for this campaign queues for is held over no
-    client round trip but the COMMIT's (statement by statement it was held over eight)."""
+    """One round trip (_CLAIM): the pick and televox_take in one statement, its own
+    transaction. The pacing row that every node claiming for this campaign queues for is
+    held over no client round trip at all (over four before: BEGIN, the pick, the take,
+    COMMIT; over eight statement by statement)."""
     node = store.node
     call_id = new_id()  # one id: an insert that met a live number used none
-    async with store.transaction(tag="claim") as conn:
-        # Due now on the database's clock (or the pinned time); the picked contacts stay
-        # locked until this transaction ends, whatever it decides.
-        async with conn.execute(_PICK, {"campaign": campaign_id, "pass": retry_pass,
-                                        "eligible": iso(pinned) if pinned else None,
-                                        "ws": workspace, "n": pick}) as cur:
-            cands = [candidate_from_row(r) for r in await cur.fetchall()]
-        if not cands:
-            return NoClaim("empty")
-        async with conn.execute(_TAKE, {
-                "campaign": campaign_id,
-                "pinned": pinned.timestamp() if pinned is not None else None,
-                "rate": float(pacing.calls_per_minute), "max": pacing.max_concurrent,
-                "burst": float(pacing.burst), "overdraw": overdraw,
-                "node": node.node_id if node else None,
-                "epoch": node.epoch if node else None, "backoff": backoff.total_seconds(),
-                "id": call_id, "contacts": [c.contact_id for c in cands],
-                "phones": [c.e164 for c in cands], "positions": [c.position for c in cands],
-                "passes": [c.retry_pass for c in cands]}) as cur:
-            row = await cur.fetchone()
-    assert row is not None
+    # Due now on the database's clock (or the pinned time); the picked contacts stay
+    # locked until the statement ends, whatever it decides.
+    rows = await store.fetch_alone(_claim_sql(pick), {
+        "campaign": campaign_id, "pass": retry_pass,
+        "eligible": iso(pinned) if pinned else None, "ws": workspace,
+        "pinned": pinned.timestamp() if pinned is not None else None,
+        "rate": float(pacing.calls_per_minute), "max": pacing.max_concurrent,
+        "burst": float(pacing.burst), "overdraw": overdraw,
+        "node": node.node_id if node else None,
+        "epoch": node.epoch if node else None, "backoff": backoff.total_seconds(),
+        "id": call_id}, tag="claim")
+    if not rows:
+        return NoClaim("empty")
+    row = rows[0]
     if row["out_reason"] != "claimed":
         return NoClaim(str(row["out_reason"]), int(row["out_backed"]))
-    return Claimed(call_id, next(c for c in cands if c.contact_id == row["out_contact"]))
+    return Claimed(call_id, candidate_from_row(row))
 
 
 async def _admit(conn: Any, store: Store, campaign_id: int, pacing: Pacing, now_s: float,

@@ -8,7 +8,7 @@ import os
 import re
 import signal
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -245,6 +245,20 @@ class Store:
             return await self._execute(sql, params)
         async with self._tx_lock:
             return await self._execute(sql, params)
+
+    async def fetch_alone(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = (),
+                          *, tag: str = "") -> list[Any]:
+        """One statement that writes and returns rows, as a transaction of its own (the
+        database commits a lone statement itself: no BEGIN and COMMIT round trips). Waits
+        for other tasks' transactions; `tag` as transaction()'s (its commit point)."""
+        if self.in_transaction():
+            raise StoreError("fetch_alone() inside a transaction")
+        async with self._tx_lock:
+            _maybe_crash(tag, "before")
+            async with self.conn.execute(sql, params) as cur:
+                rows = list(await cur.fetchall())
+            _maybe_crash(tag, "after")
+            return rows
 
     async def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> None:
         """One statement per parameter tuple; inside this task's transaction or alone."""

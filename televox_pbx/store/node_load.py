@@ -85,16 +85,17 @@ ORIGINATE_MARGIN_S = 3.0
 
 
 async def may_originate(store: Store, call_id: str) -> bool:
-    """The attempt is still this node's, in this life, not yet sent (`intent`), and the
-    lease has ORIGINATE_MARGIN_S left: checked just before an Originate, so a node that
-    stalled between its claim and the send (and was taken over meanwhile, its attempt
-    closed by a survivor) never dials. Always True on one box."""
+    """The attempt is still this node's, in this life, not yet sent (`intent`), not
+    adopted from a lapsed life (`pbx_node`: store/nodes.rejoin_node), and the lease has
+    ORIGINATE_MARGIN_S left: checked just before an Originate, so a node that stalled
+    between its claim and the send (and was taken over meanwhile, or rejoined as a new
+    life of itself) never dials. Always True on one box."""
     me = store.node
     if me is None:
         return True
     row = await store.fetchone(
         f"SELECT 1 AS ok FROM call_attempts a JOIN nodes n ON n.node_id = a.node_id"
-        f" WHERE a.id = ? AND a.status = 'intent' AND a.node_id = ?"
+        f" WHERE a.id = ? AND a.status = 'intent' AND a.node_id = ? AND a.pbx_node IS NULL"
         f" AND a.node_epoch = ? AND n.epoch = ?"
         f" AND n.lease_until > {db_now_s(store.dialect)} + ?",
         (call_id, me.node_id, me.epoch, me.epoch, ORIGINATE_MARGIN_S))

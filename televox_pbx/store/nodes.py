@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from televox_pbx.store.db import NodeIdentity, Store
 from televox_pbx.store.sqlport import POSTGRESQL
 
-__all__ = ["NodeIdentity", "NodeRow", "list_nodes", "renew_lease", "start_node"]
+__all__ = ["NodeIdentity", "NodeRow", "RejoinRaced", "Superseded", "list_nodes", "rejoin_node",
+           "renew_lease", "start_node"]
 
 LEASE_S = 12.0  # how long a lease lasts past its last renewal (the issue asks 10-15 s)
 RENEW_S = 2.0   # how often it is renewed
@@ -67,14 +68,72 @@ async def start_node(store: Store, node_id: str, ami_address: str,
 
 
 async def renew_lease(store: Store, me: NodeIdentity, lease_s: float = LEASE_S) -> bool:
-    """Extend this node's lease; False when a newer start of the same node id has taken
-    the row (this process is a ghost and must stop claiming)."""
+    """Extend this node's lease; False when this life is over: its lease lapsed (a lapsed
+    life is never revived: `rejoin_node` starts the next one), a survivor took it over, or
+    a newer start of the same node id took the row."""
     now = db_now_s(store.dialect)
     async with store.transaction(tag="lease") as conn:
         cur = await conn.execute(f"UPDATE nodes SET lease_until = {now} + ?"
-                                 f" WHERE node_id = ? AND epoch = ?",
+                                 f" WHERE node_id = ? AND epoch = ? AND lease_until >= {now}",
                                  (lease_s, me.node_id, me.epoch))
         return int(cur.rowcount) == 1
+
+
+class Superseded(Exception):
+    """A newer start of this node id (another process) holds the row: this one stops."""
+
+
+class RejoinRaced(Exception):
+    """The nodes row changed between the look and the update (a survivor took the lapsed
+    life over meanwhile): nothing was written; rejoin again."""
+
+
+async def rejoin_node(store: Store, me: NodeIdentity,
+                      lease_s: float = LEASE_S) -> NodeIdentity:
+    """This process's lease lapsed (a long pause, a database outage): it joins again as the
+    next life of the same node id, without a restart, and returns that life.
+
+    Which lives are its own: its epoch with the lease run out and nobody taking it over
+    yet, or its epoch + 1 with `taken_over_by` set (a survivor's takeover bumps the epoch
+    by exactly one; store/node_takeover.py). Anything else is a newer start of the same id
+    elsewhere: Superseded. The lapsed life is treated as taken over by the new one: every
+    live attempt still carrying this node id (a survivor already moved those it took) moves
+    to the new epoch as adopted, `pbx_node` = this node and `lost_at` = when the lease ran
+    out, so the dead-node rules N1..N5 (campaigns/node_reconcile.py) settle them through
+    this node's own Asterisk, and the Originate fence (store/node_load.may_originate)
+    refuses them: an unsent intent of the old life is never sent by the new one.
+    `started_s` is kept: the process (and any PBX it embeds) did not restart (N6).
+    RejoinRaced: the row changed under it (nothing written); try again."""
+    now = db_now_s(store.dialect)
+    async with store.transaction(tag="node") as conn:
+        async with conn.execute(
+                f"SELECT epoch, lease_until, taken_over_by, CASE WHEN lease_until < {now}"
+                f" THEN 1 ELSE 0 END AS lapsed FROM nodes WHERE node_id = ?",
+                (me.node_id,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            raise Superseded(me.node_id)
+        epoch, taken = int(row["epoch"]), row["taken_over_by"] is not None
+        if epoch == me.epoch and not taken and not int(row["lapsed"]):
+            return me  # still alive in this life: nothing to start
+        if not ((epoch == me.epoch and not taken) or (epoch == me.epoch + 1 and taken)):
+            raise Superseded(me.node_id)
+        cur = await conn.execute(
+            f"UPDATE nodes SET epoch = epoch + 1, lease_until = {now} + ?,"
+            f" taken_over_by = NULL, taken_over_s = NULL"
+            f" WHERE node_id = ? AND epoch = ? AND"
+            f" {'taken_over_by IS NOT NULL' if taken else 'taken_over_by IS NULL'}"
+            f" AND (taken_over_by IS NOT NULL OR lease_until < {now})",
+            (lease_s, me.node_id, epoch))
+        if int(cur.rowcount) != 1:  # a survivor's takeover won the row: look again
+            raise RejoinRaced(me.node_id)
+        new = NodeIdentity(me.node_id, epoch + 1)
+        await conn.execute(
+            f"UPDATE call_attempts SET node_epoch = ?, pbx_node = COALESCE(pbx_node, ?),"
+            f" lost_at = COALESCE(lost_at, ?) WHERE node_id = ? AND node_epoch < ?"
+            f" AND status IN {_LIVE}",
+            (new.epoch, me.node_id, float(row["lease_until"]), me.node_id, new.epoch))
+    return new
 
 
 async def list_nodes(store: Store) -> list[NodeRow]:
