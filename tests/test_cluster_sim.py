@@ -1,7 +1,7 @@
 """Issue 19's cluster test: three real daemons, each with its own PBX simulator, share one
 throw-away PostgreSQL. Two campaigns share numbers across TELEVOX_CLUSTER_CONTACTS contacts
-(2,400 by default; on a 2-core box shared with other work, load about 11, 5,000 took
-6.3 min with limits that did not bind and 3,000 7.9 min run twice at once). Alpha's
+(5,000 by default, as issue 19 asks; on a 2-core box shared with other work, load about
+11, 5,000 took 6.3 min with limits that did not bind). Alpha's
 max_concurrent and beta's calls per minute are set where they bind. Mid-run some numbers
 go on the DNC list; one node is SIGKILLed with calls in flight and started again later
 (its start-up recovery adopts its attempts). Some contacts live where the window is closed
@@ -45,7 +45,7 @@ from televox_pbx.config.campaign import Campaign
 from televox_pbx.store import Store
 from televox_pbx.store.campaigns import upsert_campaign
 
-CONTACTS = int(os.environ.get("TELEVOX_CLUSTER_CONTACTS", "2400"))
+CONTACTS = int(os.environ.get("TELEVOX_CLUSTER_CONTACTS", "5000"))
 NODES = ("n1", "n2", "n3")
 # Alpha (two thirds of the contacts) is held by its max_concurrent, beta by its pace.
 PACE = {"alpha": {"calls_per_minute": 600, "max_concurrent": 12},
@@ -53,7 +53,7 @@ PACE = {"alpha": {"calls_per_minute": 600, "max_concurrent": 12},
 EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 # Two zones 13-14 hours apart: whichever is in its day hosts the open numbers.
 ZONES = {"America/New_York": "+1212555{:04d}", "Asia/Tokyo": "+8135550{:04d}"}
-LIMIT_S = 600.0  # the whole run, real seconds: a stuck cluster fails, never hangs CI
+LIMIT_S = 1200.0  # the whole run, real seconds: a stuck cluster fails, never hangs CI
 
 
 def open_zone(now: datetime) -> tuple[str, str, str, str]:
