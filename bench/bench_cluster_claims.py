@@ -142,8 +142,8 @@ def run_nodes(url: str, cid: int, nodes: int, seconds: float) -> tuple[int, list
 async def explain(url: str, cid: int) -> None:
     conn = await asyncpg.connect(url)
     try:
-        sql, args = to_postgres(_PICK, {"campaign": cid, "pass": 1, "eligible": None,
-                                        "ws": "default", "n": 4})
+        sql, args = to_postgres(_PICK + " SELECT * FROM pick", {
+            "campaign": cid, "pass": 1, "eligible": None, "ws": "default", "n": 4})
         async with conn.transaction():
             plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)
         print("EXPLAIN ANALYZE of the pick:")

@@ -45,6 +45,7 @@ _NOW_TEXT = ("to_char(clock_timestamp() AT TIME ZONE 'UTC',"
              " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
 _LIVE = "('intent','originated','ringing','answered')"
 
+# The due contacts, locked (SKIP LOCKED: it never waits), in the claim's order.
 _PICK = (
     f"WITH pick AS (SELECT {CANDIDATE_COLS}, c.next_eligible_at AS eligible FROM contacts c"
     f" LEFT JOIN contact_phones p ON p.contact_id = c.id AND p.position = {NEXT_PHONE_SQL}"
@@ -54,8 +55,7 @@ _PICK = (
     " AND p.e164 IS NOT NULL"
     " AND NOT EXISTS (SELECT 1 FROM dnc d WHERE d.workspace = :ws AND d.e164 = p.e164)"
     " ORDER BY c.next_eligible_at NULLS FIRST, c.id LIMIT :n"
-    " FOR UPDATE OF c SKIP LOCKED)"
-    " SELECT * FROM pick ORDER BY eligible NULLS FIRST, id")
+    " FOR UPDATE OF c SKIP LOCKED)")
 
 # The whole queue claim in ONE statement, so one round trip (its own transaction: the
 # database commits a lone statement itself). `pick` locks the contacts first (SKIP LOCKED:
@@ -68,7 +68,7 @@ _PICK = (
 # with a literal the cached generic plan is the custom one.
 _ORDER = "ORDER BY eligible NULLS FIRST, id"
 _CLAIM = (
-    _PICK.removesuffix(f" SELECT * FROM pick {_ORDER}")
+    _PICK
     + f", arr AS (SELECT array_agg(id {_ORDER}) AS contacts,"
     f" array_agg(e164 {_ORDER}) AS phones, array_agg(position {_ORDER}) AS positions,"
     f" array_agg(retry_pass {_ORDER}) AS passes FROM pick),"
