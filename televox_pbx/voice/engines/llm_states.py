@@ -70,13 +70,6 @@ class KvStates:
         self._forgotten: OrderedDict[str, None] = OrderedDict()
         self._remember = remember_forgotten
 
-    @property
-    def bytes(self) -> int:
-        return self._bytes
-
-    def __len__(self) -> int:
-        return len(self._items)
-
     def save(self) -> None:
         """Remember the context as it is now, for `owner` (call on the LLM thread)."""
         owner = self.owner
@@ -115,8 +108,7 @@ class KvStates:
 
     def holds(self, tokens: Sequence[int]) -> bool:
         """A state of exactly `tokens` is saved for the current owner (or shared)."""
-        saved = self._items.get(tuple(tokens))
-        return saved is not None and saved.owner in ("", self.owner)
+        return self.owner_of(tokens) in ("", self.owner)
 
     def forget(self, owner: str) -> int:
         """Drop the states of a call that ended (on the LLM thread). Returns how many."""
