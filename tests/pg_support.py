@@ -77,7 +77,9 @@ def _run(cmd: list[str], what: str) -> None:
                     f"{(done.stderr or done.stdout).strip()[-800:]}", pytrace=False)
 
 
-def start_server(root: Path) -> PgServer:
+def start_server(root: Path, settings: str = "") -> PgServer:
+    """`settings`: more `-c name=value` options for the server (the claims benchmark
+    passes the README's recommended ones)."""
     bindir = _bindir()
     if os.geteuid() == 0:
         if shutil.which("runuser") is None:
@@ -88,7 +90,7 @@ def start_server(root: Path) -> PgServer:
     _run(_as_owner([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
                     "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"]), "initdb")
     opts = (f"-k {root} -c listen_addresses='' -c fsync=off -c synchronous_commit=off"
-            " -c full_page_writes=off -c max_connections=60")
+            f" -c full_page_writes=off -c max_connections=60 {settings}").strip()
     _run(_as_owner([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"),
                     "-o", opts, "-w", "-s", "start"]), "pg_ctl start")
     server = PgServer(root, bindir)

@@ -203,3 +203,59 @@ async def test_a_contact_whose_next_phone_went_on_the_dnc_list_moves_on(
     assert contacts[1]["status"] != "pending"  # its only phone is listed: it is done
     attempts = await stores[0].fetchall("SELECT phone FROM call_attempts")
     assert [a["phone"] for a in attempts] == [number(2)]
+
+
+class _LinkDown(Exception):
+    """The Originator proves nothing went out."""
+
+
+async def test_run_now_claims_its_free_slots_in_one_statement(stores: list[Store]) -> None:
+    """Run-now with several free slots: one claim statement for the lot, each claimed
+    contact gated again and dialled, and max_concurrent kept."""
+    from televox_pbx.store import campaigns as camp
+    clock = FakeClock(START)
+    store = stores[0]
+    cid = await seed(store, campaign(max_concurrent=4), [[number(i)] for i in range(10)])
+    await camp.set_run_now(store, cid, True)
+    claims: list[str] = []
+    fetch_alone = store.fetch_alone
+
+    async def counted(sql: str, params: object = (), *, tag: str = "") -> list[object]:
+        if tag == "claim":
+            claims.append(sql)
+        return await fetch_alone(sql, params, tag=tag)  # type: ignore[arg-type]
+    store.fetch_alone = counted  # type: ignore[method-assign]
+    orig = FakeOriginator(clock)
+    report = await dialer(store, orig).tick()
+    assert len(orig.sent) == 4 and len(report.originated) == 4
+    assert len(claims) == 1
+    rows = await store.fetchall("SELECT status FROM call_attempts")
+    assert [r["status"] for r in rows] == ["originated"] * 4
+
+
+async def test_a_batch_cut_short_by_the_link_puts_the_rest_back(stores: list[Store]) -> None:
+    """The link goes down at the second Originate of a claimed batch: the rest of the batch
+    is closed unsent and its contacts are back in line, never left live."""
+    from televox_pbx.store import campaigns as camp
+    clock = FakeClock(START)
+    store = stores[0]
+    cid = await seed(store, campaign(max_concurrent=4), [[number(i)] for i in range(10)])
+    await camp.set_run_now(store, cid, True)
+    orig = FakeOriginator(clock)
+
+    def second_fails(req: object) -> None:
+        if len(orig.sent) == 2:
+            raise _LinkDown("link down")
+    orig.on_send = second_fails
+
+    async def db_clock() -> datetime:
+        return clock.now()
+    d = Dialer(store, orig, clock, max_concurrent_global=50, not_sent=(_LinkDown,),
+               cluster=ClusterDial(store, db_clock=db_clock))
+    await d.tick()
+    rows = await store.fetchall("SELECT status, COUNT(*) AS n FROM call_attempts"
+                                " GROUP BY status ORDER BY status")
+    assert {r["status"]: int(r["n"]) for r in rows} == {"not_sent": 3, "originated": 1}
+    calling = await store.fetchone("SELECT COUNT(*) AS n FROM contacts"
+                                   " WHERE status = 'calling'")
+    assert calling is not None and int(calling["n"]) == 1

@@ -22,12 +22,14 @@ from televox_pbx.store import Store
 from televox_pbx.store.attempts import (
     Intent,
     claim,
+    close_stale_inbound,
     finish,
     get_attempt,
     has_live_attempt,
     mark_ended,
     mark_originated,
     mark_progress,
+    record_inbound,
     unfinished_attempts,
 )
 from televox_pbx.store.node_takeover import expired_nodes, take_over
@@ -325,3 +327,40 @@ async def test_the_daemon_builds_its_reconciler(nodes: tuple[Store, Store, Store
     _, b, _ = nodes
     rec = node_reconciler(b, FakeClock(NOW), Settings())
     assert (await rec.pass_once()).taken_over == {}
+
+
+async def test_an_inbound_call_is_its_nodes_and_survives_another_nodes_restart(
+        nodes: tuple[Store, Store, Store]) -> None:
+    """An inbound call's row carries the node that answered it: another node's restart
+    (its recovery closes the inbound calls that died with ITS sockets) leaves it live, so
+    the caller's number stays blocked for every campaign; its own node's restart closes it."""
+    a, b, _ = nodes
+    assert await record_inbound(a, "in-a", PHONES[0], NOW)
+    row = await a.fetchone("SELECT node_id, node_epoch FROM call_attempts WHERE id = 'in-a'")
+    assert row is not None and a.node is not None
+    assert (row["node_id"], row["node_epoch"]) == ("box-a", a.node.epoch)
+    assert await close_stale_inbound(b) == 0  # box-b restarted: not its call
+    assert await has_live_attempt(b, PHONES[0])
+    a.node = await start_node(a, "box-a", A_AMI)  # box-a restarted: its caller is gone
+    assert await close_stale_inbound(a) == 1
+    assert not await has_live_attempt(a, PHONES[0])
+
+
+async def test_a_dead_nodes_inbound_call_is_settled_by_a_survivor(
+        nodes: tuple[Store, Store, Store]) -> None:
+    """box-a dies while a caller talks to it and its Asterisk does not answer: a survivor
+    takes the call over and frees the number only after the lease and the longest call
+    have passed (N5), as for an outbound call."""
+    a, b, _ = nodes
+    assert await record_inbound(a, "in-a", PHONES[0], NOW)
+    await die(a, "box-a", ago_s=30)
+    rec = reconciler(b, Probes())
+    report = await rec.pass_once()
+    assert report.taken_over == {"box-a": 1} and report.waiting == ["in-a"]
+    assert await has_live_attempt(b, PHONES[0])
+    await b.execute("UPDATE call_attempts SET lost_at = lost_at - 100000")
+    report = await rec.pass_once()
+    assert report.finalised == {"in-a": "N5"}
+    row = await get_attempt(b, "in-a")
+    assert row is not None and row.status == "dropped"
+    assert not await has_live_attempt(b, PHONES[0])

@@ -1,7 +1,7 @@
 """The Dialer's claim on PostgreSQL, where several nodes share one database (issue 19).
 
 Instead of pick, gate, then claim (the SQLite path, one writer), a node claims first through
-store/cluster_claim.claim_next: the campaign's pacing (a token bucket of calls per minute)
+store/cluster_claim.claim_many: the campaign's pacing (a token bucket of calls per minute)
 and max_concurrent are counted over ALL nodes, under the campaign's pacing row lock. The
 compliance gate then runs again on the claimed contact, on the DATABASE's clock, just before
 the Originate: the window and the DNC list as they are at that moment, whichever node's
@@ -20,7 +20,13 @@ from datetime import UTC, datetime
 
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.store.attempts import Intent
-from televox_pbx.store.cluster_claim import Claimed, NoClaim, Pacing, claim_contact, claim_next
+from televox_pbx.store.cluster_claim import (
+    Claimed,
+    NoClaim,
+    Pacing,
+    claim_contact,
+    claim_many,
+)
 from televox_pbx.store.db import Store
 from televox_pbx.store.node_load import holds_lease, may_originate
 from televox_pbx.store.nodes import db_now_s
@@ -50,15 +56,16 @@ class ClusterDial:
         return await may_originate(self._store, call_id)
 
     async def claim(self, campaign_id: int, retry_pass: int, cfg: Campaign,
-                    new_id: Callable[[], str], workspace: str, *,
-                    overdraw: bool = False) -> Claimed | NoClaim:
-        """The next contact of the campaign queue. `overdraw`: run-now (store/cluster_claim
-        _admit: the wait is skipped, the count is not)."""
+                    new_id: Callable[[], str], workspace: str, *, want: int = 1,
+                    overdraw: bool = False) -> list[Claimed] | NoClaim:
+        """The next contacts of the campaign queue, up to `want` (this node's free slots)
+        in one statement. `overdraw`: run-now (store/cluster_claim _admit: the wait is
+        skipped, the count is not)."""
         # Unpinned, the claim reads the database's clock itself, once it holds the
         # campaign's pacing lock (store/cluster_claim.py).
         at = await self._pinned() if self._pinned is not None else None
-        return await claim_next(self._store, campaign_id, retry_pass, _pacing(cfg), at,
-                                new_id, workspace=workspace, overdraw=overdraw)
+        return await claim_many(self._store, campaign_id, retry_pass, _pacing(cfg), at,
+                                new_id, want, workspace=workspace, overdraw=overdraw)
 
     async def claim_contact(self, intent: Intent, cfg: Campaign, now: datetime,
                             workspace: str, *, overdraw: bool = False) -> NoClaim | None:

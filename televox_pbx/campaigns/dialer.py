@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from televox_pbx.campaigns import gate
-from televox_pbx.campaigns.cluster_dial import Claimed, ClusterDial
+from televox_pbx.campaigns.cluster_dial import ClusterDial, NoClaim
 from televox_pbx.campaigns.dial_results import (
     CallNowResult,
     TickReport,
@@ -197,41 +197,58 @@ class Dialer:
     async def _dial(self, row: camp.CampaignRow, cfg: Campaign, budget: int,
                     report: TickReport, overdraw: bool = False) -> int:
         """`overdraw` (run-now on a cluster): claims skip the shared bucket's wait, never
-        its count nor max_concurrent (store/cluster_claim._admit)."""
+        its count nor max_concurrent (store/cluster_claim._admit). On a cluster, a budget
+        of several (run-now) is claimed in one statement (claim_many)."""
         dialled = checks = 0
         while dialled < budget and checks < _MAX_GATE_CHECKS:
             now = self._clock.now()
             pass_open = row.pass_started_at is None or row.pass_started_at <= now
             want = min(budget - dialled, _MAX_GATE_CHECKS - checks)
             batch = await dq.due_callbacks(self._store, row.id, now, want)
-            claimed: str | None = None
+            # Each candidate with the attempt a cluster claim already wrote for it, if any.
+            todo: list[tuple[dq.Candidate, str | None]] = [(c, None) for c in batch]
             if not batch and pass_open and self._cluster is not None:
                 got = await self._cluster.claim(row.id, row.current_pass, cfg, self._new_id,
-                                                self._workspace, overdraw=overdraw)
-                if isinstance(got, Claimed):
-                    batch, claimed = [got.candidate], got.call_id
+                                                self._workspace, want=want,
+                                                overdraw=overdraw)
+                if not isinstance(got, NoClaim):
+                    todo = [(c.candidate, c.call_id) for c in got]
                 elif got.reason == "empty":  # nothing claimable: DNC-blocked ones move on
-                    batch = await take_blocked(self._store, row.id, row.current_pass,
-                                               await self._cluster.now(), self._workspace,
-                                               want)
+                    todo = [(c, None) for c in await take_blocked(
+                        self._store, row.id, row.current_pass, await self._cluster.now(),
+                        self._workspace, want)]
             elif not batch and pass_open:
-                batch = await dq.next_candidates(self._store, row.id, row.current_pass, now,
-                                                 want)
-            if not batch:
+                todo = [(c, None) for c in await dq.next_candidates(
+                    self._store, row.id, row.current_pass, now, want)]
+            if not todo:
                 break
-            for cand in batch:
+            for i, (cand, claimed) in enumerate(todo):
                 if not self._ready() and claimed is None:
                     return dialled
                 checks += 1
                 code = (await self._try(row, cfg, cand, report, claimed=claimed,
                                         overdraw=overdraw)).code
-                if code in _STOP_CODES:
-                    return dialled  # link down, no line or no lease: nothing more now
                 if code == "originated":
                     dialled += 1
-                    if dialled >= budget:
-                        break
+                if code in _STOP_CODES or dialled >= budget:
+                    # Link down, no line or no lease: nothing more now. Claims of this
+                    # batch not tried yet are put back, never left live.
+                    await self._put_back(todo[i + 1:], code)
+                    if code in _STOP_CODES:
+                        return dialled
+                    break
         return dialled
+
+    async def _put_back(self, rest: list[tuple[dq.Candidate, str | None]],
+                        code: str) -> None:
+        claimed = [(cand, call_id) for cand, call_id in rest if call_id is not None]
+        if not claimed or self._cluster is None:
+            return
+        now = await self._cluster.now()
+        async with self._lock:
+            for cand, call_id in claimed:
+                await att.cancel_unsent(self._store, call_id, cand.contact_id, now,
+                                        f"claimed in a batch, not dialled: {code}")
 
     async def _try(self, row: camp.CampaignRow, cfg: Campaign, cand: dq.Candidate,
                    report: TickReport, purpose: str | None = None,

@@ -30,8 +30,9 @@ from televox_pbx.clock import Clock, SystemClock, wait_for
 from televox_pbx.config.settings import AmiSettings
 from televox_pbx.domain import CallOutcome, Disposition, OriginateRequest
 from televox_pbx.store import Store
-from televox_pbx.store.attempts import in_flight, unfinished_attempts
+from televox_pbx.store.attempts import unfinished_attempts
 from televox_pbx.store.campaigns import campaigns_in_states
+from televox_pbx.store.node_load import live_here
 from televox_pbx.supervise import OwnedTasks, backoff_s, supervise
 
 log = logging.getLogger(__name__)
@@ -246,8 +247,11 @@ class CampaignRunner:
                             extra={"error": str(exc)})
 
     async def idle(self) -> bool:
+        """Nothing left for this daemon: no campaign running or scheduled, and none of its
+        own calls unfinished. On a cluster another node's calls (inbound, call-now) are
+        that node's to finish; a campaign with calls anywhere is still RUNNING."""
         active = await campaigns_in_states(self._store, ("RUNNING", "SCHEDULED"))
-        return (not active and await in_flight(self._store) == 0 and self._outcomes.empty()
+        return (not active and await live_here(self._store) == 0 and self._outcomes.empty()
                 and not self._finishing)
 
     async def run(self, stop: asyncio.Event, *, exit_when_idle: bool = False) -> None:

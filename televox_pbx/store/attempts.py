@@ -284,17 +284,21 @@ async def record_inbound(store: Store, call_id: str, phone: str, at: datetime) -
     """An inbound call gets an attempt row too, so its transcript and result have a home.
     `phone` is the caller in E.164 (or as given when it is no number). The row is live, so
     the dialer cannot call that number while they talk to us. False when an outbound
-    attempt to them was already live: the call is still answered, its row is 'overlap'."""
-    sql = ("INSERT INTO call_attempts(id, phone, direction, status, answered_at, created_at)"
-           " VALUES (?, ?, 'inbound', ?, ?, ?)")
+    attempt to them was already live: the call is still answered, its row is 'overlap'.
+    On a cluster the row is this node's (id and epoch), as its outbound calls are: only
+    this node closes it at its restart, and a survivor settles it if this node dies."""
+    node, epoch = (store.node.node_id, store.node.epoch) if store.node else (None, None)
+    sql = ("INSERT INTO call_attempts(id, phone, direction, status, answered_at, created_at,"
+           " node_id, node_epoch) VALUES (?, ?, 'inbound', ?, ?, ?, ?, ?)")
     try:
         async with store.transaction(tag="inbound") as conn:
-            await conn.execute(sql, (call_id, phone, "answered", iso(at), iso(at)))
+            await conn.execute(sql, (call_id, phone, "answered", iso(at), iso(at), node,
+                                     epoch))
         return True
     except Exception as exc:
         if not is_unique_violation(exc, "call_attempts.phone"):
             raise
-    await store.execute(sql, (call_id, phone, "overlap", iso(at), iso(at)))
+    await store.execute(sql, (call_id, phone, "overlap", iso(at), iso(at), node, epoch))
     return False
 
 
@@ -311,10 +315,14 @@ async def finish_inbound(store: Store, call_id: str, at: datetime) -> None:
 
 async def close_stale_inbound(store: Store) -> int:
     """After a crash: inbound calls still open died with the daemon's sockets. Their end
-    time is unknown (never the time of recovery), so hangup and duration stay NULL."""
+    time is unknown (never the time of recovery), so hangup and duration stay NULL. On a
+    cluster only this node's own (any earlier life of it): another node's callers are
+    still talking to it, and closing their rows would free their numbers for dialling."""
+    mine = " AND node_id = ?" if store.node is not None else ""
     async with store.transaction(tag="recover") as conn:
         cur = await conn.execute(
             "UPDATE call_attempts SET status = 'dropped',"
             " notes = 'daemon restarted during the call; end time unknown'"
-            " WHERE direction = 'inbound' AND status IN ('answered', 'overlap')")
+            " WHERE direction = 'inbound' AND status IN ('answered', 'overlap')" + mine,
+            (store.node.node_id,) if store.node is not None else ())
         return int(cur.rowcount)

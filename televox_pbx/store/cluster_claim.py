@@ -9,6 +9,9 @@
 3. The attempt goes in under the partial unique index on live attempts per number
    (call_attempts_one_live). A conflict (the number is live in another campaign or inbound)
    backs that contact off and the next pick is tried.
+4. A node with several free slots claims up to that many contacts in the same statement
+   (`claim_many`): one round trip and one hold of the pacing lock for the lot, each
+   contact spending a token and a place under max_concurrent as a claim of its own would.
 
 The Dialer claims through here on PostgreSQL (campaigns/cluster_dial.py), then re-checks the
 window and DNC on the database's clock just before the Originate. Due callbacks and call-now
@@ -59,8 +62,9 @@ _PICK = (
 
 # The whole queue claim in ONE statement, so one round trip (its own transaction: the
 # database commits a lone statement itself). `pick` locks the contacts first (SKIP LOCKED:
-# it never waits), in the claim's order; `took` then runs the locked part, televox_take
-# (migration 0024: the pacing lock, the bucket, the lease, the live count, the attempt),
+# it never waits), in the claim's order; `took` then runs the locked part,
+# televox_take_many (migration 0025: the pacing lock, the bucket, the lease, the live
+# count, the attempts),
 # over them, and only when something was picked (an empty queue takes no pacing lock). A
 # CTE that calls a volatile function is evaluated once; one read twice is computed once.
 # The pick's LIMIT goes in as a literal (`_claim_sql`): with a `$n` LIMIT PostgreSQL's
@@ -72,11 +76,11 @@ _CLAIM = (
     + f", arr AS (SELECT array_agg(id {_ORDER}) AS contacts,"
     f" array_agg(e164 {_ORDER}) AS phones, array_agg(position {_ORDER}) AS positions,"
     f" array_agg(retry_pass {_ORDER}) AS passes FROM pick),"
-    " took AS (SELECT t.out_reason, t.out_contact, t.out_backed FROM arr CROSS JOIN LATERAL"
-    " televox_take(:campaign, :pinned, :rate, :max, :burst, :overdraw, :node, :epoch,"
-    " :backoff, :id, arr.contacts, arr.phones, arr.positions, arr.passes) t"
-    " WHERE arr.contacts IS NOT NULL)"
-    " SELECT took.out_reason, took.out_contact, took.out_backed, pick.*"
+    " took AS (SELECT t.out_reason, t.out_contact, t.out_id, t.out_backed FROM arr"
+    " CROSS JOIN LATERAL televox_take_many(:campaign, :pinned, :rate, :max, :burst,"
+    " :overdraw, :node, :epoch, :backoff, :want, :ids, arr.contacts, arr.phones,"
+    " arr.positions, arr.passes) t WHERE arr.contacts IS NOT NULL)"
+    " SELECT took.out_reason, took.out_contact, took.out_id, took.out_backed, pick.*"
     " FROM took LEFT JOIN pick ON pick.id = took.out_contact")
 
 _INSERT = (
@@ -121,8 +125,25 @@ async def claim_next(store: Store, campaign_id: int, retry_pass: int, pacing: Pa
     for the lock may be older than the claim that went first). Tests pin `now`.
     `overdraw` (run-now): the claim may take a token the bucket has not refilled yet, down
     to -max_concurrent (the wait is skipped, never the count)."""
+    got = await claim_many(store, campaign_id, retry_pass, pacing, now, new_id, 1,
+                           workspace=workspace, pick=pick, backoff=backoff, overdraw=overdraw)
+    return got if isinstance(got, NoClaim) else got[0]
+
+
+async def claim_many(store: Store, campaign_id: int, retry_pass: int, pacing: Pacing,
+                     now: datetime | None, new_id: Callable[[], str], want: int, *,
+                     workspace: str = "default", pick: int = 4,
+                     backoff: timedelta = timedelta(minutes=1),
+                     overdraw: bool = False) -> list[Claimed] | NoClaim:
+    """Up to `want` claims in one statement (a node with several free slots), in the
+    claim order; as many as `want` claims made one by one at this moment would have got
+    (tokens, max_concurrent), never more. `pick - 1` spare contacts are locked beside them
+    for those whose number turns out live elsewhere. Otherwise as claim_next."""
+    if want < 1:
+        raise ValueError("want must be at least 1")
     return await _retrying(store, lambda: _claim(store, campaign_id, retry_pass, pacing, now,
-                                                  new_id, workspace, pick, backoff, overdraw))
+                                                  new_id, workspace, want + pick - 1, want,
+                                                  backoff, overdraw))
 
 
 async def claim_contact(store: Store, intent: Intent, pacing: Pacing, now: datetime, *,
@@ -156,13 +177,14 @@ def _claim_sql(pick: int) -> str:
 
 async def _claim(store: Store, campaign_id: int, retry_pass: int, pacing: Pacing,
                  pinned: datetime | None, new_id: Callable[[], str], workspace: str,
-                 pick: int, backoff: timedelta, overdraw: bool) -> Claimed | NoClaim:
-    """One round trip (_CLAIM): the pick and televox_take in one statement, its own
+                 pick: int, want: int, backoff: timedelta, overdraw: bool
+                 ) -> list[Claimed] | NoClaim:
+    """One round trip (_CLAIM): the pick and televox_take_many in one statement, its own
     transaction. The pacing row that every node claiming for this campaign queues for is
     held over no client round trip at all (over four before: BEGIN, the pick, the take,
     COMMIT; over eight statement by statement)."""
     node = store.node
-    call_id = new_id()  # one id: an insert that met a live number used none
+    ids = [new_id() for _ in range(want)]  # the k-th claim takes the k-th; the rest unused
     # Due now on the database's clock (or the pinned time); the picked contacts stay
     # locked until the statement ends, whatever it decides.
     rows = await store.fetch_alone(_claim_sql(pick), {
@@ -173,13 +195,14 @@ async def _claim(store: Store, campaign_id: int, retry_pass: int, pacing: Pacing
         "burst": float(pacing.burst), "overdraw": overdraw,
         "node": node.node_id if node else None,
         "epoch": node.epoch if node else None, "backoff": backoff.total_seconds(),
-        "id": call_id}, tag="claim")
+        "want": want, "ids": ids}, tag="claim")
     if not rows:
         return NoClaim("empty")
-    row = rows[0]
-    if row["out_reason"] != "claimed":
-        return NoClaim(str(row["out_reason"]), int(row["out_backed"]))
-    return Claimed(call_id, candidate_from_row(row))
+    if rows[0]["out_reason"] != "claimed":
+        return NoClaim(str(rows[0]["out_reason"]), int(rows[0]["out_backed"]))
+    order = {call_id: k for k, call_id in enumerate(ids)}
+    return [Claimed(str(row["out_id"]), candidate_from_row(row))
+            for row in sorted(rows, key=lambda r: order[str(r["out_id"])])]
 
 
 async def _admit(conn: Any, store: Store, campaign_id: int, pacing: Pacing, now_s: float,
