@@ -18,6 +18,7 @@ from televox_pbx.config.capacity import campaign_warning, core_limit, effective
 from televox_pbx.config.settings import CapacitySettings
 from televox_pbx.domain import CallOutcome, CallStatus
 from televox_pbx.store import Store
+from televox_pbx.store.attempts import record_inbound
 
 START = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # Monday 10:00 in New York
 WINDOW = {"start": "08:00", "end": "21:00",
@@ -187,3 +188,17 @@ def test_plan_warns_of_a_campaign_above_the_capacity(
     assert main(["-c", str(settings), "plan", "wide"]) == 0
     out = capsys.readouterr().out
     assert "campaign 'wide': pacing.max_concurrent 4 is above the voice capacity 1" in out
+
+
+async def test_an_inbound_conversation_takes_one_place_not_two(store: Store) -> None:
+    """An inbound call is both an attempt row (live, so its number is not dialled) and a
+    conversation the inbound handler counts: the voice capacity counts it once."""
+    clock = FakeClock(START)
+    pbx = FakeOriginator(clock)
+    await two_campaigns(store)
+    assert await record_inbound(store, "in-1", "+13125550199", START)
+    dialer = Dialer(store, pbx, clock, capacity=3, live_elsewhere=lambda: 1)
+    for _ in range(5):
+        await dialer.tick()
+        await clock.advance(1)
+    assert len(pbx.sent) == 2

@@ -12,6 +12,7 @@ from dialer_support import FakeOriginator, add_dnc, make_campaign, seed
 from pg_support import PgServer, fresh_database
 
 from televox_pbx.campaigns.cluster_dial import ClusterDial
+from televox_pbx.campaigns.dial_results import TickReport
 from televox_pbx.campaigns.dialer import Dialer
 from televox_pbx.clock import FakeClock
 from televox_pbx.config.campaign import Campaign
@@ -259,3 +260,31 @@ async def test_a_batch_cut_short_by_the_link_puts_the_rest_back(stores: list[Sto
     calling = await store.fetchone("SELECT COUNT(*) AS n FROM contacts"
                                    " WHERE status = 'calling'")
     assert calling is not None and int(calling["n"]) == 1
+
+
+async def test_a_batch_cut_short_by_an_error_puts_the_untried_back(
+        stores: list[Store], monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error while dialling the second claim of a batch: the claims after it are put
+    back; the failing one is left to the recovery rules (it may have gone out)."""
+    from televox_pbx.store import campaigns as camp
+    clock = FakeClock(START)
+    store = stores[0]
+    cid = await seed(store, campaign(max_concurrent=4), [[number(i)] for i in range(10)])
+    await camp.set_run_now(store, cid, True)
+    d = dialer(store, FakeOriginator(clock))
+    real_try = d._try
+    tried: list[str | None] = []
+
+    async def failing_try(*args: object, **kw: object) -> object:
+        tried.append(kw.get("claimed"))  # type: ignore[arg-type]
+        if len(tried) == 2:
+            raise RuntimeError("database gone")
+        return await real_try(*args, **kw)  # type: ignore[arg-type]
+    monkeypatch.setattr(d, "_try", failing_try)
+    with pytest.raises(RuntimeError):
+        await d._dial(await camp.get_campaign_by_id(store, cid),  # type: ignore[arg-type]
+                      campaign(max_concurrent=4), 4, TickReport(), overdraw=True)
+    rows = await store.fetchall("SELECT id, status FROM call_attempts")
+    status = {r["id"]: r["status"] for r in rows}
+    assert status[tried[0]] == "originated" and status[tried[1]] == "intent"
+    assert sorted(status.values()) == ["intent", "not_sent", "not_sent", "originated"]

@@ -33,7 +33,7 @@ from televox_pbx.store.attempts import (
     unfinished_attempts,
 )
 from televox_pbx.store.node_takeover import expired_nodes, take_over
-from televox_pbx.store.nodes import list_nodes, renew_lease, start_node
+from televox_pbx.store.nodes import list_nodes, rejoin_node, renew_lease, start_node
 
 NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 A_AMI, B_AMI, C_AMI = "10.0.0.1:5038", "10.0.0.2:5038", "10.0.0.3:5038"
@@ -354,9 +354,12 @@ async def test_a_dead_nodes_inbound_call_is_settled_by_a_survivor(
     a, b, _ = nodes
     assert await record_inbound(a, "in-a", PHONES[0], NOW)
     await die(a, "box-a", ago_s=30)
-    rec = reconciler(b, Probes())
+    probes = Probes()
+    probes.live[A_AMI] = set()  # reachable; an inbound channel is not named by our id
+    rec = reconciler(b, probes)
     report = await rec.pass_once()
     assert report.taken_over == {"box-a": 1} and report.waiting == ["in-a"]
+    assert report.finalised == {}  # never N3 on a channel list that cannot show it
     assert await has_live_attempt(b, PHONES[0])
     await b.execute("UPDATE call_attempts SET lost_at = lost_at - 100000")
     report = await rec.pass_once()
@@ -364,3 +367,23 @@ async def test_a_dead_nodes_inbound_call_is_settled_by_a_survivor(
     row = await get_attempt(b, "in-a")
     assert row is not None and row.status == "dropped"
     assert not await has_live_attempt(b, PHONES[0])
+
+
+async def test_a_node_that_rejoins_keeps_its_inbound_calls(
+        nodes: tuple[Store, Store, Store]) -> None:
+    """R1 without a restart: the process still holds its inbound call, which stays its own
+    in the new life (not adopted), so its own reconciler leaves it alone and the
+    transcript writes of the new life pass the epoch check."""
+    a, _, _ = nodes
+    assert await record_inbound(a, "in-a", PHONES[0], NOW)
+    await die(a, "box-a", ago_s=5)
+    assert a.node is not None
+    a.node = await rejoin_node(a, a.node)
+    row = await a.fetchone("SELECT node_epoch, pbx_node, status FROM call_attempts")
+    assert row is not None
+    assert (row["node_epoch"], row["pbx_node"], row["status"]) == (a.node.epoch, None,
+                                                                   "answered")
+    probes = Probes()
+    probes.live[A_AMI] = set()
+    report = await reconciler(a, probes).pass_once()
+    assert report.finalised == {} and await has_live_attempt(a, PHONES[0])

@@ -222,33 +222,48 @@ class Dialer:
                     self._store, row.id, row.current_pass, now, want)]
             if not todo:
                 break
-            for i, (cand, claimed) in enumerate(todo):
-                if not self._ready() and claimed is None:
-                    return dialled
-                checks += 1
-                code = (await self._try(row, cfg, cand, report, claimed=claimed,
-                                        overdraw=overdraw)).code
-                if code == "originated":
-                    dialled += 1
-                if code in _STOP_CODES or dialled >= budget:
-                    # Link down, no line or no lease: nothing more now. Claims of this
-                    # batch not tried yet are put back, never left live.
-                    await self._put_back(todo[i + 1:], code)
-                    if code in _STOP_CODES:
+            # Claims of this batch not tried yet are put back (closed unsent, the contact
+            # back in line), never left live, however the loop ends: `untried` is where
+            # they start. A stop code put nothing on the line for its own claim either.
+            untried, why = len(todo), "tick ended"
+            try:
+                for i, (cand, claimed) in enumerate(todo):
+                    untried = i
+                    if not self._ready() and claimed is None:
                         return dialled
-                    break
+                    checks += 1
+                    untried, why = i + 1, "error"
+                    code = (await self._try(row, cfg, cand, report, claimed=claimed,
+                                            overdraw=overdraw)).code
+                    untried, why = len(todo), "tick ended"
+                    if code == "originated":
+                        dialled += 1
+                    if code in _STOP_CODES:  # link down, no line or no lease
+                        untried, why = i, code
+                        return dialled
+                    if dialled >= budget:
+                        untried = i + 1
+                        break
+            finally:
+                await self._put_back(todo[untried:], why)
         return dialled
 
     async def _put_back(self, rest: list[tuple[dq.Candidate, str | None]],
-                        code: str) -> None:
+                        why: str) -> None:
+        """Best effort: a claim left behind (a database error here) is settled by the
+        recovery rules like any unsent intent."""
         claimed = [(cand, call_id) for cand, call_id in rest if call_id is not None]
         if not claimed or self._cluster is None:
             return
-        now = await self._cluster.now()
-        async with self._lock:
-            for cand, call_id in claimed:
-                await att.cancel_unsent(self._store, call_id, cand.contact_id, now,
-                                        f"claimed in a batch, not dialled: {code}")
+        try:
+            now = await self._cluster.now()
+            async with self._lock:
+                for cand, call_id in claimed:
+                    await att.cancel_unsent(self._store, call_id, cand.contact_id, now,
+                                            f"claimed in a batch, not dialled: {why}")
+        except Exception:
+            log.exception("could not put back a batch's untried claims",
+                          extra={"claims": len(claimed)})
 
     async def _try(self, row: camp.CampaignRow, cfg: Campaign, cand: dq.Candidate,
                    report: TickReport, purpose: str | None = None,

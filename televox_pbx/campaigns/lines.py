@@ -4,8 +4,9 @@ Three limits, each counted where it belongs:
   - the campaign's `max_concurrent`: over every node (the campaign is shared; on a cluster
     the claim also enforces it under the campaign's pacing row lock);
   - `max_concurrent_calls` (settings): this box's own live calls, whatever campaign;
-  - the voice capacity (issue 14, capacity.conversations): this box's own live calls plus
-    its conversations that are not attempts (inbound), since one box's engines serve them.
+  - the voice capacity (issue 14, capacity.conversations): this box's own live outbound
+    calls plus its inbound conversations (counted by the inbound handler, `live_elsewhere`;
+    their attempt rows are not counted again), since one box's engines serve them.
 On one box every live attempt is its own (store/node_load.live_here).
 
 A contact chosen before the claim (a due callback, call-now) is claimed with att.claim on one
@@ -37,16 +38,18 @@ class Lines:
         here = await live_here(self._store)
         campaign = await att.in_flight(self._store, campaign_id)
         return min(cfg.pacing.max_concurrent - campaign, self.max_global - here,
-                   self.capacity_free(here))
+                   await self.capacity_free())
 
-    def capacity_free(self, here: int) -> int:
-        """Conversations the voice capacity still admits, `here` calls being live."""
+    async def capacity_free(self) -> int:
+        """Conversations the voice capacity still admits: this box's live outbound calls
+        and its inbound conversations take one each."""
         if self.capacity is None:
             return self.max_global
-        return self.capacity - here - self._live_elsewhere()
+        outbound = await live_here(self._store, outbound_only=True)
+        return self.capacity - outbound - self._live_elsewhere()
 
     async def capacity_full(self) -> bool:
-        return self.capacity_free(await live_here(self._store)) <= 0
+        return await self.capacity_free() <= 0
 
 
 async def claim_chosen(store: Store, cluster: ClusterDial | None, intent: att.Intent,

@@ -50,6 +50,10 @@ secret: every box's Asterisk carries the same manager.conf):
       since its lease ran out                             -> its PBX died with the old
       process, so no channel of it is up: N3 or N4 at once, as if reachable (until then
       it is unreachable: N5).
+  N7. an inbound call (its row is the node's that answered it) -> as N5 whatever the PBX
+      says: its channel is named by Asterisk, not by our id, so the channel list cannot
+      show it; the caller's number stays blocked until the bound has passed. A node that
+      rejoins (R1) keeps its inbound calls as its own: its process still holds them.
 Every write goes through OutcomeApplier (campaigns/outcomes.py): the attempt, the contact's
 next state and its callbacks, in one transaction, under the epoch check.
 """
@@ -165,6 +169,11 @@ class NodeReconciler:
     async def _settle(self, a: Adopted, live: set[str] | None, now: float,
                       report: NodePass) -> None:
         att = a.attempt
+        if att.direction == "inbound":
+            # Asterisk names an inbound channel itself (only its TELEVOX_CALL_ID variable
+            # carries our id), so the channel list cannot tell whether the caller is still
+            # on: the call waits out N5's bound, as if the PBX did not answer (N7).
+            live = None
         if live is not None and att.id.lower() in live:  # N1
             report.kept.append(att.id)
             return

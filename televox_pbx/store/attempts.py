@@ -317,8 +317,10 @@ async def close_stale_inbound(store: Store) -> int:
     """After a crash: inbound calls still open died with the daemon's sockets. Their end
     time is unknown (never the time of recovery), so hangup and duration stay NULL. On a
     cluster only this node's own (any earlier life of it): another node's callers are
-    still talking to it, and closing their rows would free their numbers for dialling."""
-    mine = " AND node_id = ?" if store.node is not None else ""
+    still talking to it, and closing their rows would free their numbers for dialling.
+    Rows with no node were written before inbound rows carried one: every daemon was
+    restarted for that upgrade, so no socket of theirs is still up."""
+    mine = " AND (node_id = ? OR node_id IS NULL)" if store.node is not None else ""
     async with store.transaction(tag="recover") as conn:
         cur = await conn.execute(
             "UPDATE call_attempts SET status = 'dropped',"

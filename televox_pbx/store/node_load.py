@@ -18,14 +18,16 @@ from televox_pbx.store.sqlport import POSTGRESQL
 _LIVE = "('intent','originated','ringing','answered')"
 
 
-async def live_here(store: Store) -> int:
-    """Attempts that may still be on this box's PBX (ringing ones too)."""
+async def live_here(store: Store, *, outbound_only: bool = False) -> int:
+    """Attempts that may still be on this box's PBX (ringing ones too). `outbound_only`:
+    not the rows of inbound calls (the voice capacity counts those conversations itself,
+    from the inbound handler, so that an inbound call is one conversation, not two)."""
+    where = f"status IN {_LIVE}" + (" AND direction = 'outbound'" if outbound_only else "")
     if store.node is None:
-        row = await store.fetchone(f"SELECT COUNT(*) AS n FROM call_attempts"
-                                   f" WHERE status IN {_LIVE}")
+        row = await store.fetchone(f"SELECT COUNT(*) AS n FROM call_attempts WHERE {where}")
     else:
         row = await store.fetchone(f"SELECT COUNT(*) AS n FROM call_attempts"
-                                   f" WHERE node_id = ? AND status IN {_LIVE}",
+                                   f" WHERE node_id = ? AND {where}",
                                    (store.node.node_id,))
     return int(row["n"]) if row else 0
 

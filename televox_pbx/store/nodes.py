@@ -131,8 +131,14 @@ async def rejoin_node(store: Store, me: NodeIdentity,
         await conn.execute(
             f"UPDATE call_attempts SET node_epoch = ?, pbx_node = COALESCE(pbx_node, ?),"
             f" lost_at = COALESCE(lost_at, ?) WHERE node_id = ? AND node_epoch < ?"
-            f" AND status IN {_LIVE}",
+            f" AND status IN {_LIVE} AND direction = 'outbound'",
             (new.epoch, me.node_id, float(row["lease_until"]), me.node_id, new.epoch))
+        # This process still holds its inbound calls' sockets (no restart): they stay its
+        # own, not adopted, in the new life (their transcripts are written under it).
+        await conn.execute(
+            "UPDATE call_attempts SET node_epoch = ? WHERE node_id = ? AND node_epoch < ?"
+            " AND direction = 'inbound' AND status IN ('answered', 'overlap')"
+            " AND pbx_node IS NULL", (new.epoch, me.node_id, new.epoch))
     return new
 
 

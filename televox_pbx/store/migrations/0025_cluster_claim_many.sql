@@ -7,12 +7,11 @@
 -- for a contact whose number is live elsewhere. Each claimed contact spends one token and
 -- one place under max_concurrent; the batch stops where either would run out, exactly
 -- where the same claims made one by one would have stopped. The k-th claimed contact
--- gets the k-th id of p_ids. It replaces televox_take (one claim = p_want 1).
+-- gets the k-th id of p_ids. The claims of this version go through it (one claim is
+-- p_want 1); televox_take stays for nodes still on the previous version during a rolling
+-- upgrade (a later migration may drop it).
 -- PostgreSQL only: SQLite claims through the dialer's own path.
 -- @postgresql
-DROP FUNCTION IF EXISTS televox_take(INTEGER, DOUBLE PRECISION, DOUBLE PRECISION, INTEGER,
-    DOUBLE PRECISION, BOOLEAN, TEXT, INTEGER, DOUBLE PRECISION, TEXT, INTEGER[], TEXT[],
-    INTEGER[], INTEGER[]);
 CREATE FUNCTION televox_take_many(
     p_campaign INTEGER, p_pinned DOUBLE PRECISION, p_rate DOUBLE PRECISION, p_max INTEGER,
     p_burst DOUBLE PRECISION, p_overdraw BOOLEAN, p_node TEXT, p_epoch INTEGER,
@@ -33,6 +32,10 @@ DECLARE
     v_count INTEGER := 0;
     v_backed INTEGER := 0;
 BEGIN
+    IF p_want IS NULL OR p_want < 1 OR COALESCE(array_length(p_ids, 1), 0) < p_want THEN
+        RAISE EXCEPTION 'televox_take_many: want % needs as many ids (got %)', p_want,
+            COALESCE(array_length(p_ids, 1), 0);
+    END IF;
     SELECT cp.tokens, cp.refilled_s INTO v_pacing FROM campaign_pacing cp
      WHERE cp.campaign_id = p_campaign FOR UPDATE;
     IF NOT FOUND THEN
@@ -69,7 +72,7 @@ BEGIN
     END IF;
     -- As many as one-by-one claims would take now: each needs the bucket at or above the
     -- floor before its token is spent, and a place under max_concurrent.
-    v_room := LEAST(p_want, COALESCE(array_length(p_ids, 1), 0), (p_max - v_live)::INTEGER,
+    v_room := LEAST(p_want, (p_max - v_live)::INTEGER,
                     FLOOR(v_tokens - v_floor)::INTEGER + 1);
     v_stamp := to_char(to_timestamp(v_now) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"');
     v_later := to_char(to_timestamp(v_now + p_backoff_s) AT TIME ZONE 'UTC',
