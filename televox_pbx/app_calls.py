@@ -135,11 +135,13 @@ class CallHandlers:
             assert app.store is not None
             store = app.store
             caller = caller_e164(call.caller_id or "", app.settings.default_country)
-            await record_inbound(store, call.call_id, caller, app.clock.now())
+            # Counted against the capacity before its row exists (the capacity counts
+            # outbound rows only), so no tick in between sees a free place that is not.
             self.inbound_live += 1
-            await record_inbound_route(store, call.call_id, number,
-                                       campaign.agent.name_of_profile())
             try:
+                await record_inbound(store, call.call_id, caller, app.clock.now())
+                await record_inbound_route(store, call.call_id, number,
+                                           campaign.agent.name_of_profile())
                 await app.factory.inbound_handler(campaign)(call)
             finally:
                 self.inbound_live -= 1

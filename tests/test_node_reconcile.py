@@ -387,3 +387,42 @@ async def test_a_node_that_rejoins_keeps_its_inbound_calls(
     probes.live[A_AMI] = set()
     report = await reconciler(a, probes).pass_once()
     assert report.finalised == {} and await has_live_attempt(a, PHONES[0])
+
+
+async def test_inbound_rows_of_the_previous_version_are_never_closed_mid_call(
+        nodes: tuple[Store, Store, Store]) -> None:
+    """Inbound rows with no node (written before rows carried one): a node's restart
+    closes them only while no other node is alive (a node still on the old version may be
+    talking to that caller); otherwise they are closed once older than any inbound call
+    may last (the reconciler's pass)."""
+    a, b, c = nodes
+    await a.execute("INSERT INTO call_attempts(id, phone, direction, status, answered_at,"
+                    " created_at) VALUES ('old-in', ?, 'inbound', 'answered', ?, ?)",
+                    (PHONES[0], NOW.isoformat(), NOW.isoformat()))
+    assert await close_stale_inbound(a) == 0  # box-b and box-c are alive
+    assert await has_live_attempt(a, PHONES[0])
+    report = await reconciler(b, Probes()).pass_once()  # answered long ago (NOW is 2026-01)
+    assert report.finalised == {} and not await has_live_attempt(a, PHONES[0])
+    await a.execute("INSERT INTO call_attempts(id, phone, direction, status, answered_at,"
+                    " created_at) VALUES ('old-in-2', ?, 'inbound', 'answered', ?, ?)",
+                    (PHONES[1], NOW.isoformat(), NOW.isoformat()))
+    await die(b, "box-b")
+    await die(c, "box-c")
+    assert await close_stale_inbound(a) == 1  # no other node alive: its call is over
+
+
+async def test_a_rejoin_keeps_an_inbound_call_it_had_taken_over_on_n7(
+        nodes: tuple[Store, Store, Store]) -> None:
+    a, b, _ = nodes
+    assert await record_inbound(a, "in-a", PHONES[0], NOW)
+    await die(a, "box-a", ago_s=30)
+    rec = reconciler(b, Probes())
+    assert (await rec.pass_once()).waiting == ["in-a"]  # b holds it now (N7)
+    await die(b, "box-b", ago_s=5)
+    assert b.node is not None
+    b.node = await rejoin_node(b, b.node)
+    row = await b.fetchone("SELECT node_id, node_epoch, pbx_node FROM call_attempts")
+    assert row is not None
+    assert (row["node_id"], row["node_epoch"], row["pbx_node"]) == ("box-b", b.node.epoch,
+                                                                    "box-a")
+    assert (await rec.pass_once()).waiting == ["in-a"]  # still settled by N7

@@ -232,7 +232,7 @@ class Dialer:
                     if not self._ready() and claimed is None:
                         return dialled
                     checks += 1
-                    untried, why = i + 1, "error"
+                    untried, why = i + 1, "error or cancelled"
                     code = (await self._try(row, cfg, cand, report, claimed=claimed,
                                             overdraw=overdraw)).code
                     untried, why = len(todo), "tick ended"
@@ -250,8 +250,9 @@ class Dialer:
 
     async def _put_back(self, rest: list[tuple[dq.Candidate, str | None]],
                         why: str) -> None:
-        """Best effort: a claim left behind (a database error here) is settled by the
-        recovery rules like any unsent intent."""
+        """Best effort: a claim left behind (a database error here) is an intent that
+        never went out; the recovery rules settle it as any such intent (as failed,
+        counted as an attempt: skipping a call is better than dialing twice)."""
         claimed = [(cand, call_id) for cand, call_id in rest if call_id is not None]
         if not claimed or self._cluster is None:
             return

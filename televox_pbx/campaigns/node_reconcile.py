@@ -72,6 +72,7 @@ from televox_pbx.clock import Clock
 from televox_pbx.config.settings import Settings
 from televox_pbx.domain import CallOutcome, CallStatus, FailureKind
 from televox_pbx.ports import ChannelProbe
+from televox_pbx.store import attempts as att_store
 from televox_pbx.store import campaigns as camp
 from televox_pbx.store.db import Store
 from televox_pbx.store.node_takeover import (
@@ -129,6 +130,9 @@ class NodeReconciler:
                 log.warning("took over a dead node", extra={
                     "dead_node": dead.node_id, "node": me.node_id, "attempts": moved,
                     "expired_s": round(dead.expired_s, 1)})
+        # Inbound rows of the previous version carry no node, so no takeover finds them.
+        await att_store.close_orphan_inbound(
+            self._store, DEFAULT_RING_S + DEFAULT_MAX_CALL_S + END_MARGIN_S)
         adopted = await adopted_attempts(self._store, me)
         if not adopted:
             return report

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from aiosqlite import Row
 
 from televox_pbx.domain import CallOutcome, CallStatus
 from televox_pbx.store.db import Store, is_unique_violation
+from televox_pbx.store.nodes import db_now_s
 from televox_pbx.store.timefmt import iso, parse_iso
 
 # Attempt statuses that mean "maybe still on the PBX".
@@ -318,13 +319,35 @@ async def close_stale_inbound(store: Store) -> int:
     time is unknown (never the time of recovery), so hangup and duration stay NULL. On a
     cluster only this node's own (any earlier life of it): another node's callers are
     still talking to it, and closing their rows would free their numbers for dialling.
-    Rows with no node were written before inbound rows carried one: every daemon was
-    restarted for that upgrade, so no socket of theirs is still up."""
-    mine = " AND (node_id = ? OR node_id IS NULL)" if store.node is not None else ""
+    Rows with no node were written by the version before inbound rows carried one: closed
+    only while no other node's lease is live (during a rolling upgrade a node still on
+    that version may be talking to their callers)."""
+    mine = ""
+    params: tuple[str, ...] = ()
+    if store.node is not None:
+        mine = (" AND (node_id = ? OR (node_id IS NULL AND NOT EXISTS (SELECT 1 FROM nodes n"
+                f" WHERE n.node_id <> ? AND n.lease_until > {db_now_s(store.dialect)})))")
+        params = (store.node.node_id, store.node.node_id)
     async with store.transaction(tag="recover") as conn:
         cur = await conn.execute(
             "UPDATE call_attempts SET status = 'dropped',"
             " notes = 'daemon restarted during the call; end time unknown'"
             " WHERE direction = 'inbound' AND status IN ('answered', 'overlap')" + mine,
-            (store.node.node_id,) if store.node is not None else ())
+            params)
+        return int(cur.rowcount)
+
+
+async def close_orphan_inbound(store: Store, older_than_s: float) -> int:
+    """Inbound rows with no node (written by the version before inbound rows carried
+    one) answered longer ago than any inbound call may last: over, whoever held them.
+    The node reconciler's pass runs this, so a rolling upgrade leaves no number blocked."""
+    row = await store.fetchone(f"SELECT {db_now_s(store.dialect)} AS t")
+    assert row is not None
+    cutoff = iso(datetime.fromtimestamp(float(row["t"]) - older_than_s, UTC))
+    async with store.transaction(tag="recover") as conn:
+        cur = await conn.execute(
+            "UPDATE call_attempts SET status = 'dropped',"
+            " notes = 'its node was lost during the call; end time unknown'"
+            " WHERE direction = 'inbound' AND status IN ('answered', 'overlap')"
+            " AND node_id IS NULL AND answered_at < ?", (cutoff,))
         return int(cur.rowcount)

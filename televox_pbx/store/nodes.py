@@ -134,11 +134,12 @@ async def rejoin_node(store: Store, me: NodeIdentity,
             f" AND status IN {_LIVE} AND direction = 'outbound'",
             (new.epoch, me.node_id, float(row["lease_until"]), me.node_id, new.epoch))
         # This process still holds its inbound calls' sockets (no restart): they stay its
-        # own, not adopted, in the new life (their transcripts are written under it).
+        # own, not adopted, in the new life (their transcripts are written under it). One
+        # it had taken over from a dead node keeps its pbx_node and lost_at: N7 goes on.
         await conn.execute(
             "UPDATE call_attempts SET node_epoch = ? WHERE node_id = ? AND node_epoch < ?"
-            " AND direction = 'inbound' AND status IN ('answered', 'overlap')"
-            " AND pbx_node IS NULL", (new.epoch, me.node_id, new.epoch))
+            " AND direction = 'inbound' AND status IN ('answered', 'overlap')",
+            (new.epoch, me.node_id, new.epoch))
     return new
 
 
