@@ -163,8 +163,11 @@ class App:
         self._stage = "inbound numbers"
         self.calls = calls = CallHandlers(self, results)
         self._stage = "audiosocket"
-        self.audiosocket = AudioSocketServer(self.clock, host=s.audiosocket.bind_host,
-                                             port=port, inbound_handler=calls.inbound())
+        # Only the daemon answers inbound calls: a one-off `televox call` has no node
+        # identity, so its inbound rows would be no node's on a cluster.
+        self.audiosocket = AudioSocketServer(
+            self.clock, host=s.audiosocket.bind_host, port=port,
+            inbound_handler=calls.inbound() if self._recover else None)
         await self.audiosocket.start()
         self._stage = "simulator"
         host, ami_port, secret = await self._start_pbx(engines)

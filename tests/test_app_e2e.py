@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from app_support import fake_engines, make_campaign, write_settings
 from voice_fakes import ScriptedLlm
 
@@ -264,3 +265,24 @@ async def test_unannounced_audiosocket_uuid_is_refused(tmp_path: Path) -> None:
         assert app.audiosocket.stats().refused == 1
     finally:
         await app.stop()
+
+
+async def test_only_the_daemon_answers_inbound_calls(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A one-off App (`televox call`, recover=False) has no node identity: it answers no
+    inbound call, whose row would be no node's on a cluster. The daemon answers them."""
+    from televox_pbx.app_calls import CallHandlers
+
+    async def handler(call: object) -> None:  # the handler of the numbers with an agent
+        return None
+    monkeypatch.setattr(CallHandlers, "inbound", lambda self: handler)
+    settings = write_settings(tmp_path, {})
+    for recover, answers in ((False, False), (True, True)):
+        app = App(settings, engines=fake_engines([], []), audiosocket_port=0,
+                  recover=recover)
+        await app.start()
+        try:
+            assert app.audiosocket is not None
+            assert (app.audiosocket.router.inbound_handler is handler) is answers
+        finally:
+            await app.stop()
