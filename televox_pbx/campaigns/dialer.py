@@ -19,7 +19,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 from televox_pbx.campaigns import gate
-from televox_pbx.campaigns.cluster_dial import ClusterDial, NoClaim
+from televox_pbx.campaigns.cluster_dial import ClusterDial
+from televox_pbx.campaigns.dial_batch import next_batch, put_back
 from televox_pbx.campaigns.dial_results import (
     CallNowResult,
     TickReport,
@@ -28,7 +29,6 @@ from televox_pbx.campaigns.dial_results import (
     refuse,
 )
 from televox_pbx.campaigns.dial_words import CLUSTER_REFUSALS, channel_variables, refusal_text
-from televox_pbx.campaigns.dnc_sweep import take_blocked
 from televox_pbx.campaigns.lines import Lines, claim_chosen
 from televox_pbx.campaigns.outcomes import OutcomeApplier
 from televox_pbx.campaigns.pacing import Pacer
@@ -204,27 +204,13 @@ class Dialer:
             now = self._clock.now()
             pass_open = row.pass_started_at is None or row.pass_started_at <= now
             want = min(budget - dialled, _MAX_GATE_CHECKS - checks)
-            batch = await dq.due_callbacks(self._store, row.id, now, want)
-            # Each candidate with the attempt a cluster claim already wrote for it, if any.
-            todo: list[tuple[dq.Candidate, str | None]] = [(c, None) for c in batch]
-            if not batch and pass_open and self._cluster is not None:
-                got = await self._cluster.claim(row.id, row.current_pass, cfg, self._new_id,
-                                                self._workspace, want=want,
-                                                overdraw=overdraw)
-                if not isinstance(got, NoClaim):
-                    todo = [(c.candidate, c.call_id) for c in got]
-                elif got.reason == "empty":  # nothing claimable: DNC-blocked ones move on
-                    todo = [(c, None) for c in await take_blocked(
-                        self._store, row.id, row.current_pass, await self._cluster.now(),
-                        self._workspace, want)]
-            elif not batch and pass_open:
-                todo = [(c, None) for c in await dq.next_candidates(
-                    self._store, row.id, row.current_pass, now, want)]
+            todo = await next_batch(self._store, self._cluster, row, cfg, now, want,
+                                    pass_open, self._new_id, self._workspace,
+                                    overdraw=overdraw)
             if not todo:
                 break
-            # Claims of this batch not tried yet are put back (closed unsent, the contact
-            # back in line), never left live, however the loop ends: `untried` is where
-            # they start. A stop code put nothing on the line for its own claim either.
+            # However the loop ends, the claims from `untried` on are put back, never left
+            # live (a stop code put nothing on the line for its own claim either).
             untried, why = len(todo), "tick ended"
             try:
                 for i, (cand, claimed) in enumerate(todo):
@@ -245,26 +231,9 @@ class Dialer:
                         untried = i + 1
                         break
             finally:
-                await self._put_back(todo[untried:], why)
+                await put_back(self._store, self._cluster, self._lock,
+                               todo[untried:], why)
         return dialled
-
-    async def _put_back(self, rest: list[tuple[dq.Candidate, str | None]],
-                        why: str) -> None:
-        """Best effort: a claim left behind (a database error here) is an intent that
-        never went out; the recovery rules settle it as any such intent (as failed,
-        counted as an attempt: skipping a call is better than dialing twice)."""
-        claimed = [(cand, call_id) for cand, call_id in rest if call_id is not None]
-        if not claimed or self._cluster is None:
-            return
-        try:
-            now = await self._cluster.now()
-            async with self._lock:
-                for cand, call_id in claimed:
-                    await att.cancel_unsent(self._store, call_id, cand.contact_id, now,
-                                            f"claimed in a batch, not dialled: {why}")
-        except Exception:
-            log.exception("could not put back a batch's untried claims",
-                          extra={"claims": len(claimed)})
 
     async def _try(self, row: camp.CampaignRow, cfg: Campaign, cand: dq.Candidate,
                    report: TickReport, purpose: str | None = None,

@@ -23,7 +23,7 @@ from televox_pbx.campaigns.cluster_dial import ClusterDial
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.store import attempts as att
 from televox_pbx.store.db import Store
-from televox_pbx.store.node_load import live_here
+from televox_pbx.store.node_load import live_counts
 
 
 class Lines:
@@ -35,21 +35,20 @@ class Lines:
         self._live_elsewhere = live_elsewhere
 
     async def free(self, campaign_id: int, cfg: Campaign) -> int:
-        here = await live_here(self._store)
+        here, outbound = await live_counts(self._store)
         campaign = await att.in_flight(self._store, campaign_id)
         return min(cfg.pacing.max_concurrent - campaign, self.max_global - here,
-                   await self.capacity_free())
+                   self._capacity_left(outbound))
 
-    async def capacity_free(self) -> int:
+    def _capacity_left(self, outbound: int) -> int:
         """Conversations the voice capacity still admits: this box's live outbound calls
-        and its inbound conversations take one each."""
+        (`outbound`) and its inbound conversations take one each."""
         if self.capacity is None:
             return self.max_global
-        outbound = await live_here(self._store, outbound_only=True)
         return self.capacity - outbound - self._live_elsewhere()
 
     async def capacity_full(self) -> bool:
-        return await self.capacity_free() <= 0
+        return self._capacity_left((await live_counts(self._store))[1]) <= 0
 
 
 async def claim_chosen(store: Store, cluster: ClusterDial | None, intent: att.Intent,

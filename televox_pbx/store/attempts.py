@@ -328,13 +328,8 @@ async def close_stale_inbound(store: Store) -> int:
         mine = (" AND (node_id = ? OR (node_id IS NULL AND NOT EXISTS (SELECT 1 FROM nodes n"
                 f" WHERE n.node_id <> ? AND n.lease_until > {db_now_s(store.dialect)})))")
         params = (store.node.node_id, store.node.node_id)
-    async with store.transaction(tag="recover") as conn:
-        cur = await conn.execute(
-            "UPDATE call_attempts SET status = 'dropped',"
-            " notes = 'daemon restarted during the call; end time unknown'"
-            " WHERE direction = 'inbound' AND status IN ('answered', 'overlap')" + mine,
-            params)
-        return int(cur.rowcount)
+    return await _drop_open_inbound(store, mine, params,
+                                    "daemon restarted during the call; end time unknown")
 
 
 async def close_orphan_inbound(store: Store, older_than_s: float) -> int:
@@ -344,10 +339,18 @@ async def close_orphan_inbound(store: Store, older_than_s: float) -> int:
     row = await store.fetchone(f"SELECT {db_now_s(store.dialect)} AS t")
     assert row is not None
     cutoff = iso(datetime.fromtimestamp(float(row["t"]) - older_than_s, UTC))
+    return await _drop_open_inbound(store, " AND node_id IS NULL AND answered_at < ?",
+                                    (cutoff,),
+                                    "its node was lost during the call; end time unknown")
+
+
+async def _drop_open_inbound(store: Store, where: str, params: tuple[str, ...],
+                             note: str) -> int:
+    """Open inbound rows (and `where`) closed `dropped`: their end time is unknown, so
+    hangup and duration stay NULL."""
     async with store.transaction(tag="recover") as conn:
         cur = await conn.execute(
-            "UPDATE call_attempts SET status = 'dropped',"
-            " notes = 'its node was lost during the call; end time unknown'"
-            " WHERE direction = 'inbound' AND status IN ('answered', 'overlap')"
-            " AND node_id IS NULL AND answered_at < ?", (cutoff,))
+            "UPDATE call_attempts SET status = 'dropped', notes = ?"
+            " WHERE direction = 'inbound' AND status IN ('answered', 'overlap')" + where,
+            (note, *params))
         return int(cur.rowcount)

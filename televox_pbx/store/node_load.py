@@ -18,18 +18,22 @@ from televox_pbx.store.sqlport import POSTGRESQL
 _LIVE = "('intent','originated','ringing','answered')"
 
 
-async def live_here(store: Store, *, outbound_only: bool = False) -> int:
-    """Attempts that may still be on this box's PBX (ringing ones too). `outbound_only`:
-    not the rows of inbound calls (the voice capacity counts those conversations itself,
-    from the inbound handler, so that an inbound call is one conversation, not two)."""
-    where = f"status IN {_LIVE}" + (" AND direction = 'outbound'" if outbound_only else "")
-    if store.node is None:
-        row = await store.fetchone(f"SELECT COUNT(*) AS n FROM call_attempts WHERE {where}")
-    else:
-        row = await store.fetchone(f"SELECT COUNT(*) AS n FROM call_attempts"
-                                   f" WHERE node_id = ? AND {where}",
-                                   (store.node.node_id,))
-    return int(row["n"]) if row else 0
+async def live_here(store: Store) -> int:
+    """Attempts that may still be on this box's PBX (ringing ones too)."""
+    return (await live_counts(store))[0]
+
+
+async def live_counts(store: Store) -> tuple[int, int]:
+    """This box's live attempts, and the outbound ones among them, in one query. The voice
+    capacity counts the outbound ones only: it counts inbound conversations itself, from
+    the inbound handler, so that an inbound call is one conversation, not two."""
+    mine, params = ("", ()) if store.node is None else (" AND node_id = ?",
+                                                        (store.node.node_id,))
+    row = await store.fetchone(
+        "SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN direction = 'outbound' THEN 1"
+        f" ELSE 0 END), 0) AS outbound FROM call_attempts WHERE status IN {_LIVE}{mine}",
+        params)
+    return (int(row["n"]), int(row["outbound"])) if row else (0, 0)
 
 
 @dataclass(frozen=True, slots=True)
