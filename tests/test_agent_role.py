@@ -97,6 +97,13 @@ def test_guard_rejects_an_echo_of_the_callee() -> None:
                              "time?") is None
 
 
+def test_an_answer_may_take_up_the_words_of_a_question() -> None:
+    asked = "Do I need to be at home for it?"
+    assert guard(asked).check("No, you need to be at home for it.") is None
+    assert guard(asked).check("Yes, someone needs to be at home for it.") is None
+    assert guard(asked).check("Do I need to be at home for it?") is Fault.ECHO
+
+
 @pytest.mark.parametrize("reply", [
     "Great, your appointment on Tuesday 3 March at 2:30 pm is confirmed. Goodbye!",
     "We're at 12 Main Street, open Monday to Friday 8am to 6pm.",
@@ -301,7 +308,6 @@ def test_a_wrong_number_needs_the_callees_words() -> None:
 @pytest.mark.parametrize(("said", "before", "needle"), [
     ("Oh, I can't make Tuesday. I have to work.", "", "front desk to call you back"),
     ("There's no Jane here.", "", "WRONG_NUMBER"),
-    ("How much does a cleaning cost?", "", "facts above"),
     ("I'm busy right now.", "", "When would be a better time"),
     ("Yes, please have them call me.",
      "No problem. Would you like our front desk to call you back to find a new time?",
@@ -319,22 +325,25 @@ def test_turn_hints(said: str, before: str, needle: str) -> None:
 
 def test_no_hint_where_the_rules_cannot_tell() -> None:
     assert turn_hint(Kind.SURVEY, "Five, it was great.") is None
+    # A question needs none: the rules say how to answer, and a note costs first audio.
+    assert turn_hint(Kind.APPOINTMENT, "How much does a cleaning cost?") is None
     assert turn_hint(Kind.APPOINTMENT, "") is None
 
 
 async def test_hints_follow_each_turn_the_same_way_every_time() -> None:
     """Each prompt starts with the previous prompt and its reply (the cached prefix)."""
     p = policy()
-    first = [ChatMessage("system", SYSTEM), ChatMessage("user", "Where is your office?")]
-    llm = ScriptedLlm(["We're at 12 Main Street.", "Great, see you then."])
+    first = [ChatMessage("system", SYSTEM), ChatMessage("user", "Who is this?")]
+    said = "I'm Ava, an AI assistant calling about your appointment."
+    llm = ScriptedLlm([said, "Great, see you then."])
     async for _ in p.stream(llm, first, {"tools": []}):
         pass
-    second = [*first, ChatMessage("assistant", "We're at 12 Main Street."),
+    second = [*first, ChatMessage("assistant", said),
               ChatMessage("user", "Okay, I'll be there.")]
     async for _ in p.stream(llm, second, {"tools": []}):
         pass
     one, two = llm.calls
-    assert one[1] == first[1] and one[2].content.startswith("[Answer briefly from the facts")
+    assert one[1] == first[1] and one[2].content.startswith("[Say who you are")
     assert two[:3] == one, "the note comes back where it was"
     assert two[3:5] == second[2:] and "INTERESTED" in two[5].content
 

@@ -129,13 +129,15 @@ async def test_llm_calls_opt_out_when_asked_not_to_be_called(engines: Engines) -
     llm.temperature, llm.max_tokens = 0.0, 60
     msgs = _after_opening("Do you have a minute?",
                           "Please stop calling me. Take me off your list.")
-    fast_before = llm.null_by_logits
+    fast_before, free_before = llm.null_by_logits, llm.tools_written_freely
     deltas = [d async for d in llm.stream(msgs, tools_schema(transfer_available=False))]
     calls = [d.tool_call for d in deltas if d.tool_call is not None]
     assert [c.name for c in calls] == ["opt_out"]
     assert deltas[0].tool_call is not None  # the action comes before the speech
     assert "".join(d.text for d in deltas).strip()
-    assert llm.null_by_logits == fast_before  # the logits said `{`: the grammar wrote it
+    assert llm.null_by_logits == fast_before  # the logits said `{`: not the `null` path
+    # ...and the model wrote the call with no grammar, fitting the schema: kept as is.
+    assert llm.tools_written_freely == free_before + 1
 
 
 async def test_llm_ordinary_line_takes_the_logits_path_to_no_tool(engines: Engines) -> None:

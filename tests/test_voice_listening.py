@@ -48,7 +48,7 @@ QUIET = 2000.0  # the callee, 12 dB under the agent's voice (8000): phone levels
 
 
 def talk(messages: list[ChatMessage]) -> list[ChatMessage]:
-    """What was said, without the reply policy's per-turn hints ("[Answer briefly ...]")."""
+    """What was said, without the reply policy's per-turn hints ("[Say who you are ...]")."""
     return [m for m in messages
             if not (m.content.startswith("[") and m.content.endswith("]"))]
 

@@ -82,6 +82,11 @@ _NUMBER = re.compile(r"\d+")
 _WORD = re.compile(r"[a-z0-9']+")
 ECHO_MIN_WORDS = 5  # shorter callee lines ("Great, see you then.") are fair to say back
 ECHO_SHARE = 0.6  # ...an echo repeats at least this share of it, in one run
+# A yes/no answer takes up the question's words ("Do I need to be at home for it?" ->
+# "No, you need to be at home for it."): there only a near-verbatim repeat is an echo.
+# At 0.6 that answer was rejected three times and the callee heard "Sorry, I didn't
+# catch that" to a clear question.
+ECHO_QUESTION_SHARE = 0.9
 QUOTE_WORDS = 6  # a run of this many words from the rules is a quotation
 
 
@@ -135,8 +140,9 @@ class ReplyGuard:
                 or _ngrams(tokens, QUOTE_WORDS) & _RULE_GRAMS:
             return Fault.INSTRUCTIONS
         said = words(self.callee)
+        share = ECHO_QUESTION_SHARE if self.callee.rstrip().endswith("?") else ECHO_SHARE
         if len(said) >= ECHO_MIN_WORDS and \
-                longest_common_run(tokens, said) >= max(ECHO_MIN_WORDS, ECHO_SHARE * len(said)):
+                longest_common_run(tokens, said) >= max(ECHO_MIN_WORDS, share * len(said)):
             return Fault.ECHO
         if self._invents(reply):
             return Fault.INVENTED

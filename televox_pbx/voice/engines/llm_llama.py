@@ -13,9 +13,10 @@ logits are read straight after evaluating it, with no grammar and no sampling ca
 ` null` beats every other token the tool grammar allows first (` {`-tokens, ` `, ` n`,
 ...), which is nearly every turn, ` null, "say": "` is appended as prompt text and the
 speech is sampled without a grammar in one completion. Otherwise the model writes the tool
-object under a small grammar (checked against the whole 150k-token vocabulary at every
-step, so used only there), then the speech as above. Either way the speech streams until
-its string closes. Objects without a chat template (test doubles) get the one-call path.
+object with no grammar, kept when it fits the tool schema (llm_tool_check); one that does
+not is written again under a small grammar (checked against the whole 150k-token
+vocabulary at every step: ~15 ms a token more, so used only then). Then the speech, as
+above. Either way the speech streams until its string closes. Objects without a chat template (test doubles) get the one-call path.
 
 Prefill and the background warm-up after each reply also evaluate the header of the
 callee's next turn (`<|im_start|>user\n`), so a reply's critical path holds only the
@@ -57,6 +58,7 @@ from televox_pbx.voice.engines.llm_template import (
     _tool_starts,
     _upto_next_turn,
 )
+from televox_pbx.voice.engines.llm_tool_check import first_value, matches
 from televox_pbx.voice.engines.llm_worker import ContextWorker, Yielder
 from televox_pbx.voice.engines.scheduler import OWNER
 from televox_pbx.voice.interfaces import ChatMessage, LlmDelta
@@ -91,6 +93,9 @@ class LlamaLlm:
         # Off: always take the grammar path for the tool value (kept for comparisons).
         self.logit_tool_step = True
         self.null_by_logits = 0  # replies whose `null` was read off the logits
+        # Off: a tool call is always written under the grammar (kept for comparisons).
+        self.free_tool_step = True
+        self.tools_written_freely = 0  # tool calls the model wrote fitting with no grammar
         self._tool_starts = _tool_starts(llama) if self._template is not None else None
 
     @property
@@ -124,9 +129,10 @@ class LlamaLlm:
         parser = ReplyStreamParser({t.name for t in tools}) if tools else None
         if tools and self._template is not None:
             text = self._template(prompt)
-            tool_grammar = self._grammar(_tool_schema(tools), lead_space=True)
+            schema = _tool_schema(tools)
+            tool_grammar = self._grammar(schema, lead_space=True)
             run: Callable[[], Generator[str, None, None]] = partial(
-                self._two_step, text, tool_grammar)
+                self._two_step, text, tool_grammar, schema)
         else:
             grammar = self._grammar(reply_schema(tools)) if tools else None
             run = partial(self._chat, prompt, grammar)
@@ -296,7 +302,8 @@ class LlamaLlm:
             states.save()
         yield from ()
 
-    def _two_step(self, text: str, tool_grammar: Any) -> Generator[str, None, None]:
+    def _two_step(self, text: str, tool_grammar: Any,
+                  schema: dict[str, Any]) -> Generator[str, None, None]:
         """The reply JSON, with its fixed parts given rather than generated."""
         yield _HEAD
         said = text + _HEAD + _NULL + _SAY
@@ -307,12 +314,32 @@ class LlamaLlm:
             # The context already holds `said` with its logits live: sampling starts now.
             yield from self._complete(said, None, self.max_tokens)
             return
-        value = ""
-        for piece in self._complete(text + _HEAD, tool_grammar, 96, save=False):
-            value += piece
-            yield piece
+        value = self._free_tool_value(text + _HEAD, schema) if self.free_tool_step else None
+        if value is not None:
+            self.tools_written_freely += 1
+            yield value
+        else:
+            value = ""
+            for piece in self._complete(text + _HEAD, tool_grammar, 96, save=False):
+                value += piece
+                yield piece
         yield _SAY
         yield from self._complete(text + _HEAD + value + _SAY, None, self.max_tokens)
+
+    def _free_tool_value(self, prompt: str, schema: dict[str, Any]) -> str | None:
+        """The tool value as the model writes it after `prompt` with no grammar, cut where
+        the value ends; None when it does not fit `schema` (see llm_tool_check)."""
+        raw = ""
+        pieces = self._complete(prompt, None, 96, save=False)
+        try:
+            for piece in pieces:
+                raw += piece
+                got = first_value(raw)
+                if got is not None:
+                    return raw[:got[1]] if matches(got[0], schema) else None
+        finally:
+            pieces.close()
+        return None
 
     def _null_is_next(self, prompt: str, then: str) -> bool:
         """Evaluate `prompt` and say whether the tool value's most likely first token is
