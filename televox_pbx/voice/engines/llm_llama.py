@@ -16,7 +16,8 @@ speech is sampled without a grammar in one completion. Otherwise the model write
 object with no grammar, kept when it fits the tool schema (llm_tool_check); one that does
 not is written again under a small grammar (checked against the whole 150k-token
 vocabulary at every step: ~15 ms a token more, so used only then). Then the speech, as
-above. Either way the speech streams until its string closes. Objects without a chat template (test doubles) get the one-call path.
+above. Either way the speech streams until its string closes. Objects without a chat
+template (test doubles) get the one-call path.
 
 Prefill and the background warm-up after each reply also evaluate the header of the
 callee's next turn (`<|im_start|>user\n`), so a reply's critical path holds only the
