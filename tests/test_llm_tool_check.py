@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Generator
 from typing import Any
 
 import pytest
 
 from televox_pbx.agent.tools import tools_schema
+from televox_pbx.voice.engines.llm_eval import Stopped
 from televox_pbx.voice.engines.llm_llama import LlamaLlm
 from televox_pbx.voice.engines.llm_reply import normalize_tools
 from televox_pbx.voice.engines.llm_template import _tool_schema
@@ -118,3 +120,24 @@ def test_free_writing_off_takes_the_grammar_at_once() -> None:
     llm._null_is_next = lambda prompt, then: False  # type: ignore[method-assign]
     assert "".join(llm._two_step("P", "G", SCHEMA)) == '{"tool":' + good + ', "say": "Bye."}'
     assert [grammar for _, grammar in steps.prompts] == [True, False]
+
+
+def test_a_consumer_that_left_stops_the_free_writing_within_a_token() -> None:
+    """Nothing reaches the consumer while the value is written, so the worker's check
+    between pieces cannot see the stop: the writing checks it itself."""
+    llm = LlamaLlm(object())
+    stop = threading.Event()
+    llm._worker.stop_flag = stop
+    written: list[str] = []
+
+    def complete(text: str, grammar: Any, max_tokens: int, *,
+                 save: bool = True) -> Generator[str, None, None]:
+        for piece in [' {"name":', ' "opt_out",', ' "arguments":', " {}}"]:
+            written.append(piece)
+            if len(written) == 2:
+                stop.set()  # the callee hung up
+            yield piece
+    llm._complete = complete  # type: ignore[method-assign]
+    with pytest.raises(Stopped):
+        llm._free_tool_value("P", SCHEMA)
+    assert len(written) == 2

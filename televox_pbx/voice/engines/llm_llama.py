@@ -329,11 +329,16 @@ class LlamaLlm:
 
     def _free_tool_value(self, prompt: str, schema: dict[str, Any]) -> str | None:
         """The tool value as the model writes it after `prompt` with no grammar, cut where
-        the value ends; None when it does not fit `schema` (see llm_tool_check)."""
+        the value ends; None when it does not fit `schema` (see llm_tool_check). Nothing
+        goes to the consumer meanwhile, so the consumer's stop is checked here, token by
+        token, as the worker checks it between pieces."""
         raw = ""
+        stop = self._worker.stop_flag
         pieces = self._complete(prompt, None, 96, save=False)
         try:
             for piece in pieces:
+                if stop is not None and stop.is_set():
+                    raise Stopped
                 raw += piece
                 got = first_value(raw)
                 if got is not None:
