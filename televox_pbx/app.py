@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from televox_pbx.agent.warmup import warm_prompts
+from televox_pbx.agent.warmup import campaign_warmer, warm_prompts
 from televox_pbx.ami.client import AmiClient, ConnectionState
 from televox_pbx.ami.eventlog import EventLog
 from televox_pbx.app_calls import CallHandlers
@@ -24,6 +24,7 @@ from televox_pbx.app_ports import AmiTransfer, ResultLog, VoiceRunner
 from televox_pbx.audiosocket.server import AudioSocketServer
 from televox_pbx.campaigns.dnc import CallDnc, DncService
 from televox_pbx.campaigns.node_reconcile import NodeReconciler, node_reconciler
+from televox_pbx.campaigns.prompt_warmups import PromptWarmups
 from televox_pbx.clock import Clock, SystemClock, wait_for
 from televox_pbx.config.capacity import effective as effective_capacity
 from televox_pbx.config.settings import Settings
@@ -206,6 +207,8 @@ class App:
                               sms_from=frozenset(n.number for n in s.numbers if n.sms)
                               if s.numbers else None)
         self.runner.dialer.sms = self.sms
+        if engines is not None and self._recover:
+            self.runner.dialer.warmups = PromptWarmups(campaign_warmer(engines.llm), self.clock)
         self.ivr = IvrCalls(store, s, self.clock, engines.tts if engines else None)
         client.subscribe(self.sms.on_event)
         self._stage = "recovery"

@@ -9,7 +9,7 @@ once evaluated, llama.cpp's saved states serve it to every call.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from televox_pbx.agent.prompts import stable_prompt
 from televox_pbx.agent.tools import tools_for
@@ -37,3 +37,13 @@ async def warm_prompts(llm: Llm, campaigns: Iterable[Campaign], *,
             continue
         warmed += 1
     return warmed
+
+
+def campaign_warmer(llm: Llm) -> Callable[[Campaign], Awaitable[int] | None]:
+    """Warms one campaign's prompt before its first call (campaigns/prompt_warmups.py);
+    None for campaigns whose calls no agent speaks in (SMS, IVR)."""
+    def warm(campaign: Campaign) -> Awaitable[int] | None:
+        if campaign.channel != "voice" or campaign.kind != "conversation":
+            return None
+        return warm_prompts(llm, [campaign])
+    return warm

@@ -32,6 +32,7 @@ from televox_pbx.campaigns.dial_words import CLUSTER_REFUSALS, channel_variables
 from televox_pbx.campaigns.lines import Lines, claim_chosen
 from televox_pbx.campaigns.outcomes import OutcomeApplier
 from televox_pbx.campaigns.pacing import Pacer
+from televox_pbx.campaigns.prompt_warmups import PromptWarmups
 from televox_pbx.campaigns.recent import skip_if_answered
 from televox_pbx.campaigns.recovery import ReconcileReport, Recovery
 from televox_pbx.campaigns.retry import Result
@@ -106,6 +107,9 @@ class Dialer:
         # Sends the texts of SMS campaigns (channel: sms) after the same gate and claim;
         # set by whoever wires the PBX link. Without it SMS campaigns wait.
         self.sms: SmsService | None = None
+        # Holds back a campaign's dialling while its agent's prompt warms (set by whoever
+        # wires the voice engines; without it campaigns dial at once).
+        self.warmups: PromptWarmups | None = None
         self.outcomes = OutcomeApplier(store, clock, self._config, workspace=workspace)
         self._recovery = Recovery(store, clock, self.outcomes, probe)
 
@@ -152,7 +156,8 @@ class Dialer:
                     if not await camp.start_scheduled(self._store, row.id, now):
                         continue
             cfg = self._config(row)
-            if cfg is None:
+            if cfg is None or (self.warmups is not None
+                               and not self.warmups.ready(row.id, row.config_json, cfg)):
                 continue
             await self._tick_campaign(row, cfg, report)
         return report

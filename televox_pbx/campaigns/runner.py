@@ -292,6 +292,8 @@ class CampaignRunner:
         self.close()
         await self._tasks.aclose()
         await self._finishing.aclose()
+        if self.dialer.warmups is not None:
+            await self.dialer.warmups.aclose()
 
 
 async def _main(args: argparse.Namespace) -> int:

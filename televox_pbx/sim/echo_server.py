@@ -22,6 +22,10 @@ from televox_pbx.audiosocket.codec import (
 from televox_pbx.sim.speech import tone
 
 FRAME = 320  # 20 ms of 8 kHz slin
+# The echo waits for this much audio before playing it back, and again after running dry:
+# the leg's pacer and ours are separate timers, and without a little buffer each late
+# frame on a busy box became 20 ms of silence inside a word of the echo.
+JITTER_FRAMES = 4
 
 
 @dataclass(slots=True)
@@ -118,6 +122,7 @@ class EchoAudioSocketServer:
         loop = asyncio.get_running_loop()
         start = next_t = loop.time()
         sent = 0
+        primed = False
         beep = tone(0.02, 440.0, 6000)
         while True:
             if self.hangup_after_s is not None and loop.time() - start >= self.hangup_after_s:
@@ -125,7 +130,9 @@ class EchoAudioSocketServer:
                 writer.write(encode_hangup())
                 return
             if self.reply == "echo":
-                chunk = bytes(session.audio_in[sent:sent + FRAME])
+                ready = len(session.audio_in) - sent
+                primed = ready >= FRAME * (1 if primed else JITTER_FRAMES)
+                chunk = bytes(session.audio_in[sent:sent + FRAME]) if primed else b""
                 sent += len(chunk)
                 writer.write(encode_audio(chunk.ljust(FRAME, b"\0")))
             elif self.reply == "tone":

@@ -52,6 +52,7 @@ class Listener:
         self._over_agent = False  # the chunk being fed was heard while the agent spoke
         self._utt = bytearray()
         self._utt_start = 0.0
+        self._last_end = float("-inf")  # the last speech of the utterance before
         self._seq = 0
         self._reported: tuple[int, float] | None = None  # (seq, last speech) of a pause
         self._clipped = 0  # sounding chunks since the reported pause
@@ -158,16 +159,18 @@ class Listener:
         our echo, gated out, is not speech), `barge_in_preroll_s` at most, plus the usual
         pre-roll, where our echo is silenced (else STT may take our words for theirs)."""
         first = start
+        # Never into the utterance before: its words were heard (and recorded) with it.
+        floor = max(start - self.config.barge_in_preroll_s, self._last_end)
         for t, pcm, speech, _ in reversed(self._recent):
             if t >= start:
                 continue
-            if t < start - self.config.barge_in_preroll_s:
+            if t < floor:
                 break
             if speech:
                 if first - (t + len(pcm) / (RATE * 2)) > BRIDGE_S + 1e-9:
                     break
                 first = t
-        since = first - self.config.preroll_s - 1e-9
+        since = max(first - self.config.preroll_s, self._last_end) - 1e-9
         return b"".join(bytes(len(pcm)) if echo and t < first else pcm
                         for t, pcm, _, echo in self._recent if t >= since)
 
@@ -178,6 +181,7 @@ class Listener:
             self._utt_start = at
             return SpeechStarted(at)
         audio, self._utt = bytes(self._utt), bytearray()
+        self._last_end = at
         reported, self._reported = self._reported, None
         if reported is not None and reported[1] == at:
             return SpeechStopped(reported[0], self._utt_start, at, now, audio, True)

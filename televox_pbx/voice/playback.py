@@ -103,12 +103,16 @@ class Playback:
         if frame.silent:
             return
         self.last_audio_t = frame.t
-        reply = self.current
-        if reply is not None and reply.first_frame is None and reply.pieces \
-                and frame.position > reply.pieces[0].start:
-            reply.first_frame = frame.t
-            if reply.speech_end is not None:
-                reply.latency["first_frame_ms"] = ms(frame.t - reply.speech_end)
+        # Any reply whose audio is now playing, not only the last opened: an answer queued
+        # behind the opening plays while the next one is being prepared.
+        for chunk in self._chunks:
+            if chunk.end - len(chunk.pcm) >= frame.position:
+                break
+            reply = chunk.reply
+            if reply.first_frame is None:
+                reply.first_frame = frame.t
+                if reply.speech_end is not None:
+                    reply.latency["first_frame_ms"] = ms(frame.t - reply.speech_end)
 
     def _prune(self, played: int) -> None:
         """Forget the audio played, except the clause in progress (a pause replays it)."""

@@ -88,3 +88,16 @@ def assert_message_after_beep(rec: Recording, turns: list[dict[str, Any]]) -> st
     [message] = turns_of(turns, "agent")
     assert says(message["text"], "please call us back"), show(turns)
     return str(message["text"])
+
+
+def answered(turns: list[dict[str, Any]], question: str, next_line: str) -> bool:
+    """The agent began to speak after the callee's turn saying `question` ended and before
+    the callee's turn saying `next_line` began (times as stored: ISO strings, UTC)."""
+    callee = turns_of(turns, "callee")
+    asked = next((t for t in callee if says(t["text"], question)), None)
+    then = next((t for t in callee if says(t["text"], next_line)), None)
+    if asked is None:
+        return False
+    return any(asked["ended_at"] <= t["started_at"]
+               and (then is None or t["started_at"] < then["started_at"])
+               for t in turns_of(turns, "agent"))

@@ -7,7 +7,15 @@ from __future__ import annotations
 from typing import Any
 
 from daemon import DISCLOSURE, OPENING, Daemon
-from evidence import assert_message_after_beep, read_recording, says, show, turns_of, words
+from evidence import (
+    answered,
+    assert_message_after_beep,
+    read_recording,
+    says,
+    show,
+    turns_of,
+    words,
+)
 from far_end import (
     DTMF_IN_DISCLOSURE,
     DTMF_OPT_OUT,
@@ -35,6 +43,8 @@ def test_answered_by_a_human(daemon: Daemon) -> None:
     assert not agent[0]["interrupted"], show(turns)
     assert callee, show(turns)
     assert heard_opening(callee), f"first words {FIRST_WORDS!r} heard as {show(turns)}"
+    # The callee asks at 9 s and speaks again at 17 s: the agent answered in between.
+    assert answered(turns, QUESTION_9S, NEXT_LINE_17S), show(turns)
 
     path = daemon.recording(attempt["id"])
     assert path is not None and path.exists()
@@ -130,6 +140,10 @@ def test_voicemail_message_is_left_after_the_beep(daemon: Daemon) -> None:
     assert_message_after_beep(read_recording(path), turns)
 
 
+# The HUMAN callee's later lines (far_end.py), as whisper hears them.
+QUESTION_9S, NEXT_LINE_17S = "What is it about", "thank you"
+
+
 def heard_opening(callee: list[dict[str, Any]]) -> bool:
     """Whether the callee's first utterance, "Hello, this is Sam speaking.", was heard. The
     end-of-turn model may end a turn at the pause after "Hello," so the utterance can span
@@ -154,5 +168,6 @@ def test_two_calls_at_once(daemon: Daemon) -> None:
         agent, callee = turns_of(turns, "agent"), turns_of(turns, "callee")
         assert agent and says(agent[0]["text"], DISCLOSURE), show(turns)
         assert callee and heard_opening(callee), show(turns)
+        assert answered(turns, QUESTION_9S, NEXT_LINE_17S), show(turns)
         path = daemon.recording(attempt["id"])
         assert path is not None and read_recording(path).seconds > 10

@@ -1,0 +1,78 @@
+"""The conversation log: in the order the callee heard it, callee turns in a row as one."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from voice_fakes import FakeOutput
+
+from televox_pbx.clock import FakeClock
+from televox_pbx.voice.context import CalleeSaid, Conversation, append_message
+from televox_pbx.voice.disclosure import Disclosure
+from televox_pbx.voice.interfaces import ChatMessage
+from televox_pbx.voice.playback import Playback, Reply
+
+
+def reply(text: str, started: float, first_frame: float | None) -> Reply:
+    r = Reply(text_parts=[text], started=started, first_frame=first_frame)
+    r.final_text = text
+    return r
+
+
+def roles_and_text(conv: Conversation) -> list[tuple[str, str]]:
+    return [(m.role, m.content) for m in conv.messages()[1:]]
+
+
+def test_an_answer_queued_behind_the_opening_goes_after_what_the_callee_said_meanwhile() -> None:
+    conv = Conversation(ChatMessage("system", "You are Ava."))
+    conv.add_reply(reply("Hi Sam, this is Ava, an AI assistant.", 0.0, 0.3))
+    conv.add_callee(CalleeSaid("Hello?", 0.5, 0.9))
+    # The answer to "Hello?" waits for the opening to end (at 7 s) ...
+    conv.add_reply(answer := reply("Hello! How are you?", 1.5, None))
+    # ... and the callee says more before it plays.
+    conv.add_callee(CalleeSaid("This is Sam speaking.", 2.0, 3.0))
+    answer.first_frame = 7.0
+    conv.add_callee(CalleeSaid("Fine.", 8.5, 9.0))  # heard the answer, then spoke
+    assert roles_and_text(conv) == [
+        ("assistant", "Hi Sam, this is Ava, an AI assistant."),
+        ("user", "Hello?\nThis is Sam speaking."),
+        ("assistant", "Hello! How are you?"),
+        ("user", "Fine."),
+    ]
+    rows = conv.rows(lambda t: datetime.fromtimestamp(1e9 + t, UTC))
+    assert [r.text for r in rows] == ["Hi Sam, this is Ava, an AI assistant.", "Hello?",
+                                      "This is Sam speaking.", "Hello! How are you?", "Fine."]
+
+
+def test_words_over_a_reply_that_was_playing_stay_after_it() -> None:
+    conv = Conversation(ChatMessage("system", "You are Ava."))
+    conv.add_reply(reply("The visit is on Monday at ten.", 0.0, 0.2))
+    conv.add_callee(CalleeSaid("Uh-huh.", 1.0, 1.3, backchannel=True))
+    assert [role for role, _ in roles_and_text(conv)] == ["assistant", "user"]
+
+
+def test_append_message_merges_only_user_turns() -> None:
+    out = [ChatMessage("system", "s"), ChatMessage("user", "a")]
+    append_message(out, ChatMessage("user", "b"))
+    append_message(out, ChatMessage("assistant", "c"))
+    append_message(out, ChatMessage("assistant", "d"))
+    assert [(m.role, m.content) for m in out] == [
+        ("system", "s"), ("user", "a\nb"), ("assistant", "c"), ("assistant", "d")]
+
+
+def test_a_reply_queued_behind_another_learns_when_it_began_to_play() -> None:
+    clock = FakeClock()
+    out = FakeOutput(clock)
+    playback = Playback(out, Disclosure())
+    out.add_listener(playback.on_frame)
+    opening, answer, later = Reply(), Reply(), Reply()
+    playback.open(opening)
+    playback.enqueue(opening, "Hi, I'm Ava.", bytes(640), True)  # two frames
+    playback.open(answer)
+    playback.enqueue(answer, "Hello!", bytes(640), True)
+    playback.open(later)  # the next reply is opened before the answer plays
+    out.send_frame(0, 1.0)
+    out.send_frame(1, 1.02)
+    assert opening.first_frame == 1.0 and answer.first_frame is None
+    out.send_frame(2, 1.04)
+    assert answer.first_frame == 1.04 and later.first_frame is None
