@@ -13,8 +13,11 @@ from televox_pbx.voice.interfaces import ChatMessage
 from televox_pbx.voice.playback import Playback, Reply
 
 
-def reply(text: str, started: float, first_frame: float | None) -> Reply:
-    r = Reply(text_parts=[text], started=started, first_frame=first_frame)
+def reply(text: str, started: float, first_frame: float | None,
+          speech_end: float | None = None) -> Reply:
+    """`speech_end`: the end of the callee turn it answers (None: the opening, a line)."""
+    r = Reply(text_parts=[text], started=started, first_frame=first_frame,
+              speech_end=speech_end)
     r.final_text = text
     return r
 
@@ -28,7 +31,7 @@ def test_an_answer_queued_behind_the_opening_goes_after_what_the_callee_said_mea
     conv.add_reply(reply("Hi Sam, this is Ava, an AI assistant.", 0.0, 0.3))
     conv.add_callee(CalleeSaid("Hello?", 0.5, 0.9))
     # The answer to "Hello?" waits for the opening to end (at 7 s) ...
-    conv.add_reply(answer := reply("Hello! How are you?", 1.5, None))
+    conv.add_reply(answer := reply("Hello! How are you?", 1.5, None, speech_end=0.9))
     # ... and the callee says more before it plays.
     conv.add_callee(CalleeSaid("This is Sam speaking.", 2.0, 3.0))
     answer.first_frame = 7.0
@@ -42,6 +45,15 @@ def test_an_answer_queued_behind_the_opening_goes_after_what_the_callee_said_mea
     rows = conv.rows(lambda t: datetime.fromtimestamp(1e9 + t, UTC))
     assert [r.text for r in rows] == ["Hi Sam, this is Ava, an AI assistant.", "Hello?",
                                       "This is Sam speaking.", "Hello! How are you?", "Fine."]
+
+
+def test_the_opening_keeps_its_place_though_its_audio_came_late() -> None:
+    """A callee who spoke before the opening's first audio (its render was slow) is still
+    logged after it: the opening's place keeps the call's prompt as prefilled."""
+    conv = Conversation(ChatMessage("system", "You are Ava."))
+    conv.add_reply(reply("Hi Sam, this is Ava, an AI assistant.", 0.0, 2.0))
+    conv.add_callee(CalleeSaid("Yes, tell me more.", 0.5, 1.5))
+    assert [role for role, _ in roles_and_text(conv)] == ["assistant", "user"]
 
 
 def test_words_over_a_reply_that_was_playing_stay_after_it() -> None:

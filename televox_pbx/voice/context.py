@@ -43,7 +43,10 @@ Entry = Reply | CalleeSaid | Note
 
 
 def _unheard_at(entry: Entry, t: float) -> bool:
-    return isinstance(entry, Reply) and (entry.first_frame is None or entry.first_frame > t)
+    """An answer (not the opening nor a set line: their place is fixed, and the opening's
+    place keeps the prompt cached) that had not begun to play at `t`."""
+    return isinstance(entry, Reply) and entry.speech_end is not None \
+        and (entry.first_frame is None or entry.first_frame > t)
 
 
 def append_message(out: list[ChatMessage], message: ChatMessage) -> None:
@@ -81,7 +84,7 @@ class Conversation:
         if greeting:
             at = next((i for i, e in enumerate(self.entries) if isinstance(e, Reply)), at)
         else:
-            # Replies queued behind a line the callee must hear (the opening) that had not
+            # Answers queued behind a line the callee must hear (the opening) that had not
             # begun to play when the callee began: the callee spoke before hearing them.
             while at > 0 and _unheard_at(self.entries[at - 1], said.started):
                 at -= 1
