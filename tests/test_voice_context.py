@@ -1,4 +1,4 @@
-"""The conversation log: in the order the callee heard it, callee turns in a row as one."""
+"""The conversation log: the owed reply follows a callee turn; replies know when they played."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from voice_fakes import FakeOutput
 
 from televox_pbx.clock import FakeClock
-from televox_pbx.voice.context import CalleeSaid, Conversation, append_message
+from televox_pbx.voice.context import CalleeSaid, Conversation
 from televox_pbx.voice.disclosure import Disclosure
 from televox_pbx.voice.interfaces import ChatMessage
 from televox_pbx.voice.playback import Playback, Reply
@@ -26,25 +26,29 @@ def roles_and_text(conv: Conversation) -> list[tuple[str, str]]:
     return [(m.role, m.content) for m in conv.messages()[1:]]
 
 
-def test_an_answer_queued_behind_the_opening_goes_after_what_the_callee_said_meanwhile() -> None:
+def test_what_the_callee_said_while_an_answer_waited_comes_after_it() -> None:
+    """The owed reply must follow a callee turn: put before the answer it had not yet
+    heard, the owed reply continued the agent's own answer instead."""
     conv = Conversation(ChatMessage("system", "You are Ava."))
     conv.add_reply(reply("Hi Sam, this is Ava, an AI assistant.", 0.0, 0.3))
     conv.add_callee(CalleeSaid("Hello?", 0.5, 0.9))
     # The answer to "Hello?" waits for the opening to end (at 7 s) ...
     conv.add_reply(answer := reply("Hello! How are you?", 1.5, None, speech_end=0.9))
-    # ... and the callee says more before it plays.
+    # ... and the callee says more before it plays, then more after it.
     conv.add_callee(CalleeSaid("This is Sam speaking.", 2.0, 3.0))
     answer.first_frame = 7.0
-    conv.add_callee(CalleeSaid("Fine.", 8.5, 9.0))  # heard the answer, then spoke
+    conv.add_callee(CalleeSaid("What is it about?", 8.5, 9.0))
     assert roles_and_text(conv) == [
         ("assistant", "Hi Sam, this is Ava, an AI assistant."),
-        ("user", "Hello?\nThis is Sam speaking."),
+        ("user", "Hello?"),
         ("assistant", "Hello! How are you?"),
-        ("user", "Fine."),
+        ("user", "This is Sam speaking."),
+        ("user", "What is it about?"),
     ]
     rows = conv.rows(lambda t: datetime.fromtimestamp(1e9 + t, UTC))
     assert [r.text for r in rows] == ["Hi Sam, this is Ava, an AI assistant.", "Hello?",
-                                      "This is Sam speaking.", "Hello! How are you?", "Fine."]
+                                      "Hello! How are you?", "This is Sam speaking.",
+                                      "What is it about?"]
 
 
 def test_the_opening_keeps_its_place_though_its_audio_came_late() -> None:
@@ -61,15 +65,6 @@ def test_words_over_a_reply_that_was_playing_stay_after_it() -> None:
     conv.add_reply(reply("The visit is on Monday at ten.", 0.0, 0.2))
     conv.add_callee(CalleeSaid("Uh-huh.", 1.0, 1.3, backchannel=True))
     assert [role for role, _ in roles_and_text(conv)] == ["assistant", "user"]
-
-
-def test_append_message_merges_only_user_turns() -> None:
-    out = [ChatMessage("system", "s"), ChatMessage("user", "a")]
-    append_message(out, ChatMessage("user", "b"))
-    append_message(out, ChatMessage("assistant", "c"))
-    append_message(out, ChatMessage("assistant", "d"))
-    assert [(m.role, m.content) for m in out] == [
-        ("system", "s"), ("user", "a\nb"), ("assistant", "c"), ("assistant", "d")]
 
 
 def test_a_reply_queued_behind_another_learns_when_it_began_to_play() -> None:

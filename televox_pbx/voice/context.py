@@ -2,9 +2,11 @@
 
 Agent replies take their place when they go to the line, callee turns when their end is
 confirmed, so what the callee said over the agent (a backchannel, or words over the
-opening) sits after the agent utterance it interrupted, in the order it was said; a
-reply still queued behind a line when the callee began (an answer behind the opening) goes
-after their turn. A reply's text is what the callee heard of it: it is rewritten when a
+opening) sits after the agent utterance it interrupted, in the order it was said. An
+answer queued behind the opening keeps its place before what the callee said while it
+waited, so the reply owed to those words follows a callee turn (tried the other way, the
+owed reply continued the agent's own answer, and once confirmed an appointment nobody had
+confirmed). A reply's text is what the callee heard of it: it is rewritten when a
 barge-in cuts it.
 """
 
@@ -42,23 +44,6 @@ class Note:
 Entry = Reply | CalleeSaid | Note
 
 
-def _unheard_at(entry: Entry, t: float) -> bool:
-    """An answer (not the opening nor a set line: their place is fixed, and the opening's
-    place keeps the prompt cached) that had not begun to play at `t`."""
-    return isinstance(entry, Reply) and entry.speech_end is not None \
-        and (entry.first_frame is None or entry.first_frame > t)
-
-
-def append_message(out: list[ChatMessage], message: ChatMessage) -> None:
-    """Callee turns in a row (said while the agent was silent or its reply still queued)
-    reach the LLM as one message: given two, it answered the first (a "Hello") and not
-    the question in the second."""
-    if out and message.role == "user" and out[-1].role == "user":
-        out[-1] = ChatMessage("user", f"{out[-1].content}\n{message.content}")
-    else:
-        out.append(message)
-
-
 class Conversation:
     def __init__(self, system: ChatMessage, ground: Grounding | None = None) -> None:
         self.system = system
@@ -83,11 +68,6 @@ class Conversation:
         at = len(self.entries)
         if greeting:
             at = next((i for i, e in enumerate(self.entries) if isinstance(e, Reply)), at)
-        else:
-            # Answers queued behind a line the callee must hear (the opening) that had not
-            # begun to play when the callee began: the callee spoke before hearing them.
-            while at > 0 and _unheard_at(self.entries[at - 1], said.started):
-                at -= 1
         self.entries.insert(at, said)
 
     def add_note(self, message: ChatMessage) -> None:
@@ -118,7 +98,7 @@ class Conversation:
             if isinstance(item, Note):
                 out.append(item.message)
             elif isinstance(item, CalleeSaid):
-                append_message(out, self.user_message(item.text))
+                out.append(self.user_message(item.text))
             elif item.final_text:  # a reply the callee heard nothing of is not there
                 text = item.final_text
                 out.append(ChatMessage("assistant",

@@ -54,7 +54,7 @@ from televox_pbx.voice.call_setup import (
     callee_zones,
     local_now,
 )
-from televox_pbx.voice.context import INTERRUPTED_MARK, Conversation, append_message
+from televox_pbx.voice.context import INTERRUPTED_MARK, Conversation
 from televox_pbx.voice.custom_calls import CustomCalls
 from televox_pbx.voice.disclosure import Disclosure
 from televox_pbx.voice.engines.scheduler import OWNER
@@ -305,7 +305,7 @@ class VoiceSession:
                         reply.latency[key] = value
                 messages = self.context.messages()
                 if action.user is not None:
-                    append_message(messages, self.context.user_message(action.user))
+                    messages.append(self.context.user_message(action.user))
                 release = asyncio.Event() if action.held else None
                 self._start(action.task, self.tasks.answer(reply, messages, release))
                 self._held, self._release = (reply, release) if action.held else (None, None)

@@ -223,5 +223,11 @@ async def test_texts_through_the_real_pbx(sms_pbx: SmsPbx, side: Side) -> None:
     await _until("the agent's answer", answered, 180)
     reply = sms_pbx.texts()[3][1]
     assert reply and measure(reply).fits, reply
-    row = await side.store.fetchone("SELECT body FROM sms_messages WHERE kind = 'reply'")
-    assert row is not None and row[0] == reply
+
+    # The text reaches the provider before its row is written (after MessageSend's
+    # response): on a loaded box the row came a moment later (CI), so wait for it.
+    async def stored() -> object:
+        return await side.store.fetchone("SELECT body FROM sms_messages WHERE kind = 'reply'"
+                                         " AND status = 'sent'")
+    row = await _until("the reply's row", stored, 30)
+    assert row is not None and row[0] == reply  # type: ignore[index]
