@@ -132,3 +132,19 @@ async def test_the_dialer_originates_only_once_the_prompt_is_warm(store: Store) 
     await dialer.tick()
     assert len(originator.sent) == 1
     await dialer.warmups.aclose()
+
+
+async def test_the_real_warmer_reports_a_failed_prefill_as_failed(
+        caplog: pytest.LogCaptureFixture) -> None:
+    class BrokenLlm:
+        async def prefill(self, *a: object, **kw: object) -> None:
+            raise RuntimeError("the context is gone")
+
+    w = PromptWarmups(campaign_warmer(BrokenLlm()), FakeClock())  # type: ignore[arg-type]
+    with caplog.at_level(logging.INFO):
+        assert not w.ready(1, "v1", voice())
+        await settle()
+    assert w.ready(1, "v1", voice())
+    assert "campaign prompt warm-up failed" in caplog.text
+    assert "campaign prompt warmed" not in caplog.text
+    await w.aclose()

@@ -19,18 +19,25 @@ from televox_pbx.voice.interfaces import ChatMessage, Llm
 log = logging.getLogger(__name__)
 
 
+async def warm_prompt(llm: Llm, campaign: Campaign, *, transfer_port: bool = True) -> None:
+    """Prefill one campaign's stable prompt (with the tools its calls get: transfer needs
+    the campaign's target and a transfer port); a failure is raised to the caller."""
+    prefill = getattr(llm, "prefill", None)
+    if prefill is not None:
+        tools = tools_for(campaign, transfer_port=transfer_port)
+        await prefill([ChatMessage("system", stable_prompt(campaign))], tools)
+
+
 async def warm_prompts(llm: Llm, campaigns: Iterable[Campaign], *,
                        transfer_port: bool = True) -> int:
-    """Prefill the stable prompt of each campaign (with the tools its calls get: transfer
-    needs the campaign's target and a transfer port). Returns how many were warmed."""
-    prefill = getattr(llm, "prefill", None)
-    if prefill is None:
+    """`warm_prompt` for each campaign, a failure logged and passed over. Returns how many
+    were warmed."""
+    if getattr(llm, "prefill", None) is None:
         return 0
     warmed = 0
     for campaign in campaigns:
-        tools = tools_for(campaign, transfer_port=transfer_port)
         try:
-            await prefill([ChatMessage("system", stable_prompt(campaign))], tools)
+            await warm_prompt(llm, campaign, transfer_port=transfer_port)
         except Exception:
             log.warning("prompt warm-up failed", exc_info=True,
                         extra={"campaign": campaign.name})
@@ -39,11 +46,11 @@ async def warm_prompts(llm: Llm, campaigns: Iterable[Campaign], *,
     return warmed
 
 
-def campaign_warmer(llm: Llm) -> Callable[[Campaign], Awaitable[int] | None]:
-    """Warms one campaign's prompt before its first call (campaigns/prompt_warmups.py);
-    None for campaigns whose calls no agent speaks in (SMS, IVR)."""
-    def warm(campaign: Campaign) -> Awaitable[int] | None:
+def campaign_warmer(llm: Llm) -> Callable[[Campaign], Awaitable[None] | None]:
+    """Warms one campaign's prompt before its first call (campaigns/prompt_warmups.py,
+    which logs a failure); None for campaigns whose calls no agent speaks in (SMS, IVR)."""
+    def warm(campaign: Campaign) -> Awaitable[None] | None:
         if campaign.channel != "voice" or campaign.kind != "conversation":
             return None
-        return warm_prompts(llm, [campaign])
+        return warm_prompt(llm, campaign)
     return warm
