@@ -18,7 +18,14 @@ python3 -c 'import sysconfig,os,sys; sys.exit(0 if os.path.exists(os.path.join(s
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_apt+=(postgresql)
 if ((${#need_apt[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+    # Waits for a lock another apt holds (the Asterisk build installs its packages too);
+    # a failed install stops here (inside `if`, `a && b` failing would not stop set -e).
+    lock=(-o DPkg::Lock::Timeout=600)
+    if ! { apt-get "${lock[@]}" update -qq &&
+           DEBIAN_FRONTEND=noninteractive apt-get "${lock[@]}" install -y -qq "${need_apt[@]}"; }; then
+      echo "setup: installing ${need_apt[*]} with apt-get failed (above)" >&2
+      exit 1
+    fi
   else
     echo "setup: missing system packages: ${need_apt[*]} (install them with apt-get)" >&2
     exit 1

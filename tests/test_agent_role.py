@@ -58,6 +58,12 @@ def test_examples_fit_the_kind_of_campaign() -> None:
     assert "Can you make your appointment?" in stable_prompt(DENTAL)
     assert "from 1 to 5" in stable_prompt(SURVEY)
     assert "Would you like to hear more?" in stable_prompt(solar)
+    # Asked what the call is about, each kind says why it calls (with no such example,
+    # the model took the price example: "I'm sorry, I don't have that information").
+    assert "I'm calling from Bright Smile Dental about your appointment." in \
+        stable_prompt(DENTAL)
+    assert "with a few questions about your visit." in stable_prompt(SURVEY)
+    assert "with an offer for you." in stable_prompt(solar)
 
 
 # --- the reply guard ---------------------------------------------------------------------
@@ -167,6 +173,21 @@ async def test_a_reply_that_goes_wrong_late_is_corrected() -> None:
     assert "opt_out" not in text and "tool" not in text
     assert text.endswith("Sorry, Can you still make your appointment?")
     assert p.faults == [Fault.INSTRUCTIONS] and len(llm.calls) == 2
+
+
+async def test_a_word_still_being_written_is_not_passed_on_with_the_first_words() -> None:
+    """The model's tokens lead with a space (" is", " $", "50"): the token that completed
+    the eighth word brought the "$" with it, all of it went out (nothing in it failed
+    yet), and the callee heard "...survey is $ Sorry,"."""
+    p = policy()
+    words = ["The", "cost", "of", "a", "cleaning", "visit", "today", "is"]  # then " $"
+    text, _, _ = await run(p, [[words[0], *(" " + w for w in words[1:]), " $", "50",
+                                " dollars."],
+                               "I don't have prices. Can you make your appointment?"])
+    assert p.faults == [Fault.INVENTED]
+    assert "$" not in text and "dollars" not in text
+    assert text == ("The cost of a cleaning visit today is Sorry, I don't have prices. "
+                    "Can you make your appointment?")
 
 
 async def test_a_long_reply_ends_at_a_sentence() -> None:
@@ -313,6 +334,8 @@ def test_a_wrong_number_needs_the_callees_words() -> None:
      "No problem. Would you like our front desk to call you back to find a new time?",
      "CALLBACK"),
     ("Who is this?", "", "who you are"),
+    ("Sorry, who was calling?", "", "who you are"),
+    ("Who am I talking to?", "", "who you are"),
     ("This is a scam.", "", "calm"),
     ("Tomorrow at 5 pm.", "When would be a better time?", "schedule_callback"),
     ("Cancel it.", "", "NOT_INTERESTED"),

@@ -112,6 +112,14 @@ CONVERSATIONS = [
           disp=(D.WRONG_NUMBER,)),
     convo("who is this", "dental", T("Who is this?", r"Ava|Bright Smile|AI"),
           T("Oh, right. Yes, I'll come.", BYE), disp=(D.INTERESTED,)),
+    # Asked on the real PBX, and answered "I'm sorry, I don't have that information" (the
+    # model took the price example) and "I'm not sure who was calling".
+    convo("what is it about", "dental",
+          T("I have a minute. What is it about?", APPOINTMENT, r"don't have|not sure"),
+          T("Yes, I'll be there.", BYE), disp=(D.INTERESTED,)),
+    convo("who was calling", "dental",
+          T("Sorry, who was calling?", r"Ava|Bright Smile|AI", r"not sure|clarify"),
+          T("Okay. Yes, I'll be there.", BYE), disp=(D.INTERESTED,)),
     convo("robot", "dental", T("Am I talking to a robot?", r"\bAI\b|artificial"),
           T("Fine. Yes, Tuesday works.", BYE), disp=(D.INTERESTED,)),
     convo("off topic", "dental",
@@ -151,6 +159,8 @@ CONVERSATIONS = [
           disp=(D.NOT_INTERESTED,)),
     convo("survey who", "survey", T("Who is this?", r"Sam|Northwind|AI"),
           T("Okay, go ahead.", SURVEY), T("Three. It was okay.", SURVEY)),
+    convo("survey about", "survey", T("What's this about?", SURVEY, r"don't have|not sure"),
+          T("Okay, go ahead.", SURVEY)),
     convo("survey cost", "survey",
           T("Is this going to cost me anything?", rf"(no|free|optional|not|don't).*({SURVEY})",
             r"\$|\d{2,}"),

@@ -105,6 +105,24 @@ async def test_a_request_goes_to_the_llm_though_its_words_are_in_the_knowledge(
         await _stop(r)
 
 
+async def test_a_question_about_the_call_goes_to_the_llm_whatever_else_the_turn_says(
+        tmp_path: Path) -> None:
+    """On the real PBX "I have a minute. What is it about?" was declined ("I don't have
+    that information"): "minute", which the knowledge never uses, made it look like a
+    question about something unknown. Only the asking sentence's words count."""
+    r = await _call(tmp_path, ["I have a minute. What is it about?"],
+                    ["I'm calling to help you book your checkup."])
+    try:
+        await opening_done(r)
+        n = len(r.tts.spoken)
+        await r.tl.say(1.0)
+        await r.tl.until(lambda: len(r.tts.spoken) > n and r.idle())
+        assert r.llm.calls
+        assert " ".join(r.spoken_after(n)) != DECLINE
+    finally:
+        await _stop(r)
+
+
 async def test_knowledge_note_follows_the_callees_words(tmp_path: Path) -> None:
     said = "I bought a whitening kit and I haven't opened it, I want to return it."
     r = await _call(tmp_path, [said], ["Yes, within 30 days."])

@@ -1,4 +1,5 @@
-"""The conversation log: the owed reply follows a callee turn; replies know when they played."""
+"""The conversation log: the owed reply follows a callee turn; replies know when they
+played; the transcript is in the order the turns began."""
 
 from __future__ import annotations
 
@@ -45,10 +46,14 @@ def test_what_the_callee_said_while_an_answer_waited_comes_after_it() -> None:
         ("user", "This is Sam speaking."),
         ("user", "What is it about?"),
     ]
+    # The transcript, though, shows each turn where it was said or heard: the answer
+    # after the words said while it waited, numbered in that order.
     rows = conv.rows(lambda t: datetime.fromtimestamp(1e9 + t, UTC))
-    assert [r.text for r in rows] == ["Hi Sam, this is Ava, an AI assistant.", "Hello?",
-                                      "Hello! How are you?", "This is Sam speaking.",
-                                      "What is it about?"]
+    assert [(r.turn, r.speaker, r.text) for r in rows] == [
+        (1, "agent", "Hi Sam, this is Ava, an AI assistant."), (2, "callee", "Hello?"),
+        (3, "callee", "This is Sam speaking."), (4, "agent", "Hello! How are you?"),
+        (5, "callee", "What is it about?")]
+    assert rows[3].started_at == datetime.fromtimestamp(1e9 + 7.0, UTC)
 
 
 def test_the_opening_keeps_its_place_though_its_audio_came_late() -> None:

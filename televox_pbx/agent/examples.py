@@ -45,10 +45,15 @@ def _reply(say: str, tool: str | None = None, **arguments: str) -> str:
     return json.dumps({"tool": value, "say": say})
 
 
-def _common(persona: str, business: str, goal_question: str) -> list[tuple[str, str]]:
+def _common(persona: str, business: str, goal_question: str,
+            why: str) -> list[tuple[str, str]]:
+    """`why`: the reason for the call in a few words, said when asked what it is about
+    (with no example of that, the model took the price example and said it did not know)."""
     return [
         ("Hello?",
          _reply(f"Hi, this is {persona}, an AI assistant from {business}. {goal_question}")),
+        ("Okay, what is this about?",
+         _reply(f"I'm calling from {business} {why}. {goal_question}")),
         ("Who is this? Is this some kind of scam?",
          _reply(f"No, I'm {persona}, an AI assistant calling from {business}. "
                 f"{goal_question}")),
@@ -80,7 +85,7 @@ def _appointment(persona: str, business: str) -> list[tuple[str, str]]:
         ("How much will the visit cost?",
          _reply(f"I'm sorry, I don't have that information, but {business} can tell "
                 f"you. {question}")),
-        *_common(persona, business, question),
+        *_common(persona, business, question, "about your appointment"),
     ]
 
 
@@ -100,7 +105,7 @@ def _survey(persona: str, business: str) -> list[tuple[str, str]]:
         ("No, I don't do surveys.",
          _reply("I understand. Thank you for your time, goodbye.", "set_disposition",
                 disposition="NOT_INTERESTED")),
-        *_common(persona, business, question),
+        *_common(persona, business, question, "with a few questions about your visit"),
     ]
 
 
@@ -116,7 +121,7 @@ def _outreach(persona: str, business: str) -> list[tuple[str, str]]:
         ("No thanks, I'm not interested.",
          _reply("I understand. Thank you for your time, goodbye.", "set_disposition",
                 disposition="NOT_INTERESTED")),
-        *_common(persona, business, question),
+        *_common(persona, business, question, "with an offer for you"),
     ]
 
 

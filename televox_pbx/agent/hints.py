@@ -23,7 +23,8 @@ from televox_pbx.voice.interfaces import ChatMessage
 
 _QUESTION = re.compile(r"\?\s*$|^\s*(what|where|when|how|why|which|is|are|do|does|can|"
                        r"could|will|would)\b", re.IGNORECASE)
-_WHO = re.compile(r"\bwho (is|are|'s) (this|you|calling)\b|\bwho are you\b|"
+_WHO = re.compile(r"\bwho (is|are|was|'s) (this|you|calling|speaking)\b|\bwho are you\b|"
+                  r"\bwho am i (talking|speaking) to\b|"
                   r"\b(robot|a machine|a real person|human)\b", re.IGNORECASE)
 _HOSTILE = re.compile(r"\b(scam|scammer|useless|idiots?|stupid|annoying|ridiculous|"
                       r"hate|rude|liars?)\b", re.IGNORECASE)

@@ -299,7 +299,11 @@ class ReplyPolicy:
                     released = True
                     for held_call in held:
                         yield LlmDelta(tool_call=held_call)
-                    mine, buf = said.join(buf), ""
+                    # A word still being written stays for the next check: "is $" passed,
+                    # went out, and "$50" failed only after it ("...survey is $ Sorry,").
+                    whole = len(buf) - len(buf.split()[-1]) if not buf[-1:].isspace() \
+                        else len(buf)
+                    mine, buf = said.join(buf[:whole]), buf[whole:]
                     yield LlmDelta(text=mine)
                     continue
                 fault = check(said.text + buf)

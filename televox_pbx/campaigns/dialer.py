@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from televox_pbx.campaigns import gate
+from televox_pbx.campaigns.call_now import call_now_target
 from televox_pbx.campaigns.cluster_dial import ClusterDial
 from televox_pbx.campaigns.dial_batch import next_batch, put_back
 from televox_pbx.campaigns.dial_results import (
@@ -28,7 +29,7 @@ from televox_pbx.campaigns.dial_results import (
     claim_refused,
     refuse,
 )
-from televox_pbx.campaigns.dial_words import CLUSTER_REFUSALS, channel_variables, refusal_text
+from televox_pbx.campaigns.dial_words import channel_variables, refusal_text
 from televox_pbx.campaigns.lines import Lines, claim_chosen
 from televox_pbx.campaigns.outcomes import OutcomeApplier
 from televox_pbx.campaigns.pacing import Pacer
@@ -339,28 +340,11 @@ class Dialer:
     async def call_now(self, contact_id: int) -> CallNowResult:
         """Dial one contact right away (operator or API), skipping the pacing wait but
         never the gate, the one-live-attempt claim or the concurrency limits."""
-        found = await dq.candidate_for(self._store, contact_id)
-        if found is None:
-            return CallNowResult(None, "no such contact", "no_contact")
-        cand, status = found
-        if status in ("calling", "connected"):
-            return CallNowResult(None, "already in a call", "in_call")
-        if status in ("opted_out", "dnc"):
-            return CallNowResult(None, "the contact opted out (DNC list)", "dnc")
-        row = await camp.get_campaign_by_id(self._store, cand.campaign_id)
-        cfg = self._config(row) if row else None
-        if row is None or cfg is None:
-            return CallNowResult(None, "campaign has no stored configuration", "no_config")
-        if not self._ready():
-            return CallNowResult(None, "the PBX link is down or reconnecting", "not_ready")
-        if self._cluster is not None and not await self._cluster.holds_lease():
-            return CallNowResult(None, CLUSTER_REFUSALS["no_lease"][1], "not_ready")
-        if await self.capacity_full():
-            return CallNowResult(None, f"at capacity: {self.capacity} live conversations "
-                                 "at once (capacity.conversations); try again when one "
-                                 "ends", "capacity")
-        if await self.lines.free(row.id, cfg) <= 0:
-            return CallNowResult(None, "all lines busy (concurrency limit)", "capacity")
+        target = await call_now_target(self._store, contact_id, self._config, self._ready,
+                                       self._cluster, self.lines)
+        if isinstance(target, CallNowResult):
+            return target
+        row, cfg, cand = target
         return await self._try(row, cfg, cand, TickReport(), purpose="call_now")
 
     # ---- passes and completion ------------------------------------------------------

@@ -14,10 +14,11 @@ in it (`coverage`). For a question (a turn that asks; knowledge/query.py):
 - below: DECLINE, a fixed line offering a callback.
 A question with a word the knowledge never uses ("Humana") gets the nearest fact at
 most. A question about the call's own variables (its appointment), or too vague to say
-what it is about ("how much is it?"), goes to the LLM, which has the conversation. Any
-other turn goes to the LLM with a note of the best chunk (and the second when it covers
-as much), appended to the turn (never to the system prompt, so the cached prefix of the
-agent and the conversation stays valid).
+what it is about ("how much is it?", "I have a minute. What is it about?": the words of
+the sentence that asks count, not the rest of the turn), goes to the LLM, which has the
+conversation. Any other turn goes to the LLM with a note of the best chunk (and the
+second when it covers as much), appended to the turn (never to the system prompt, so the
+cached prefix of the agent and the conversation stays valid).
 
 Budget: a prompt token costs about 18 ms here, so the note holds at most about 60 tokens
 (NOTE_CHARS, at ~4 characters a token: ~1 s of prompt work, less than a turn's own
@@ -34,7 +35,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from televox_pbx.knowledge.index import Hit, KnowledgeIndex, Vocabulary
-from televox_pbx.knowledge.query import group, is_question, query_terms, stem, stems
+from televox_pbx.knowledge.query import (
+    group,
+    is_question,
+    names_nothing,
+    query_terms,
+    stem,
+    stems,
+)
 
 NOTE_CHARS = 240
 CANDIDATES = 12  # chunks the full-text search hands to the coverage ranking
@@ -127,7 +135,8 @@ class Grounding:
         """What to say to a question without the LLM (see the module docstring); None
         for a turn the LLM answers."""
         terms = query_terms(text)
-        if not terms or not is_question(text) or self._about_the_call(terms):
+        if not terms or not is_question(text) or self._about_the_call(terms) \
+                or names_nothing(text):
             return None
         vocab = self.index.vocabulary(self.agent)
         if sum(vocab.weight(group(t)) for t in terms) < MIN_SPECIFIC:

@@ -13,7 +13,7 @@ barge-in cuts it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from televox_pbx.knowledge.grounding import Grounding, with_note
@@ -115,13 +115,15 @@ class Conversation:
         return [e.text for e in self.entries if isinstance(e, CalleeSaid)]
 
     def rows(self, wall: Callable[[float], datetime]) -> list[TurnRow]:
-        """The transcript: each turn with its text and times (`wall` maps call time)."""
-        rows: list[TurnRow] = []
+        """The transcript: each turn with its text and times (`wall` maps call time), in
+        the order the turns began. That is the log's order but for an answer queued
+        behind another: it keeps its log place before the words said while it waited
+        (see above), but a reader sees it where the callee heard it."""
+        timed: list[tuple[float, TurnRow]] = []
         for item in self.entries:
-            i = len(rows) + 1
             if isinstance(item, CalleeSaid):
-                rows.append(TurnRow(i, "callee", item.text, wall(item.started),
-                                    wall(item.ended)))
+                timed.append((item.started, TurnRow(0, "callee", item.text,
+                                                    wall(item.started), wall(item.ended))))
                 continue
             if isinstance(item, Note):
                 continue
@@ -133,6 +135,8 @@ class Conversation:
                 ended = min(ended, item.heard_end)
             seconds = max(0, ended - item.pieces[0].start) / (RATE * 2) if item.pieces else 0.0
             start_t = item.first_frame if item.first_frame is not None else item.started
-            rows.append(TurnRow(i, "agent", text, wall(start_t), wall(start_t + seconds),
-                                item.interrupted, item.latency or None))
-        return rows
+            timed.append((start_t, TurnRow(0, "agent", text, wall(start_t),
+                                           wall(start_t + seconds), item.interrupted,
+                                           item.latency or None)))
+        timed.sort(key=lambda pair: pair[0])  # stable: equal starts keep the log's order
+        return [replace(row, turn=i) for i, (_, row) in enumerate(timed, 1)]
