@@ -63,6 +63,10 @@ def test_the_opening_keeps_its_place_though_its_audio_came_late() -> None:
     conv.add_reply(reply("Hi Sam, this is Ava, an AI assistant.", 0.0, 2.0))
     conv.add_callee(CalleeSaid("Yes, tell me more.", 0.5, 1.5))
     assert [role for role, _ in roles_and_text(conv)] == ["assistant", "user"]
+    # So is the transcript (the simulator's callee spoke before a slow opening's audio,
+    # in a full CI run).
+    rows = conv.rows(lambda t: datetime.fromtimestamp(1e9 + t, UTC))
+    assert [r.speaker for r in rows] == ["agent", "callee"]
 
 
 def test_words_over_a_reply_that_was_playing_stay_after_it() -> None:

@@ -116,27 +116,42 @@ class Conversation:
 
     def rows(self, wall: Callable[[float], datetime]) -> list[TurnRow]:
         """The transcript: each turn with its text and times (`wall` maps call time), in
-        the order the turns began. That is the log's order but for an answer queued
-        behind another: it keeps its log place before the words said while it waited
-        (see above), but a reader sees it where the callee heard it."""
-        timed: list[tuple[float, TurnRow]] = []
+        the log's order but for an answer queued behind another: it keeps its log place
+        before the words said while it waited (see above), but a reader sees it where
+        the callee heard it, before the first callee turn begun after it began to play.
+        Other agent lines keep their place (the opening, though a slow render let the
+        callee speak before its first audio)."""
+        rows: list[TurnRow] = []
+        waiting: list[tuple[float, TurnRow]] = []  # answers not yet heard at this point
         for item in self.entries:
-            if isinstance(item, CalleeSaid):
-                timed.append((item.started, TurnRow(0, "callee", item.text,
-                                                    wall(item.started), wall(item.ended))))
-                continue
             if isinstance(item, Note):
                 continue
-            text = item.final_text if item.final_text is not None else item.text
-            if not text:
+            if isinstance(item, CalleeSaid):
+                while waiting and waiting[0][0] <= item.started:
+                    rows.append(waiting.pop(0)[1])
+                rows.append(TurnRow(0, "callee", item.text, wall(item.started),
+                                    wall(item.ended)))
+                continue
+            row = self._agent_row(item, wall)
+            if row is None:
                 continue  # nothing of it was heard
-            ended = item.pieces[-1].end if item.pieces else 0
-            if item.heard_end is not None:  # cut: it ended where the callee stopped hearing
-                ended = min(ended, item.heard_end)
-            seconds = max(0, ended - item.pieces[0].start) / (RATE * 2) if item.pieces else 0.0
-            start_t = item.first_frame if item.first_frame is not None else item.started
-            timed.append((start_t, TurnRow(0, "agent", text, wall(start_t),
-                                           wall(start_t + seconds), item.interrupted,
-                                           item.latency or None)))
-        timed.sort(key=lambda pair: pair[0])  # stable: equal starts keep the log's order
-        return [replace(row, turn=i) for i, (_, row) in enumerate(timed, 1)]
+            if item.speech_end is not None and item.first_frame is not None:
+                waiting.append((item.first_frame, row))
+            else:
+                rows += [r for _, r in waiting] + [row]
+                waiting.clear()
+        rows += [r for _, r in waiting]
+        return [replace(row, turn=i) for i, row in enumerate(rows, 1)]
+
+    @staticmethod
+    def _agent_row(item: Reply, wall: Callable[[float], datetime]) -> TurnRow | None:
+        text = item.final_text if item.final_text is not None else item.text
+        if not text:
+            return None
+        ended = item.pieces[-1].end if item.pieces else 0
+        if item.heard_end is not None:  # cut: it ended where the callee stopped hearing
+            ended = min(ended, item.heard_end)
+        seconds = max(0, ended - item.pieces[0].start) / (RATE * 2) if item.pieces else 0.0
+        start_t = item.first_frame if item.first_frame is not None else item.started
+        return TurnRow(0, "agent", text, wall(start_t), wall(start_t + seconds),
+                       item.interrupted, item.latency or None)
