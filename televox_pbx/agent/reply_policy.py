@@ -301,9 +301,8 @@ class ReplyPolicy:
                         yield LlmDelta(tool_call=held_call)
                     # A word still being written stays for the next check: "is $" passed,
                     # went out, and "$50" failed only after it ("...survey is $ Sorry,").
-                    whole = len(buf) - len(buf.split()[-1]) if not buf[-1:].isspace() \
-                        else len(buf)
-                    mine, buf = said.join(buf[:whole]), buf[whole:]
+                    ready, buf = _lagging(buf, 0)
+                    mine = said.join(ready)
                     yield LlmDelta(text=mine)
                     continue
                 fault = check(said.text + buf)

@@ -195,9 +195,6 @@ class Dialer:
         else:
             await self._advance(row, cfg, report)
 
-    async def capacity_full(self) -> bool:
-        return await self.lines.capacity_full()
-
     # ---- choosing and dialling -------------------------------------------------------
 
     async def _dial(self, row: camp.CampaignRow, cfg: Campaign, budget: int,

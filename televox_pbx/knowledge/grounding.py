@@ -35,14 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from televox_pbx.knowledge.index import Hit, KnowledgeIndex, Vocabulary
-from televox_pbx.knowledge.query import (
-    group,
-    is_question,
-    names_nothing,
-    query_terms,
-    stem,
-    stems,
-)
+from televox_pbx.knowledge.query import group, is_question, query_terms, stem, stems
 
 NOTE_CHARS = 240
 CANDIDATES = 12  # chunks the full-text search hands to the coverage ranking
@@ -136,7 +129,7 @@ class Grounding:
         for a turn the LLM answers."""
         terms = query_terms(text)
         if not terms or not is_question(text) or self._about_the_call(terms) \
-                or names_nothing(text):
+                or _names_nothing(text):
             return None
         vocab = self.index.vocabulary(self.agent)
         if sum(vocab.weight(group(t)) for t in terms) < MIN_SPECIFIC:
@@ -197,6 +190,14 @@ def _sentence(body: str, terms: list[str], vocab: Vocabulary) -> str:
             and len(out) + 1 + len(parts[best + 1]) <= NOTE_CHARS:
         out = f"{out} {parts[best + 1]}"
     return _fit(out, NOTE_CHARS)
+
+
+def _names_nothing(text: str) -> bool:
+    """The turn's asking sentences hold no content word ("I have a minute. What is it
+    about?"): what they ask about is the call, which the LLM has; the other sentences'
+    words ("minute") are not what is asked."""
+    asking = [s for s in sentences(text.strip()) if is_question(s)]
+    return bool(asking) and not any(query_terms(s) for s in asking)
 
 
 def sentences(text: str) -> list[str]:

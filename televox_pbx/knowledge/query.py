@@ -167,15 +167,3 @@ def is_question(text: str) -> bool:
         return False
     return t.endswith("?") or _QUESTION_START.match(t) is not None \
         or _ASKS.search(t) is not None
-
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
-def names_nothing(text: str) -> bool:
-    """The turn's asking sentences hold no content word ("I have a minute. What is it
-    about?"): what they ask about is the call, which the LLM has; the other sentences'
-    words ("minute") are not what is asked."""
-    asking = [s for s in _SENTENCE_END.split(text.strip()) if is_question(s)]
-    return bool(asking) and not any(query_terms(s) for s in asking)
-
