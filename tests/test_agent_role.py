@@ -55,6 +55,12 @@ def test_examples_fit_the_kind_of_campaign() -> None:
     solar = DENTAL.model_copy(update={"agent": DENTAL.agent.model_copy(update={
         "goal": "Offer a free roof survey.", "opening_line": "Hi, I'm an AI from Acme."})})
     assert campaign_kind(solar) is Kind.OUTREACH
+    answers = solar.model_copy(update={"agent": solar.agent.model_copy(update={
+        "goal": "Book a free consultation. Answer questions about it briefly."})})
+    assert campaign_kind(answers) is Kind.OUTREACH  # questions it answers, not asks
+    asks = solar.model_copy(update={"agent": solar.agent.model_copy(update={
+        "goal": "Ask them two questions about the new bus route."})})
+    assert campaign_kind(asks) is Kind.SURVEY
     assert "Can you make your appointment?" in stable_prompt(DENTAL)
     assert "from 1 to 5" in stable_prompt(SURVEY)
     assert "Would you like to hear more?" in stable_prompt(solar)
@@ -338,7 +344,12 @@ def test_a_wrong_number_needs_the_callees_words() -> None:
     ("Who am I talking to?", "", "who you are"),
     ("This is a scam.", "", "calm"),
     ("Tomorrow at 5 pm.", "When would be a better time?", "schedule_callback"),
-    ("Cancel it.", "", "NOT_INTERESTED"),
+    ("Cancel it.", "", "noted that you want to cancel"),
+    ("I switched dentists, not coming.", "", "thank you for letting us know"),
+    ("Is this about my electricity bill?", "", "why you call"),
+    ("Are you calling about the survey?", "", "why you call"),
+    ("How did you get my number?", "", "stop calling them"),
+    ("Who gave you this number?", "", "stop calling them"),
     ("Yes, I'll be there.", "", "INTERESTED"),
 ])
 def test_turn_hints(said: str, before: str, needle: str) -> None:
@@ -351,6 +362,8 @@ def test_no_hint_where_the_rules_cannot_tell() -> None:
     # A question needs none: the rules say how to answer, and a note costs first audio.
     assert turn_hint(Kind.APPOINTMENT, "How much does a cleaning cost?") is None
     assert turn_hint(Kind.APPOINTMENT, "") is None
+    # Keeping the appointment is not a cancellation.
+    assert "cancel" not in (turn_hint(Kind.APPOINTMENT, "Don't cancel it, I'll come.") or "")
 
 
 async def test_hints_follow_each_turn_the_same_way_every_time() -> None:

@@ -226,6 +226,7 @@ async def test_barge_in_clears_within_200ms_and_context_keeps_heard_text(
     assistant = [m.content for m in history if m.role == "assistant"]
     heard = assistant[-1]
     assert heard.endswith(INTERRUPTED_MARK)
+    assert "[" not in heard  # a bracketed mark was copied into the model's next reply
     heard_text = heard[: -len(INTERRUPTED_MARK)]
     assert heard_text and LONG.startswith(heard_text) and len(heard_text) < len(LONG) / 2
     assert ChatMessage("user", "How much is it?") in history[-2:]  # then a note, maybe

@@ -25,7 +25,13 @@ class Kind(StrEnum):
 
 
 _APPOINTMENT = re.compile(r"\b(appointments?|booking|reservation|visit on)\b", re.IGNORECASE)
-_SURVEY = re.compile(r"\b(questions?|satisf\w*|feedback|rating|rate (us|the|your|it)|"
+# Questions the agent asks, not ones it answers: "Answer questions about it briefly" in
+# an offer's goal made it a survey, and the model asked a solar prospect how satisfied
+# they were with the visit, from 1 to 5 (bench/capacity.py).
+_SURVEY = re.compile(r"\b(ask|asks|asking)\b[^.]{0,40}?\bquestions?\b|"
+                     r"\b(a few|some|two|three|four|five|\d+|quick|short) (quick |short )?"
+                     r"questions\b|"
+                     r"\b(satisf\w*|feedback|rating|rate (us|the|your|it)|"
                      r"how (likely|happy)|recommend)\b", re.IGNORECASE)
 
 

@@ -25,7 +25,13 @@ _QUESTION = re.compile(r"\?\s*$|^\s*(what|where|when|how|why|which|is|are|do|doe
                        r"could|will|would)\b", re.IGNORECASE)
 _WHO = re.compile(r"\bwho (is|are|was|'s) (this|you|calling|speaking)\b|\bwho are you\b|"
                   r"\bwho am i (talking|speaking) to\b|"
-                  r"\b(robot|a machine|a real person|human)\b", re.IGNORECASE)
+                  r"\b(robot|a machine|a real person|human)\b|"
+                  # "Is this about my electricity bill?" was answered "Yes, this is about
+                  # your electricity bill" (bench/capacity.py): it asks why they call.
+                  r"\b(is|are) (this|it|you) (calling )?(about|regarding)\b|"
+                  r"\bare you calling (about|for|because)\b", re.IGNORECASE)
+_SOURCE = re.compile(r"\b(who|where|how) (gave you|did you get|got|'d you get) (my|this) "
+                     r"(phone )?(number|phone)\b", re.IGNORECASE)
 _HOSTILE = re.compile(r"\b(scam|scammer|useless|idiots?|stupid|annoying|ridiculous|"
                       r"hate|rude|liars?)\b", re.IGNORECASE)
 _TIME = re.compile(r"\b(\d{1,2}(:\d\d)?\s*(am|pm|a\.m\.|p\.m\.|o'?clock)?|tomorrow|tonight|"
@@ -42,6 +48,8 @@ _OFFERED = re.compile(r"\bfront desk\b.*\bcall you\b|\bcall you back\b.*\bnew ti
                       re.IGNORECASE)
 _BUSY = re.compile(r"\b(busy|driving|at work|call (me )?back|later|bad time|not a good time)\b",
                    re.IGNORECASE)
+_CANCEL = re.compile(r"\bcancel", re.IGNORECASE)
+_CANCELS = re.compile(r"(?<!n't )(?<!not )\bcancel", re.IGNORECASE)  # not "don't cancel"
 _ASKED_WHEN = re.compile(r"\bwhen\b|\bwhat time\b|\bbetter time\b|\bwhich day\b",
                          re.IGNORECASE)
 
@@ -53,6 +61,10 @@ def turn_hint(kind: Kind, callee: str, agent_before: str = "") -> str | None:
         return None
     if _ASKED_WHEN.search(agent_before) and mentions_time(callee):
         return "They gave a time: book it with schedule_callback, then say goodbye."
+    if _SOURCE.search(callee):
+        # The model asked them for their name and number instead.
+        return "Say you don't know where it came from, and ask if they want us to stop " \
+               "calling them."
     if _WHO.search(callee):
         return "Say who you are, that you are an AI assistant, and why you call."
     rules = classify([callee])
@@ -80,8 +92,14 @@ def turn_hint(kind: Kind, callee: str, agent_before: str = "") -> str | None:
         # went from 52/53 replies with it to 51/53 without it; which replies fail moves
         # with any change to an earlier reply (the sampler's state carries over).
         return None
+    if kind is Kind.APPOINTMENT and _CANCELS.search(callee):
+        # With the note below alone, the model cancelled as the patient ("I'm sorry, I
+        # can't attend your appointment"), three times over: words in the agent's mouth.
+        return "Set NOT_INTERESTED. Say something like: Alright, I've noted that you " \
+               "want to cancel. Thank you, goodbye."
     if rules is Disposition.NOT_INTERESTED:
-        return "Set NOT_INTERESTED, thank them and say goodbye."
+        return "Set NOT_INTERESTED. Say something like: I understand, thank you for " \
+               "letting us know. Goodbye."
     if rules is Disposition.INTERESTED and kind is Kind.APPOINTMENT:
         return "Set INTERESTED, thank them and say goodbye."
     return None
@@ -100,9 +118,6 @@ def with_hints(kind: Kind, messages: Sequence[ChatMessage]) -> list[ChatMessage]
             if hint is not None:
                 out.append(ChatMessage("user", f"[{hint}]"))
     return out
-
-
-_CANCEL = re.compile(r"\bcancel", re.IGNORECASE)
 
 
 def contradicts(kind: Kind, callee: str, reply: str) -> bool:

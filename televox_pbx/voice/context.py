@@ -22,7 +22,11 @@ from televox_pbx.voice.interfaces import ChatMessage
 from televox_pbx.voice.playback import RATE, Reply
 from televox_pbx.voice.turns import heard_prefix
 
-INTERRUPTED_MARK = " [interrupted]"
+# Ends a reply the callee cut off, as the LLM sees it: a dash, as writing marks speech
+# broken off. A bracketed " [interrupted]" was copied: the model answered the next turn
+# with "Yes, [interrupted]", which the guard rejects as a note, three times over, so the
+# callee heard the fallback line (bench/capacity.py, 2 calls).
+INTERRUPTED_MARK = "—"
 
 
 
