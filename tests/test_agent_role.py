@@ -109,6 +109,20 @@ def test_guard_rejects_an_echo_of_the_callee() -> None:
                              "time?") is None
 
 
+def test_a_reply_that_opens_by_saying_a_long_turn_back_is_an_echo() -> None:
+    """From the real PBX: the first words of the echo went out before the rest was seen,
+    and the whole of it stayed under the question share."""
+    turn = "Yes. I have a minute. What is it about?"
+    for reply in ("I have a minute.", "Hello! I have a minute. What is it about?"):
+        assert guard(turn).check(reply) is Fault.ECHO, reply
+    assert guard(turn).check("I'm calling from Bright Smile Dental about your "
+                             "appointment.") is None
+    # A short turn said back is a confirmation.
+    assert guard("Okay, see you on Tuesday.").check("Great, see you on Tuesday.") is None
+    asked = "I was wondering if I need to be at home for the visit?"
+    assert guard(asked).check("No, you need to be at home for the visit.") is None
+
+
 def test_an_answer_may_take_up_the_words_of_a_question() -> None:
     asked = "Do I need to be at home for it?"
     assert guard(asked).check("No, you need to be at home for it.") is None
@@ -347,6 +361,7 @@ def test_a_wrong_number_needs_the_callees_words() -> None:
     ("Cancel it.", "", "noted that you want to cancel"),
     ("I switched dentists, not coming.", "", "thank you for letting us know"),
     ("Is this about my electricity bill?", "", "why you call"),
+    ("Hello, is it about my bill?", "", "why you call"),
     ("Are you calling about the survey?", "", "why you call"),
     ("How did you get my number?", "", "stop calling them"),
     ("Who gave you this number?", "", "stop calling them"),
@@ -364,6 +379,8 @@ def test_no_hint_where_the_rules_cannot_tell() -> None:
     assert turn_hint(Kind.APPOINTMENT, "") is None
     # Keeping the appointment is not a cancellation.
     assert "cancel" not in (turn_hint(Kind.APPOINTMENT, "Don't cancel it, I'll come.") or "")
+    # Answered by the kind's own example: who and why (the note gave who alone).
+    assert turn_hint(Kind.APPOINTMENT, "I have a minute. What is it about?") is None
 
 
 async def test_hints_follow_each_turn_the_same_way_every_time() -> None:

@@ -43,8 +43,7 @@ def test_what_the_callee_said_while_an_answer_waited_comes_after_it() -> None:
         ("assistant", "Hi Sam, this is Ava, an AI assistant."),
         ("user", "Hello?"),
         ("assistant", "Hello! How are you?"),
-        ("user", "This is Sam speaking."),
-        ("user", "What is it about?"),
+        ("user", "This is Sam speaking. What is it about?"),  # no reply between: one turn
     ]
     # The transcript, though, shows each turn where it was said or heard: the answer
     # after the words said while it waited, numbered in that order.
@@ -54,6 +53,31 @@ def test_what_the_callee_said_while_an_answer_waited_comes_after_it() -> None:
         (3, "callee", "This is Sam speaking."), (4, "agent", "Hello! How are you?"),
         (5, "callee", "What is it about?")]
     assert rows[3].started_at == datetime.fromtimestamp(1e9 + 7.0, UTC)
+
+
+def test_callee_turns_with_no_reply_heard_between_are_one_message() -> None:
+    """On the real PBX, "Yes." and "I have a minute. What is it about?" as two user
+    messages in a row got an echo of the second, or a decline; the transcript keeps both."""
+    conv = Conversation(ChatMessage("system", "You are Ava."))
+    conv.add_reply(reply("Hi Sam, this is Ava, an AI assistant.", 0.0, 0.3))
+    conv.add_callee(CalleeSaid("Yes.", 1.0, 1.3))
+    unheard = reply("", 1.4, None, speech_end=1.3)  # dropped before a word played
+    unheard.final_text = ""
+    conv.add_reply(unheard)
+    conv.add_callee(CalleeSaid("I have a minute.", 2.0, 2.8))
+    conv.add_callee(CalleeSaid("What is it about?", 3.0, 3.6))
+    assert roles_and_text(conv)[1:] == [
+        ("user", "Yes. I have a minute. What is it about?")]
+    # A provisional turn's words join the run they follow, as they will once logged.
+    assert conv.messages("Tuesday?")[-1].content == "Yes. I have a minute. What is it " \
+        "about? Tuesday?"
+    conv.add_note(ChatMessage("user", "[The callee pressed 1.]"))
+    conv.add_callee(CalleeSaid("That's all.", 5.0, 5.5))
+    assert roles_and_text(conv)[2:] == [("user", "[The callee pressed 1.]"),
+                                        ("user", "That's all.")]
+    rows = conv.rows(lambda t: datetime.fromtimestamp(1e9 + t, UTC))
+    assert [r.text for r in rows if r.speaker == "callee"] == [
+        "Yes.", "I have a minute.", "What is it about?", "That's all."]
 
 
 def test_the_opening_keeps_its_place_though_its_audio_came_late() -> None:

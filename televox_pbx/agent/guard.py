@@ -88,10 +88,35 @@ ECHO_SHARE = 0.6  # ...an echo repeats at least this share of it, in one run
 # catch that" to a clear question.
 ECHO_QUESTION_SHARE = 0.9
 QUOTE_WORDS = 6  # a run of this many words from the rules is a quotation
+# A reply that opens by saying back this many words of a long callee turn (at least
+# ECHO_START_TURN words) echoes it. After an interrupted greeting, the model answered "Yes.
+# I have a minute. What is it about?" with "I have a minute. What is it about?": 8 of 9
+# words is under the question share, and "I have a minute." went out before it was seen.
+# A short turn said back ("Okay, see you on Tuesday." - "Great, see you on Tuesday.") is a
+# confirmation, not an echo.
+ECHO_START_WORDS = 4
+ECHO_START_TURN = 8
+_LEADING = frozenset({"hi", "hello", "yes", "yeah", "no", "okay", "ok", "sure", "oh", "well",
+                      "great", "alright", "so"})
 
 
 def words(text: str) -> list[str]:
     return _WORD.findall(text.lower().replace("’", "'"))
+
+
+def opening_echo(reply: Sequence[str], said: Sequence[str]) -> int:
+    """How many words the reply opens with that run on in `said` (after up to two
+    leading words such as "yes" or "hello")."""
+    best = 0
+    for start in range(3):
+        if start and reply[start - 1] not in _LEADING:
+            break
+        k = 0
+        while start + k < len(reply) \
+                and tuple(reply[start:start + k + 1]) in _ngrams(said, k + 1):
+            k += 1
+        best = max(best, k)
+    return best
 
 
 def _ngrams(tokens: Sequence[str], n: int) -> set[tuple[str, ...]]:
@@ -143,6 +168,8 @@ class ReplyGuard:
         share = ECHO_QUESTION_SHARE if self.callee.rstrip().endswith("?") else ECHO_SHARE
         if len(said) >= ECHO_MIN_WORDS and \
                 longest_common_run(tokens, said) >= max(ECHO_MIN_WORDS, share * len(said)):
+            return Fault.ECHO
+        if len(said) >= ECHO_START_TURN and opening_echo(tokens, said) >= ECHO_START_WORDS:
             return Fault.ECHO
         if self._invents(reply):
             return Fault.INVENTED

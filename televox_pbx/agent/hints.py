@@ -27,8 +27,10 @@ _WHO = re.compile(r"\bwho (is|are|was|'s) (this|you|calling|speaking)\b|\bwho ar
                   r"\bwho am i (talking|speaking) to\b|"
                   r"\b(robot|a machine|a real person|human)\b|"
                   # "Is this about my electricity bill?" was answered "Yes, this is about
-                  # your electricity bill" (bench/capacity.py): it asks why they call.
-                  r"\b(is|are) (this|it|you) (calling )?(about|regarding)\b|"
+                  # your electricity bill" (bench/capacity.py): it asks why they call. Only
+                  # as a yes/no question: "What is it about?" has its own example, and with
+                  # this note the real PBX heard who was calling but not why.
+                  r"(^|[.?!,]\s*)(is|are) (this|it|you) (calling )?(about|regarding)\b|"
                   r"\bare you calling (about|for|because)\b", re.IGNORECASE)
 _SOURCE = re.compile(r"\b(who|where|how) (gave you|did you get|got|'d you get) (my|this) "
                      r"(phone )?(number|phone)\b", re.IGNORECASE)

@@ -96,17 +96,32 @@ class Conversation:
 
     # --- reading ---------------------------------------------------------------------
 
-    def messages(self) -> list[ChatMessage]:
+    def messages(self, then: str | None = None) -> list[ChatMessage]:
+        """The LLM's view, plus `then` (a provisional turn's words, not yet in the log).
+        Callee turns with no agent words heard between them are one message: on the real
+        PBX, "Yes." then "I have a minute. What is it about?" as two user messages in a
+        row were answered with an echo of the second, or a decline."""
         out = [self.system]
+        run: list[str] = []  # the callee's turns since the last message of another kind
+
+        def flush() -> None:
+            if run:
+                out.append(self.user_message(" ".join(run)))
+                run.clear()
         for item in self.entries:
-            if isinstance(item, Note):
+            if isinstance(item, CalleeSaid):
+                run.append(item.text)
+            elif isinstance(item, Note):
+                flush()
                 out.append(item.message)
-            elif isinstance(item, CalleeSaid):
-                out.append(self.user_message(item.text))
             elif item.final_text:  # a reply the callee heard nothing of is not there
+                flush()
                 text = item.final_text
                 out.append(ChatMessage("assistant",
                                        text + INTERRUPTED_MARK if item.interrupted else text))
+        if then is not None:
+            run.append(then)
+        flush()
         return out
 
     def recent_agent_text(self, replies: int = 2) -> str:

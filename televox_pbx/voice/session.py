@@ -303,9 +303,7 @@ class VoiceSession:
                                    ("endpoint_ms", action.endpoint_ms)):
                     if value is not None:
                         reply.latency[key] = value
-                messages = self.context.messages()
-                if action.user is not None:
-                    messages.append(self.context.user_message(action.user))
+                messages = self.context.messages(action.user)
                 release = asyncio.Event() if action.held else None
                 self._start(action.task, self.tasks.answer(reply, messages, release))
                 self._held, self._release = (reply, release) if action.held else (None, None)
