@@ -10,7 +10,8 @@ the previous reply. Per N it prints:
 - the session's own breakdown (ms after the callee's speech end): endpoint, transcript
   (STT), first token, first audio;
 - resident memory: the peak of this process (models, sessions and simulated callees) and
-  what each added call cost over one call.
+  what each added call cost over one call, at the peak and in the median while the calls
+  ran.
 Then the most concurrent calls whose p95 first audio was <= 2 s (the `capacity.
 conversations` to set; `per_core` = that / cores).
 
@@ -81,6 +82,7 @@ class RunResult:
     openings: list[float] = field(default_factory=list)
     stages: dict[str, list[float]] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
+    rss_samples: list[float] = field(default_factory=list)  # every 0.25 s while calls ran
     collisions: int = 0
     ended: list[str] = field(default_factory=list)
     cpu_s: float = 0.0  # this process's CPU time over the run (all threads)
@@ -94,6 +96,8 @@ class RunResult:
                 "stages_p50": {k: statistics.median(v) for k, v in self.stages.items() if v},
                 "stages_p95": {k: pct(v, 0.95) for k, v in self.stages.items() if v},
                 "peak_rss_mb": self.peak_rss_mb, "collisions": self.collisions,
+                "held_rss_mb": statistics.median(self.rss_samples) if self.rss_samples
+                else float("nan"),
                 "cpu_s": self.cpu_s, "wall_s": self.wall_s,
                 "ended": sorted(set(self.ended))}
 
@@ -120,7 +124,9 @@ async def run_n(n: int, lines: int, engines: Engines, store: Store,
 
     async def sample_rss() -> None:
         while sampling:
-            result.peak_rss_mb = max(result.peak_rss_mb, rss_mb())
+            now = rss_mb()
+            result.rss_samples.append(now)
+            result.peak_rss_mb = max(result.peak_rss_mb, now)
             await asyncio.sleep(0.25)
 
     async with AudioSocketServer(clock) as server:
@@ -176,10 +182,15 @@ async def run_n(n: int, lines: int, engines: Engines, store: Store,
     return result
 
 
-def show(r: dict[str, Any], base_rss: float | None) -> None:
+def show(r: dict[str, Any], base: dict[str, Any] | None) -> None:
+    """`base`: the one-call run, for what each added call cost: over the peak (which
+    catches transient buffers, such as a batch's) and over the median RSS while the calls
+    ran (what the calls hold)."""
     stages = r["stages_p50"]
-    per_call = ("" if base_rss is None or r["calls"] == 1 else
-                f"  +{(r['peak_rss_mb'] - base_rss) / (r['calls'] - 1):.0f} MB/added call")
+    added = r["calls"] - 1
+    per_call = ("" if base is None or added == 0 else
+                f"  +{(r['peak_rss_mb'] - base['peak_rss_mb']) / added:.0f} MB/added call "
+                f"at peak, +{(r['held_rss_mb'] - base['held_rss_mb']) / added:.0f} MB held")
     print(f"N={r['calls']}: {r['turns']} turns  first audio p50 {r['p50']:.2f} s  "
           f"p95 {r['p95']:.2f} s  max {r['max']:.2f} s  opening <= {r['opening_max']:.2f} s"
           f"  collisions {r['collisions']}  peak RSS {r['peak_rss_mb']:.0f} MB{per_call}")
@@ -212,7 +223,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             r = (await run_n(n, args.lines, engines, store, speech)).summary()
             r["load"] = os.getloadavg()[0]
             results.append(r)
-            show(r, results[0]["peak_rss_mb"] if results[0]["calls"] == 1 else None)
+            show(r, results[0] if results[0]["calls"] == 1 else None)
             if r["p95"] > TARGET_P95_S * 1.5 and not args.all:
                 break  # past the target by far: more calls will not meet it
         await store.close()
