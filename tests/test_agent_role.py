@@ -117,6 +117,7 @@ def test_a_reply_that_opens_by_saying_a_long_turn_back_is_an_echo() -> None:
         assert guard(turn).check(reply) is Fault.ECHO, reply
     assert guard(turn).check("I'm calling from Bright Smile Dental about your "
                              "appointment.") is None
+    assert guard(turn).check("$") is None  # no words at all: nothing said back
     # A short turn said back is a confirmation.
     assert guard("Okay, see you on Tuesday.").check("Great, see you on Tuesday.") is None
     asked = "I was wondering if I need to be at home for the visit?"

@@ -104,18 +104,19 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower().replace("’", "'"))
 
 
-def opening_echo(reply: Sequence[str], said: Sequence[str]) -> int:
+def _opening_echo(reply: Sequence[str], said: Sequence[str]) -> int:
     """How many words the reply opens with that run on in `said` (after up to two
     leading words such as "yes" or "hello")."""
     best = 0
-    for start in range(3):
+    for start in range(min(3, len(reply))):
         if start and reply[start - 1] not in _LEADING:
             break
-        k = 0
-        while start + k < len(reply) \
-                and tuple(reply[start:start + k + 1]) in _ngrams(said, k + 1):
-            k += 1
-        best = max(best, k)
+        for at in range(len(said)):
+            k = 0
+            while start + k < len(reply) and at + k < len(said) \
+                    and reply[start + k] == said[at + k]:
+                k += 1
+            best = max(best, k)
     return best
 
 
@@ -169,7 +170,7 @@ class ReplyGuard:
         if len(said) >= ECHO_MIN_WORDS and \
                 longest_common_run(tokens, said) >= max(ECHO_MIN_WORDS, share * len(said)):
             return Fault.ECHO
-        if len(said) >= ECHO_START_TURN and opening_echo(tokens, said) >= ECHO_START_WORDS:
+        if len(said) >= ECHO_START_TURN and _opening_echo(tokens, said) >= ECHO_START_WORDS:
             return Fault.ECHO
         if self._invents(reply):
             return Fault.INVENTED
