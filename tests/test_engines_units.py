@@ -367,6 +367,25 @@ def test_whisper_decode_that_stopped_early_is_degenerate() -> None:
     assert voiced_seconds(np.zeros(100, np.float32)) == 0.0
 
 
+@pytest.mark.parametrize(("text", "clip_s", "head"), [
+    ("Do you offer financing? Do you offer financing? Do you", 1.4, "Do you offer financing?"),
+    ("Are there any tax credits? Are there any tax credits? Are there any credits? Are you?",
+     1.6, "Are there any tax credits?"),
+    ("I don't know. I DON'T know!", 1.0, "I don't know."),  # normalised as the loop test
+    ("Yes. No. Yes. No.", 1.0, "Yes. No."),  # a run of sentences said again
+    ("Hi. Hi there.", 1.0, None),  # not the same sentence
+    ("Thank you", 1.0, None),
+    ("", 1.0, None),
+    # The first copy alone holds more words than 0.5 s could: not a loop of real speech.
+    ("One two three four five six seven. One two three four five six seven.", 0.5, None),
+])
+def test_whisper_loop_is_cut_to_its_first_copy(text: str, clip_s: float,
+                                               head: str | None) -> None:
+    from televox_pbx.voice.engines.stt_whisper import collapse_repeat
+
+    assert collapse_repeat(text, clip_s) == head
+
+
 @pytest.mark.parametrize(("n", "plan"), [
     (0, []), (1, [(1, 1)]), (9, [(9, 9)]), (10, [(10, 16)]), (15, [(15, 16)]),
     (16, [(16, 16)]), (17, [(17, 17)]), (25, [(25, 25)]), (26, [(26, 32)]), (31, [(31, 32)]),

@@ -30,6 +30,12 @@ NO_SPEECH_PROB, LOW_LOGPROB = 0.6, -1.0  # faster-whisper's defaults for droppin
 # Speech runs at ~3 words per second of sounding audio; under 1 the decode stopped early
 # (a short window once gave "Hi Sam." for 6 s of "Hi Sam, this is Ava, an AI assistant...").
 MIN_WORDS_PER_VOICED_S = 1.0
+# More words than this per second of the clip (Piper's quick voice: up to ~5) cannot have
+# been said in it.
+MAX_WORDS_PER_S = 6.0
+# Tokens a decode may write per second of the clip (speech is ~4-6), plus a margin: a
+# looping decode stops there instead of filling the window's budget.
+TOKENS_PER_S, TOKEN_MARGIN = 10, 20
 VOICED_LEVEL = 0.03  # a 20 ms frame this close to the clip's loudest (-30 dB) is sounding
 # Words the decoder is nudged toward (Whisper's previous-text prompt, as faster-whisper's
 # `hotwords`): the ones a call must never miss. Without it tiny.en heard a one-word
@@ -49,6 +55,22 @@ def voiced_seconds(samples: np.ndarray) -> float:
 
 def _norm_words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def collapse_repeat(text: str, clip_s: float) -> str | None:
+    """The first copy of a decode that says its opening sentences again: whisper loops on
+    a padded short window ("Do you offer financing? Do you offer financing? ..." for 1.4 s
+    of audio), and the 30 s decode of the same clip gave exactly the first copy (7 of 40
+    bench lines), ~0.5-1 s later. A person who did say it twice meant it once. None when
+    it is not such a loop, or the first copy holds more words than the clip could."""
+    sentences = [s for s in re.findall(r"[^.?!]+[.?!]*", text) if _norm_words(s)]
+    norm = [_norm_words(s) for s in sentences]
+    for k in range(1, len(norm) // 2 + 1):
+        if norm[k:2 * k] == norm[:k]:
+            head = "".join(sentences[:k]).strip()
+            fits = len(_norm_words(head)) <= clip_s * MAX_WORDS_PER_S + 2
+            return head if fits else None
+    return None
 
 
 def looks_degenerate(text: str, n_tokens: int, max_tokens: int,
@@ -107,6 +129,7 @@ class WhisperStt:
         self._storage: Any = ctranslate2.StorageView.from_array
         self.short_decodes = 0  # clips decoded in a short window
         self.fallbacks = 0  # of those, decoded again in 30 s: looping or doubtful silence
+        self.collapsed = 0  # of those, a loop cut to its first copy instead
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stt")
 
     async def transcribe(self, audio: AudioChunk) -> Transcript:
@@ -161,9 +184,11 @@ class WhisperStt:
         features = np.stack([self._model.feature_extractor(
             np.pad(samples, (0, frames * HOP - samples.size)), padding=0)[:, :frames]
             for samples in clips])
-        # ~10 tokens per second of window is twice fast speech: a looping decode stops early.
-        # CTranslate2 generates at most max_length // 2 tokens (whisper's 224 of 448).
-        max_new = min(self._model.max_length // 2, 20 + frames // 10)
+        # Twice fast speech for the longest clip: a looping decode stops early. CTranslate2
+        # generates at most max_length // 2 tokens (whisper's 224 of 448).
+        longest = max(c.size for c in clips) / WHISPER_RATE
+        max_new = min(self._model.max_length // 2,
+                      TOKEN_MARGIN + math.ceil(TOKENS_PER_S * longest))
         results = self._model.model.generate(
             self._storage(np.ascontiguousarray(features)), [self._prompt] * len(clips),
             beam_size=self._beam_size, max_length=2 * max_new, return_scores=True,
@@ -184,9 +209,17 @@ class WhisperStt:
             return Transcript("", None, no_speech, mean_logprob)  # faster-whisper's rule
         # Silent yet confident: whisper's stock hallucination ("you" on digital silence,
         # which the 30 s window drops). Piper speech stayed <= 0.25 no-speech, so it is rare.
-        if silent or looks_degenerate(text, len(tokens), max_new, voiced_seconds(samples)):
+        if silent:
             self.fallbacks += 1
             return None
+        voiced = voiced_seconds(samples)
+        if looks_degenerate(text, len(tokens), max_new, voiced):
+            head = collapse_repeat(text, samples.size / WHISPER_RATE)
+            if head is None or looks_degenerate(head, 0, max_new, voiced):
+                self.fallbacks += 1
+                return None
+            self.collapsed += 1
+            text = head
         return Transcript(text, round(math.exp(mean_logprob), 3), round(no_speech, 3),
                           round(mean_logprob, 3))
 
@@ -216,7 +249,7 @@ class WhisperStt:
         if frames is not None:
             self._decode_short(silence, frames)
         self._decode(silence)  # the short window's fallback too
-        self.short_decodes = self.fallbacks = 0
+        self.short_decodes = self.fallbacks = self.collapsed = 0
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
