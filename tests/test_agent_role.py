@@ -124,6 +124,17 @@ def test_a_reply_that_opens_by_saying_a_long_turn_back_is_an_echo() -> None:
     assert guard(asked).check("No, you need to be at home for the visit.") is None
 
 
+def test_a_reply_that_opens_with_the_callees_whole_turn_parrots_it() -> None:
+    """From the 0.5B model on the conversation set."""
+    assert guard("Okay, go ahead.").check("Okay, go ahead.") is Fault.ECHO
+    assert guard("Three. It was okay.").check("Three. It was okay. I'm Sam.") is Fault.ECHO
+    assert guard("Okay, go ahead.").check("Okay, go") is None  # not all of it yet
+    assert guard("Okay, go ahead.").check("Okay, first question: how satisfied were "
+                                          "you?") is None
+    assert guard("Yes.").check("Yes. Great.") is None  # a one-word turn
+    assert guard("Thank you, goodbye.").check("Thank you, goodbye.") is None  # a farewell
+
+
 def test_an_answer_may_take_up_the_words_of_a_question() -> None:
     asked = "Do I need to be at home for it?"
     assert guard(asked).check("No, you need to be at home for it.") is None
@@ -310,6 +321,21 @@ def test_a_yes_to_the_appointment_is_interested() -> None:
              T("callee", "Yes.")]
     assert settle(DENTAL, None, turns, None) is Disposition.INTERESTED
     assert settle(DENTAL, Disposition.COMPLETED, turns, None) is Disposition.INTERESTED
+
+
+def test_a_yes_the_agent_confirmed_is_interested_not_dialled_again() -> None:
+    """The dental opening asks nothing; the 0.5B model set no disposition. NO_ANSWER would
+    have the dialer call a person whose appointment it had just confirmed."""
+    opening = T("agent", "Hi Jane, this is Ava, an AI assistant calling from Bright Smile "
+                         "Dental about your appointment on Tuesday 3 March.")
+    said_yes = [opening, T("callee", "Yes."),
+                T("agent", "Great, your appointment is confirmed. Thank you, goodbye.")]
+    assert settle(DENTAL, None, said_yes, None) is Disposition.INTERESTED
+    said_no = [opening, T("callee", "No."),
+               T("agent", "Great, your appointment is confirmed. Thank you, goodbye.")]
+    assert settle(DENTAL, None, said_no, None) is not Disposition.INTERESTED
+    no_word = [opening, T("callee", "Yes."), T("agent", "Can I help with anything else?")]
+    assert settle(DENTAL, None, no_word, None) is not Disposition.INTERESTED
 
 
 @pytest.mark.parametrize(("said", "expected"), [

@@ -96,6 +96,11 @@ QUOTE_WORDS = 6  # a run of this many words from the rules is a quotation
 # confirmation, not an echo.
 ECHO_START_WORDS = 4
 ECHO_START_TURN = 8
+# A reply that opens with the callee's whole turn, of this many words or more, parrots it:
+# the 0.5B model answered "Okay, go ahead." with "Okay, go ahead." and "Three. It was okay."
+# with "Three. It was okay. I'm ...". Farewells are said back ("Thank you, goodbye.").
+ECHO_WHOLE_WORDS = 3
+_FAREWELL = re.compile(r"\b(bye|goodbye|thanks?)\b", re.IGNORECASE)
 _LEADING = frozenset({"hi", "hello", "yes", "yeah", "no", "okay", "ok", "sure", "oh", "well",
                       "great", "alright", "so"})
 
@@ -171,6 +176,9 @@ class ReplyGuard:
                 longest_common_run(tokens, said) >= max(ECHO_MIN_WORDS, share * len(said)):
             return Fault.ECHO
         if len(said) >= ECHO_START_TURN and _opening_echo(tokens, said) >= ECHO_START_WORDS:
+            return Fault.ECHO
+        if len(said) >= ECHO_WHOLE_WORDS and tokens[:len(said)] == said \
+                and not _FAREWELL.search(self.callee):
             return Fault.ECHO
         if self._invents(reply):
             return Fault.INVENTED

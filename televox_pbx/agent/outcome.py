@@ -42,16 +42,30 @@ _ASKS_TO_CONFIRM = re.compile(
     r"\bstill (on|good|works)\b|\bsee you\b|\bwork for you\b", re.IGNORECASE)
 
 
+# The agent telling a callee who just said yes that it is settled. The dental opening
+# asks nothing ("...about your appointment on Tuesday."): a "Yes." to it, answered "Great,
+# your appointment is confirmed. Goodbye.", was stored NO_ANSWER, and NO_ANSWER is dialled
+# again.
+_SAYS_CONFIRMED = re.compile(r"\b(is|are|you'?re) (all )?(confirmed|booked|all set)\b|"
+                             r"\bsee you (then|on|at|next)\b", re.IGNORECASE)
+
+
 def confirmed(turns: Sequence[Turn]) -> bool:
-    """The callee's last answer to a question about coming was a yes."""
+    """The callee's last answer to a question about coming was a yes, or the agent
+    told them it is confirmed right after a yes."""
     verdict = False
     asked = False
+    yes = False  # the callee's last turn was a yes
     for turn in turns:
         if turn.speaker == "agent":
+            if yes and _SAYS_CONFIRMED.search(turn.text):
+                verdict = True
             asked = bool(_ASKS_TO_CONFIRM.search(turn.text))
-        elif asked:
-            verdict = is_affirmative(turn.text)
-            asked = False
+        else:
+            yes = is_affirmative(turn.text)
+            if asked:
+                verdict = yes
+                asked = False
     return verdict
 
 
