@@ -5,6 +5,7 @@ missed it, and measured turns that ended on silence alone."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from televox_pbx.config.settings import ModelSettings
@@ -13,4 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def model_settings() -> ModelSettings:
-    return ModelSettings(cache_dir=ROOT / "var" / "models")
+    """TELEVOX_LLM picks another LLM of the manifest (e.g. the 0.5B)."""
+    llm = os.environ.get("TELEVOX_LLM")
+    settings = ModelSettings(cache_dir=ROOT / "var" / "models")
+    return settings.model_copy(update={"llm": llm}) if llm else settings
