@@ -132,7 +132,14 @@ def test_a_reply_that_opens_with_the_callees_whole_turn_parrots_it() -> None:
     assert guard("Okay, go ahead.").check("Okay, first question: how satisfied were "
                                           "you?") is None
     assert guard("Yes.").check("Yes. Great.") is None  # a one-word turn
-    assert guard("Thank you, goodbye.").check("Thank you, goodbye.") is None  # a farewell
+    # Farewells, questions and times are said back to confirm them.
+    for turn, reply in [("Thank you, goodbye.", "Thank you, goodbye."),
+                        ("Okay, see you then.", "Okay, see you then. Goodbye!"),
+                        ("Have a nice day.", "Have a nice day too!"),
+                        ("Take care now.", "Take care now. Goodbye."),
+                        ("Tomorrow at 5.", "Tomorrow at 5. I'll call you then."),
+                        ("Tuesday at three?", "Tuesday at three, yes.")]:
+        assert guard(turn).check(reply) is None, turn
 
 
 def test_an_answer_may_take_up_the_words_of_a_question() -> None:
@@ -298,6 +305,9 @@ HISS = tone(1.0, amplitude=30)
     (Transcript("Subtitles by the Amara.org community", 0.5, 0.1, -0.4), VOICE, False),
     (Transcript("Thank you.", 0.5, 0.55, -0.7), VOICE, False),  # doubtful and unsure
     (Transcript("Thank you.", 0.9, 0.02, -0.1), VOICE, True),  # said clearly
+    # A stock phrase said over is judged as the phrase.
+    (Transcript("Thank you. Thank you.", 0.5, 0.55, -0.7), VOICE, False),
+    (Transcript("You. You. You.", 0.6, 0.2, -0.5), VOICE, False),
     (Transcript("Yes, I'll be there.", 0.9, 0.05, -0.2), HISS, False),  # no speech energy
     (Transcript("Hello there.", 0.2, 0.8, -1.3), VOICE, False),  # whisper's no-speech rule
     (Transcript("and subscribe.", 0.8, 0.1, -0.3), VOICE, True),  # maybe "Unsubscribe."
@@ -336,6 +346,31 @@ def test_a_yes_the_agent_confirmed_is_interested_not_dialled_again() -> None:
     assert settle(DENTAL, None, said_no, None) is not Disposition.INTERESTED
     no_word = [opening, T("callee", "Yes."), T("agent", "Can I help with anything else?")]
     assert settle(DENTAL, None, no_word, None) is not Disposition.INTERESTED
+    see_you = [opening, T("callee", "Yes."),
+               T("agent", "Great, your appointment is confirmed. See you then!"),
+               T("callee", "Thanks, bye.")]  # a farewell, not an answer to "see you"
+    assert settle(DENTAL, None, see_you, None) is Disposition.INTERESTED
+
+
+@pytest.mark.parametrize("turns", [
+    # A yes to a callback offer after a no to coming.
+    [("agent", "Can you still make it?"), ("callee", "No."),
+     ("agent", "Would you like the front desk to call you?"), ("callee", "Yeah."),
+     ("agent", "Okay, you're all set. Goodbye.")],
+    # A reminder of the booking, then doubt.
+    [("agent", "Hi Jane, this is Ava from Bright Smile Dental."),
+     ("callee", "Okay, what about it?"),
+     ("agent", "Your appointment is booked for Tuesday at 3 pm."),
+     ("callee", "I'm not sure I can come that day.")],
+    # Confirmed, then taken back.
+    [("agent", "Hi Jane, about your appointment on Tuesday."), ("callee", "Yes."),
+     ("agent", "Great, your appointment is confirmed."),
+     ("callee", "Actually no, I don't think I can make it.")],
+])
+def test_the_agents_confirmation_needs_a_clear_yes_that_stands(
+        turns: list[tuple[str, str]]) -> None:
+    assert settle(DENTAL, None, [T(a, b) for a, b in turns], None) \
+        is not Disposition.INTERESTED
 
 
 @pytest.mark.parametrize(("said", "expected"), [
@@ -344,6 +379,7 @@ def test_a_yes_the_agent_confirmed_is_interested_not_dialled_again() -> None:
     ("I'm not coming, I switched dentists.", Disposition.NOT_INTERESTED),
     ("There's no Jane here.", Disposition.WRONG_NUMBER),
     ("Yes, I'll be there.", Disposition.INTERESTED),
+    ("I don't think I can make it.", Disposition.CALLBACK),  # not "i can make it"
 ])
 def test_the_callees_words_set_the_outcome(said: str, expected: Disposition) -> None:
     assert classify([said]) is expected

@@ -369,10 +369,14 @@ def test_whisper_decode_that_stopped_early_is_degenerate() -> None:
 
 @pytest.mark.parametrize(("text", "clip_s", "head"), [
     ("Do you offer financing? Do you offer financing? Do you", 1.4, "Do you offer financing?"),
-    ("Are there any tax credits? Are there any tax credits? Are there any credits? Are you?",
-     1.6, "Are there any tax credits?"),
+    ("Are there any tax credits? Are there any tax credits? Are there any", 1.6,
+     "Are there any tax credits?"),
     ("I don't know. I DON'T know!", 1.0, "I don't know."),  # normalised as the loop test
-    ("Yes. No. Yes. No.", 1.0, "Yes. No."),  # a run of sentences said again
+    ("Yes. No, thanks. Yes. No, thanks.", 1.0, "Yes. No, thanks."),  # a run of sentences
+    # Drifting, or going on to new words: the careful 30 s decode.
+    ("Are there any tax credits? Are there any tax credits? Are you? Are you?", 1.6, None),
+    ("I'm not interested. I'm not interested. Stop calling me.", 2.0, None),
+    ("Thank you. Thank you. Thank you.", 1.0, None),  # a stock phrase of noise
     ("Hi. Hi there.", 1.0, None),  # not the same sentence
     ("Thank you", 1.0, None),
     ("", 1.0, None),
@@ -384,6 +388,17 @@ def test_whisper_loop_is_cut_to_its_first_copy(text: str, clip_s: float,
     from televox_pbx.voice.engines.stt_whisper import collapse_repeat
 
     assert collapse_repeat(text, clip_s) == head
+
+
+def test_whisper_loop_of_the_prompts_own_words_is_not_cut() -> None:
+    """Noise can be decoded as the hotwords prompt said over and over."""
+    from televox_pbx.voice.engines.stt_whisper import HOTWORDS, WhisperStt
+
+    stt = WhisperStt.__new__(WhisperStt)  # no model: only the prompt's words are needed
+    stt._hotwords = HOTWORDS
+    assert stt._prompted("Stop calling me. Take me off your list.")
+    assert not stt._prompted("Do you offer financing?")
+    assert not stt._prompted("Please stop calling me tomorrow.")
 
 
 @pytest.mark.parametrize(("n", "plan"), [

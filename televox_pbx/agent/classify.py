@@ -27,7 +27,10 @@ _CALLBACK = _rx(r"call (me )?back", r"call (me )?(again )?(later|tomorrow|next w
                 r"(not|isn'?t) a good time", r"bad time", r"i'?m (busy|driving|at work)",
                 r"try (me )?(again )?(later|tomorrow)", r"another time", r"reschedul\w*",
                 r"(can'?t|cannot|couldn'?t) make it", r"won'?t be able to (make it|come)",
-                r"another day", r"have to work", r"(have|ask) (them|someone|the front desk) "
+                r"another day", r"have to work",
+                # Before "i can make it" (INTERESTED) is found inside it.
+                r"(don'?t|do not) think (i|we)( can| could| will|'?ll) (make it|come|be there)",
+                r"(have|ask) (them|someone|the front desk) "
                 r"(to )?call me", r"a different (day|time)")
 _NOT_INTERESTED = _rx(r"not interested", r"no,? thanks?( you)?", r"no thank you",
                       r"(don'?t|do not) (want|need) (it|that|this|any)", r"not for me",

@@ -98,9 +98,13 @@ ECHO_START_WORDS = 4
 ECHO_START_TURN = 8
 # A reply that opens with the callee's whole turn, of this many words or more, parrots it:
 # the 0.5B model answered "Okay, go ahead." with "Okay, go ahead." and "Three. It was okay."
-# with "Three. It was okay. I'm ...". Farewells are said back ("Thank you, goodbye.").
+# with "Three. It was okay. I'm ...". A farewell is said back ("See you then."), and so
+# is a question or a time, to confirm it ("Tuesday at 3, yes.").
 ECHO_WHOLE_WORDS = 3
-_FAREWELL = re.compile(r"\b(bye|goodbye|thanks?)\b", re.IGNORECASE)
+_SAID_BACK = re.compile(r"\b(bye|goodbye|thanks?|see you|take care|talk (to you )?(soon|"
+                        r"later)|good night|have a (nice|good|great|lovely) \w+)\b|\?|\d|"
+                        r"\b(mon|tues|wednes|thurs|fri|satur|sun)day\b|\b(today|tomorrow|"
+                        r"tonight|morning|afternoon|evening|noon|week)\b", re.IGNORECASE)
 _LEADING = frozenset({"hi", "hello", "yes", "yeah", "no", "okay", "ok", "sure", "oh", "well",
                       "great", "alright", "so"})
 
@@ -178,7 +182,7 @@ class ReplyGuard:
         if len(said) >= ECHO_START_TURN and _opening_echo(tokens, said) >= ECHO_START_WORDS:
             return Fault.ECHO
         if len(said) >= ECHO_WHOLE_WORDS and tokens[:len(said)] == said \
-                and not _FAREWELL.search(self.callee):
+                and not _SAID_BACK.search(self.callee):
             return Fault.ECHO
         if self._invents(reply):
             return Fault.INVENTED

@@ -40,6 +40,16 @@ def _norm(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9']+", text.lower().replace("’", "'")))
 
 
+def _unit(words: str) -> str:
+    """The words said once when they are one phrase said over ("thank you thank you" ->
+    "thank you"): noise decoded as a stock phrase often comes back repeated."""
+    tokens = words.split()
+    for k in range(1, len(tokens) // 2 + 1):
+        if len(tokens) % k == 0 and tokens == tokens[:k] * (len(tokens) // k):
+            return " ".join(tokens[:k])
+    return words
+
+
 # Whole utterances no callee says on a phone call (subtitle credits, video outros).
 _ALWAYS = re.compile(
     r"^(?:(?:thank you|thanks) (?:so much |very much )?for watching(?: and .*)?"
@@ -98,11 +108,12 @@ def _judge(transcript: Transcript, pcm: bytes, rate: int) -> Heard:
     if ns is not None and lp is not None and (
             (ns > NO_SPEECH and lp < LOW_LOGPROB) or (ns >= SURE_NO_SPEECH and lp < SURE_LOGPROB)):
         return Heard("", "noise")
-    if _OPT_OUT_LIKE.search(words) and not _ALWAYS.match(words):
+    phrase = _unit(words)
+    if _OPT_OUT_LIKE.search(words) and not _ALWAYS.match(phrase):
         return Heard(text)  # never lose what may be an opt-out to a phrase list
-    if _ALWAYS.match(words) or _ALWAYS_ANYWHERE.search(text.lower()):
+    if _ALWAYS.match(phrase) or _ALWAYS_ANYWHERE.search(text.lower()):
         return Heard("", "hallucination")
-    if _DOUBTFUL.match(words) and (
+    if _DOUBTFUL.match(phrase) and (
             (ns is not None and ns >= DOUBT_NO_SPEECH)
             or (lp is not None and lp <= DOUBT_LOGPROB)
             or speech_s < DOUBT_SPEECH_S or peak < DOUBT_DBFS):

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from televox_pbx.agent.classify import classify, completed_or_no_answer
 from televox_pbx.agent.examples import Kind, campaign_kind
-from televox_pbx.agent.intents import is_affirmative
+from televox_pbx.agent.intents import is_affirmative, is_negative
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.domain import AmdStatus, Disposition
 
@@ -45,27 +45,36 @@ _ASKS_TO_CONFIRM = re.compile(
 # The agent telling a callee who just said yes that it is settled. The dental opening
 # asks nothing ("...about your appointment on Tuesday."): a "Yes." to it, answered "Great,
 # your appointment is confirmed. Goodbye.", was stored NO_ANSWER, and NO_ANSWER is dialled
-# again.
-_SAYS_CONFIRMED = re.compile(r"\b(is|are|you'?re) (all )?(confirmed|booked|all set)\b|"
+# again. ("Is booked" is how a reminder states the booking, not a yes to it.)
+_SAYS_CONFIRMED = re.compile(r"\b(is|are) (all )?confirmed\b|\byou'?re all set\b|"
                              r"\bsee you (then|on|at|next)\b", re.IGNORECASE)
 
 
+def _clear_yes(text: str) -> bool:
+    """A yes that is an answer ("Yes?" and "Okay, what about it?" ask instead)."""
+    return is_affirmative(text) and not is_negative(text) and "?" not in text
+
+
 def confirmed(turns: Sequence[Turn]) -> bool:
-    """The callee's last answer to a question about coming was a yes, or the agent
-    told them it is confirmed right after a yes."""
+    """The callee's last answer to a question about coming was a yes, or the agent told
+    them it is confirmed right after a clear yes; a no since then undoes either."""
     verdict = False
-    asked = False
-    yes = False  # the callee's last turn was a yes
+    asked = False  # the agent's last turn asked about coming
+    yes = refused = False  # the callee's last turn was a clear yes; they said no to coming
     for turn in turns:
+        text = turn.text
         if turn.speaker == "agent":
-            if yes and _SAYS_CONFIRMED.search(turn.text):
-                verdict = True
-            asked = bool(_ASKS_TO_CONFIRM.search(turn.text))
-        else:
-            yes = is_affirmative(turn.text)
-            if asked:
-                verdict = yes
-                asked = False
+            settled = yes and not refused and _SAYS_CONFIRMED.search(text) is not None
+            verdict = verdict or settled
+            # "...is confirmed. See you then!" states it: the farewell after is no answer.
+            asked = not settled and _ASKS_TO_CONFIRM.search(text) is not None
+            continue
+        yes = _clear_yes(text)
+        if asked and (yes or is_negative(text)):
+            verdict, refused = yes, not yes
+        elif is_negative(text):
+            verdict = False
+        asked = False
     return verdict
 
 

@@ -58,18 +58,27 @@ def _norm_words(text: str) -> list[str]:
 
 
 def collapse_repeat(text: str, clip_s: float) -> str | None:
-    """The first copy of a decode that says its opening sentences again: whisper loops on
-    a padded short window ("Do you offer financing? Do you offer financing? ..." for 1.4 s
-    of audio), and the 30 s decode of the same clip gave exactly the first copy (7 of 40
-    bench lines), ~0.5-1 s later. A person who did say it twice meant it once. None when
-    it is not such a loop, or the first copy holds more words than the clip could."""
+    """The first copy of a decode that says its opening sentences over and over: whisper
+    loops on a padded short window ("Do you offer financing? Do you offer financing? Do"
+    for 1.4 s of audio), and the 30 s decode of the same clip gave exactly the first copy
+    (7 of 40 bench lines), ~0.5-1 s later. None (decode it in 30 s) unless all of it is
+    copies of a first copy of 3+ words (the last one may be cut off) that the clip can
+    hold: a decode that drifts ("X? X? Are you? Are you?") or goes on to new words ("I'm
+    not interested. I'm not interested. Stop calling me.") keeps the careful path, and so
+    do short stock phrases ("Thank you. Thank you.") that whisper makes of noise."""
     sentences = [s for s in re.findall(r"[^.?!]+[.?!]*", text) if _norm_words(s)]
     norm = [_norm_words(s) for s in sentences]
+    every = _norm_words(text)
     for k in range(1, len(norm) // 2 + 1):
-        if norm[k:2 * k] == norm[:k]:
-            head = "".join(sentences[:k]).strip()
-            fits = len(_norm_words(head)) <= clip_s * MAX_WORDS_PER_S + 2
-            return head if fits else None
+        if norm[k:2 * k] != norm[:k]:
+            continue
+        head = "".join(sentences[:k]).strip()
+        unit = _norm_words(head)
+        copies = unit * (len(every) // len(unit) + 1)
+        if len(unit) < 3 or every != copies[:len(every)] \
+                or len(unit) > clip_s * MAX_WORDS_PER_S + 2:
+            return None
+        return head
     return None
 
 
@@ -184,14 +193,16 @@ class WhisperStt:
         features = np.stack([self._model.feature_extractor(
             np.pad(samples, (0, frames * HOP - samples.size)), padding=0)[:, :frames]
             for samples in clips])
-        # Twice fast speech for the longest clip: a looping decode stops early. CTranslate2
-        # generates at most max_length // 2 tokens (whisper's 224 of 448).
+        # Twice fast speech for the longest clip: a looping decode stops early. CTranslate2's
+        # max_length counts the prompt too (as faster-whisper sets it), and whisper's
+        # decoder holds 448 tokens in all.
         longest = max(c.size for c in clips) / WHISPER_RATE
         max_new = min(self._model.max_length // 2,
                       TOKEN_MARGIN + math.ceil(TOKENS_PER_S * longest))
         results = self._model.model.generate(
             self._storage(np.ascontiguousarray(features)), [self._prompt] * len(clips),
-            beam_size=self._beam_size, max_length=2 * max_new, return_scores=True,
+            beam_size=self._beam_size, max_length=len(self._prompt) + max_new,
+            return_scores=True,
             return_no_speech_prob=True, suppress_tokens=self._suppress)
         return [self._judge(r, samples, max_new) for r, samples in zip(results, clips,
                                                                         strict=True)]
@@ -215,13 +226,20 @@ class WhisperStt:
         voiced = voiced_seconds(samples)
         if looks_degenerate(text, len(tokens), max_new, voiced):
             head = collapse_repeat(text, samples.size / WHISPER_RATE)
-            if head is None or looks_degenerate(head, 0, max_new, voiced):
+            if head is None or self._prompted(head) \
+                    or looks_degenerate(head, 0, max_new, voiced):
                 self.fallbacks += 1
                 return None
             self.collapsed += 1
             text = head
         return Transcript(text, round(math.exp(mean_logprob), 3), round(no_speech, 3),
                           round(mean_logprob, 3))
+
+    def _prompted(self, text: str) -> bool:
+        """`text` is words of the decoder's prompt (the hotwords), which a decode of
+        noise can say back: only the careful 30 s path may give those."""
+        said = f" {' '.join(_norm_words(text))} "
+        return bool(self._hotwords) and said in f" {' '.join(_norm_words(self._hotwords or ''))} "
 
     def _decode(self, samples: np.ndarray) -> Transcript:
         segments, _info = self._model.transcribe(
