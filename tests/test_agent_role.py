@@ -429,6 +429,8 @@ def test_a_wrong_number_needs_the_callees_words() -> None:
     ("How did you get my number?", "", "stop calling them"),
     ("Who gave you this number?", "", "stop calling them"),
     ("Yes, I'll be there.", "", "INTERESTED"),
+    ("Do you know a good pizza place around here?", "", "can't help with that"),
+    ("Hi. Can you recommend a plumber?", "", "can't help with that"),
 ])
 def test_turn_hints(said: str, before: str, needle: str) -> None:
     hint = turn_hint(Kind.APPOINTMENT, said, before)
@@ -444,6 +446,9 @@ def test_no_hint_where_the_rules_cannot_tell() -> None:
     assert "cancel" not in (turn_hint(Kind.APPOINTMENT, "Don't cancel it, I'll come.") or "")
     # Answered by the kind's own example: who and why (the note gave who alone).
     assert turn_hint(Kind.APPOINTMENT, "I have a minute. What is it about?") is None
+    # Questions about the call are not small talk.
+    assert turn_hint(Kind.OUTREACH, "Do you know how long the survey takes?") is None
+    assert turn_hint(Kind.OUTREACH, "What do you think about my roof?") is None
 
 
 async def test_hints_follow_each_turn_the_same_way_every_time() -> None:

@@ -52,6 +52,11 @@ _BUSY = re.compile(r"\b(busy|driving|at work|call (me )?back|later|bad time|not 
                    re.IGNORECASE)
 _CANCEL = re.compile(r"\bcancel", re.IGNORECASE)
 _CANCELS = re.compile(r"(?<!n't )(?<!not )\bcancel", re.IGNORECASE)  # not "don't cancel"
+# Small talk a call is not for: the model offered to help find a pizza place ("Sure, I
+# can help you find a good pizza place around here. What's your preferred location?").
+_SMALL_TALK = re.compile(r"(^|[.!?,]\s*)((so|hey|oh|hi|well),? )?(do you know (a|an|any|of) "
+                         r"(good|nice|great)|(can|could) you recommend|what'?s the weather "
+                         r"(like|today)|did you (see|watch) the)\b", re.IGNORECASE)
 _ASKED_WHEN = re.compile(r"\bwhen\b|\bwhat time\b|\bbetter time\b|\bwhich day\b",
                          re.IGNORECASE)
 
@@ -86,6 +91,11 @@ def turn_hint(kind: Kind, callee: str, agent_before: str = "") -> str | None:
                "back?"
     if _HOSTILE.search(callee):
         return "Stay calm and polite: say who you are and why you call."
+    if _SMALL_TALK.search(callee):
+        back = {Kind.APPOINTMENT: "I'm calling about your appointment. Can you make it?",
+                Kind.SURVEY: "I'm calling with a few quick questions about your visit."}
+        return "Say something like: Sorry, I can't help with that. " + back.get(
+            kind, "Then say again, in one sentence, what you are offering them.")
     if _QUESTION.search(callee):
         # No note: the system prompt's rules already say it ("Answer briefly, then steer
         # back to the goal"; only the facts written there), and every token of a note is
