@@ -124,6 +124,25 @@ def test_a_reply_that_opens_by_saying_a_long_turn_back_is_an_echo() -> None:
     assert guard(asked).check("No, you need to be at home for the visit.") is None
 
 
+def test_a_reply_that_says_a_notes_instruction_aloud_quotes_it() -> None:
+    """From the 0.5B model: the note's instruction said as the reply."""
+    note = "Say you can't help with that, then say again in one sentence what you are " \
+           "offering them."
+    g = ReplyGuard.build("Can you recommend a plumber?", [SYSTEM], "Ava", "Jane Doe",
+                         notes=[note])
+    assert g.check("Sorry, I can't help with that. Then say again, in one sentence, what "
+                   "you are offering them.") is Fault.INSTRUCTIONS
+    assert g.check("I'm sorry, I can't help with that. Would you like to hear about our "
+                   "free solar survey?") is None
+    # The words a note gives the agent to say are its own.
+    words_note = "Say something like: I'm sorry, I don't know where it came from. Would " \
+                 "you like us to stop calling you?"
+    g = ReplyGuard.build("Who gave you my number?", [SYSTEM], "Ava", "Jane Doe",
+                         notes=[words_note])
+    assert g.check("I'm sorry, I don't know where it came from. Would you like us to stop "
+                   "calling you?") is None
+
+
 def test_a_reply_that_opens_with_the_callees_whole_turn_parrots_it() -> None:
     """From the 0.5B model on the conversation set."""
     assert guard("Okay, go ahead.").check("Okay, go ahead.") is Fault.ECHO
@@ -426,8 +445,8 @@ def test_a_wrong_number_needs_the_callees_words() -> None:
     ("Is this about my electricity bill?", "", "why you call"),
     ("Hello, is it about my bill?", "", "why you call"),
     ("Are you calling about the survey?", "", "why you call"),
-    ("How did you get my number?", "", "stop calling them"),
-    ("Who gave you this number?", "", "stop calling them"),
+    ("How did you get my number?", "", "stop calling you"),
+    ("Who gave you this number?", "", "stop calling you"),
     ("Yes, I'll be there.", "", "INTERESTED"),
     ("Do you know a good pizza place around here?", "", "can't help with that"),
     ("Hi. Can you recommend a plumber?", "", "can't help with that"),

@@ -88,6 +88,7 @@ ECHO_SHARE = 0.6  # ...an echo repeats at least this share of it, in one run
 # catch that" to a clear question.
 ECHO_QUESTION_SHARE = 0.9
 QUOTE_WORDS = 6  # a run of this many words from the rules is a quotation
+SAY_THIS = "Say something like:"  # in a note, what follows is words for the agent to say
 # A reply that opens by saying back this many words of a long callee turn (at least
 # ECHO_START_TURN words) echoes it. After an interrupted greeting, the model answered "Yes.
 # I have a minute. What is it about?" with "I have a minute. What is it about?": 8 of 9
@@ -159,11 +160,18 @@ class ReplyGuard:
     known: str
     persona: str = ""
     callee_name: str = ""
+    # Runs of QUOTE_WORDS words of the notes this reply was given (agent/hints.py): the
+    # 0.5B model said one aloud ("Then say again, in one sentence, what you are offering
+    # them."). The words a note puts in the agent's mouth are not among them.
+    notes: frozenset[tuple[str, ...]] = frozenset()
 
     @classmethod
     def build(cls, callee: str, known: Iterable[str], persona: str = "",
-              callee_name: str = "") -> ReplyGuard:
-        return cls(callee, "\n".join(known), persona, callee_name)
+              callee_name: str = "", notes: Iterable[str] = ()) -> ReplyGuard:
+        grams: set[tuple[str, ...]] = set()
+        for note in notes:
+            grams |= _ngrams(words(note.split(SAY_THIS)[0]), QUOTE_WORDS)
+        return cls(callee, "\n".join(known), persona, callee_name, frozenset(grams))
 
     def check(self, reply: str) -> Fault | None:
         """The first fault found in `reply` (the whole text so far), or None."""
@@ -171,8 +179,9 @@ class ReplyGuard:
                 or self._names_self_as_callee(reply):
             return Fault.CALLEE_VOICE
         tokens = words(reply)
+        grams = _ngrams(tokens, QUOTE_WORDS)
         if _INSTRUCTION_WORDS.search(reply) or _ENUM_NAMES.search(reply) \
-                or _ngrams(tokens, QUOTE_WORDS) & _RULE_GRAMS:
+                or grams & _RULE_GRAMS or grams & self.notes:
             return Fault.INSTRUCTIONS
         said = words(self.callee)
         share = ECHO_QUESTION_SHARE if self.callee.rstrip().endswith("?") else ECHO_SHARE

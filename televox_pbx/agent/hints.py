@@ -69,9 +69,10 @@ def turn_hint(kind: Kind, callee: str, agent_before: str = "") -> str | None:
     if _ASKED_WHEN.search(agent_before) and mentions_time(callee):
         return "They gave a time: book it with schedule_callback, then say goodbye."
     if _SOURCE.search(callee):
-        # The model asked them for their name and number instead.
-        return "Say you don't know where it came from, and ask if they want us to stop " \
-               "calling them."
+        # The model asked them for their name and number instead. (As words to say: the
+        # guard holds a reply to the notes' own instructions, agent/guard.py.)
+        return "Say something like: I'm sorry, I don't know where it came from. Would you " \
+               "like us to stop calling you?"
     if _WHO.search(callee):
         return "Say who you are, that you are an AI assistant, and why you call."
     rules = classify([callee])
@@ -94,8 +95,10 @@ def turn_hint(kind: Kind, callee: str, agent_before: str = "") -> str | None:
     if _SMALL_TALK.search(callee):
         back = {Kind.APPOINTMENT: "I'm calling about your appointment. Can you make it?",
                 Kind.SURVEY: "I'm calling with a few quick questions about your visit."}
-        return "Say something like: Sorry, I can't help with that. " + back.get(
-            kind, "Then say again, in one sentence, what you are offering them.")
+        if kind not in back:
+            return "Say you can't help with that, then say again in one sentence what " \
+                   "you are offering them."
+        return "Say something like: Sorry, I can't help with that. " + back[kind]
     if _QUESTION.search(callee):
         # No note: the system prompt's rules already say it ("Answer briefly, then steer
         # back to the goal"; only the facts written there), and every token of a note is

@@ -194,10 +194,11 @@ class ReplyPolicy:
             yield LlmDelta(text=self.lines.opt_out_check)
             return
         denied = asked and is_negative(callee)
+        prompt = with_hints(self.kind, messages)
+        hint = turn_hint(self.kind, callee, last_agent(messages)) if callee else None
         guard = ReplyGuard.build(
             callee, [m.content for m in messages if m.role in ("system", "user", "tool")],
-            self.persona, self.callee_name)
-        prompt = with_hints(self.kind, messages)
+            self.persona, self.callee_name, notes=[hint] if hint else [])
 
         def check(text: str) -> str | None:
             fault = guard.check(text)
