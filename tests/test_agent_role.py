@@ -206,6 +206,19 @@ async def test_a_reply_in_the_callees_voice_is_generated_again() -> None:
     assert llm.calls[1][:-1] == llm.calls[0], "the prompt itself is unchanged"
 
 
+async def test_a_reply_that_says_the_turns_note_aloud_is_generated_again() -> None:
+    p = ReplyPolicy(kind=Kind.OUTREACH, persona="Anna")
+    text, _tools, llm = await run(p, [
+        "Sorry, I can't help with that. Then say again in one sentence what you are "
+        "offering them.", "Sorry, I can't help with that. Would you like a free survey?"],
+        callee="Can you recommend a plumber?")
+    # The note's words are never said (its first clause went out, and is corrected).
+    assert "say again" not in text and "offering" not in text
+    assert text.endswith("Would you like a free survey?")
+    assert p.faults == [Fault.INSTRUCTIONS] and len(llm.calls) == 2
+    assert "offering them" in llm.calls[0][-1].content, "the note came with the turn"
+
+
 async def test_after_two_failures_the_safe_line_is_said() -> None:
     p = policy()
     text, _tools, llm = await run(p, ["Yes, I can make it."] * 3)
