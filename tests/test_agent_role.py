@@ -481,6 +481,8 @@ def test_no_hint_where_the_rules_cannot_tell() -> None:
     # Questions about the call are not small talk.
     assert turn_hint(Kind.OUTREACH, "Do you know how long the survey takes?") is None
     assert turn_hint(Kind.OUTREACH, "What do you think about my roof?") is None
+    assert turn_hint(Kind.APPOINTMENT, "Can you recommend a good time to come in?") is None
+    assert turn_hint(Kind.APPOINTMENT, "Did you see the email I sent?") is None
 
 
 async def test_hints_follow_each_turn_the_same_way_every_time() -> None:

@@ -55,8 +55,10 @@ _CANCELS = re.compile(r"(?<!n't )(?<!not )\bcancel", re.IGNORECASE)  # not "don'
 # Small talk a call is not for: the model offered to help find a pizza place ("Sure, I
 # can help you find a good pizza place around here. What's your preferred location?").
 _SMALL_TALK = re.compile(r"(^|[.!?,]\s*)((so|hey|oh|hi|well),? )?(do you know (a|an|any|of) "
-                         r"(good|nice|great)|(can|could) you recommend|what'?s the weather "
-                         r"(like|today)|did you (see|watch) the)\b", re.IGNORECASE)
+                         r"(good|nice|great)|(can|could) you recommend (a|an|any|some) "
+                         r"(?!(good |better )?(time|day|date|slot|hour))|what'?s the weather "
+                         r"(like|today)|did you (see|watch) the (game|match|news|show|movie))\b",
+                         re.IGNORECASE)
 _ASKED_WHEN = re.compile(r"\bwhen\b|\bwhat time\b|\bbetter time\b|\bwhich day\b",
                          re.IGNORECASE)
 
