@@ -71,6 +71,7 @@ SCRIPTS: list[list[str]] = [
     ["Yes?", "Is this a sales call?", "What would I have to sign?",
      "Do you work in my area?", "What time of day are the visits?"],
 ]
+_PHONES = iter(range(10**6))
 KEYS = ("endpoint_ms", "transcript_ms", "first_token_ms", "first_audio_ms", "first_frame_ms")
 VOICE_RMS = 300.0  # the simulator's own threshold for "someone is talking"
 
@@ -127,7 +128,7 @@ async def run_calls(scripts: list[list[str]], concurrency: int, models: ModelHol
                     ) -> list[CallRun]:
     clock = SystemClock()
     factory = VoiceSessionFactory(
-        Engines(models.vad(), models.stt(), models.llm(), models.tts()),
+        Engines(models.vad(), models.stt(), models.llm(), models.tts(), models.turn()),
         CallPorts(CallDnc(DncService(store, clock=clock)), StoreCallbacks(store),
                   StoreCallLog(store)),
         clock, config)
@@ -136,10 +137,12 @@ async def run_calls(scripts: list[list[str]], concurrency: int, models: ModelHol
 
         async def one(lines: list[str]) -> None:
             call_id = str(uuid.uuid4())
+            # One live attempt per number (the store's unique index): each call its own.
+            phone = f"+1555{next(_PHONES):07d}"
             await store.execute("INSERT INTO call_attempts(id, phone) VALUES (?, ?)",
-                                (call_id, "+15550198000"))
+                                (call_id, phone))
             session = factory.create(campaign=CAMPAIGN, call_id=call_id,
-                                     phone="+15550198000", variables={"name": "Sam"})
+                                     phone=phone, variables={"name": "Sam"})
             done = asyncio.Event()
 
             async def handler(call: CallAudio) -> None:
