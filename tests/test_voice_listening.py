@@ -230,10 +230,14 @@ def choppy(seconds: float, freq: float) -> bytes:
     return (on + off) * round(seconds / 0.1)
 
 
-async def test_the_start_of_speech_over_the_agent_reaches_stt(rig: RigFactory) -> None:
+@pytest.mark.parametrize("comma_s", [0.2, 0.45])
+async def test_the_start_of_speech_over_the_agent_reaches_stt(rig: RigFactory,
+                                                              comma_s: float) -> None:
     """FINDINGS: "Sorry, who is calling?" said over the agent was heard as "Call in.": it
     was confirmed only at its clear part, and its first words were not in the audio. The
-    agent's echo before it (220 Hz: ToneStt hears "calling?") stays out."""
+    agent's echo before it (220 Hz: ToneStt hears "calling?") stays out. On the real PBX
+    Piper's "Hello, | this is Sam speaking." has a 0.32 s VAD gap at the comma: a 0.3 s
+    bridge lost "Hello" (two calls at once in CI)."""
     r = await rig(said=[], stt=ToneStt(), replies=[LONG, "This is Ava, from Acme Solar."],
                   opening=DISCLOSURE)
     await r.tl.until(r.idle)
@@ -244,7 +248,7 @@ async def test_the_start_of_speech_over_the_agent_reaches_stt(rig: RigFactory) -
     await r.tl.echo(0.6, gain=0.3)  # our voice back, gated: not reached back into
     await r.tl.silence(0.25)
     await r.tl.audio(choppy(0.5, 300))
-    await r.tl.silence(0.2)  # the comma
+    await r.tl.silence(comma_s)  # the comma
     await r.tl.audio(choppy(0.5, 500) + tone(0.8, 6000.0, 200))
     await r.tl.until(lambda: r.tts.spoken[-1:] == ["from Acme Solar."] and r.idle())
     rows = await r.finish()

@@ -29,8 +29,9 @@ RATE = 8000
 # Sounding chunks after a reported pause that mean the callee's last word was cut.
 CLIPPED_CHUNKS = 2
 # Over the agent, a pause this short (a comma) does not part the speech before an
-# utterance's confirmed start from it (see Listener._lead_in).
-BRIDGE_S = 0.3
+# utterance's confirmed start from it (see Listener._lead_in). Comma pauses run 0.2-0.5 s:
+# Piper's "Hello, | this is Sam speaking." has a 0.32 s VAD gap, and 0.3 s lost "Hello".
+BRIDGE_S = 0.5
 
 
 class Listener:
