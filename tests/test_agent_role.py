@@ -13,7 +13,7 @@ from televox_pbx.agent.classify import classify
 from televox_pbx.agent.examples import Kind, campaign_kind
 from televox_pbx.agent.guard import Fault, ReplyGuard
 from televox_pbx.agent.hearing import screen
-from televox_pbx.agent.hints import turn_hint
+from televox_pbx.agent.hints import only_greets, turn_hint, with_hints
 from televox_pbx.agent.intents import is_affirmative, is_negative
 from televox_pbx.agent.optout import is_opt_out, likely_opt_out
 from televox_pbx.agent.outcome import settle
@@ -483,6 +483,46 @@ def test_no_hint_where_the_rules_cannot_tell() -> None:
     assert turn_hint(Kind.OUTREACH, "What do you think about my roof?") is None
     assert turn_hint(Kind.APPOINTMENT, "Can you recommend a good time to come in?") is None
     assert turn_hint(Kind.APPOINTMENT, "Did you see the email I sent?") is None
+
+
+OPENING = "Hi Sam, this is Ava, an AI assistant calling from Acme Dental about your appointment."
+ASKING = "Hi Maria, this is Sam, an AI assistant. Do you have one minute for three questions?"
+
+
+@pytest.mark.parametrize(("said", "before", "greets"), [
+    ("Hello, this is Sam speaking.", OPENING, True),
+    ("Hi, yes, speaking.", OPENING, True),  # the model once confirmed the appointment
+    ("Hello, this is Sam Park.", OPENING, True),
+    ("Good morning.", OPENING, True),
+    ("This is she.", OPENING, True),
+    ("Hello. Hello.", OPENING, True),
+    ("Hello, Sam speaking.", ASKING, True),
+    ("Hello?", OPENING, False),  # maybe the opening was not heard: it is said again
+    ("Yes.", OPENING, False),
+    ("Hi, yes, speaking.", ASKING, False),  # the yes answers the opening's question
+    ("Hello, this is fine.", OPENING, False),
+    ("Hello, yes, I can make it.", OPENING, False),
+    ("Hello, who is this?", OPENING, False),
+    ("Hi, I'm busy right now.", OPENING, False),
+    ("Not here.", OPENING, False),
+])
+def test_a_greeting_after_the_opening_is_told_apart(said: str, before: str,
+                                                   greets: bool) -> None:
+    assert only_greets(said, before) is greets
+    hint = turn_hint(Kind.APPOINTMENT, said, before, opening=True)
+    assert (hint is not None and "Do not greet them" in hint) is greets
+
+
+def test_the_greeting_note_is_for_the_turn_after_the_opening_only() -> None:
+    assert turn_hint(Kind.APPOINTMENT, "Hello, this is Sam speaking.", OPENING) is None
+    messages = [ChatMessage("system", SYSTEM), ChatMessage("assistant", OPENING),
+                ChatMessage("user", "Hello, this is Sam speaking.")]
+    prompt, hint = with_hints(Kind.APPOINTMENT, messages)
+    assert hint is not None and prompt[3] == ChatMessage("user", f"[{hint}]")
+    later = [*messages, ChatMessage("assistant", "Can you make it on Tuesday?"),
+             ChatMessage("user", "Hi, this is Sam.")]
+    prompt, hint = with_hints(Kind.APPOINTMENT, later)
+    assert hint is None and prompt[-1] == later[-1]
 
 
 async def test_hints_follow_each_turn_the_same_way_every_time() -> None:

@@ -189,6 +189,22 @@ CONVERSATIONS = [
     convo("sales hostile", "solar",
           T("Who gave you my number?", rf"sorry|Acme|{SALES}|AI|don't"),
           T("I'm not interested.", BYE), disp=(D.NOT_INTERESTED,)),
+    # --- a greeting said over the opening (answered once it has been said) ---
+    # On the real PBX "Hello, this is Sam speaking." over the opening was answered with
+    # the opening again ("Hi, Sam! I'm Ava, an AI..."), and "Hi, yes, speaking." with
+    # "Great, your appointment is confirmed. Thank you, goodbye."
+    convo("greets over the opening", "dental",
+          T("Hello, this is Jane speaking.", APPOINTMENT, r"AI assistant|I'm Ava|confirmed|bye"),
+          T("Yes, I'll be there.", BYE), disp=(D.INTERESTED,)),
+    convo("greets with a yes", "dental",
+          T("Hi, yes, speaking.", APPOINTMENT, r"AI assistant|I'm Ava|confirmed|bye"),
+          T("Yes, Tuesday works.", BYE), disp=(D.INTERESTED,)),
+    convo("survey greets", "survey",
+          T("Hello, this is Maria speaking.", SURVEY, r"AI assistant|I'm Sam|this is Sam"),
+          T("Sure, go ahead.", SURVEY)),
+    convo("sales greets", "solar",
+          T("Hello, this is Sam speaking.", SALES, r"AI assistant|I'm Anna|this is Anna"),
+          T("No thanks, I'm not interested.", BYE), disp=(D.NOT_INTERESTED,)),
 ]
 
 

@@ -59,15 +59,51 @@ _SMALL_TALK = re.compile(r"(^|[.!?,]\s*)((so|hey|oh|hi|well),? )?(do you know (a
                          r"(?!(good |better )?(time|day|date|slot|hour))|what'?s the weather "
                          r"(like|today)|did you (see|watch) the (game|match|news|show|movie))\b",
                          re.IGNORECASE)
+# A greeting and nothing else ("Hello, this is Sam speaking.", "Hi, yes, speaking."),
+# said over the opening or just after it. Names are capitalised words (Whisper writes
+# them so): "this is fine" is not a greeting.
+_GREETING = re.compile(r"(?:(?:(?i:hello|hi there|hiya|hi|hey|good (?:morning|afternoon|evening)|"
+                       r"yes|yeah|speaking|this is (?:she|he)|(?:this is|it's|it is) )"
+                       r"(?:[A-Z][a-z']+(?: [A-Z][a-z']+)?(?i: speaking| here)?)?|"
+                       r"[A-Z][a-z']+(?i: speaking| here))[\s,.!]*)+")
+_GREETED_BY = re.compile(r"\b(hello|hi|hey|hiya|good (morning|afternoon|evening)|speaking|"
+                         r"this is|it's|it is)\b", re.IGNORECASE)
+_YES = re.compile(r"\b(yes|yeah)\b", re.IGNORECASE)
+# After the opening the model greeted back and said its whole introduction again ("Hi
+# Jane, this is Ava, an AI assistant calling from..."), or took the "yes" of "Hi, yes,
+# speaking." for a confirmation and said goodbye. This note made all three campaigns go
+# on with why they call (instructions, not words: "Say something like: I'm calling to
+# confirm your appointment" lost the date, and a survey's words were said as the callee's).
+# A reply that introduces the agent again is not generated again: tried, every retry
+# began with another greeting ("Hello, Hi Jane") and the turn ended in the fallback line.
+_GREETED = ("They only greeted you. Do not greet them or say who you are again: say why "
+            "you call and ask your question.")
+
+
+def only_greets(callee: str, opening: str) -> bool:
+    """`callee` is a greeting and nothing else (a "yes" in it answers an opening that
+    asked something, so then it is not). "Hello?" is left out: they may not have heard
+    the opening, which is then worth saying again."""
+    text = callee.strip()
+    if not text or text.endswith("?") or _GREETING.fullmatch(text) is None:
+        return False
+    if _GREETED_BY.search(text) is None:
+        return False  # "Yes." alone: an answer
+    return not (_YES.search(text) and opening.rstrip().endswith("?"))
+
+
 _ASKED_WHEN = re.compile(r"\bwhen\b|\bwhat time\b|\bbetter time\b|\bwhich day\b",
                          re.IGNORECASE)
 
 
-def turn_hint(kind: Kind, callee: str, agent_before: str = "") -> str | None:
-    """What to do with this turn (after the agent said `agent_before`), or None when the
-    rules cannot tell."""
+def turn_hint(kind: Kind, callee: str, agent_before: str = "", *,
+              opening: bool = False) -> str | None:
+    """What to do with this turn (after the agent said `agent_before`; `opening`: that was
+    the call's opening), or None when the rules cannot tell."""
     if not callee:
         return None
+    if opening and only_greets(callee, agent_before):
+        return _GREETED
     if _ASKED_WHEN.search(agent_before) and mentions_time(callee):
         return "They gave a time: book it with schedule_callback, then say goodbye."
     if _SOURCE.search(callee):
@@ -122,19 +158,21 @@ def turn_hint(kind: Kind, callee: str, agent_before: str = "") -> str | None:
     return None
 
 
-def with_hints(kind: Kind, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
-    """`messages` with each callee turn's note (if any) right after it."""
+def with_hints(kind: Kind, messages: Sequence[ChatMessage]
+               ) -> tuple[list[ChatMessage], str | None]:
+    """`messages` with each callee turn's note (if any) right after it, and the note of
+    the last callee turn (None: none)."""
     out: list[ChatMessage] = []
-    agent = ""
+    agent, agents, hint = "", 0, None
     for m in messages:
         out.append(m)
         if m.role == "assistant":
-            agent = m.content
+            agent, agents = m.content, agents + 1
         elif m.role == "user" and not m.content.lstrip().startswith("["):
-            hint = turn_hint(kind, strip_note(m.content).strip(), agent)
+            hint = turn_hint(kind, strip_note(m.content).strip(), agent, opening=agents == 1)
             if hint is not None:
                 out.append(ChatMessage("user", f"[{hint}]"))
-    return out
+    return out, hint
 
 
 def contradicts(kind: Kind, callee: str, reply: str) -> bool:

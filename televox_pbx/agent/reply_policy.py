@@ -27,7 +27,7 @@ from typing import Any
 
 from televox_pbx.agent.examples import Kind, campaign_kind
 from televox_pbx.agent.guard import Fault, ReplyGuard
-from televox_pbx.agent.hints import contradicts, mentions_time, turn_hint, with_hints
+from televox_pbx.agent.hints import contradicts, mentions_time, with_hints
 from televox_pbx.agent.intents import is_affirmative, is_negative
 from televox_pbx.agent.optout import is_opt_out, likely_opt_out
 from televox_pbx.agent.prompts import LINES, Lines
@@ -194,8 +194,8 @@ class ReplyPolicy:
             yield LlmDelta(text=self.lines.opt_out_check)
             return
         denied = asked and is_negative(callee)
-        prompt = with_hints(self.kind, messages)
-        hint = turn_hint(self.kind, callee, last_agent(messages)) if callee else None
+        prompt, hint = with_hints(self.kind, messages)
+        hint = hint if callee else None
         guard = ReplyGuard.build(
             callee, [m.content for m in messages if m.role in ("system", "user", "tool")],
             self.persona, self.callee_name, notes=[hint] if hint else [])
@@ -222,8 +222,7 @@ class ReplyPolicy:
                 return
             self.faults.append(fault)
             log.info("reply rejected", extra={"fault": fault, "attempt": attempt + 1})
-            notes = [*base, self._note(fault, turn_hint(self.kind, callee,
-                                                        last_agent(messages)))]
+            notes = [*base, self._note(fault, hint)]
         self.fallbacks += 1
         fallback = self.lines.fallback
         if said.text.endswith(_REPAIR) and fallback.startswith("Sorry, "):
