@@ -496,6 +496,7 @@ ASKING = "Hi Maria, this is Sam, an AI assistant. Do you have one minute for thr
     ("Good morning.", OPENING, True),
     ("This is she.", OPENING, True),
     ("Hello. Hello.", OPENING, True),
+    ("Hello? This is Sam speaking.", OPENING, True),  # two turns, one message
     ("Hello, Sam speaking.", ASKING, True),
     ("Hello?", OPENING, False),  # maybe the opening was not heard: it is said again
     ("Yes.", OPENING, False),

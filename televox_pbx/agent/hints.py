@@ -65,7 +65,7 @@ _SMALL_TALK = re.compile(r"(^|[.!?,]\s*)((so|hey|oh|hi|well),? )?(do you know (a
 _GREETING = re.compile(r"(?:(?:(?i:hello|hi there|hiya|hi|hey|good (?:morning|afternoon|evening)|"
                        r"yes|yeah|speaking|this is (?:she|he)|(?:this is|it's|it is) )"
                        r"(?:[A-Z][a-z']+(?: [A-Z][a-z']+)?(?i: speaking| here)?)?|"
-                       r"[A-Z][a-z']+(?i: speaking| here))[\s,.!]*)+")
+                       r"[A-Z][a-z']+(?i: speaking| here))[\s,.!?]*)+")
 _GREETED_BY = re.compile(r"\b(hello|hi|hey|hiya|good (morning|afternoon|evening)|speaking|"
                          r"this is|it's|it is)\b", re.IGNORECASE)
 _YES = re.compile(r"\b(yes|yeah)\b", re.IGNORECASE)
@@ -82,8 +82,9 @@ _GREETED = ("They only greeted you. Do not greet them or say who you are again: 
 
 def only_greets(callee: str, opening: str) -> bool:
     """`callee` is a greeting and nothing else (a "yes" in it answers an opening that
-    asked something, so then it is not). "Hello?" is left out: they may not have heard
-    the opening, which is then worth saying again."""
+    asked something, so then it is not). One that ends in "?" ("Hello?") is left out:
+    they may not have heard the opening, which is then worth saying again; "Hello? This
+    is Sam speaking." (two turns on the real PBX, one message) is in."""
     text = callee.strip()
     if not text or text.endswith("?") or _GREETING.fullmatch(text) is None:
         return False
