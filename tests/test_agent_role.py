@@ -510,8 +510,11 @@ ASKING = "Hi Maria, this is Sam, an AI assistant. Do you have one minute for thr
 def test_a_greeting_after_the_opening_is_told_apart(said: str, before: str,
                                                    greets: bool) -> None:
     assert only_greets(said, before) is greets
-    hint = turn_hint(Kind.APPOINTMENT, said, before, opening=True)
+    hint = turn_hint(Kind.SURVEY, said, before, opening=True)
     assert (hint is not None and "Do not greet them" in hint) is greets
+    # An appointment's note gives the words (the instruction alone was not followed).
+    hint = turn_hint(Kind.APPOINTMENT, said, before, opening=True)
+    assert (hint is not None and "confirm your appointment. Can you" in hint) is greets
 
 
 def test_the_greeting_note_is_for_the_turn_after_the_opening_only() -> None:

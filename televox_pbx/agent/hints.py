@@ -71,11 +71,16 @@ _GREETED_BY = re.compile(r"\b(hello|hi|hey|hiya|good (morning|afternoon|evening)
 _YES = re.compile(r"\b(yes|yeah)\b", re.IGNORECASE)
 # After the opening the model greeted back and said its whole introduction again ("Hi
 # Jane, this is Ava, an AI assistant calling from..."), or took the "yes" of "Hi, yes,
-# speaking." for a confirmation and said goodbye. This note made all three campaigns go
-# on with why they call (instructions, not words: "Say something like: I'm calling to
-# confirm your appointment" lost the date, and a survey's words were said as the callee's).
+# speaking." for a confirmation and said goodbye. With the words below an appointment
+# call went on to its question in 6 replies of 8, and never confirmed. The other kinds get
+# the instruction, which the model follows less often (the prompt's examples answer a
+# "Hello?" with the introduction): a survey's words were said as the callee's ("Yes, I
+# have a minute."), and "...Is now a good time?" was followed 1 time in 6.
 # A reply that introduces the agent again is not generated again: tried, every retry
 # began with another greeting ("Hello, Hi Jane") and the turn ended in the fallback line.
+_GREETED_WORDS = {
+    Kind.APPOINTMENT: "Say something like: I'm calling to confirm your appointment. Can you "
+                      "make it?"}
 _GREETED = ("They only greeted you. Do not greet them or say who you are again: say why "
             "you call and ask your question.")
 
@@ -104,7 +109,7 @@ def turn_hint(kind: Kind, callee: str, agent_before: str = "", *,
     if not callee:
         return None
     if opening and only_greets(callee, agent_before):
-        return _GREETED
+        return _GREETED_WORDS.get(kind, _GREETED)
     if _ASKED_WHEN.search(agent_before) and mentions_time(callee):
         return "They gave a time: book it with schedule_callback, then say goodbye."
     if _SOURCE.search(callee):
