@@ -394,6 +394,12 @@ def test_a_yes_the_agent_confirmed_is_interested_not_dialled_again() -> None:
      ("callee", "Okay, what about it?"),
      ("agent", "Your appointment is booked for Tuesday at 3 pm."),
      ("callee", "I'm not sure I can come that day.")],
+    # Real PBX: the callee's goodbye cut the question off, and the model confirmed.
+    [("agent", "Hi Sam, this is Ava, an AI assistant calling from Acme Dental about your "
+               "appointment."),
+     ("callee", "Yes, I have a minute. What is it about?"),
+     ("agent", "I'm calling from Acme Dental about your appointment. Can you make your"),
+     ("callee", "Okay, thank you. Goodbye."), ("agent", "Great, your appointment is confirmed.")],
     # Confirmed, then taken back.
     [("agent", "Hi Jane, about your appointment on Tuesday."), ("callee", "Yes."),
      ("agent", "Great, your appointment is confirmed."),
@@ -463,6 +469,8 @@ def test_a_wrong_number_needs_the_callees_words() -> None:
     ("Yes, I'll be there.", "", "INTERESTED"),
     ("Do you know a good pizza place around here?", "", "can't help with that"),
     ("Hi. Can you recommend a plumber?", "", "can't help with that"),
+    ("Okay, thank you. Goodbye.", "Can you make your—", "Do not confirm anything"),
+    ("Okay, bye.", "", "Do not confirm anything"),
 ])
 def test_turn_hints(said: str, before: str, needle: str) -> None:
     hint = turn_hint(Kind.APPOINTMENT, said, before)
@@ -483,6 +491,7 @@ def test_no_hint_where_the_rules_cannot_tell() -> None:
     assert turn_hint(Kind.OUTREACH, "What do you think about my roof?") is None
     assert turn_hint(Kind.APPOINTMENT, "Can you recommend a good time to come in?") is None
     assert turn_hint(Kind.APPOINTMENT, "Did you see the email I sent?") is None
+    assert turn_hint(Kind.APPOINTMENT, "Yes, bye.") is None  # a yes: not leaving unanswered
 
 
 OPENING = "Hi Sam, this is Ava, an AI assistant calling from Acme Dental about your appointment."

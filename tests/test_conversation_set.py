@@ -205,6 +205,12 @@ CONVERSATIONS = [
     convo("sales greets", "solar",
           T("Hello, this is Sam speaking.", SALES, r"AI assistant|I'm Anna|this is Anna"),
           T("No thanks, I'm not interested.", BYE), disp=(D.NOT_INTERESTED,)),
+    # On the real PBX the callee's goodbye cut the agent's question off, and the model
+    # answered "Great, your appointment is confirmed." (stored as a yes).
+    convo("leaves without an answer", "dental",
+          T("I have a minute. What is it about?", APPOINTMENT, r"don't have|not sure"),
+          T("Okay, thank you. Goodbye.", BYE, r"confirmed|see you"),
+          disp=(D.NO_ANSWER, D.COMPLETED)),
 ]
 
 

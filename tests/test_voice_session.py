@@ -509,6 +509,36 @@ async def test_hello_over_the_opening_is_answered_after_it(rig: RigFactory) -> N
     assert played_s >= opening_s + reply_s - 0.06
 
 
+async def test_a_greeting_over_the_opening_is_kept_and_not_answered(rig: RigFactory) -> None:
+    """The callee says hello as they pick up, over the opening: the opening answers it.
+    On the real PBX the model answered it after the opening with its whole introduction
+    again. What they say next is answered."""
+    r = await rig(said=["Hello, this is Sam speaking.", "What is it about?"],
+                  replies=["I'm calling about your roof survey."])
+    await r.clock.advance(0.3)
+    await r.tl.say(0.8)
+    await r.tl.until(r.idle)
+    await r.tl.wait(1.5)
+    assert r.llm.calls == [], "nothing to answer"
+    await r.tl.say(0.6)
+    await r.tl.until(lambda: r.tts.spoken[-1:] == ["I'm calling about your roof survey."]
+                     and r.idle())
+    [context] = r.llm.calls
+    # Not for the model: run into the question after it ("Hello, this is Sam speaking.
+    # What is it about?") it was greeted back; before the opening, it would break the
+    # prompt cached with the opening.
+    assert context[1:] == [ChatMessage("assistant", "Hi Sam, this is Ava, an AI assistant "
+                                                    "from Acme Solar."),
+                           ChatMessage("user", "What is it about?")]
+    await r.tl.wait(0.5)
+    r.call.peer_hangup()
+    await r.finish()
+    assert [(t.speaker, t.text) for t in r.log.records[0].turns] == [
+        ("agent", "Hi Sam, this is Ava, an AI assistant from Acme Solar."),
+        ("callee", "Hello, this is Sam speaking."), ("callee", "What is it about?"),
+        ("agent", "I'm calling about your roof survey.")], "all in the transcript"
+
+
 async def test_system_prompt_has_the_callee_local_date(rig: RigFactory) -> None:
     r = await rig(said=["Sure."], replies=["Great."])
     await opening_done(r)

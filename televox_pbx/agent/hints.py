@@ -16,7 +16,8 @@ from collections.abc import Sequence
 
 from televox_pbx.agent.classify import classify
 from televox_pbx.agent.examples import Kind
-from televox_pbx.agent.intents import is_affirmative
+from televox_pbx.agent.greetings import only_greets
+from televox_pbx.agent.intents import is_affirmative, is_leaving
 from televox_pbx.domain import Disposition
 from televox_pbx.knowledge.grounding import strip_note
 from televox_pbx.voice.interfaces import ChatMessage
@@ -59,16 +60,6 @@ _SMALL_TALK = re.compile(r"(^|[.!?,]\s*)((so|hey|oh|hi|well),? )?(do you know (a
                          r"(?!(good |better )?(time|day|date|slot|hour))|what'?s the weather "
                          r"(like|today)|did you (see|watch) the (game|match|news|show|movie))\b",
                          re.IGNORECASE)
-# A greeting and nothing else ("Hello, this is Sam speaking.", "Hi, yes, speaking."),
-# said over the opening or just after it. Names are capitalised words (Whisper writes
-# them so): "this is fine" is not a greeting.
-_GREETING = re.compile(r"(?:(?:(?i:hello|hi there|hiya|hi|hey|good (?:morning|afternoon|evening)|"
-                       r"yes|yeah|speaking|this is (?:she|he)|(?:this is|it's|it is) )"
-                       r"(?:[A-Z][a-z']+(?: [A-Z][a-z']+)?(?i: speaking| here)?)?|"
-                       r"[A-Z][a-z']+(?i: speaking| here))[\s,.!?]*)+")
-_GREETED_BY = re.compile(r"\b(hello|hi|hey|hiya|good (morning|afternoon|evening)|speaking|"
-                         r"this is|it's|it is)\b", re.IGNORECASE)
-_YES = re.compile(r"\b(yes|yeah)\b", re.IGNORECASE)
 # After the opening the model greeted back and said its whole introduction again ("Hi
 # Jane, this is Ava, an AI assistant calling from..."), or took the "yes" of "Hi, yes,
 # speaking." for a confirmation and said goodbye. With the words below an appointment
@@ -85,19 +76,10 @@ _GREETED = ("They only greeted you. Do not greet them or say who you are again: 
             "you call and ask your question.")
 
 
-def only_greets(callee: str, opening: str) -> bool:
-    """`callee` is a greeting and nothing else (a "yes" in it answers an opening that
-    asked something, so then it is not). One that ends in "?" ("Hello?") is left out:
-    they may not have heard the opening, which is then worth saying again; "Hello? This
-    is Sam speaking." (two turns on the real PBX, one message) is in."""
-    text = callee.strip()
-    if not text or text.endswith("?") or _GREETING.fullmatch(text) is None:
-        return False
-    if _GREETED_BY.search(text) is None:
-        return False  # "Yes." alone: an answer
-    return not (_YES.search(text) and opening.rstrip().endswith("?"))
-
-
+# "Okay, thank you. Goodbye." after a question they never heard whole (cut off by their
+# own words): the model answered "Great, your appointment is confirmed." on the real PBX.
+_LEAVING = "They are saying goodbye without an answer. Do not confirm anything. Say " \
+           "something like: Alright, thank you for your time. Goodbye."
 _ASKED_WHEN = re.compile(r"\bwhen\b|\bwhat time\b|\bbetter time\b|\bwhich day\b",
                          re.IGNORECASE)
 
@@ -161,6 +143,8 @@ def turn_hint(kind: Kind, callee: str, agent_before: str = "", *,
                "letting us know. Goodbye."
     if rules is Disposition.INTERESTED and kind is Kind.APPOINTMENT:
         return "Set INTERESTED, thank them and say goodbye."
+    if rules is Disposition.NO_ANSWER and is_leaving(callee):
+        return _LEAVING
     return None
 
 

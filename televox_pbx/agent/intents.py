@@ -1,4 +1,4 @@
-"""Yes and no: the callee's answer to a closed question, read without the LLM."""
+"""Yes, no and goodbye: the callee's answer to a closed question, read without the LLM."""
 
 from __future__ import annotations
 
@@ -21,3 +21,13 @@ def is_affirmative(text: str) -> bool:
 def is_negative(text: str) -> bool:
     """A no ("No.", "No, I just can't come.", "I don't")."""
     return bool(_NEGATIVE.search(text)) and not is_affirmative(text)
+
+
+_BYE = re.compile(r"\b(good-?bye|bye(-bye)?)\b", re.IGNORECASE)
+_YES = re.compile(r"\b(yes|yeah|yep|yup|sure)\b", re.IGNORECASE)
+
+
+def is_leaving(text: str) -> bool:
+    """A goodbye with no yes in it ("Okay, thank you. Goodbye."): its "okay" is the
+    callee taking leave, not an answer ("Yes, bye." answers)."""
+    return bool(_BYE.search(text)) and not _YES.search(text)

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from televox_pbx.agent.classify import classify, completed_or_no_answer
 from televox_pbx.agent.examples import Kind, campaign_kind
-from televox_pbx.agent.intents import is_affirmative, is_negative
+from televox_pbx.agent.intents import is_affirmative, is_leaving, is_negative
 from televox_pbx.config.campaign import Campaign
 from televox_pbx.domain import AmdStatus, Disposition
 
@@ -51,8 +51,11 @@ _SAYS_CONFIRMED = re.compile(r"\b(is|are) (all )?confirmed\b|\byou'?re all set\b
 
 
 def _clear_yes(text: str) -> bool:
-    """A yes that is an answer ("Yes?" and "Okay, what about it?" ask instead)."""
-    return is_affirmative(text) and not is_negative(text) and "?" not in text
+    """A yes that is an answer ("Yes?" and "Okay, what about it?" ask instead; "Okay,
+    thank you. Goodbye." takes leave: on the real PBX it followed a "Can you make your—"
+    the callee had cut off, and the call was stored as a confirmed appointment)."""
+    return is_affirmative(text) and not is_negative(text) and "?" not in text \
+        and not is_leaving(text)
 
 
 def confirmed(turns: Sequence[Turn]) -> bool:

@@ -36,6 +36,10 @@ class CalleeSaid:
     started: float
     ended: float
     backchannel: bool = False  # said over the agent, who went on
+    # Transcript only, not the model's context: a greeting over the opening, which the
+    # opening answered (for the model it broke the cached prompt before the opening, or,
+    # run into the callee's next words, made it greet back).
+    greeting: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +114,8 @@ class Conversation:
                 run.clear()
         for item in self.entries:
             if isinstance(item, CalleeSaid):
-                run.append(item.text)
+                if not item.greeting:
+                    run.append(item.text)
             elif isinstance(item, Note):
                 flush()
                 out.append(item.message)

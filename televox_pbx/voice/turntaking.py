@@ -13,16 +13,18 @@ plays at once. Speech over the agent pauses it; what that speech turns out to be
 the rest: noise or a backchannel ("uh-huh") and the agent goes on, anything else stops it
 and is answered. Everything the callee says is transcribed and recorded in its order,
 during the opening too; what they say over a line that must be heard whole (the opening
-with its AI disclosure, a goodbye) is answered once that line has been said.
+with its AI disclosure, a goodbye) is answered once that line has been said, but for a
+greeting over the opening (agent/greetings.py): the opening is its answer.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from televox_pbx.agent.dispositions import DispositionState
+from televox_pbx.agent.greetings import is_greeting
 from televox_pbx.agent.optout import is_opt_out
 from televox_pbx.agent.tools import EndCall, OptOut, Transfer
 from televox_pbx.config.campaign import Campaign
@@ -67,6 +69,7 @@ class TurnTaking(CallFlow):
         self._turns: dict[int, _Turn] = {}
         self._carry: _Turn | None = None  # confirmed, cut off before transcribed
         self._utt_over_agent = False  # the callee's speech began over the agent
+        self._opening_end = float("inf")  # when the opening's last audio plays out
 
     def handle(self, ev: te.Event) -> list[te.Action]:
         match ev:
@@ -203,6 +206,16 @@ class TurnTaking(CallFlow):
                 return []
             del self._turns[turn.seq]
             return [te.Record(said), *self._opt_out("optout", confirmed)]
+        if turn.started < self._opening_end \
+                and is_greeting(text, self.campaign.agent.opening_line):
+            # "Hello, this is Sam speaking." as they picked up, over the opening: the
+            # opening is its answer (answered after it, the model said it all again).
+            # Kept for the transcript only (voice/context.py, CalleeSaid.greeting).
+            acts = self._resume(None) if self._paused_by is not None else []
+            if confirmed is not None:
+                del self._turns[turn.seq]
+                acts.append(te.Record(replace(said, greeting=True)))
+            return acts
         if (turn.over_agent and turn.ended - turn.started <= self.config.backchannel_max_s
                 and is_backchannel(text)):
             acts = self._resume(turn.seq) if self._paused_by is not None else []
@@ -261,6 +274,8 @@ class TurnTaking(CallFlow):
         if slot is None or ev.task != slot.id:
             return []  # cancelled; already handled
         self._slot = None
+        if slot.kind == "opening":
+            self._opening_end = ev.at + self._queued()
         if ev.outcome is None and self.mode == "ending":  # the goodbye failed
             return self._finish()
         if self.mode == "ending":
