@@ -70,8 +70,9 @@ def _common(persona: str, business: str, goal_question: str,
                 disposition="WRONG_NUMBER")),
         ("Stop calling me. Take me off your list.",
          _reply("I understand. You won't be called again. Goodbye.", "opt_out")),
-        # A greeting said over the opening is answered after it: with the "Hello?"
-        # example alone, the model said its whole introduction again.
+        # A greeting said after the opening (one said over it is not answered: the
+        # opening is its answer): with the "Hello?" example alone, the model said its
+        # whole introduction again.
         ("Hi, yes, speaking.",
          _reply(f"I'm calling from {business} {why}. {goal_question}")),
     ]
