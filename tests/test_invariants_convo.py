@@ -202,9 +202,10 @@ async def test_opt_out_key_in_the_opening_still_discloses_before_goodbye(
 
 async def test_barge_in_over_a_reply_queued_behind_the_opening_spares_the_disclosure(
         rig: RigFactory) -> None:
-    # "Hello?" over the opening is answered after it: that answer is queued behind the
-    # opening's audio. Talking again must not clear the queue, disclosure and all.
-    r = await rig(said=["Hello?", "Hello, who is it?"],
+    # A question over the opening is answered after it: that answer is queued behind the
+    # opening's audio. Talking again must not clear the queue, disclosure and all. (A
+    # greeting over the opening is not answered: the opening is its answer.)
+    r = await rig(said=["Who is this?", "Hello, who is it?"],
                   replies=["Yes I am here.", "It is Ava."])
     await r.clock.advance(0.3)
     await r.tl.say(0.6)
@@ -231,10 +232,11 @@ async def test_barge_in_over_a_reply_queued_behind_the_opening_spares_the_disclo
 
 async def test_callee_hanging_up_mid_opening_leaves_only_what_was_heard(
         rig: RigFactory) -> None:
-    # The real-PBX case: "Hello?" over the opening is answered behind it (queued), then
+    # The real-PBX case: words over the opening are answered behind it (queued), then
     # the callee hangs up while the opening still plays. Neither the opening's tail nor
     # the queued answer was heard, and the opening did not go on after the hang-up.
-    r = await rig(said=["Hello?"], replies=["Yes I am here."])
+    # (It was "Hello?", which is now not answered: the opening is its answer.)
+    r = await rig(said=["Who is this?"], replies=["Yes I am here."])
     await r.clock.advance(0.3)
     await r.tl.say(0.6)
     await r.tl.wait(0.8)  # the endpoint: the answer is queued behind the opening
