@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from televox_pbx.agent.intents import says_yes
+
 # Names are capitalised words (Whisper writes them so): "this is fine" is not a greeting.
 _GREETING = re.compile(r"(?:(?:(?i:hello|hi there|hiya|hi|hey|good (?:morning|afternoon|evening)|"
                        r"yes|yeah|speaking|this is (?:she|he)|(?:this is|it's|it is) )"
@@ -17,7 +19,6 @@ _GREETING = re.compile(r"(?:(?:(?i:hello|hi there|hiya|hi|hey|good (?:morning|af
                        r"[A-Z][a-z']+(?i: speaking| here))[\s,.!?]*)+")
 _GREETED_BY = re.compile(r"\b(hello|hi|hey|hiya|good (morning|afternoon|evening)|speaking|"
                          r"this is|it's|it is)\b", re.IGNORECASE)
-_YES = re.compile(r"\b(yes|yeah)\b", re.IGNORECASE)
 
 
 def is_greeting(text: str, opening: str) -> bool:
@@ -26,7 +27,7 @@ def is_greeting(text: str, opening: str) -> bool:
     text = text.strip()
     if not text or _GREETING.fullmatch(text) is None or _GREETED_BY.search(text) is None:
         return False  # "Yes." alone: an answer
-    return not (_YES.search(text) and opening.rstrip().endswith("?"))
+    return not (says_yes(text) and opening.rstrip().endswith("?"))
 
 
 def only_greets(callee: str, opening: str) -> bool:

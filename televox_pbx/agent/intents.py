@@ -27,7 +27,12 @@ _BYE = re.compile(r"\b(good-?bye|bye(-bye)?)\b", re.IGNORECASE)
 _YES = re.compile(r"\b(yes|yeah|yep|yup|sure)\b", re.IGNORECASE)
 
 
+def says_yes(text: str) -> bool:
+    """A yes word anywhere in it ("Hi, yes, speaking.", "Okay, yeah."); "okay" is not one."""
+    return _YES.search(text) is not None
+
+
 def is_leaving(text: str) -> bool:
     """A goodbye with no yes in it ("Okay, thank you. Goodbye."): its "okay" is the
     callee taking leave, not an answer ("Yes, bye." answers)."""
-    return bool(_BYE.search(text)) and not _YES.search(text)
+    return bool(_BYE.search(text)) and not says_yes(text)

@@ -39,7 +39,7 @@ class CalleeSaid:
     # Transcript only, not the model's context: a greeting over the opening, which the
     # opening answered (for the model it broke the cached prompt before the opening, or,
     # run into the callee's next words, made it greet back).
-    greeting: bool = False
+    answered_by_opening: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +114,7 @@ class Conversation:
                 run.clear()
         for item in self.entries:
             if isinstance(item, CalleeSaid):
-                if not item.greeting:
+                if not item.answered_by_opening:
                     run.append(item.text)
             elif isinstance(item, Note):
                 flush()

@@ -210,11 +210,11 @@ class TurnTaking(CallFlow):
                 and is_greeting(text, self.campaign.agent.opening_line):
             # "Hello, this is Sam speaking." as they picked up, over the opening: the
             # opening is its answer (answered after it, the model said it all again).
-            # Kept for the transcript only (voice/context.py, CalleeSaid.greeting).
+            # Kept for the transcript only (voice/context.py, CalleeSaid.answered_by_opening).
             acts = self._resume(None) if self._paused_by is not None else []
             if confirmed is not None:
                 del self._turns[turn.seq]
-                acts.append(te.Record(replace(said, greeting=True)))
+                acts.append(te.Record(replace(said, answered_by_opening=True)))
             return acts
         if (turn.over_agent and turn.ended - turn.started <= self.config.backchannel_max_s
                 and is_backchannel(text)):
